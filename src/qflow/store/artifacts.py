@@ -1,0 +1,266 @@
+"""Content-addressed, immutable artifact blobs on local disk or any fsspec URL.
+
+A blob lives at ``<root>/<key[:2]>/<key[2:4]>/<key>`` where ``key`` is the sha256 of its bytes.
+Local writes go to a temp file under ``<root>/.tmp``, are fsynced and then renamed into place,
+so a reader never sees a partial blob; bytes are hashed in a thread while they are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from qflow.errors import ArtifactNotFoundError, QFlowError, SerializationError
+from qflow.store import serializers as ser
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_THREADED_HASH_MIN = 1 << 20
+# Object stores publish an object atomically, so these need no temp key + move.
+_ATOMIC_PROTOCOLS = {"memory", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"}
+_HINT = "Hint: return data (arrays, DataFrames, JSON-able values) or a picklable object."
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """What the metadata store keeps about a blob; enough to load it back."""
+
+    key: str
+    serializer: str
+    size: int
+    type_name: str
+    pickled: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ArtifactRef:
+        return cls(
+            key=str(d["key"]),
+            serializer=str(d["serializer"]),
+            size=int(d["size"]),
+            type_name=str(d["type_name"]),
+            pickled=bool(d["pickled"]),
+        )
+
+
+class _HashingWriter:
+    """A write-only file that hashes what passes through; big chunks hash in a thread."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._hasher = hashlib.sha256()
+        self._pending: threading.Thread | None = None
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        view = memoryview(data).cast("B")
+        self.wait()
+        if view.nbytes >= _THREADED_HASH_MIN:
+            self._pending = threading.Thread(target=self._hasher.update, args=(view,))
+            self._pending.start()
+        else:
+            self._hasher.update(view)
+        self._file.write(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            self._pending.join()
+            self._pending = None
+
+    def hexdigest(self) -> str:
+        self.wait()
+        return self._hasher.hexdigest()
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        """Nothing to do: the store flushes and fsyncs the underlying file itself."""
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Writers such as pyarrow close their sink; the store owns the real file."""
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ArtifactStore:
+    """Puts values in and gets them back by ``ArtifactRef``; pickles as its URL alone."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._fs: Any = None
+        if _is_local(url):
+            self._root = Path(url.removeprefix("file://")).expanduser().absolute()
+            self._remote_root = ""
+        else:
+            import fsspec
+
+            self._fs, self._remote_root = fsspec.core.url_to_fs(url)
+            self._root = Path()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"url": self.url}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(state["url"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.url!r})"
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def put(self, value: object, *, name: str = "output") -> ArtifactRef:
+        """Serialize ``value`` with the first matching serializer and store it once."""
+        serializer = ser.choose(value)
+        try:
+            return self._put(serializer, value, name)
+        except ser.Unsupported:
+            return self._put(ser.PICKLE, value, name)
+
+    def put_path(self, path: str | os.PathLike[str]) -> ArtifactRef:
+        """Store a file's bytes (serializer "file") or a folder as a tar (serializer "dir")."""
+        target = Path(path)
+        if not target.exists():
+            raise SerializationError(
+                f"Path {str(target)!r} cannot be stored: it does not exist. "
+                "Hint: check the path, or return the data instead of a path."
+            )
+        return self.put(target, name=str(target))
+
+    def put_bytes(self, data: bytes) -> ArtifactRef:
+        """Store raw bytes (serializer "bytes")."""
+        return self._put(ser.by_name("bytes"), data, "bytes")
+
+    def _put(self, serializer: ser.Serializer, value: object, name: str) -> ArtifactRef:
+        def dump(sink: ser.Sink) -> None:
+            serializer.dump(value, sink)
+
+        try:
+            key, size = self._write(dump)
+        except (QFlowError, ser.Unsupported):
+            raise
+        except Exception as exc:
+            reason = str(exc).rstrip(".") or type(exc).__name__
+            raise SerializationError(
+                f"Output {name!r} of type {type(value).__name__!r} cannot be stored: "
+                f"{reason}. {_HINT}"
+            ) from exc
+        kind = "pathlib.Path" if serializer.name in ("file", "dir") else ser.type_name(value)
+        return ArtifactRef(key, serializer.name, size, kind, serializer.pickled)
+
+    def _write(self, dump: Callable[[ser.Sink], None]) -> tuple[str, int]:
+        if self._fs is not None:
+            return self._write_remote(dump)
+        tmp_dir = self._root / ".tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        sink: _HashingWriter | None = None
+        try:
+            with os.fdopen(fd, "wb") as file:
+                sink = _HashingWriter(file)
+                dump(sink)
+                key = sink.hexdigest()
+                dest = self._blob_path(key)
+                if dest.exists():
+                    os.unlink(tmp)
+                    return key, sink.size
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(tmp, 0o444)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, dest)
+            _fsync_dir(dest.parent)
+            return key, sink.size
+        except BaseException:
+            if sink is not None:
+                sink.wait()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def _write_remote(self, dump: Callable[[ser.Sink], None]) -> tuple[str, int]:
+        fd, tmp = tempfile.mkstemp(prefix="qflow-put-")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                sink = _HashingWriter(file)
+                dump(sink)
+                key = sink.hexdigest()
+            dest = self._remote_path(key)
+            if not self._fs.exists(dest):
+                protocols = self._fs.protocol
+                protocols = {protocols} if isinstance(protocols, str) else set(protocols)
+                if protocols & _ATOMIC_PROTOCOLS:
+                    self._fs.put_file(tmp, dest)
+                else:
+                    staging = f"{dest}.tmp-{os.getpid()}-{threading.get_ident()}"
+                    self._fs.put_file(tmp, staging)
+                    self._fs.mv(staging, dest)
+            return key, sink.size
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, ref: ArtifactRef) -> object:
+        """Load an artifact; local numpy arrays come back memory-mapped and read-only."""
+        serializer = ser.by_name(ref.serializer)
+        if self._fs is None:
+            path = self._blob_path(ref.key)
+            if not path.exists():
+                raise self._not_found(ref.key)
+            return serializer.load(path)
+        remote = self._remote_path(ref.key)
+        if not self._fs.exists(remote):
+            raise self._not_found(ref.key)
+        with self._fs.open(remote, "rb") as file:
+            return serializer.load(file)
+
+    def exists(self, key: str) -> bool:
+        if self._fs is None:
+            return self._blob_path(key).exists()
+        return bool(self._fs.exists(self._remote_path(key)))
+
+    def local_path(self, key: str) -> Path | None:
+        """Where the blob is on local disk; None for remote stores and missing blobs."""
+        if self._fs is not None:
+            return None
+        path = self._blob_path(key)
+        return path if path.exists() else None
+
+    def _blob_path(self, key: str) -> Path:
+        return self._root / key[:2] / key[2:4] / key
+
+    def _remote_path(self, key: str) -> str:
+        return f"{self._remote_root.rstrip('/')}/{key[:2]}/{key[2:4]}/{key}"
+
+    def _not_found(self, key: str) -> ArtifactNotFoundError:
+        return ArtifactNotFoundError(
+            f"Artifact {key[:12]!r} is not in the artifact store at {self.url}. "
+            "Hint: check QFLOW_ARTIFACTS points at the store the run used."
+        )

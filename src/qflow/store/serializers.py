@@ -1,0 +1,344 @@
+"""Type → byte format registry for step outputs.
+
+Each serializer streams a value into a ``Sink`` (which hashes and writes as bytes arrive) and
+reads it back from a local path or a binary file. numpy, pandas and pyarrow are imported only
+inside functions, and a value is matched by its type's module name first, so storing a dict never
+imports numpy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path, PurePath
+from typing import Any, BinaryIO, Protocol
+
+_CHUNK = 1 << 20
+_JSON_SCALARS = (type(None), bool, int, float, str)
+
+
+class Sink(Protocol):
+    """Where a serializer writes: a file-like object that only needs ``write``."""
+
+    def write(self, data: bytes | memoryview, /) -> int: ...
+
+
+Source = Path | BinaryIO
+"""A blob to read: a local path (enables memory mapping) or an open binary file."""
+
+
+class Unsupported(Exception):
+    """Raised by ``dump`` before writing anything when this value needs another serializer."""
+
+
+class Serializer(Protocol):
+    """One byte format. ``version`` changes whenever the bytes written for a value change."""
+
+    name: str
+    version: str
+    pickled: bool
+
+    def matches(self, value: object) -> bool: ...
+
+    def dump(self, value: object, sink: Sink) -> None: ...
+
+    def load(self, source: Source) -> object: ...
+
+
+def type_name(value: object) -> str:
+    """``module.QualName`` of the value's type, the label shown to users for an artifact."""
+    cls = type(value)
+    module = cls.__module__
+    if module.startswith("pandas."):
+        module = "pandas"
+    elif module.startswith("pyarrow."):
+        module = "pyarrow"
+    return f"{module}.{cls.__qualname__}"
+
+
+def _module_loaded_type(value: object, module: str, names: Iterable[str]) -> bool:
+    cls = type(value)
+    return (
+        module in sys.modules and cls.__module__.split(".")[0] == module and cls.__name__ in names
+    )
+
+
+class NpySerializer:
+    """numpy arrays as ``.npy``: a header, then the raw buffer, hashed and written uncopied."""
+
+    name = "npy"
+    version = "1"
+    pickled = False
+
+    def matches(self, value: object) -> bool:
+        if not _module_loaded_type(value, "numpy", ("ndarray", "memmap")):
+            return False
+        return not bool(value.dtype.hasobject)  # type: ignore[attr-defined]
+
+    def dump(self, value: object, sink: Sink) -> None:
+        import numpy as np
+
+        array: Any = value
+        if not (array.flags.c_contiguous or array.flags.f_contiguous):
+            array = np.ascontiguousarray(array)
+        header = np.lib.format.header_data_from_array_1_0(array)
+        buffer = io.BytesIO()
+        try:
+            np.lib.format.write_array_header_1_0(buffer, header)
+        except ValueError:
+            buffer = io.BytesIO()
+            np.lib.format.write_array_header_2_0(buffer, header)
+        sink.write(buffer.getvalue())
+        flat = array.T if header["fortran_order"] else array
+        sink.write(memoryview(flat.reshape(-1).view(np.uint8)))
+
+    def load(self, source: Source) -> object:
+        import numpy as np
+
+        if isinstance(source, Path):
+            return np.load(source, mmap_mode="r", allow_pickle=False)
+        return np.lib.format.read_array(source, allow_pickle=False)
+
+
+class ParquetSerializer:
+    """pandas DataFrame/Series and pyarrow Tables as Parquet; the kind is kept in the schema."""
+
+    name = "parquet"
+    version = "1"
+    pickled = False
+    _KIND = b"qflow.kind"
+    _SERIES_NAME = b"qflow.series_name"
+    _SERIES_COLUMN = "__qflow_series__"
+
+    def matches(self, value: object) -> bool:
+        if _module_loaded_type(value, "pyarrow", ("Table",)):
+            return True
+        if not _module_loaded_type(value, "pandas", ("DataFrame", "Series")):
+            return False
+        return type(value).__name__ == "DataFrame" or type(value.name) in _JSON_SCALARS  # type: ignore[attr-defined]
+
+    def dump(self, value: object, sink: Sink) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        kind = type(value).__name__
+        extra: dict[bytes, bytes] = {self._KIND: kind.encode()}
+        try:
+            if kind == "Table":
+                table: Any = value
+            elif kind == "Series":
+                frame = value.to_frame(name=self._SERIES_COLUMN)  # type: ignore[attr-defined]
+                extra[self._SERIES_NAME] = json.dumps(value.name).encode()  # type: ignore[attr-defined]
+                table = pa.Table.from_pandas(frame, preserve_index=True)
+            else:
+                table = pa.Table.from_pandas(value, preserve_index=True)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise Unsupported(str(exc)) from exc
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+        pq.write_table(table, sink, compression="none")
+
+    def load(self, source: Source) -> object:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(source, memory_map=isinstance(source, Path))
+        metadata = table.schema.metadata or {}
+        kind = metadata.get(self._KIND, b"Table")
+        if kind == b"Table":
+            return table.replace_schema_metadata(
+                {k: v for k, v in metadata.items() if k != self._KIND}
+            )
+        frame = table.to_pandas()
+        if kind == b"Series":
+            series = frame[self._SERIES_COLUMN]
+            series.name = json.loads(metadata[self._SERIES_NAME])
+            return series
+        return frame
+
+
+def _is_json(value: object) -> bool:
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if kind is list:
+        return all(_is_json(item) for item in value)  # type: ignore[attr-defined]
+    if kind is dict:
+        return all(type(k) is str and _is_json(v) for k, v in value.items())  # type: ignore[attr-defined]
+    return False
+
+
+class JsonSerializer:
+    """JSON-able values as canonical UTF-8 JSON (sorted keys), so equal values share a key.
+
+    Types are matched exactly: tuples, numpy scalars and ``bool``/``int`` subclasses would come
+    back as a different type, so they go to pickle instead.
+    """
+
+    name = "json"
+    version = "1"
+    pickled = False
+
+    def matches(self, value: object) -> bool:
+        try:
+            return _is_json(value)
+        except RecursionError:
+            return False
+
+    def dump(self, value: object, sink: Sink) -> None:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        sink.write(text.encode("utf-8"))
+
+    def load(self, source: Source) -> object:
+        data = source.read_bytes() if isinstance(source, Path) else source.read()
+        return json.loads(data.decode("utf-8"))
+
+
+class BytesSerializer:
+    """``bytes`` stored as they are."""
+
+    name = "bytes"
+    version = "1"
+    pickled = False
+
+    def matches(self, value: object) -> bool:
+        return type(value) is bytes
+
+    def dump(self, value: object, sink: Sink) -> None:
+        sink.write(value)  # type: ignore[arg-type]
+
+    def load(self, source: Source) -> object:
+        return source.read_bytes() if isinstance(source, Path) else source.read()
+
+
+def _copy_file(path: str | os.PathLike[str], sink: Sink) -> None:
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            sink.write(chunk)
+
+
+class FileSerializer:
+    """A path to an existing file: its bytes are stored, and ``get`` gives back a path."""
+
+    name = "file"
+    version = "1"
+    pickled = False
+
+    def matches(self, value: object) -> bool:
+        return isinstance(value, PurePath) and Path(value).is_file()
+
+    def dump(self, value: object, sink: Sink) -> None:
+        _copy_file(value, sink)  # type: ignore[arg-type]
+
+    def load(self, source: Source) -> object:
+        if isinstance(source, Path):
+            return source
+        handle, name = tempfile.mkstemp(prefix="qflow-file-")
+        with os.fdopen(handle, "wb") as out:
+            while chunk := source.read(_CHUNK):
+                out.write(chunk)
+        return Path(name)
+
+
+def _tar_info(root: Path, path: Path) -> tarfile.TarInfo:
+    """A tar header with only what defines the content: name, kind, size and exec bit."""
+    info = tarfile.TarInfo(path.relative_to(root).as_posix())
+    if path.is_symlink():
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.readlink(path)
+        info.mode = 0o777
+    elif path.is_dir():
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+    else:
+        info.size = path.stat().st_size
+        info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+    return info
+
+
+class DirSerializer:
+    """A path to a folder, stored as a deterministic tar (sorted, no times or owners)."""
+
+    name = "dir"
+    version = "1"
+    pickled = False
+
+    def matches(self, value: object) -> bool:
+        return isinstance(value, PurePath) and Path(value).is_dir()
+
+    def dump(self, value: object, sink: Sink) -> None:
+        root = Path(value)  # type: ignore[arg-type]
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).parts):
+                info = _tar_info(root, path)
+                if info.isfile():
+                    with path.open("rb") as file:
+                        tar.addfile(info, file)
+                else:
+                    tar.addfile(info)
+
+    def load(self, source: Source) -> object:
+        target = Path(tempfile.mkdtemp(prefix="qflow-dir-"))
+        if isinstance(source, Path):
+            with tarfile.open(source, mode="r:") as tar:
+                tar.extractall(target, filter="data")
+        else:
+            with tarfile.open(fileobj=source, mode="r|") as tar:
+                tar.extractall(target, filter="data")
+        return target
+
+
+class PickleSerializer:
+    """The last resort for any other value (protocol 5); artifacts stored this way are flagged."""
+
+    name = "pickle"
+    version = "5"
+    pickled = True
+
+    def matches(self, value: object) -> bool:
+        return True
+
+    def dump(self, value: object, sink: Sink) -> None:
+        pickle.dump(value, sink, protocol=5)
+
+    def load(self, source: Source) -> object:
+        if isinstance(source, Path):
+            with source.open("rb") as file:
+                return pickle.load(file)
+        return pickle.load(source)
+
+
+SERIALIZERS: list[Serializer] = [
+    NpySerializer(),
+    ParquetSerializer(),
+    JsonSerializer(),
+    BytesSerializer(),
+    FileSerializer(),
+    DirSerializer(),
+    PickleSerializer(),
+]
+"""Tried in order; the first whose ``matches`` is true stores the value."""
+
+PICKLE: Serializer = SERIALIZERS[-1]
+
+
+def choose(value: object) -> Serializer:
+    """The serializer for ``value`` (pickle when nothing more specific fits)."""
+    return next(s for s in SERIALIZERS if s.matches(value))
+
+
+def by_name(name: str) -> Serializer:
+    """The serializer that wrote an artifact, from the name recorded in its ref."""
+    for serializer in SERIALIZERS:
+        if serializer.name == name:
+            return serializer
+    raise KeyError(name)
+
+
+def serializer_versions() -> dict[str, str]:
+    """Name → version of every serializer, part of each step's cache fingerprint."""
+    return {s.name: s.version for s in SERIALIZERS}
