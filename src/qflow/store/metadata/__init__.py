@@ -1,0 +1,1 @@
+"""Run, step, metric and lineage metadata in SQLite or PostgreSQL."""

@@ -1,0 +1,98 @@
+"""Frozen records the metadata store returns; callers never see SQL rows or cursors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from qflow.store.artifacts import ArtifactRef
+
+
+@dataclass(frozen=True)
+class Run:
+    """One execution of a workflow, with its run-level params, tags and latest metrics."""
+
+    id: str
+    workflow: str
+    status: str
+    created_at: float
+    ended_at: float | None
+    config: dict[str, Any]
+    parent_run_id: str | None
+    resumed_from: str | None
+    sweep_id: str | None
+    host: str | None
+    user: str | None
+    pid: int | None
+    command: str | None
+    heartbeat_at: float | None
+    error: str | None
+    meta: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
+    metrics_summary: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.created_at
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One step's execution inside a run, with the artifacts it read and wrote (lineage)."""
+
+    id: int
+    run_id: str
+    name: str
+    step: str
+    position: int
+    status: str
+    started_at: float | None
+    ended_at: float | None
+    cache_key: str | None
+    cached_from: int | None
+    params: dict[str, Any]
+    error: str | None
+    traceback: str | None
+    stdout: str | None
+    stderr: str | None
+    attempts: int
+    inputs: dict[str, ArtifactRef] = field(default_factory=dict)
+    outputs: dict[str, ArtifactRef] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One logged metric value, exact as logged (NaN, ±inf and -0.0 included)."""
+
+    key: str
+    value: float
+    step: int | None
+    timestamp: float
+    step_run_id: int | None
+
+
+@dataclass(frozen=True)
+class ArtifactRecord(ArtifactRef):
+    """An artifact row: the ref plus when the store first saw it."""
+
+    created_at: float
+
+    @property
+    def ref(self) -> ArtifactRef:
+        return ArtifactRef(self.key, self.serializer, self.size, self.type_name, self.pickled)
+
+
+@dataclass(frozen=True)
+class LoggedArtifact:
+    """An artifact logged by label (``log_artifact``/``log_figure``) rather than as step output."""
+
+    name: str
+    ref: ArtifactRef
+    step_run_id: int | None

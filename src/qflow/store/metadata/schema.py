@@ -1,0 +1,142 @@
+"""The metadata tables (SQLAlchemy Core); Alembic migrations create and evolve them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+
+metadata = MetaData()
+
+# 64-bit ids on PostgreSQL; plain INTEGER on SQLite so the column aliases the rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("workflow", String, nullable=False, index=True),
+    Column("status", String, nullable=False),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("ended_at", Float),
+    Column("config", Text, nullable=False),
+    Column("parent_run_id", String(26)),
+    Column("resumed_from", String(26)),
+    Column("sweep_id", String),
+    Column("host", String),
+    Column("user", String),
+    Column("pid", Integer),
+    Column("command", Text),
+    Column("heartbeat_at", Float),
+    Column("error", Text),
+    Column("meta", Text, nullable=False, server_default="{}"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(26), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String, nullable=False),
+    Column("step", String, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("status", String, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("cache_key", String, index=True),
+    Column("cached_from", Integer),
+    Column("params", Text, nullable=False),
+    Column("error", Text),
+    Column("traceback", Text),
+    Column("stdout", Text),
+    Column("stderr", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("run_id", "name", name="uq_step_runs_run_id_name"),
+    Index("ix_step_runs_run_id", "run_id"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("serializer", String, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("type_name", String, nullable=False),
+    Column("pickled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+step_io = Table(
+    "step_io",
+    metadata,
+    Column(
+        "step_run_id",
+        Integer,
+        ForeignKey("step_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("direction", String(3), primary_key=True),
+    Column("name", String, primary_key=True),
+    Column("artifact_key", String(64), ForeignKey("artifacts.key"), nullable=False, index=True),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(26), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("step_run_id", Integer),
+    Column("key", String, nullable=False),
+    Column("value", Text, nullable=False),
+)
+# NULL step_run_id (a run-level param) must collide with itself, so index coalesce(..., -1).
+Index(
+    "uq_params_run_step_key",
+    params.c.run_id,
+    func.coalesce(params.c.step_run_id, -1),
+    params.c.key,
+    unique=True,
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(26), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("step_run_id", Integer),
+    Column("key", String, nullable=False),
+    Column("value", Float),
+    Column("bits", BigInteger, nullable=False),
+    Column("step", Integer),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_metrics_run_id_key", "run_id", "key"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(26), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", String(26), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("step_run_id", Integer),
+    Column("name", String, primary_key=True),
+    Column("artifact_key", String(64), ForeignKey("artifacts.key"), nullable=False),
+)
