@@ -1,0 +1,1 @@
+"""QFlow example project: a logistic-regression classifier."""

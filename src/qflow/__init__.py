@@ -1,0 +1,69 @@
+"""QFlow: plain Python steps and workflows, traced into a graph, cached, tracked, run anywhere.
+
+```python
+import qflow as qf
+
+@qf.step
+def double(x: int) -> int:
+    return 2 * x
+
+@qf.workflow
+def pipeline(cfg):
+    return double(cfg.n)
+
+run = qf.run(pipeline, config={"n": 21})
+```
+
+Names are imported on first use, so ``import qflow`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Client": "qflow.client",
+    "QFlowError": "qflow.errors",
+    "log_artifact": "qflow.tracking.api",
+    "log_figure": "qflow.tracking.api",
+    "log_metric": "qflow.tracking.api",
+    "log_metrics": "qflow.tracking.api",
+    "log_param": "qflow.tracking.api",
+    "log_params": "qflow.tracking.api",
+    "run": "qflow.client",
+    "set_tag": "qflow.tracking.api",
+    "step": "qflow.dsl",
+    "workflow": "qflow.dsl",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from qflow.client import Client, run
+    from qflow.dsl import step, workflow
+    from qflow.errors import QFlowError
+    from qflow.tracking.api import (
+        log_artifact,
+        log_figure,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        set_tag,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,62 @@
+"""Wire the commands into one typer app; errors become one red line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from qflow.cli.commands import graph, run, runs
+
+app = typer.Typer(
+    name="qflow",
+    help="QFlow: run, track and compare ML workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("run")(run.run)
+app.command("runs")(runs.runs)
+app.command("show")(runs.show)
+app.command("logs")(runs.logs)
+app.command("graph")(graph.graph)
+
+
+def run_cli(args: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``args`` and return the exit code (tests call this in-process)."""
+    from qflow.errors import QFlowError
+
+    argv = list(sys.argv[1:] if args is None else args)
+    verbose = "--verbose" in argv
+    if verbose:
+        argv.remove("--verbose")
+    try:
+        app(argv, prog_name="qflow", standalone_mode=False)
+    except QFlowError as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        from rich.text import Text
+
+        from qflow.cli.console import err
+
+        err.print(Text.assemble(("Error: ", "bold red"), str(exc)))
+        return exc.exit_code
+    except typer.Abort:
+        return 130
+    except Exception as exc:
+        code = getattr(exc, "exit_code", None)
+        if code is None:
+            raise
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        return int(code)
+    return 0
+
+
+def main() -> None:
+    sys.exit(run_cli())

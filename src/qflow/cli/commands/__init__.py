@@ -1,0 +1,1 @@
+"""One module per noun: run, runs (list/show/logs), graph."""

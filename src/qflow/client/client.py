@@ -1,0 +1,150 @@
+"""A read API over the metadata and artifact stores: runs, steps, outputs, metrics."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qflow.config.project import find_project
+from qflow.errors import ArtifactNotFoundError, did_you_mean
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from qflow.store.artifacts import ArtifactStore
+    from qflow.store.metadata.records import LoggedArtifact, Metric, Run, StepRun
+    from qflow.store.metadata.store import MetadataStore
+
+
+class MetricHistory(list["Metric"]):
+    """Metric points in logging order."""
+
+    def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(
+            [(m.key, m.value, m.step, m.timestamp) for m in self],
+            columns=["key", "value", "step", "timestamp"],
+        )
+
+
+class StepView:
+    """One step run; ``load()`` reads its output back from the artifact store."""
+
+    def __init__(self, record: StepRun, artifacts: ArtifactStore) -> None:
+        self.record = record
+        self._artifacts = artifacts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.record, name)
+
+    def __repr__(self) -> str:
+        return f"<StepView {self.record.run_id}/{self.record.name} {self.record.status}>"
+
+    def load(self, output: str | None = None) -> Any:
+        """The step's output value: the only one, or the one named ``output``."""
+        outputs = self.record.outputs
+        if output is None:
+            if len(outputs) != 1:
+                raise ArtifactNotFoundError(
+                    f"Step {self.record.name!r} has outputs {', '.join(outputs) or '(none)'}; "
+                    "say which one: load('name')."
+                )
+            output = next(iter(outputs))
+        if output not in outputs:
+            raise ArtifactNotFoundError(
+                f"Step {self.record.name!r} has no output {output!r}; it has "
+                f"{', '.join(outputs) or '(none)'}.{did_you_mean(output, outputs)}"
+            )
+        return self._artifacts.get(outputs[output])
+
+
+class RunView:
+    """One run with its steps, metrics and logged artifacts."""
+
+    def __init__(self, record: Run, metadata: MetadataStore, artifacts: ArtifactStore) -> None:
+        self.record = record
+        self._metadata = metadata
+        self._artifacts = artifacts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.record, name)
+
+    def __repr__(self) -> str:
+        return f"<RunView {self.record.id} {self.record.workflow} {self.record.status}>"
+
+    @functools.cached_property
+    def steps(self) -> list[StepView]:
+        return [StepView(s, self._artifacts) for s in self._metadata.step_runs(self.record.id)]
+
+    def step(self, name: str) -> StepView:
+        """A step run by run name (``3_fit``) or step name (``fit``) when unique."""
+        return StepView(self._metadata.get_step_run(self.record.id, name), self._artifacts)
+
+    def metric_history(self, key: str | None = None) -> MetricHistory:
+        return MetricHistory(self._metadata.metrics(self.record.id, key=key))
+
+    @property
+    def artifacts(self) -> list[LoggedArtifact]:
+        return self._metadata.run_artifacts(self.record.id)
+
+
+class RunTable(list[RunView]):
+    """Runs, newest first; ``to_pandas()`` gives one row per run with config and metrics."""
+
+    def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = []
+        for run in self:
+            row: dict[str, Any] = {
+                "run_id": run.id,
+                "workflow": run.workflow,
+                "status": run.status,
+                "created_at": pd.to_datetime(run.created_at, unit="s"),
+                "duration": (run.ended_at - run.created_at) if run.ended_at else None,
+            }
+            row.update({f"config.{k}": v for k, v in _flatten(run.config).items()})
+            row.update({f"metrics.{k}": v for k, v in run.metrics_summary.items()})
+            row.update({f"tags.{k}": v for k, v in run.tags.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): data}
+
+
+class Client:
+    """Read access to a project's runs. ``Client()`` uses the project around the current
+    folder (and ``QFLOW_STORE`` / ``QFLOW_ARTIFACTS`` when set)."""
+
+    def __init__(self, project_dir: str | Path | None = None) -> None:
+        from qflow.store import open_stores
+
+        self.project = find_project(Path(project_dir) if project_dir else None)
+        self.metadata, self.artifacts = open_stores(self.project.root)
+
+    def runs(
+        self,
+        workflow: str | None = None,
+        *,
+        status: str | None = None,
+        tags: dict[str, str] | None = None,
+        limit: int = 100,
+    ) -> RunTable:
+        records = self.metadata.list_runs(workflow=workflow, status=status, tags=tags, limit=limit)
+        return RunTable(RunView(r, self.metadata, self.artifacts) for r in records)
+
+    def run(self, run_id: str) -> RunView:
+        """A run by id or unique id prefix."""
+        return RunView(self.metadata.get_run(run_id), self.metadata, self.artifacts)
+
+    def workflows(self) -> list[str]:
+        return self.metadata.workflows()

@@ -1,0 +1,38 @@
+"""``qf.run``: run a workflow from Python (notebooks, tests) and get the run back."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qflow.client.client import Client, RunView
+
+if TYPE_CHECKING:
+    from qflow.dsl.workflow import Workflow
+
+
+def run(
+    workflow: Workflow[..., Any] | str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    project_dir: str | Path | None = None,
+    executor: str = "local",
+    use_cache: bool = True,
+    rerun: Collection[str] = (),
+    plugins: Iterable[object] = (),
+    tags: Mapping[str, str] | None = None,
+) -> RunView:
+    """Run ``workflow`` with ``config`` (or the project's config plus ``overrides``).
+
+    Returns the finished run. A failed step raises ``StepFailedError`` (with ``.run_id``);
+    everything logged before the failure stays in the store.
+    """
+    from qflow.runtime.launch import launch
+
+    run_id = launch(
+        workflow, config, overrides=overrides, project_dir=project_dir, executor=executor,
+        use_cache=use_cache, rerun=rerun, plugins=plugins, tags=tags, command="",
+    )
+    return Client(project_dir).run(run_id)

@@ -1,0 +1,65 @@
+"""Where a project lives and what it declares in ``pyproject.toml`` under ``[tool.qflow]``."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qflow.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Project:
+    """A QFlow project: its root, config folder and the modules that define workflows."""
+
+    root: Path
+    name: str = ""
+    workflow_modules: tuple[str, ...] = ()
+    workflows: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.root / "conf"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".qflow"
+
+
+def find_project(start: Path | None = None) -> Project:
+    """The nearest folder up from ``start`` with a ``[tool.qflow]`` table, else ``start``."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{pyproject} is not valid TOML: {exc}.") from None
+            table = data.get("tool", {}).get("qflow")
+            if table is not None:
+                return _project_from(folder, data, table, pyproject)
+        if (folder / ".qflow").is_dir():
+            return Project(root=folder, name=folder.name)
+    return Project(root=start, name=start.name)
+
+
+def _project_from(folder: Path, data: dict[str, object], table: object, source: Path) -> Project:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.qflow] in {source} must be a table.")
+    modules = table.get("workflow-modules", [])
+    named = table.get("workflows", {})
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise ConfigError(
+            f"[tool.qflow] workflow-modules in {source} must be a list of module names, "
+            'for example workflow-modules = ["example.workflows"].'
+        )
+    if not isinstance(named, dict) or not all(isinstance(v, str) for v in named.values()):
+        raise ConfigError(
+            f"[tool.qflow] workflows in {source} must map names to 'module:function', "
+            'for example workflows = { train = "example.workflows:train" }.'
+        )
+    project_table = data.get("project", {})
+    name = project_table.get("name", folder.name) if isinstance(project_table, dict) else ""
+    return Project(folder, str(name), tuple(modules), dict(named))

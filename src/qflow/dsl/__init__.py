@@ -1,0 +1,16 @@
+"""User-facing decorators. The DSL only describes work; the runtime executes it."""
+
+from qflow.dsl.step import Step, StepOptions, step
+from qflow.dsl.tracing import NamedOutputs, StepOutput, TracedWorkflow
+from qflow.dsl.workflow import Workflow, workflow
+
+__all__ = [
+    "NamedOutputs",
+    "Step",
+    "StepOptions",
+    "StepOutput",
+    "TracedWorkflow",
+    "Workflow",
+    "step",
+    "workflow",
+]

@@ -1,0 +1,215 @@
+"""``@qf.step``: a plain function (or a class with ``__call__``) that QFlow can trace and run."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import sys
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from qflow.dsl.tracing import NamedOutputs, StepOutput, current_trace, running_step
+from qflow.errors import NestedStepError, StepSignatureError, TraceError, did_you_mean
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """How a step runs and is cached. Defaults fit a deterministic, quick step."""
+
+    name: str | None = None
+    version: str | None = None
+    outputs: tuple[str, ...] | None = None
+    cache: bool = True
+    retries: int = 0
+    retry_delay: float = 0.0
+    timeout: float | str | None = None
+    catch: bool = False
+    resources: Mapping[str, float] = field(default_factory=dict)
+
+
+def _caller_location(depth: int) -> str:
+    frame = sys._getframe(depth)
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _tuple_arity(fn: Callable[..., Any]) -> int | None:
+    """Number of outputs when the return annotation is ``tuple[A, B, ...]``."""
+    try:
+        annotation = typing.get_type_hints(fn).get("return")
+    except Exception:
+        annotation = inspect.signature(fn).return_annotation
+    if typing.get_origin(annotation) is tuple:
+        args = typing.get_args(annotation)
+        if args and args[-1] is not Ellipsis:
+            return len(args)
+    return None
+
+
+class Step(Generic[P, R]):
+    """A step: called outside a workflow it is the plain function; inside, it is traced."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        options: StepOptions | None = None,
+        *,
+        source_of: object | None = None,
+        fixed_params: Mapping[str, Any] | None = None,
+        call_depth: int = 2,
+    ) -> None:
+        self.fn = fn
+        self.options = options or StepOptions()
+        self.name: str = self.options.name or getattr(fn, "__name__", type(fn).__name__)
+        self.fixed_params = dict(fixed_params or {})
+        self._source_of = source_of or fn
+        self._call_depth = call_depth
+        self.signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @functools.cached_property
+    def outputs(self) -> tuple[str, ...]:
+        if self.options.outputs:
+            return tuple(self.options.outputs)
+        arity = _tuple_arity(self.fn)
+        return tuple(str(i) for i in range(arity)) if arity else ("return",)
+
+    @functools.cached_property
+    def source(self) -> str:
+        try:
+            return inspect.getsource(self._source_of)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            return getattr(self.fn, "__qualname__", self.name)
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}{self.signature}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        trace = current_trace.get()
+        if trace is None:
+            if running_step.get() is not None:
+                raise NestedStepError(
+                    f"Step {self.name!r} was called inside running step "
+                    f"{running_step.get()!r}. Steps cannot call steps when they run.\n"
+                    f"Hint: call both from the workflow, or call {self.name}.fn(...) "
+                    "to run it as a plain function."
+                )
+            return self.fn(*args, **kwargs)
+        location = _caller_location(self._call_depth)
+        arguments = self.bind(args, kwargs, location)
+        arguments = {**self.fixed_params, **arguments}
+        name = trace.add(self, arguments, self.outputs, location)
+        handles = tuple(StepOutput(name, output) for output in self.outputs)
+        if self.options.outputs:
+            return NamedOutputs(handles)  # type: ignore[return-value]
+        if self.outputs == ("return",):
+            return handles[0]  # type: ignore[return-value]
+        return handles  # type: ignore[return-value]
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], location: str) -> dict[str, Any]:
+        """Bind call arguments to the signature, with defaults, or explain what is wrong."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            hint = ""
+            known = list(self.signature.parameters)
+            for key in kwargs:
+                if key not in known:
+                    hint = did_you_mean(key, known)
+            raise StepSignatureError(
+                f"Step {self.name!r} cannot be called with these arguments: {exc}.\n"
+                f"Expected: {self.name}{self.signature}{hint}\n  at {location}"
+            ) from None
+        bound.apply_defaults()
+        return {key: _plain(value) for key, value in bound.arguments.items()}
+
+
+def _plain(value: Any) -> Any:
+    """Config containers become plain dicts and lists before they reach a step."""
+    module = type(value).__module__
+    if module.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _class_step(cls: type[T], options: StepOptions) -> type[T]:
+    """Make instances of ``cls`` steps whose fields are the step's parameters."""
+    call = cls.__dict__.get("__call__")
+    if call is None:
+        raise TraceError(
+            f"Class {cls.__name__!r} is marked @qf.step but defines no __call__. "
+            "Hint: put the step's work in __call__(self, ...) and its parameters in fields."
+        )
+
+    def fields_of(instance: Any) -> dict[str, Any]:
+        if dataclasses.is_dataclass(instance):
+            return {f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)}
+        return {k: v for k, v in vars(instance).items() if not k.startswith("_")}
+
+    @functools.wraps(call)
+    def traced_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if current_trace.get() is None:
+            return call(self, *args, **kwargs)
+        bound_step: Step[..., Any] = Step(
+            functools.partial(call, self),
+            dataclasses.replace(options, name=options.name or cls.__name__),
+            source_of=cls,
+            fixed_params=fields_of(self),
+            call_depth=3,
+        )
+        bound_step.__dict__["outputs"] = Step(call, options).outputs
+        return bound_step(*args, **kwargs)
+
+    cls.__call__ = traced_call  # type: ignore[operator]
+    cls.__qflow_step__ = options  # type: ignore[attr-defined]
+    return cls
+
+
+@overload
+def step(fn: Callable[P, R], /) -> Step[P, R]: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    outputs: tuple[str, ...] | list[str] | None = None,
+    cache: bool = True,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    timeout: float | str | None = None,
+    catch: bool = False,
+    resources: Mapping[str, float] | None = None,
+) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+
+
+def step(fn: Any = None, /, **options: Any) -> Any:
+    """Mark a function (or a class with ``__call__``) as a workflow step.
+
+    Use it bare (``@qf.step``) or with options (``@qf.step(retries=2, outputs=("a", "b"))``).
+    Called outside a workflow the step is the plain function, so it is unit-testable as is.
+    Inside a workflow the call returns a placeholder for its future output(s).
+    """
+    if options.get("outputs") is not None:
+        options["outputs"] = tuple(options["outputs"])
+    if options.get("resources") is None:
+        options.pop("resources", None)
+    opts = StepOptions(**options)
+
+    def decorate(target: Any) -> Any:
+        if isinstance(target, type):
+            return _class_step(target, opts)
+        if not callable(target):
+            raise TraceError(f"@qf.step needs a function or class, got {target!r}.")
+        return Step(target, opts)
+
+    return decorate(fn) if fn is not None else decorate

@@ -1,0 +1,197 @@
+"""Trace scope and the placeholders a step call returns while a workflow is traced."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from qflow.errors import HandleMisuseError
+from qflow.graph.model import Edge, Graph, Node
+
+if TYPE_CHECKING:
+    from qflow.dsl.step import Step
+
+current_trace: ContextVar[TraceContext | None] = ContextVar("qflow_trace", default=None)
+running_step: ContextVar[str | None] = ContextVar("qflow_running_step", default=None)
+
+_HINT = (
+    "Hint: a step's result only exists when the workflow runs. Pass it to another step, "
+    "or decide on config values instead."
+)
+
+
+class StepOutput:
+    """A future output of a step call, returned while a workflow is being traced.
+
+    It can only be passed to other steps (directly or inside lists, tuples and dicts) or
+    returned from the workflow. Anything that needs its value raises ``HandleMisuseError``.
+    """
+
+    __slots__ = ("node", "output")
+
+    def __init__(self, node: str, output: str) -> None:
+        self.node = node
+        self.output = output
+
+    def __repr__(self) -> str:
+        suffix = "" if self.output == "return" else f".{self.output}"
+        return f"<output of step {self.node}{suffix}>"
+
+    def _misuse(self, action: str) -> NoReturn:
+        raise HandleMisuseError(f"Cannot {action} {self!r} while tracing the workflow. {_HINT}")
+
+    def __bool__(self) -> bool:
+        self._misuse("branch on (if/while/and/or)")
+
+    def __iter__(self) -> Iterator[Any]:
+        self._misuse("iterate over or unpack")
+
+    def __len__(self) -> int:
+        self._misuse("take len() of")
+
+    def __getitem__(self, key: object) -> Any:
+        self._misuse(f"index [{key!r}] into")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        self._misuse(f"read attribute {name!r} of")
+
+    def __eq__(self, other: object) -> bool:
+        self._misuse("compare")
+
+    def __hash__(self) -> int:
+        return hash((self.node, self.output))
+
+    def __format__(self, spec: str) -> str:
+        self._misuse("format")
+
+    def __array__(self, *args: object, **kwargs: object) -> Any:
+        self._misuse("convert to an array")
+
+    def _arith(self, *args: object) -> Any:
+        self._misuse("compute with")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _arith
+    __truediv__ = __rtruediv__ = __floordiv__ = __pow__ = __mod__ = __neg__ = _arith
+    __lt__ = __le__ = __gt__ = __ge__ = __matmul__ = _arith
+    __float__ = __int__ = __index__ = __contains__ = _arith
+
+
+class NamedOutputs(tuple[StepOutput, ...]):
+    """Outputs of a step declared with ``outputs=(...)``: unpack them, or pick one by name."""
+
+    _names: tuple[str, ...]
+
+    def __new__(cls, handles: tuple[StepOutput, ...]) -> NamedOutputs:
+        made = super().__new__(cls, handles)
+        made._names = tuple(h.output for h in handles)
+        return made
+
+    def __getattr__(self, name: str) -> StepOutput:
+        if name in self._names:
+            return self[self._names.index(name)]
+        raise AttributeError(f"Step outputs are {', '.join(self._names)}; there is no {name!r}.")
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self.__getattr__(key)
+        return super().__getitem__(key)
+
+
+def walk_handles(value: Any, path: str) -> Iterator[tuple[str, StepOutput]]:
+    """Every handle inside ``value`` (lists, tuples, dicts), with a readable path to it."""
+    if isinstance(value, StepOutput):
+        yield path, value
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from walk_handles(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from walk_handles(item, f"{path}[{key!r}]")
+
+
+def substitute(value: Any, lookup: Callable[[StepOutput], Any]) -> Any:
+    """``value`` with each handle replaced by ``lookup(handle)``, keeping the structure."""
+    if isinstance(value, StepOutput):
+        return lookup(value)
+    if isinstance(value, NamedOutputs):
+        return tuple(lookup(h) for h in value)
+    if isinstance(value, list):
+        return [substitute(item, lookup) for item in value]
+    if isinstance(value, tuple):
+        return type(value)(substitute(item, lookup) for item in value)
+    if isinstance(value, dict):
+        return {key: substitute(item, lookup) for key, item in value.items()}
+    return value
+
+
+def canonical(value: Any) -> str:
+    """A stable text form of a constant argument, for cache keys and display."""
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+@dataclass
+class StepCall:
+    """A traced call: the step and its bound arguments (constants and handles)."""
+
+    step: Step[..., Any]
+    arguments: dict[str, Any]
+    params: dict[str, Any]
+
+
+@dataclass
+class TraceContext:
+    """Collects the step calls of one workflow trace."""
+
+    workflow: str
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    calls: dict[str, StepCall] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+
+    def add(
+        self,
+        step: Step[..., Any],
+        arguments: Mapping[str, Any],
+        outputs: tuple[str, ...],
+        location: str,
+    ) -> str:
+        position = len(self.nodes)
+        name = f"{position}_{step.name}"
+        params: dict[str, Any] = {}
+        for arg, value in arguments.items():
+            handles = list(walk_handles(value, arg))
+            for path, handle in handles:
+                self.edges.append(Edge(handle.node, handle.output, name, path))
+            if not handles:
+                params[arg] = value
+        self.nodes.append(
+            Node(
+                name=name,
+                step=step.name,
+                position=position,
+                outputs=outputs,
+                params=tuple((k, canonical(v)) for k, v in params.items()),
+                location=location,
+                group="/".join(self.groups),
+            )
+        )
+        self.calls[name] = StepCall(step, dict(arguments), params)
+        return name
+
+
+@dataclass(frozen=True)
+class TracedWorkflow:
+    """What tracing produced: the graph, each node's call, and the workflow's return value."""
+
+    graph: Graph
+    calls: Mapping[str, StepCall]
+    result: Any
+    config: Mapping[str, Any]

@@ -1,0 +1,53 @@
+"""Text pictures of a graph: Mermaid and Graphviz DOT."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from qflow.graph.model import Graph
+
+STATUS_COLOURS = {
+    "succeeded": "#b7e4c7",
+    "cached": "#cfe2ff",
+    "failed": "#f8d7da",
+    "running": "#fff3cd",
+    "skipped": "#e9ecef",
+    "pending": "#ffffff",
+}
+
+
+def _mermaid_id(name: str) -> str:
+    return "n_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def to_mermaid(graph: Graph, status: Mapping[str, str] | None = None) -> str:
+    lines = ["flowchart TD"]
+    for node in graph.nodes:
+        label = node.name.replace('"', "'")
+        lines.append(f'    {_mermaid_id(node.name)}["{label}"]')
+    for edge in graph.edges:
+        label = edge.target_arg.replace('"', "'").replace("|", "/")
+        lines.append(f"    {_mermaid_id(edge.source)} -->|{label}| {_mermaid_id(edge.target)}")
+    for name, state in (status or {}).items():
+        if name in graph.by_name and state in STATUS_COLOURS:
+            lines.append(f"    style {_mermaid_id(name)} fill:{STATUS_COLOURS[state]}")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(graph: Graph, status: Mapping[str, str] | None = None) -> str:
+    lines = [
+        f"digraph {json.dumps(graph.workflow)} {{",
+        "    rankdir=TB;",
+        '    node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica"];',
+    ]
+    for node in graph.nodes:
+        fill = STATUS_COLOURS.get((status or {}).get(node.name, ""), "#ffffff")
+        lines.append(f"    {json.dumps(node.name)} [fillcolor={json.dumps(fill)}];")
+    for edge in graph.edges:
+        lines.append(
+            f"    {json.dumps(edge.source)} -> {json.dumps(edge.target)}"
+            f" [label={json.dumps(edge.target_arg)}];"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"

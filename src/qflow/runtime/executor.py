@@ -1,0 +1,71 @@
+"""Executors run step tasks. The interface is four methods, as in Hamilton's TaskExecutor."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Protocol
+
+from qflow.errors import QFlowError, did_you_mean
+from qflow.runtime.worker import execute
+
+if TYPE_CHECKING:
+    from qflow.runtime.context import RunSinks
+    from qflow.runtime.task import StepTask, TaskResult
+    from qflow.store.artifacts import ArtifactStore
+
+
+class Executor(Protocol):
+    """Runs tasks; only the coordinator (the scheduler) writes the metadata store."""
+
+    name: str
+    shares_memory: bool
+
+    def start(self, artifacts: ArtifactStore, sinks: RunSinks) -> None: ...
+
+    def submit(self, task: StepTask) -> Future[TaskResult]: ...
+
+    def can_submit(self) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+class LocalExecutor:
+    """Runs each task in this process, one at a time: the easiest to debug."""
+
+    name = "local"
+    shares_memory = True
+
+    def __init__(self) -> None:
+        self._artifacts: ArtifactStore | None = None
+        self._sinks: RunSinks | None = None
+
+    def start(self, artifacts: ArtifactStore, sinks: RunSinks) -> None:
+        self._artifacts, self._sinks = artifacts, sinks
+
+    def submit(self, task: StepTask) -> Future[TaskResult]:
+        if self._artifacts is None or self._sinks is None:
+            raise QFlowError("LocalExecutor.submit() called before start().")
+        future: Future[TaskResult] = Future()
+        future.set_result(execute(task, self._artifacts, self._sinks))
+        return future
+
+    def can_submit(self) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        self._artifacts = self._sinks = None
+
+
+EXECUTORS = {"local": LocalExecutor}
+
+
+def create_executor(name: str, **options: object) -> Executor:
+    """An executor by name; unknown names list the known ones."""
+    try:
+        factory = EXECUTORS[name]
+    except KeyError:
+        raise QFlowError(
+            f"Unknown executor {name!r}; known executors: {', '.join(sorted(EXECUTORS))}."
+            f"{did_you_mean(name, EXECUTORS)}"
+        ) from None
+    return factory(**options)  # type: ignore[arg-type]

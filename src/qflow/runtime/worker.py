@@ -1,0 +1,124 @@
+"""Execute one step task: load inputs, call the user's function, store outputs.
+
+This is the only code that runs user step functions; every executor calls it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import sys
+import time
+import traceback
+from typing import TYPE_CHECKING, Any, TextIO
+
+from qflow.dsl.tracing import StepOutput, running_step, substitute
+from qflow.errors import QFlowError, SerializationError
+from qflow.runtime.context import RunSinks, StepRecorder, current_recorder
+from qflow.runtime.task import StepTask, TaskResult, handle_key
+
+if TYPE_CHECKING:
+    from qflow.store.artifacts import ArtifactRef, ArtifactStore
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the real stream and keeps a copy for the step's log."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def split_outputs(task: StepTask, value: Any) -> dict[str, Any]:
+    """Map the function's return value to the step's declared outputs."""
+    names = task.step.outputs
+    if names == ("return",):
+        return {"return": value}
+    if isinstance(value, dict) and set(value) == set(names):
+        return {name: value[name] for name in names}
+    if isinstance(value, tuple | list) and len(value) == len(names):
+        return dict(zip(names, value, strict=True))
+    raise QFlowError(
+        f"Step {task.node.name!r} declares {len(names)} outputs ({', '.join(names)}) but "
+        f"returned {type(value).__name__} {value!r:.80}. Hint: return a tuple of "
+        f"{len(names)} values, or a dict with keys {', '.join(names)}."
+    )
+
+
+def _resolve(task: StepTask, artifacts: ArtifactStore) -> dict[str, Any]:
+    def lookup(handle: StepOutput) -> Any:
+        key = handle_key(handle.node, handle.output)
+        if key in task.values:
+            return task.values[key]
+        return artifacts.get(task.inputs[key])
+
+    return {name: substitute(value, lookup) for name, value in task.arguments.items()}
+
+
+def _store(task: StepTask, outputs: dict[str, Any], artifacts: ArtifactStore) -> dict[str, ArtifactRef]:
+    refs: dict[str, ArtifactRef] = {}
+    for name, value in outputs.items():
+        label = task.node.name if name == "return" else f"{task.node.name}.{name}"
+        refs[name] = artifacts.put(value, name=label)
+    return refs
+
+
+def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskResult:
+    """Run the task with its retry policy; never raises for a failure of user code."""
+    options = task.step.options
+    recorder = StepRecorder(task.run_id, task.step_run_id, task.node.name, sinks)
+    started = time.time()
+    out, err = _Tee(sys.stdout), _Tee(sys.stderr)
+    attempts = 0
+    error: str | None = None
+    trace: str | None = None
+    token_step = running_step.set(task.node.name)
+    token_rec = current_recorder.set(recorder)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            while True:
+                attempts += 1
+                try:
+                    arguments = _resolve(task, artifacts)
+                    bound = inspect.BoundArguments(task.step.signature, arguments)  # type: ignore[arg-type]
+                    value = task.step.fn(*bound.args, **bound.kwargs)
+                    outputs = split_outputs(task, value)
+                    refs = _store(task, outputs, artifacts)
+                except (SerializationError, QFlowError) as exc:
+                    error, trace = str(exc), traceback.format_exc()
+                    break
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    trace = traceback.format_exc()
+                    if attempts <= options.retries:
+                        print(f"[qflow] attempt {attempts} failed: {error}; retrying", file=sys.stderr)
+                        time.sleep(options.retry_delay)
+                        continue
+                    break
+                else:
+                    error = trace = None
+                    break
+    finally:
+        running_step.reset(token_step)
+        current_recorder.reset(token_rec)
+        recorder.flush()
+    ended = time.time()
+    if error is not None:
+        return TaskResult(
+            task.step_run_id, "failed", {}, started, ended, attempts,
+            error=error, traceback=trace,
+            stdout=out.copy.getvalue(), stderr=err.copy.getvalue(),
+        )
+    return TaskResult(
+        task.step_run_id, "succeeded", refs, started, ended, attempts,
+        values={handle_key(task.node.name, k): v for k, v in outputs.items()},
+        stdout=out.copy.getvalue(), stderr=err.copy.getvalue(),
+    )

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+
+from qflow.errors import GraphValidationError
+from qflow.graph.fingerprint import cache_key, code_fingerprint, normalized_source
+from qflow.graph.model import Edge, Graph, Node
+from qflow.graph.render import to_dot, to_mermaid
+from qflow.graph.validate import validate
+
+
+def _node(name: str, position: int, step: str = "s") -> Node:
+    return Node(name=name, step=step, position=position, outputs=("return",))
+
+
+def test_topological_order_is_deterministic_by_position() -> None:
+    nodes = (_node("0_a", 0), _node("1_b", 1), _node("2_c", 2), _node("3_d", 3))
+    edges = (Edge("0_a", "return", "3_d", "x"), Edge("1_b", "return", "2_c", "x"))
+    graph = Graph("wf", nodes, edges)
+    assert graph.topological_order() == ("0_a", "1_b", "2_c", "3_d")
+    assert graph.levels() == (("0_a", "1_b"), ("2_c", "3_d"))
+    assert graph.ancestors("3_d") == {"0_a"}
+    assert graph.descendants("1_b") == {"2_c"}
+
+
+def test_cycle_is_refused() -> None:
+    nodes = (_node("0_a", 0), _node("1_b", 1))
+    edges = (Edge("0_a", "return", "1_b", "x"), Edge("1_b", "return", "0_a", "x"))
+    with pytest.raises(GraphValidationError, match="cycle through 0_a, 1_b"):
+        validate(Graph("wf", nodes, edges))
+
+
+def test_duplicate_and_reserved_names_are_refused() -> None:
+    with pytest.raises(GraphValidationError, match="two steps named '0_a'"):
+        validate(Graph("wf", (_node("0_a", 0), _node("0_a", 1))))
+    with pytest.raises(GraphValidationError, match="'config' is reserved"):
+        validate(Graph("wf", (_node("0_config", 0, step="config"),)))
+
+
+def test_unknown_edge_end_is_refused() -> None:
+    with pytest.raises(GraphValidationError, match="unknown step '9_x'"):
+        validate(Graph("wf", (_node("0_a", 0),), (Edge("9_x", "return", "0_a", "x"),)))
+
+
+def test_fingerprint_ignores_formatting_comments_and_docstrings() -> None:
+    a = 'def f(x):\n    """Doc."""\n    # comment\n    return x+1\n'
+    b = "def f(x):\n\n    return (x + 1)\n"
+    c = "def f(x):\n    return x + 2\n"
+    assert normalized_source(a) == normalized_source(b)
+    assert code_fingerprint(a, None, {}) == code_fingerprint(b, None, {})
+    assert code_fingerprint(a, None, {}) != code_fingerprint(c, None, {})
+    assert code_fingerprint(a, "1", {}) != code_fingerprint(a, "2", {})
+    assert code_fingerprint(a, None, {"npy": "1"}) != code_fingerprint(a, None, {"npy": "2"})
+
+
+def test_cache_key_depends_on_inputs_and_params() -> None:
+    base = cache_key("f", {"x": "h1"}, {"C": "1.0"})
+    assert base == cache_key("f", {"x": "h1"}, {"C": "1.0"})
+    assert base != cache_key("f", {"x": "h2"}, {"C": "1.0"})
+    assert base != cache_key("f", {"x": "h1"}, {"C": "0.5"})
+
+
+def test_renderers_emit_every_node_and_edge() -> None:
+    graph = Graph("wf", (_node("0_a", 0), _node("1_b", 1)), (Edge("0_a", "return", "1_b", "x"),))
+    mermaid = to_mermaid(graph, {"0_a": "succeeded"})
+    assert 'n_0_a["0_a"]' in mermaid
+    assert "n_0_a -->|x| n_1_b" in mermaid
+    assert "style n_0_a fill:#b7e4c7" in mermaid
+    dot = to_dot(graph)
+    assert '"0_a" -> "1_b" [label="x"];' in dot
+    assert dot.startswith('digraph "wf" {')
