@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from typing import Any
 
 from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output is read by people in logs too: give tables room instead of wrapping at 80.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+out = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, width=_WIDTH)
 
 
 def print_json(data: Any) -> None:

@@ -1,6 +1,6 @@
 """Hooks QFlow calls during a run. All run on the driver (the process that owns the run).
 
-Arguments are keyword-only. A tracking hook that raises is logged as a warning and never
+pluggy always passes arguments by keyword. A tracking hook that raises is logged as a warning and never
 fails the run.
 """
 
@@ -21,7 +21,7 @@ class RunSpecs:
 
     @hookspec
     def before_run(
-        self, *, run_id: str, workflow: str, graph: Graph, config: Mapping[str, Any]
+        self, run_id: str, workflow: str, graph: Graph, config: Mapping[str, Any]
     ) -> None:
         """Called once the run is recorded, before its first step starts.
 
@@ -33,7 +33,7 @@ class RunSpecs:
         """
 
     @hookspec
-    def after_run(self, *, run_id: str, status: str, error: str | None) -> None:
+    def after_run(self, run_id: str, status: str, error: str | None) -> None:
         """Called when the run ends, whatever its status (succeeded, failed).
 
         Args:
@@ -47,7 +47,7 @@ class StepSpecs:
     """Step lifecycle and what steps log."""
 
     @hookspec
-    def before_step(self, *, run_id: str, node: Node) -> None:
+    def before_step(self, run_id: str, node: Node) -> None:
         """Called when a step is submitted to the executor.
 
         Args:
@@ -58,7 +58,6 @@ class StepSpecs:
     @hookspec
     def after_step(
         self,
-        *,
         run_id: str,
         node: Node,
         status: str,
@@ -77,7 +76,7 @@ class StepSpecs:
 
     @hookspec
     def on_metrics(
-        self, *, run_id: str, step: str | None, rows: Sequence[tuple[str, float, int | None, float]]
+        self, run_id: str, step: str | None, rows: Sequence[tuple[str, float, int | None, float]]
     ) -> None:
         """Called with each batch of metrics as it is written to the store.
 
@@ -88,7 +87,7 @@ class StepSpecs:
         """
 
     @hookspec
-    def on_params(self, *, run_id: str, step: str | None, params: Mapping[str, Any]) -> None:
+    def on_params(self, run_id: str, step: str | None, params: Mapping[str, Any]) -> None:
         """Called when parameters are logged.
 
         Args:
@@ -98,7 +97,7 @@ class StepSpecs:
         """
 
     @hookspec
-    def on_tags(self, *, run_id: str, tags: Mapping[str, str]) -> None:
+    def on_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Called when tags are set on a run.
 
         Args:
@@ -107,7 +106,7 @@ class StepSpecs:
         """
 
     @hookspec
-    def on_artifact(self, *, run_id: str, step: str | None, name: str, path: str) -> None:
+    def on_artifact(self, run_id: str, step: str | None, name: str, path: str) -> None:
         """Called when a file is logged with ``qf.log_artifact`` or ``qf.log_figure``.
 
         Args:

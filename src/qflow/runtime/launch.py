@@ -40,8 +40,8 @@ def launch(
     """
     project = find_project(Path(project_dir) if project_dir else None)
     wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, project)
-    resolved = dict(config) if config is not None else load_config(
-        wf.name, overrides, project.conf_dir
+    resolved = (
+        dict(config) if config is not None else load_config(wf.name, overrides, project.conf_dir)
     )
     traced = wf.trace(resolved)
     runner = create_executor(executor)
@@ -63,8 +63,9 @@ def launch(
     scheduler = Scheduler(
         traced, metadata, artifacts, runner, hooks, use_cache=use_cache, rerun=rerun
     )
-    scheduler.notify("before_run", run_id=run.id, workflow=wf.name, graph=traced.graph,
-                     config=resolved)
+    scheduler.notify(
+        "before_run", run_id=run.id, workflow=wf.name, graph=traced.graph, config=resolved
+    )
     status, error = "failed", "interrupted"
     try:
         outcome = scheduler.run(run.id)

@@ -30,7 +30,7 @@ class RichProgress:
 
     @hookimpl
     def before_run(
-        self, *, run_id: str, workflow: str, graph: Graph, config: Mapping[str, Any]
+        self, run_id: str, workflow: str, graph: Graph, config: Mapping[str, Any]
     ) -> None:
         from rich.progress import (
             BarColumn,
@@ -56,13 +56,13 @@ class RichProgress:
         )
 
     @hookimpl
-    def before_step(self, *, run_id: str, node: Node) -> None:
+    def before_step(self, run_id: str, node: Node) -> None:
         if self.progress is not None:
             self.tasks[node.name] = self.progress.add_task(f"  {node.name}", total=1)
 
     @hookimpl
     def after_step(
-        self, *, run_id: str, node: Node, status: str, duration: float, error: str | None
+        self, run_id: str, node: Node, status: str, duration: float, error: str | None
     ) -> None:
         if self.progress is None or self.overall is None:
             return
@@ -70,14 +70,12 @@ class RichProgress:
         task = self.tasks.get(node.name)
         if task is None:
             task = self.progress.add_task(f"  {node.name}", total=1)
-        self.progress.update(
-            task, completed=1, description=f"  {node.name} [{colour}]{status}[/]"
-        )
+        self.progress.update(task, completed=1, description=f"  {node.name} [{colour}]{status}[/]")
         self.progress.stop_task(task)
         self.progress.advance(self.overall)
 
     @hookimpl
-    def after_run(self, *, run_id: str, status: str, error: str | None) -> None:
+    def after_run(self, run_id: str, status: str, error: str | None) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
@@ -94,19 +92,19 @@ class PlainProgress:
 
     @hookimpl
     def before_run(
-        self, *, run_id: str, workflow: str, graph: Graph, config: Mapping[str, Any]
+        self, run_id: str, workflow: str, graph: Graph, config: Mapping[str, Any]
     ) -> None:
         self._say(f"run {run_id} of {workflow}: {len(graph.nodes)} steps")
 
     @hookimpl
     def after_step(
-        self, *, run_id: str, node: Node, status: str, duration: float, error: str | None
+        self, run_id: str, node: Node, status: str, duration: float, error: str | None
     ) -> None:
         detail = f": {error}" if error else ""
         self._say(f"{node.name} {status} in {duration:.3f}s{detail}")
 
     @hookimpl
-    def after_run(self, *, run_id: str, status: str, error: str | None) -> None:
+    def after_run(self, run_id: str, status: str, error: str | None) -> None:
         self._say(f"run {run_id} {status}")
 
 

@@ -72,8 +72,9 @@ class Scheduler:
         except Exception as exc:
             if hook not in self._warned:
                 self._warned.add(hook)
-                logger.warning("plugin hook %s failed (%s: %s); the run goes on", hook,
-                               type(exc).__name__, exc)
+                logger.warning(
+                    "plugin hook %s failed (%s: %s); the run goes on", hook, type(exc).__name__, exc
+                )
 
     def sinks(self, run_id: str) -> RunSinks:
         names = {v: k for k, v in self.step_run_ids.items()}
@@ -81,8 +82,12 @@ class Scheduler:
         def metrics(rows: list[MetricRow]) -> None:
             self.metadata.log_metrics(rows)
             if rows:
-                self.notify("on_metrics", run_id=run_id, step=names.get(rows[0][1] or -1),
-                            rows=[(r[2], r[3], r[4], r[5]) for r in rows])
+                self.notify(
+                    "on_metrics",
+                    run_id=run_id,
+                    step=names.get(rows[0][1] or -1),
+                    rows=[(r[2], r[3], r[4], r[5]) for r in rows],
+                )
 
         def params(run: str, step_run_id: int | None, values: Mapping[str, Any]) -> None:
             self.metadata.log_params(run, dict(values), step_run_id=step_run_id)
@@ -93,12 +98,20 @@ class Scheduler:
             self.notify("on_tags", run_id=run, tags=values)
 
         def artifact(run: str, step_run_id: int | None, name: str, source: Any) -> None:
-            ref = (self.artifacts.put_bytes(source) if isinstance(source, bytes)
-                   else self.artifacts.put_path(source))
+            ref = (
+                self.artifacts.put_bytes(source)
+                if isinstance(source, bytes)
+                else self.artifacts.put_path(source)
+            )
             self.metadata.log_run_artifact(run, name, ref, step_run_id=step_run_id)
             path = self.artifacts.local_path(ref.key)
-            self.notify("on_artifact", run_id=run, step=names.get(step_run_id or -1), name=name,
-                        path=str(path or ""))
+            self.notify(
+                "on_artifact",
+                run_id=run,
+                step=names.get(step_run_id or -1),
+                name=name,
+                path=str(path or ""),
+            )
 
         return RunSinks(metrics, params, tags, artifact)
 
@@ -118,7 +131,10 @@ class Scheduler:
         graph = self.graph
         for node in graph.nodes:
             self.step_run_ids[node.name] = self.metadata.create_step_run(
-                run_id=run_id, name=node.name, step=node.step, position=node.position,
+                run_id=run_id,
+                name=node.name,
+                step=node.step,
+                position=node.position,
                 params=dict(node.params),
             )
         self.executor.start(self.artifacts, self.sinks(run_id))
@@ -176,40 +192,73 @@ class Scheduler:
         )
         step_run_id = self.step_run_ids[name]
         self.notify("before_step", run_id=run_id, node=node)
-        if self.use_cache and call.step.options.cache and node.step not in self.rerun \
-                and name not in self.rerun:
+        if (
+            self.use_cache
+            and call.step.options.cache
+            and node.step not in self.rerun
+            and name not in self.rerun
+        ):
             hit = self.metadata.find_cached(key)
             if hit is not None and all(self.artifacts.exists(r.key) for r in hit.outputs.values()):
                 now = time.time()
                 self.metadata.finish_step_run(
-                    step_run_id, status="cached", outputs=hit.outputs, inputs=inputs,
-                    cached_from=hit.id, attempts=0, cache_key=key, started_at=now, ended_at=now,
+                    step_run_id,
+                    status="cached",
+                    outputs=hit.outputs,
+                    inputs=inputs,
+                    cached_from=hit.id,
+                    attempts=0,
+                    cache_key=key,
+                    started_at=now,
+                    ended_at=now,
                 )
                 for output, ref in hit.outputs.items():
                     self.refs[handle_key(name, output)] = ref
-                self.notify("after_step", run_id=run_id, node=node, status="cached",
-                            duration=0.0, error=None)
+                self.notify(
+                    "after_step",
+                    run_id=run_id,
+                    node=node,
+                    status="cached",
+                    duration=0.0,
+                    error=None,
+                )
                 return None
         self.metadata.start_step_run(step_run_id, cache_key=key)
-        values = {k: self.values[k] for k in inputs if k in self.values} \
-            if self.executor.shares_memory else {}
+        values = (
+            {k: self.values[k] for k in inputs if k in self.values}
+            if self.executor.shares_memory
+            else {}
+        )
         task = StepTask(run_id, step_run_id, node, call.step, call.arguments, inputs, values)
         return self.executor.submit(task)
 
     def _finish(self, run_id: str, name: str, result: TaskResult) -> bool:
         node = self.graph.by_name[name]
         self.metadata.finish_step_run(
-            result.step_run_id, status=result.status, outputs=result.outputs,
-            inputs=self._inputs(name), error=result.error, traceback=result.traceback,
-            stdout=result.stdout, stderr=result.stderr, attempts=result.attempts,
-            started_at=result.started_at, ended_at=result.ended_at,
+            result.step_run_id,
+            status=result.status,
+            outputs=result.outputs,
+            inputs=self._inputs(name),
+            error=result.error,
+            traceback=result.traceback,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            attempts=result.attempts,
+            started_at=result.started_at,
+            ended_at=result.ended_at,
         )
         for output, ref in result.outputs.items():
             self.refs[handle_key(name, output)] = ref
         self.values.update(result.values)
         self._forget_inputs(name)
-        self.notify("after_step", run_id=run_id, node=node, status=result.status,
-                    duration=result.ended_at - result.started_at, error=result.error)
+        self.notify(
+            "after_step",
+            run_id=run_id,
+            node=node,
+            status=result.status,
+            duration=result.ended_at - result.started_at,
+            error=result.error,
+        )
         return result.status == "succeeded"
 
     def _forget_inputs(self, name: str) -> None:
@@ -229,12 +278,21 @@ class Scheduler:
         return freed
 
     def _skip_downstream(self, run_id: str, name: str, waiting: dict[str, set[str]]) -> None:
-        for target in sorted(self.graph.descendants(name), key=lambda n: self.graph.by_name[n].position):
+        for target in sorted(
+            self.graph.descendants(name), key=lambda n: self.graph.by_name[n].position
+        ):
             if waiting.pop(target, None) is not None:
                 self.metadata.finish_step_run(
-                    self.step_run_ids[target], status="skipped", attempts=0,
+                    self.step_run_ids[target],
+                    status="skipped",
+                    attempts=0,
                     error=f"skipped because {name} failed",
                 )
-                self.notify("after_step", run_id=run_id, node=self.graph.by_name[target],
-                            status="skipped", duration=0.0, error=None)
-
+                self.notify(
+                    "after_step",
+                    run_id=run_id,
+                    node=self.graph.by_name[target],
+                    status="skipped",
+                    duration=0.0,
+                    error=None,
+                )

@@ -63,7 +63,9 @@ def _resolve(task: StepTask, artifacts: ArtifactStore) -> dict[str, Any]:
     return {name: substitute(value, lookup) for name, value in task.arguments.items()}
 
 
-def _store(task: StepTask, outputs: dict[str, Any], artifacts: ArtifactStore) -> dict[str, ArtifactRef]:
+def _store(
+    task: StepTask, outputs: dict[str, Any], artifacts: ArtifactStore
+) -> dict[str, ArtifactRef]:
     refs: dict[str, ArtifactRef] = {}
     for name, value in outputs.items():
         label = task.node.name if name == "return" else f"{task.node.name}.{name}"
@@ -99,7 +101,9 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
                     error = f"{type(exc).__name__}: {exc}"
                     trace = traceback.format_exc()
                     if attempts <= options.retries:
-                        print(f"[qflow] attempt {attempts} failed: {error}; retrying", file=sys.stderr)
+                        print(
+                            f"[qflow] attempt {attempts} failed: {error}; retrying", file=sys.stderr
+                        )
                         time.sleep(options.retry_delay)
                         continue
                     break
@@ -113,12 +117,25 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
     ended = time.time()
     if error is not None:
         return TaskResult(
-            task.step_run_id, "failed", {}, started, ended, attempts,
-            error=error, traceback=trace,
-            stdout=out.copy.getvalue(), stderr=err.copy.getvalue(),
+            task.step_run_id,
+            "failed",
+            {},
+            started,
+            ended,
+            attempts,
+            error=error,
+            traceback=trace,
+            stdout=out.copy.getvalue(),
+            stderr=err.copy.getvalue(),
         )
     return TaskResult(
-        task.step_run_id, "succeeded", refs, started, ended, attempts,
+        task.step_run_id,
+        "succeeded",
+        refs,
+        started,
+        ended,
+        attempts,
         values={handle_key(task.node.name, k): v for k, v in outputs.items()},
-        stdout=out.copy.getvalue(), stderr=err.copy.getvalue(),
+        stdout=out.copy.getvalue(),
+        stderr=err.copy.getvalue(),
     )

@@ -50,16 +50,17 @@ def runs(
     if as_json:
         console.print_json([_run_json(r) for r in table_runs])
         return
-    metric_keys = sorted({k for r in table_runs for k in r.metrics_summary})[:6]
+    metric_keys = sorted({k for r in table_runs for k in r.metrics_summary})[:4]
     table = Table(box=None, header_style="bold")
-    for column in ("run", "workflow", "status", "started", "duration", *metric_keys):
-        table.add_column(column)
+    table.add_column("run", no_wrap=True, min_width=26)
+    for column in ("workflow", "status", "started", "duration", *metric_keys):
+        table.add_column(column, no_wrap=True)
     for r in table_runs:
         metrics = [
             f"{r.metrics_summary[k]:.4g}" if k in r.metrics_summary else "" for k in metric_keys
         ]
         table.add_row(
-            r.id, r.workflow, console.status(r.status), console.when(r.created_at),
+            r.id, r.workflow, console.status(r.status), console.when(r.created_at)[5:16],
             console.duration(r.created_at, r.ended_at), *metrics,
         )
     if not table_runs:

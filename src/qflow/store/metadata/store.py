@@ -430,12 +430,12 @@ class MetadataStore:
             return int(step_run_id)
 
     @_translated
-    def start_step_run(self, step_run_id: int) -> None:
+    def start_step_run(self, step_run_id: int, *, cache_key: str | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 t.step_runs.update()
                 .where(t.step_runs.c.id == step_run_id)
-                .values(status="running", started_at=time.time())
+                .values(status="running", started_at=time.time(), cache_key=cache_key)
             )
 
     @_translated
@@ -452,11 +452,22 @@ class MetadataStore:
         stderr: str | None = None,
         attempts: int = 1,
         cached_from: int | None = None,
+        cache_key: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
     ) -> None:
-        """Record the outcome and the step's lineage (artifacts read and written) atomically."""
+        """Record the outcome and the step's lineage (artifacts read and written) atomically.
+
+        Times default to now; executors that ran the step elsewhere pass their own.
+        """
         io = [("in", n, r) for n, r in (inputs or {}).items()]
         io += [("out", n, r) for n, r in (outputs or {}).items()]
         now = time.time()
+        times: dict[str, float] = {"ended_at": ended_at if ended_at is not None else now}
+        if started_at is not None:
+            times["started_at"] = started_at
+        if cache_key is not None:
+            times["cache_key"] = cache_key  # type: ignore[assignment]
         with self.engine.begin() as conn:
             _insert_ignore(
                 conn,
@@ -476,13 +487,13 @@ class MetadataStore:
                 .where(t.step_runs.c.id == step_run_id)
                 .values(
                     status=status,
-                    ended_at=now,
                     error=error,
                     traceback=traceback,
                     stdout=stdout,
                     stderr=stderr,
                     attempts=attempts,
                     cached_from=cached_from,
+                    **times,
                 )
             )
 
@@ -583,12 +594,19 @@ class MetadataStore:
         ]
         with self.engine.begin() as conn:
             quote = conn.dialect.identifier_preparer.quote
+            columns = ", ".join(quote(c) for c in _METRIC_COLUMNS)
+            if conn.dialect.name == "postgresql":
+                # COPY is about 5x faster than a batched INSERT on PostgreSQL.
+                with (
+                    conn.connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
+                    cursor.copy(f"COPY metrics ({columns}) FROM STDIN") as copy,
+                ):
+                    for row in params:
+                        copy.write_row(row)
+                return
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            conn.exec_driver_sql(
-                f"INSERT INTO metrics ({', '.join(quote(c) for c in _METRIC_COLUMNS)}) "
-                f"VALUES ({', '.join([mark] * len(_METRIC_COLUMNS))})",
-                params,
-            )
+            marks = ", ".join([mark] * len(_METRIC_COLUMNS))
+            conn.exec_driver_sql(f"INSERT INTO metrics ({columns}) VALUES ({marks})", params)
 
     @_translated
     def metrics(
