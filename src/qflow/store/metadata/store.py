@@ -431,11 +431,13 @@ class MetadataStore:
 
     @_translated
     def start_step_run(self, step_run_id: int, *, cache_key: str | None = None) -> None:
+        """Mark a step run as running; a ``cache_key`` known only now is recorded too."""
+        changes: dict[str, object] = {"status": "running", "started_at": time.time()}
+        if cache_key is not None:
+            changes["cache_key"] = cache_key
         with self.engine.begin() as conn:
             conn.execute(
-                t.step_runs.update()
-                .where(t.step_runs.c.id == step_run_id)
-                .values(status="running", started_at=time.time(), cache_key=cache_key)
+                t.step_runs.update().where(t.step_runs.c.id == step_run_id).values(**changes)
             )
 
     @_translated
@@ -463,11 +465,11 @@ class MetadataStore:
         io = [("in", n, r) for n, r in (inputs or {}).items()]
         io += [("out", n, r) for n, r in (outputs or {}).items()]
         now = time.time()
-        times: dict[str, float] = {"ended_at": ended_at if ended_at is not None else now}
+        times: dict[str, object] = {"ended_at": ended_at if ended_at is not None else now}
         if started_at is not None:
             times["started_at"] = started_at
         if cache_key is not None:
-            times["cache_key"] = cache_key  # type: ignore[assignment]
+            times["cache_key"] = cache_key
         with self.engine.begin() as conn:
             _insert_ignore(
                 conn,
