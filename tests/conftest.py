@@ -39,3 +39,19 @@ def metadata_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[M
         store = MetadataStore(url)
         yield store
         store.dispose()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder using the embedded defaults (SQLite, local artifacts)."""
+    monkeypatch.delenv("QFLOW_STORE", raising=False)
+    monkeypatch.delenv("QFLOW_ARTIFACTS", raising=False)
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards."""
+    yield from _postgres_database()

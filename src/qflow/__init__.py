@@ -39,7 +39,21 @@ _EXPORTS = {
     "workflow": "qflow.dsl",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "Client",
+    "QFlowError",
+    "__version__",
+    "log_artifact",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "run",
+    "set_tag",
+    "step",
+    "workflow",
+]
 
 if TYPE_CHECKING:
     from qflow.client import Client, run

@@ -18,8 +18,8 @@ _checked: set[tuple[str, str]] = set()
 
 def check_name(kind: str, name: object) -> str:
     """Return ``name`` if it can be stored as a ``kind`` name, else raise ``InvalidNameError``."""
-    if (kind, name) in _checked:  # type: ignore[comparison-overlap]
-        return name  # type: ignore[return-value]
+    if isinstance(name, str) and (kind, name) in _checked:
+        return name
     if not isinstance(name, str):
         raise InvalidNameError(
             f"{kind} name {name!r} is a {type(name).__name__}, not a string.\n"

@@ -32,7 +32,15 @@ def run(
     from qflow.runtime.launch import launch
 
     run_id = launch(
-        workflow, config, overrides=overrides, project_dir=project_dir, executor=executor,
-        use_cache=use_cache, rerun=rerun, plugins=plugins, tags=tags, command="",
+        workflow,
+        config,
+        overrides=overrides,
+        project_dir=project_dir,
+        executor=executor,
+        use_cache=use_cache,
+        rerun=rerun,
+        plugins=plugins,
+        tags=tags,
+        command="",
     )
     return Client(project_dir).run(run_id)

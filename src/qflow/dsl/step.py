@@ -66,12 +66,12 @@ class Step(Generic[P, R]):
     ) -> None:
         self.fn = fn
         self.options = options or StepOptions()
-        self.name: str = self.options.name or getattr(fn, "__name__", type(fn).__name__)
+        self.name: str = self.options.name or str(getattr(fn, "__name__", type(fn).__name__))
         self.fixed_params = dict(fixed_params or {})
         self._source_of = source_of or fn
         self._call_depth = call_depth
         self.signature = inspect.signature(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     @functools.cached_property
     def outputs(self) -> tuple[str, ...]:
@@ -168,7 +168,7 @@ def _class_step(cls: type[T], options: StepOptions) -> type[T]:
         bound_step.__dict__["outputs"] = Step(call, options).outputs
         return bound_step(*args, **kwargs)
 
-    cls.__call__ = traced_call  # type: ignore[operator]
+    setattr(cls, "__call__", traced_call)  # noqa: B010
     cls.__qflow_step__ = options  # type: ignore[attr-defined]
     return cls
 

@@ -93,7 +93,8 @@ class NamedOutputs(tuple[StepOutput, ...]):
 
     def __getattr__(self, name: str) -> StepOutput:
         if name in self._names:
-            return self[self._names.index(name)]
+            handle: StepOutput = self[self._names.index(name)]
+            return handle
         raise AttributeError(f"Step outputs are {', '.join(self._names)}; there is no {name!r}.")
 
     def __getitem__(self, key: Any) -> Any:

@@ -50,7 +50,7 @@ class Workflow(Generic[P, R]):
         self.fn = fn
         self.name = name or fn.__name__
         self.signature = inspect.signature(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
         return f"<workflow {self.name}{self.signature}>"
@@ -104,7 +104,8 @@ class Workflow(Generic[P, R]):
         context = TraceContext(self.name)
         token = current_trace.set(context)
         try:
-            result = self.fn(**self.config_arguments(config))  # type: ignore[arg-type]
+            call: Callable[..., Any] = self.fn
+            result = call(**self.config_arguments(config))
         finally:
             current_trace.reset(token)
         _check_result(result, self.name)
@@ -112,9 +113,7 @@ class Workflow(Generic[P, R]):
         return TracedWorkflow(graph=graph, calls=context.calls, result=result, config=config)
 
 
-def workflow(
-    fn: Callable[P, R] | None = None, /, *, name: str | None = None
-) -> Any:
+def workflow(fn: Callable[P, R] | None = None, /, *, name: str | None = None) -> Any:
     """Mark a function as a workflow. Its single ``cfg`` parameter receives the run's config
     (attribute access, as in Hydra); otherwise config keys bind to parameters by name."""
 

@@ -1,7 +1,7 @@
 """Hooks QFlow calls during a run. All run on the driver (the process that owns the run).
 
-pluggy always passes arguments by keyword. A tracking hook that raises is logged as a warning and never
-fails the run.
+pluggy always passes arguments by keyword. A tracking hook that raises is logged as a
+warning and never fails the run.
 """
 
 from __future__ import annotations

@@ -68,4 +68,4 @@ def create_executor(name: str, **options: object) -> Executor:
             f"Unknown executor {name!r}; known executors: {', '.join(sorted(EXECUTORS))}."
             f"{did_you_mean(name, EXECUTORS)}"
         ) from None
-    return factory(**options)  # type: ignore[arg-type]
+    return factory(**options)

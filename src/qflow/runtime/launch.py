@@ -66,7 +66,8 @@ def launch(
     scheduler.notify(
         "before_run", run_id=run.id, workflow=wf.name, graph=traced.graph, config=resolved
     )
-    status, error = "failed", "interrupted"
+    status: str = "failed"
+    error: str | None = "interrupted"
     try:
         outcome = scheduler.run(run.id)
         status = outcome.status

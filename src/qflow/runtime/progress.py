@@ -88,7 +88,7 @@ class PlainProgress:
         self.started = time.monotonic()
 
     def _say(self, text: str) -> None:
-        print(f"[qflow {time.monotonic() - self.started:7.2f}s] {text}", file=sys.stderr)
+        sys.stderr.write(f"[qflow {time.monotonic() - self.started:7.2f}s] {text}\n")
 
     @hookimpl
     def before_run(

@@ -11,6 +11,7 @@ import io
 import sys
 import time
 import traceback
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qflow.dsl.tracing import StepOutput, running_step, substitute
@@ -90,7 +91,7 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
                 attempts += 1
                 try:
                     arguments = _resolve(task, artifacts)
-                    bound = inspect.BoundArguments(task.step.signature, arguments)  # type: ignore[arg-type]
+                    bound = inspect.BoundArguments(task.step.signature, OrderedDict(arguments))
                     value = task.step.fn(*bound.args, **bound.kwargs)
                     outputs = split_outputs(task, value)
                     refs = _store(task, outputs, artifacts)
@@ -101,9 +102,7 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
                     error = f"{type(exc).__name__}: {exc}"
                     trace = traceback.format_exc()
                     if attempts <= options.retries:
-                        print(
-                            f"[qflow] attempt {attempts} failed: {error}; retrying", file=sys.stderr
-                        )
+                        sys.stderr.write(f"[qflow] attempt {attempts} failed: {error}; retrying\n")
                         time.sleep(options.retry_delay)
                         continue
                     break

@@ -109,4 +109,3 @@ def log_figure(figure: Any, name: str) -> None:
     recorder = current_recorder.get()
     if recorder is not None:
         recorder.sinks.artifact(recorder.run_id, recorder.step_run_id, label, data)
-

@@ -15,7 +15,9 @@ from qflow.errors import MissingExtraError, QFlowError
 
 
 def graph(
-    workflow: Annotated[str, typer.Argument(help="Workflow name, module:function or file.py:function.")],
+    workflow: Annotated[
+        str, typer.Argument(help="Workflow name, module:function or file.py:function.")
+    ],
     overrides: OverridesArgument = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid or dot.")] = "mermaid",
     output: Annotated[
@@ -53,9 +55,11 @@ def write_picture(dot_source: str, output: Path) -> None:
             "Hint: apt-get install graphviz (or brew install graphviz); the Mermaid and DOT "
             "text output works without it."
         )
-    result = subprocess.run(  # noqa: S603
-        [dot, f"-T{suffix}", "-o", str(output)], input=dot_source.encode(),
-        capture_output=True, check=False,
+    result = subprocess.run(
+        [dot, f"-T{suffix}", "-o", str(output)],
+        input=dot_source.encode(),
+        capture_output=True,
+        check=False,
     )
     if result.returncode != 0:
         raise QFlowError(f"Graphviz failed to write {output}: {result.stderr.decode().strip()}")

@@ -11,7 +11,9 @@ from qflow.cli.options import OverridesArgument, ProjectOption, parse_tags
 
 
 def run(
-    workflow: Annotated[str, typer.Argument(help="Workflow name, module:function or file.py:function.")],
+    workflow: Annotated[
+        str, typer.Argument(help="Workflow name, module:function or file.py:function.")
+    ],
     overrides: OverridesArgument = None,
     executor: Annotated[str, typer.Option("--executor", "-e", help="local")] = "local",
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step again.")] = False,

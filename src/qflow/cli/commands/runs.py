@@ -36,9 +36,13 @@ def _run_json(run: RunView) -> dict[str, Any]:
 
 
 def runs(
-    workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="Only this workflow.")] = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", help="Only this workflow.")
+    ] = None,
     status: Annotated[str | None, typer.Option("--status", "-s", help="Only this status.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only runs with key=value.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only runs with key=value.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 20,
     as_json: JsonOption = False,
     project: ProjectOption = None,
@@ -60,8 +64,12 @@ def runs(
             f"{r.metrics_summary[k]:.4g}" if k in r.metrics_summary else "" for k in metric_keys
         ]
         table.add_row(
-            r.id, r.workflow, console.status(r.status), console.when(r.created_at)[5:16],
-            console.duration(r.created_at, r.ended_at), *metrics,
+            r.id,
+            r.workflow,
+            console.status(r.status),
+            console.when(r.created_at)[5:16],
+            console.duration(r.created_at, r.ended_at),
+            *metrics,
         )
     if not table_runs:
         console.err.print("No runs yet. Start one with: qflow run WORKFLOW")
@@ -103,9 +111,10 @@ def show(
         console.print_json(data)
         return
     record = run.record
+    took = console.duration(record.created_at, record.ended_at)
     console.out.print(
         f"[bold]{record.workflow}[/] run [bold]{record.id}[/] {console.status(record.status)}"
-        f"  {console.when(record.created_at)}  {console.duration(record.created_at, record.ended_at)}"
+        f"  {console.when(record.created_at)}  {took}"
     )
     if record.error:
         console.out.print(f"[red]error:[/] {record.error}")
@@ -121,19 +130,27 @@ def show(
             for name, ref in r.outputs.items()
         )
         params = ", ".join(f"{k}={v}" for k, v in r.params.items())
-        steps.add_row(r.name, console.status(r.status), console.duration(r.started_at, r.ended_at),
-                      params, outputs)
+        steps.add_row(
+            r.name,
+            console.status(r.status),
+            console.duration(r.started_at, r.ended_at),
+            params,
+            outputs,
+        )
     console.out.print(steps)
     if record.metrics_summary:
-        metrics = Table(title="metrics (latest)", box=None, header_style="bold",
-                        title_justify="left")
+        metrics = Table(
+            title="metrics (latest)", box=None, header_style="bold", title_justify="left"
+        )
         metrics.add_column("metric")
         metrics.add_column("value")
         for key, value in sorted(record.metrics_summary.items()):
             metrics.add_row(key, repr(value))
         console.out.print(metrics)
     for artifact in run.artifacts:
-        console.out.print(f"artifact {artifact.name}  {artifact.ref.size} bytes  {artifact.ref.key[:12]}")
+        console.out.print(
+            f"artifact {artifact.name}  {artifact.ref.size} bytes  {artifact.ref.key[:12]}"
+        )
 
 
 def logs(

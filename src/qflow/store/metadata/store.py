@@ -360,7 +360,7 @@ class MetadataStore:
             return list(conn.execute(query).scalars())
 
     def _runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
-        """Build runs with their tags, run-level params and latest metrics in three queries."""
+        """Runs with tags, params (run-level ones win over steps') and latest metrics; 3 queries."""
         ids = [r.id for r in rows]
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         params: dict[str, dict[str, object]] = {i: {} for i in ids}
@@ -369,12 +369,16 @@ class MetadataStore:
             sa.select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id.in_(ids))
         ):
             tags[run_id][key] = value
-        for run_id, key, value in conn.execute(
-            sa.select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
-                t.params.c.run_id.in_(ids), t.params.c.step_run_id.is_(None)
-            )
+        run_level: set[tuple[str, str]] = set()
+        for run_id, step_run_id, key, value in conn.execute(
+            sa.select(t.params.c.run_id, t.params.c.step_run_id, t.params.c.key, t.params.c.value)
+            .where(t.params.c.run_id.in_(ids))
+            .order_by(t.params.c.id)
         ):
-            params[run_id][key] = json.loads(value)
+            if (run_id, key) not in run_level:
+                params[run_id][key] = json.loads(value)
+            if step_run_id is None:
+                run_level.add((run_id, key))
         latest = (
             sa.select(sa.func.max(t.metrics.c.id))
             .where(t.metrics.c.run_id.in_(ids))

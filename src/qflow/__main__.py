@@ -1,0 +1,5 @@
+"""``python -m qflow`` runs the CLI."""
+
+from qflow.cli.app import main
+
+main()
