@@ -212,6 +212,7 @@ class Scheduler:
                     started_at=now,
                     ended_at=now,
                 )
+                self.metadata.copy_step_records(hit.id, run_id, step_run_id)
                 for output, ref in hit.outputs.items():
                     self.refs[handle_key(name, output)] = ref
                 self.notify(

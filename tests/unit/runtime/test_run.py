@@ -59,6 +59,7 @@ def test_rerun_is_served_from_cache(project: Path) -> None:
     assert [s.status for s in second.steps] == ["cached"] * 3
     assert second.step("total").cached_from == first.step("total").id
     assert second.step("total").load() == 12
+    assert second.metrics_summary == {"total": 12.0}
 
 
 def test_changed_param_reruns_only_affected_steps(project: Path) -> None:

@@ -695,6 +695,29 @@ class MetadataStore:
             )
 
     @_translated
+    def copy_step_records(self, source_step_run_id: int, run_id: str, step_run_id: int) -> None:
+        """Give a cached step run the metrics, params and files its source step run logged,
+        so a run served from the cache reads like the run that computed it."""
+        target = {"run_id": sa.literal(run_id), "step_run_id": sa.literal(step_run_id)}
+        copies = (
+            (t.metrics, ("key", "value", "bits", "step", "timestamp")),
+            (t.params, ("key", "value")),
+            (t.run_artifacts, ("name", "artifact_key")),
+        )
+        with self.engine.begin() as conn:
+            for table, columns in copies:
+                names = ["run_id", "step_run_id", *columns]
+                select = sa.select(
+                    target["run_id"], target["step_run_id"], *(table.c[c] for c in columns)
+                ).where(table.c.step_run_id == source_step_run_id)
+                if table is t.run_artifacts:
+                    taken = sa.select(t.run_artifacts.c.name).where(
+                        t.run_artifacts.c.run_id == run_id
+                    )
+                    select = select.where(table.c.name.not_in(taken))
+                conn.execute(table.insert().from_select(names, select))
+
+    @_translated
     def run_artifacts(self, run_id: str) -> list[LoggedArtifact]:
         query = (
             sa.select(t.run_artifacts.c.name, t.run_artifacts.c.step_run_id, t.artifacts)
