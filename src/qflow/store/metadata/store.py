@@ -707,9 +707,9 @@ class MetadataStore:
         with self.engine.begin() as conn:
             for table, columns in copies:
                 names = ["run_id", "step_run_id", *columns]
-                select = sa.select(
-                    target["run_id"], target["step_run_id"], *(table.c[c] for c in columns)
-                ).where(table.c.step_run_id == source_step_run_id)
+                selected: list[Any] = [target["run_id"], target["step_run_id"]]
+                selected += [table.c[c] for c in columns]
+                select = sa.select(*selected).where(table.c.step_run_id == source_step_run_id)
                 if table is t.run_artifacts:
                     taken = sa.select(t.run_artifacts.c.name).where(
                         t.run_artifacts.c.run_id == run_id
