@@ -23,6 +23,7 @@ def run(
     rerun: Collection[str] = (),
     plugins: Iterable[object] = (),
     tags: Mapping[str, str] | None = None,
+    sweep_id: str | None = None,
 ) -> RunView:
     """Run ``workflow`` with ``config`` (or the project's config plus ``overrides``).
 

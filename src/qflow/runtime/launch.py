@@ -32,6 +32,7 @@ def launch(
     plugins: Iterable[object] = (),
     tags: Mapping[str, str] | None = None,
     command: str | None = None,
+    sweep_id: str | None = None,
 ) -> str:
     """Run ``workflow`` and return the run id; raise ``StepFailedError`` if a step failed.
 
@@ -57,6 +58,7 @@ def launch(
         run_id=new_run_id(),
         command=command if command is not None else shlex.join(sys.argv),
         meta=_environment(project, executor),
+        sweep_id=sweep_id,
     )
     if tags:
         metadata.set_tags(run.id, dict(tags))
