@@ -199,7 +199,9 @@ class Scheduler:
             and name not in self.rerun
         ):
             hit = self.metadata.find_cached(key)
-            if hit is not None and all(self.artifacts.exists(r.key) for r in hit.outputs.values()):
+            if hit is not None and all(
+                r.inline is not None or self.artifacts.exists(r.key) for r in hit.outputs.values()
+            ):
                 now = time.time()
                 self.metadata.finish_step_run(
                     step_run_id,

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
 
 
+INLINE_MAX = 16 * 1024
+"""Outputs up to this many bytes travel back to the coordinator and live in the metadata store."""
+
+
 class _Tee(io.TextIOBase):
     """Writes to the real stream and keeps a copy for the step's log."""
 
@@ -70,7 +74,7 @@ def _store(
     refs: dict[str, ArtifactRef] = {}
     for name, value in outputs.items():
         label = task.node.name if name == "return" else f"{task.node.name}.{name}"
-        refs[name] = artifacts.put(value, name=label)
+        refs[name] = artifacts.put(value, name=label, inline_max=INLINE_MAX)
     return refs
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import tempfile
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -37,9 +38,17 @@ class ArtifactRef:
     size: int
     type_name: str
     pickled: bool
+    inline: bytes | None = field(default=None, repr=False, compare=False)
+    """The bytes themselves for small values kept in the metadata store instead of a file."""
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {
+            "key": self.key,
+            "serializer": self.serializer,
+            "size": self.size,
+            "type_name": self.type_name,
+            "pickled": self.pickled,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArtifactRef:
@@ -52,10 +61,32 @@ class ArtifactRef:
         )
 
 
+class _SpillFile:
+    """Keeps the first ``limit`` bytes in memory and moves to a temp file beyond that, so small
+    values never touch the disk and big ones are never copied in memory."""
+
+    def __init__(self, limit: int, tmp_dir: Path) -> None:
+        self.limit = limit
+        self.tmp_dir = tmp_dir
+        self.buffer = io.BytesIO()
+        self.file: IO[bytes] | None = None
+        self.path = ""
+
+    def write(self, data: memoryview, /) -> int:
+        if self.file is None and self.buffer.tell() + data.nbytes > self.limit:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, self.path = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-")
+            self.file = os.fdopen(fd, "wb")
+            self.file.write(self.buffer.getbuffer())
+        if self.file is not None:
+            return self.file.write(data)
+        return self.buffer.write(data)
+
+
 class _HashingWriter:
     """A write-only file that hashes what passes through; big chunks hash in a thread."""
 
-    def __init__(self, file: IO[bytes]) -> None:
+    def __init__(self, file: IO[bytes] | _SpillFile) -> None:
         self._file = file
         self._hasher = hashlib.sha256()
         self._pending: threading.Thread | None = None
@@ -134,13 +165,18 @@ class ArtifactStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def put(self, value: object, *, name: str = "output") -> ArtifactRef:
-        """Serialize ``value`` with the first matching serializer and store it once."""
+    def put(self, value: object, *, name: str = "output", inline_max: int = 0) -> ArtifactRef:
+        """Serialize ``value`` with the first matching serializer and store it once.
+
+        With ``inline_max``, a value whose bytes fit is not written at all: the ref carries the
+        bytes (``ref.inline``) and the caller keeps them in the metadata store, which saves two
+        fsyncs per small output.
+        """
         serializer = ser.choose(value)
         try:
-            return self._put(serializer, value, name)
+            return self._put(serializer, value, name, inline_max)
         except ser.Unsupported:
-            return self._put(ser.PICKLE, value, name)
+            return self._put(ser.PICKLE, value, name, inline_max)
 
     def put_path(self, path: str | os.PathLike[str]) -> ArtifactRef:
         """Store a file's bytes (serializer "file") or a folder as a tar (serializer "dir")."""
@@ -156,12 +192,18 @@ class ArtifactStore:
         """Store raw bytes (serializer "bytes")."""
         return self._put(ser.by_name("bytes"), data, "bytes")
 
-    def _put(self, serializer: ser.Serializer, value: object, name: str) -> ArtifactRef:
+    def _put(
+        self, serializer: ser.Serializer, value: object, name: str, inline_max: int = 0
+    ) -> ArtifactRef:
         def dump(sink: ser.Sink) -> None:
             serializer.dump(value, sink)
 
+        inline: bytes | None = None
         try:
-            key, size = self._write(dump)
+            if inline_max > 0 and self._fs is None:
+                key, size, inline = self._write_small(dump, inline_max)
+            else:
+                key, size = self._write(dump)
         except (QFlowError, ser.Unsupported):
             raise
         except Exception as exc:
@@ -171,7 +213,42 @@ class ArtifactStore:
                 f"{reason}. {_HINT}"
             ) from exc
         kind = "pathlib.Path" if serializer.name in ("file", "dir") else ser.type_name(value)
-        return ArtifactRef(key, serializer.name, size, kind, serializer.pickled)
+        return ArtifactRef(key, serializer.name, size, kind, serializer.pickled, inline)
+
+    def _write_small(
+        self, dump: Callable[[ser.Sink], None], inline_max: int
+    ) -> tuple[str, int, bytes | None]:
+        """Serialize into memory; past ``inline_max`` bytes spill into a temp file as usual."""
+        spill = _SpillFile(inline_max, self._root / ".tmp")
+        sink = _HashingWriter(spill)
+        try:
+            dump(sink)
+            key = sink.hexdigest()
+            if spill.file is None:
+                return key, sink.size, spill.buffer.getvalue()
+            with spill.file as file:
+                self._publish(file, spill.path, key)
+            return key, sink.size, None
+        except BaseException:
+            sink.wait()
+            if spill.file is not None:
+                spill.file.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(spill.path)
+            raise
+
+    def _publish(self, file: IO[bytes], tmp: str, key: str) -> None:
+        """fsync the temp file and rename it into place, unless the blob exists already."""
+        dest = self._blob_path(key)
+        if dest.exists():
+            os.unlink(tmp)
+            return
+        file.flush()
+        os.fsync(file.fileno())
+        os.chmod(tmp, 0o444)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
 
     def _write(self, dump: Callable[[ser.Sink], None]) -> tuple[str, int]:
         if self._fs is not None:
@@ -185,16 +262,7 @@ class ArtifactStore:
                 sink = _HashingWriter(file)
                 dump(sink)
                 key = sink.hexdigest()
-                dest = self._blob_path(key)
-                if dest.exists():
-                    os.unlink(tmp)
-                    return key, sink.size
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(tmp, 0o444)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, dest)
-            _fsync_dir(dest.parent)
+                self._publish(file, tmp, key)
             return key, sink.size
         except BaseException:
             if sink is not None:
@@ -230,6 +298,8 @@ class ArtifactStore:
     def get(self, ref: ArtifactRef) -> object:
         """Load an artifact; local numpy arrays come back memory-mapped and read-only."""
         serializer = ser.by_name(ref.serializer)
+        if ref.inline is not None:
+            return serializer.load(io.BytesIO(ref.inline))
         if self._fs is None:
             path = self._blob_path(ref.key)
             if not path.exists():

@@ -34,7 +34,9 @@ def test_migrations_applied_on_first_use(metadata_store: MetadataStore) -> None:
     with metadata_store.engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
         revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    assert revision == "0001"
+        artifact_columns = {c["name"] for c in sa.inspect(conn).get_columns("artifacts")}
+    assert revision == "0002"
+    assert "data" in artifact_columns
     assert {"runs", "step_runs", "artifacts", "step_io", "params", "metrics", "tags"} <= tables
     assert "run_artifacts" in tables
     reopened = MetadataStore(metadata_store.url)

@@ -79,17 +79,6 @@ class Metric:
 
 
 @dataclass(frozen=True)
-class ArtifactRecord(ArtifactRef):
-    """An artifact row: the ref plus when the store first saw it."""
-
-    created_at: float
-
-    @property
-    def ref(self) -> ArtifactRef:
-        return ArtifactRef(self.key, self.serializer, self.size, self.type_name, self.pickled)
-
-
-@dataclass(frozen=True)
 class LoggedArtifact:
     """An artifact logged by label (``log_artifact``/``log_figure``) rather than as step output."""
 

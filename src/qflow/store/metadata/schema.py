@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -76,6 +77,8 @@ artifacts = Table(
     Column("type_name", String, nullable=False),
     Column("pickled", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
+    # Small values live here instead of in a blob file (see ArtifactStore.put(inline_max=)).
+    Column("data", LargeBinary),
 )
 
 step_io = Table(

@@ -122,7 +122,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _ref(row: Any) -> ArtifactRef:
-    return ArtifactRef(row.key, row.serializer, int(row.size), row.type_name, bool(row.pickled))
+    return ArtifactRef(
+        row.key, row.serializer, int(row.size), row.type_name, bool(row.pickled), row.data
+    )
+
+
+def _artifact_row(ref: ArtifactRef, now: float) -> dict[str, Any]:
+    return {**ref.to_dict(), "created_at": now, "data": ref.inline}
 
 
 class MetadataStore:
@@ -478,7 +484,7 @@ class MetadataStore:
             _insert_ignore(
                 conn,
                 t.artifacts,
-                [{**ref.to_dict(), "created_at": now} for _, _, ref in io],
+                [_artifact_row(ref, now) for _, _, ref in io],
             )
             _insert_ignore(
                 conn,
@@ -678,7 +684,7 @@ class MetadataStore:
     ) -> None:
         """Attach an artifact to a run under a label; logging the label again replaces it."""
         with self.engine.begin() as conn:
-            _insert_ignore(conn, t.artifacts, [{**ref.to_dict(), "created_at": time.time()}])
+            _insert_ignore(conn, t.artifacts, [_artifact_row(ref, time.time())])
             _upsert(
                 conn,
                 t.run_artifacts,
