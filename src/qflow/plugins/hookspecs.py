@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from qflow.graph.model import Graph, Node
+    from qflow.store.artifacts import ArtifactRef, ArtifactStore
 
 
 class RunSpecs:
@@ -21,7 +22,13 @@ class RunSpecs:
 
     @hookspec
     def before_run(
-        self, run_id: str, workflow: str, graph: Graph, config: Mapping[str, Any]
+        self,
+        run_id: str,
+        workflow: str,
+        graph: Graph,
+        config: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        artifacts: ArtifactStore,
     ) -> None:
         """Called once the run is recorded, before its first step starts.
 
@@ -30,6 +37,8 @@ class RunSpecs:
             workflow: the workflow's name.
             graph: the traced graph (read-only).
             config: the resolved config.
+            meta: what the run recorded about its environment (versions, git commit, host).
+            artifacts: the artifact store, to load step outputs given in ``after_step``.
         """
 
     @hookspec
@@ -63,6 +72,7 @@ class StepSpecs:
         status: str,
         duration: float,
         error: str | None,
+        outputs: Mapping[str, ArtifactRef],
     ) -> None:
         """Called when a step has finished (succeeded, failed, cached or skipped).
 
@@ -72,6 +82,7 @@ class StepSpecs:
             status: the step run's final status.
             duration: seconds the step took (0 for cached and skipped steps).
             error: the error message when the step failed.
+            outputs: the step's outputs by name (load one with ``artifacts.get(ref)``).
         """
 
     @hookspec

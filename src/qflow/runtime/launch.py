@@ -66,7 +66,13 @@ def launch(
         traced, metadata, artifacts, runner, hooks, use_cache=use_cache, rerun=rerun
     )
     scheduler.notify(
-        "before_run", run_id=run.id, workflow=wf.name, graph=traced.graph, config=resolved
+        "before_run",
+        run_id=run.id,
+        workflow=wf.name,
+        graph=traced.graph,
+        config=resolved,
+        meta=run.meta,
+        artifacts=artifacts,
     )
     status: str = "failed"
     error: str | None = "interrupted"

@@ -224,6 +224,7 @@ class Scheduler:
                     status="cached",
                     duration=0.0,
                     error=None,
+                    outputs=hit.outputs,
                 )
                 return None
         self.metadata.start_step_run(step_run_id, cache_key=key)
@@ -261,6 +262,7 @@ class Scheduler:
             status=result.status,
             duration=result.ended_at - result.started_at,
             error=result.error,
+            outputs=result.outputs,
         )
         return result.status == "succeeded"
 
@@ -298,4 +300,5 @@ class Scheduler:
                     status="skipped",
                     duration=0.0,
                     error=None,
+                    outputs={},
                 )
