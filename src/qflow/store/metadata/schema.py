@@ -64,6 +64,9 @@ step_runs = Table(
     Column("stdout", Text),
     Column("stderr", Text),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("fingerprint", String(64)),
+    # Why the step ran (the cache miss explained) or why it was skipped.
+    Column("reason", Text),
     UniqueConstraint("run_id", "name", name="uq_step_runs_run_id_name"),
     Index("ix_step_runs_run_id", "run_id"),
 )
@@ -93,6 +96,21 @@ step_io = Table(
     Column("direction", String(3), primary_key=True),
     Column("name", String, primary_key=True),
     Column("artifact_key", String(64), ForeignKey("artifacts.key"), nullable=False, index=True),
+)
+
+data_files = Table(
+    "data_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "step_run_id", Integer, ForeignKey("step_runs.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index("ix_data_files_step_run_id", "step_run_id"),
+    Index("ix_data_files_sha256", "sha256"),
 )
 
 params = Table(
