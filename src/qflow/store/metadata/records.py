@@ -57,6 +57,8 @@ class StepRun:
     stdout: str | None
     stderr: str | None
     attempts: int
+    fingerprint: str | None = None
+    reason: str | None = None
     inputs: dict[str, ArtifactRef] = field(default_factory=dict)
     outputs: dict[str, ArtifactRef] = field(default_factory=dict)
 
