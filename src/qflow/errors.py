@@ -21,6 +21,7 @@ QFlowError
 ├── InvalidNameError (ValueError)   a param/metric/tag/artifact name that cannot be stored
 ├── InvalidValueError (ValueError)  a metric value that is not a number
 ├── StoreError                      metadata or artifact store unreachable or broken
+├── TrackerError                    an external tracker (MLflow, W&B) refused or is unreachable
 ├── StepFailedError                 user code in a step raised (cause attached)
 ├── MissingExtraError (ImportError) an optional dependency is not installed
 └── QFlowInternalError              a bug in QFlow itself
@@ -115,6 +116,10 @@ class InvalidValueError(QFlowError, ValueError):
 
 class StoreError(QFlowError):
     """The metadata or artifact store cannot be used."""
+
+
+class TrackerError(QFlowError):
+    """An external tracker cannot be reached or refuses what QFlow sends (``qflow sync``)."""
 
 
 class StepFailedError(QFlowError):

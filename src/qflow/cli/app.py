@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import typer
 
 from qflow.cli.commands import graph, run, runs
+from qflow.cli.commands.sync import sync
 
 app = typer.Typer(
     name="qflow",
@@ -22,6 +23,7 @@ app.command("runs")(runs.runs)
 app.command("show")(runs.show)
 app.command("logs")(runs.logs)
 app.command("graph")(graph.graph)
+app.command("sync")(sync)
 
 
 def run_cli(args: Sequence[str] | None = None) -> int:

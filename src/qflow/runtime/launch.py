@@ -46,7 +46,9 @@ def launch(
     )
     traced = wf.trace(resolved)
     runner = create_executor(executor)
-    hooks = create_plugin_manager(plugins)
+    from qflow.tracking.selection import trackers_from_config
+
+    hooks = create_plugin_manager([*plugins, *trackers_from_config(resolved, project.root)])
 
     from qflow.store import open_stores
 

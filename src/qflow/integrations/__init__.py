@@ -1,0 +1,2 @@
+"""Trackers for external services (MLflow, Weights & Biases): pluggy hookimpls, optional
+extras, imported lazily. ``qflow.tracking.selection`` creates them from the config."""
