@@ -16,7 +16,10 @@ QFlowError
 │   ├── RunNotFoundError
 │   ├── StepNotFoundError
 │   ├── WorkflowNotFoundError
-│   └── ArtifactNotFoundError
+│   ├── ArtifactNotFoundError
+│   └── ModelNotFoundError          no registered model, version or alias of this name
+├── ModelIntegrityError             a model's bytes do not match its registry record
+├── SignatureMismatchError (ValueError)  model input that does not fit the model's signature
 ├── SerializationError              a step output that cannot be stored
 ├── InvalidNameError (ValueError)   a param/metric/tag/artifact name that cannot be stored
 ├── InvalidValueError (ValueError)  a metric value that is not a number
@@ -100,6 +103,23 @@ class WorkflowNotFoundError(NotFoundError):
 
 class ArtifactNotFoundError(NotFoundError):
     """No artifact has this key."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model, version or alias matches this reference."""
+
+
+class ModelIntegrityError(QFlowError):
+    """A model's stored bytes do not hash to what the registry recorded; it is not loaded."""
+
+
+class SignatureMismatchError(QFlowError, ValueError):
+    """Model input that does not fit the model's signature; ``.field`` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.field = field
+        self.code = code
 
 
 class SerializationError(QFlowError):

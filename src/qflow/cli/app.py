@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from qflow.cli.commands import graph, run, runs
+from qflow.cli.commands import graph, models, predict, run, runs
 from qflow.cli.commands.sync import sync
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app.command("runs")(runs.runs)
 app.command("show")(runs.show)
 app.command("logs")(runs.logs)
 app.command("graph")(graph.graph)
+app.add_typer(models.app, name="models")
+app.command("predict")(predict.predict)
 app.command("sync")(sync)
 
 

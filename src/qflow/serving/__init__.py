@@ -1,0 +1,1 @@
+"""Model serving: a FastAPI app over a registered model, and batch inference over files."""
