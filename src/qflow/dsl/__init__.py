@@ -1,10 +1,13 @@
 """User-facing decorators. The DSL only describes work; the runtime executes it."""
 
 from qflow.dsl.step import Step, StepOptions, step
-from qflow.dsl.tracing import NamedOutputs, StepOutput, TracedWorkflow
+from qflow.dsl.tracing import NamedOutputs, StepOutput, TracedWorkflow, when
+from qflow.dsl.values import DataFile, Failed
 from qflow.dsl.workflow import Workflow, workflow
 
 __all__ = [
+    "DataFile",
+    "Failed",
     "NamedOutputs",
     "Step",
     "StepOptions",
@@ -12,5 +15,6 @@ __all__ = [
     "TracedWorkflow",
     "Workflow",
     "step",
+    "when",
     "workflow",
 ]

@@ -34,6 +34,32 @@ class StepOptions:
     resources: Mapping[str, float] = field(default_factory=dict)
 
 
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: float | str | None) -> float | None:
+    """Seconds from ``30``, ``"30s"``, ``"10m"``, ``"2h"`` or ``"500ms"``."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for unit in ("ms", "s", "m", "h"):
+            number = text.removesuffix(unit)
+            if number != text:
+                try:
+                    seconds = float(number) * _UNITS[unit]
+                except ValueError:
+                    break
+                if seconds > 0:
+                    return seconds
+    raise TraceError(
+        f"Timeout {value!r} is not a duration. Use seconds (30) or a string such as "
+        "'30s', '10m', '2h' or '500ms'."
+    )
+
+
 def _caller_location(depth: int) -> str:
     frame = sys._getframe(depth)
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
@@ -111,6 +137,36 @@ class Step(Generic[P, R]):
         if self.outputs == ("return",):
             return handles[0]  # type: ignore[return-value]
         return handles  # type: ignore[return-value]
+
+    def map(self, items: Any, /, *, max_parallel: int | None = None, **shared: Any) -> Any:
+        """Call the step once per item of ``items`` (a list, or a step output that will be one)
+        when the workflow runs; the items go to the step's first parameter not in ``shared``.
+
+        Returns a placeholder for the list of results, in item order. With ``catch=True`` a
+        failed item becomes a ``qf.Failed`` in that list instead of failing the run.
+        """
+        trace = current_trace.get()
+        if trace is None:
+            return [self(item, **shared) for item in items]
+        location = _caller_location(2)
+        free = [p for p in self.signature.parameters if p not in shared]
+        if not free:
+            raise StepSignatureError(
+                f"Step {self.name!r} cannot be mapped: every parameter is given in the "
+                f"shared arguments ({', '.join(shared)}).\n  at {location}"
+            )
+        if max_parallel is not None and max_parallel < 1:
+            raise StepSignatureError(
+                f"Step {self.name!r}: max_parallel must be at least 1, got {max_parallel}."
+            )
+        arguments = self.bind((items,), shared, location)
+        name = trace.add(
+            self, arguments, self.outputs, location, map_over=free[0], max_parallel=max_parallel
+        )
+        handles = tuple(StepOutput(name, output) for output in self.outputs)
+        if self.options.outputs:
+            return NamedOutputs(handles)
+        return handles[0] if self.outputs == ("return",) else handles
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], location: str) -> dict[str, Any]:
         """Bind call arguments to the signature, with defaults, or explain what is wrong."""
@@ -203,6 +259,8 @@ def step(fn: Any = None, /, **options: Any) -> Any:
         options["outputs"] = tuple(options["outputs"])
     if options.get("resources") is None:
         options.pop("resources", None)
+    if options.get("timeout") is not None:
+        options["timeout"] = parse_duration(options["timeout"])
     opts = StepOptions(**options)
 
     def decorate(target: Any) -> Any:

@@ -8,8 +8,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from qflow.errors import HandleMisuseError
-from qflow.graph.model import Edge, Graph, Node
+from qflow.errors import HandleMisuseError, TraceError
+from qflow.graph.model import Edge, EdgeKind, Graph, Node, NodeKind
 
 if TYPE_CHECKING:
     from qflow.dsl.step import Step
@@ -156,6 +156,7 @@ class TraceContext:
     edges: list[Edge] = field(default_factory=list)
     calls: dict[str, StepCall] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
+    conditions: list[StepOutput] = field(default_factory=list)
 
     def add(
         self,
@@ -163,6 +164,9 @@ class TraceContext:
         arguments: Mapping[str, Any],
         outputs: tuple[str, ...],
         location: str,
+        *,
+        map_over: str | None = None,
+        max_parallel: int | None = None,
     ) -> str:
         position = len(self.nodes)
         name = f"{position}_{step.name}"
@@ -171,8 +175,10 @@ class TraceContext:
             handles = list(walk_handles(value, arg))
             for path, handle in handles:
                 self.edges.append(Edge(handle.node, handle.output, name, path))
-            if not handles:
+            if not handles and arg != map_over:
                 params[arg] = value
+        for condition in self.conditions:
+            self.edges.append(Edge(condition.node, condition.output, name, "", EdgeKind.CONDITION))
         self.nodes.append(
             Node(
                 name=name,
@@ -182,6 +188,9 @@ class TraceContext:
                 params=tuple((k, canonical(v)) for k, v in params.items()),
                 location=location,
                 group="/".join(self.groups),
+                kind=NodeKind.MAP if map_over else NodeKind.STEP,
+                map_over=map_over,
+                max_parallel=max_parallel,
             )
         )
         self.calls[name] = StepCall(step, dict(arguments), params)
@@ -196,3 +205,32 @@ class TracedWorkflow:
     calls: Mapping[str, StepCall]
     result: Any
     config: Mapping[str, Any]
+
+
+class when:
+    """Run the steps called inside the block only if ``condition`` (a step output) is truthy
+    when the workflow runs; otherwise they, and what depends on them, are recorded as
+    skipped. The condition stays in the graph (drawn as a dashed edge)."""
+
+    def __init__(self, condition: StepOutput) -> None:
+        if not isinstance(condition, StepOutput):
+            raise TraceError(
+                f"qf.when takes a step output, got {type(condition).__name__} {condition!r}. "
+                "Hint: for values known at trace time (config), use a plain if statement."
+            )
+        self.condition = condition
+
+    def __enter__(self) -> StepOutput:
+        trace = current_trace.get()
+        if trace is None:
+            raise TraceError(
+                "qf.when only works while a workflow is traced (qf.run, qflow run). "
+                "Hint: when calling steps as plain functions, use an if statement."
+            )
+        trace.conditions.append(self.condition)
+        return self.condition
+
+    def __exit__(self, *exc: object) -> None:
+        trace = current_trace.get()
+        if trace is not None:
+            trace.conditions.pop()

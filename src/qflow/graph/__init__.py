@@ -1,5 +1,5 @@
 """The workflow graph as pure data (stdlib only): nodes, edges, validation, fingerprints."""
 
-from qflow.graph.model import Edge, Graph, Node
+from qflow.graph.model import Edge, EdgeKind, Graph, Node, NodeKind
 
-__all__ = ["Edge", "Graph", "Node"]
+__all__ = ["Edge", "EdgeKind", "Graph", "Node", "NodeKind"]

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import cached_property
+
+
+class NodeKind(Enum):
+    """A plain step call, or a step mapped over a list known only at run time."""
+
+    STEP = "step"
+    MAP = "map"
+
+
+class EdgeKind(Enum):
+    """Data flows into an argument; a condition decides whether the target runs."""
+
+    DATA = "data"
+    CONDITION = "condition"
 
 
 @dataclass(frozen=True)
 class Edge:
-    """Output ``output`` of node ``source`` feeds argument ``target_arg`` of node ``target``."""
+    """Output ``output`` of node ``source`` feeds argument ``target_arg`` of node ``target``
+    (or, for a condition edge, decides whether ``target`` runs)."""
 
     source: str
     output: str
     target: str
     target_arg: str
+    kind: EdgeKind = EdgeKind.DATA
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,9 @@ class Node:
     params: tuple[tuple[str, str], ...] = ()
     location: str = ""
     group: str = ""
+    kind: NodeKind = NodeKind.STEP
+    map_over: str | None = None
+    max_parallel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,9 @@ class Graph:
 
     def inputs_of(self, name: str) -> tuple[Edge, ...]:
         return tuple(edge for edge in self.edges if edge.target == name)
+
+    def conditions_of(self, name: str) -> tuple[Edge, ...]:
+        return tuple(e for e in self.edges if e.target == name and e.kind is EdgeKind.CONDITION)
 
     def topological_order(self) -> tuple[str, ...]:
         """Kahn's algorithm, ties broken by trace position, so the order is deterministic."""

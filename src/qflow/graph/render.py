@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from qflow.graph.model import Graph
+from qflow.graph.model import EdgeKind, Graph, NodeKind
 
 STATUS_COLOURS = {
     "succeeded": "#b7e4c7",
@@ -25,10 +25,17 @@ def to_mermaid(graph: Graph, status: Mapping[str, str] | None = None) -> str:
     lines = ["flowchart TD"]
     for node in graph.nodes:
         label = node.name.replace('"', "'")
-        lines.append(f'    {_mermaid_id(node.name)}["{label}"]')
+        if node.kind is NodeKind.MAP:
+            lines.append(f'    {_mermaid_id(node.name)}[["{label} (map)"]]')
+        else:
+            lines.append(f'    {_mermaid_id(node.name)}["{label}"]')
     for edge in graph.edges:
+        source, target = _mermaid_id(edge.source), _mermaid_id(edge.target)
+        if edge.kind is EdgeKind.CONDITION:
+            lines.append(f"    {source} -.->|when {edge.output}| {target}")
+            continue
         label = edge.target_arg.replace('"', "'").replace("|", "/")
-        lines.append(f"    {_mermaid_id(edge.source)} -->|{label}| {_mermaid_id(edge.target)}")
+        lines.append(f"    {source} -->|{label}| {target}")
     for name, state in (status or {}).items():
         if name in graph.by_name and state in STATUS_COLOURS:
             lines.append(f"    style {_mermaid_id(name)} fill:{STATUS_COLOURS[state]}")
@@ -43,11 +50,13 @@ def to_dot(graph: Graph, status: Mapping[str, str] | None = None) -> str:
     ]
     for node in graph.nodes:
         fill = STATUS_COLOURS.get((status or {}).get(node.name, ""), "#ffffff")
-        lines.append(f"    {json.dumps(node.name)} [fillcolor={json.dumps(fill)}];")
+        peripheries = ", peripheries=2" if node.kind is NodeKind.MAP else ""
+        lines.append(f"    {json.dumps(node.name)} [fillcolor={json.dumps(fill)}{peripheries}];")
     for edge in graph.edges:
-        lines.append(
-            f"    {json.dumps(edge.source)} -> {json.dumps(edge.target)}"
-            f" [label={json.dumps(edge.target_arg)}];"
-        )
+        if edge.kind is EdgeKind.CONDITION:
+            attrs = f"label={json.dumps('when ' + edge.output)}, style=dashed"
+        else:
+            attrs = f"label={json.dumps(edge.target_arg)}"
+        lines.append(f"    {json.dumps(edge.source)} -> {json.dumps(edge.target)} [{attrs}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Protocol
 
@@ -56,7 +57,13 @@ class LocalExecutor:
         self._artifacts = self._sinks = None
 
 
-EXECUTORS = {"local": LocalExecutor}
+def _parallel(**options: object) -> Executor:
+    from qflow.runtime.parallel import ParallelExecutor
+
+    return ParallelExecutor(**options)  # type: ignore[arg-type]
+
+
+EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "parallel": _parallel}
 
 
 def create_executor(name: str, **options: object) -> Executor:
@@ -68,4 +75,6 @@ def create_executor(name: str, **options: object) -> Executor:
             f"Unknown executor {name!r}; known executors: {', '.join(sorted(EXECUTORS))}."
             f"{did_you_mean(name, EXECUTORS)}"
         ) from None
+    if name == "local":
+        options.pop("workers", None)
     return factory(**options)

@@ -27,6 +27,7 @@ def launch(
     overrides: Sequence[str] = (),
     project_dir: str | Path | None = None,
     executor: str = "local",
+    workers: int | None = None,
     use_cache: bool = True,
     rerun: Collection[str] = (),
     plugins: Iterable[object] = (),
@@ -45,10 +46,8 @@ def launch(
         dict(config) if config is not None else load_config(wf.name, overrides, project.conf_dir)
     )
     traced = wf.trace(resolved)
-    runner = create_executor(executor)
-    from qflow.tracking.selection import trackers_from_config
-
-    hooks = create_plugin_manager([*plugins, *trackers_from_config(resolved, project.root)])
+    runner = create_executor(executor, **({"workers": workers} if workers else {}))
+    hooks = create_plugin_manager(plugins)
 
     from qflow.store import open_stores
 

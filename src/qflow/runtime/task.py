@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from qflow.errors import QFlowInternalError
 
 if TYPE_CHECKING:
     from qflow.dsl.step import Step
@@ -13,6 +16,24 @@ if TYPE_CHECKING:
 
 def handle_key(node: str, output: str) -> str:
     return f"{node}.{output}"
+
+
+_LIVE_STEPS: dict[int, Step[..., Any]] = {}
+
+
+def register_steps(steps: Iterable[Step[..., Any]]) -> list[int]:
+    """Make steps known to worker processes forked after this call, which then receive
+    tasks without pickling user code. Returns the keys, for ``forget_steps``."""
+    keys = []
+    for step in steps:
+        _LIVE_STEPS[id(step)] = step
+        keys.append(id(step))
+    return keys
+
+
+def forget_steps(keys: Iterable[int]) -> None:
+    for key in keys:
+        _LIVE_STEPS.pop(key, None)
 
 
 @dataclass
@@ -26,6 +47,23 @@ class StepTask:
     arguments: dict[str, Any]
     inputs: dict[str, ArtifactRef]
     values: dict[str, Any] = field(default_factory=dict)
+    item: int | None = None
+    """Index of the item for one call of a mapped step."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["step"] = id(self.step)
+        state["values"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        step = _LIVE_STEPS.get(state["step"])
+        if step is None:
+            raise QFlowInternalError(
+                f"Step of task {state['node'].name} is unknown in this worker process; workers "
+                "must be forked after register_steps()."
+            )
+        self.__dict__.update(state, step=step)
 
 
 @dataclass

@@ -8,10 +8,13 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qflow.dsl.tracing import StepOutput, running_step, substitute
@@ -78,9 +81,34 @@ def _store(
     return refs
 
 
+@contextlib.contextmanager
+def _time_limit(seconds: float | None, step: str) -> Iterator[None]:
+    """Interrupt the step's own thread after ``seconds`` with a ``TimeoutError``.
+
+    SIGALRM stops Python code and any C code that checks for signals (sleep, I/O, numpy
+    loops release early). Executors with worker processes also kill a worker that does not
+    return soon after this, so the work is stopped, never abandoned.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"step {step} exceeded its timeout of {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskResult:
     """Run the task with its retry policy; never raises for a failure of user code."""
     options = task.step.options
+    timeout = options.timeout if isinstance(options.timeout, float) else None
     recorder = StepRecorder(task.run_id, task.step_run_id, task.node.name, sinks)
     started = time.time()
     out, err = _Tee(sys.stdout), _Tee(sys.stderr)
@@ -96,7 +124,8 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
                 try:
                     arguments = _resolve(task, artifacts)
                     bound = inspect.BoundArguments(task.step.signature, OrderedDict(arguments))
-                    value = task.step.fn(*bound.args, **bound.kwargs)
+                    with _time_limit(timeout, task.node.name):
+                        value = task.step.fn(*bound.args, **bound.kwargs)
                     outputs = split_outputs(task, value)
                     refs = _store(task, outputs, artifacts)
                 except (SerializationError, QFlowError) as exc:

@@ -7,9 +7,11 @@ so a reader never sees a partial blob; bytes are hashed in a thread while they a
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
+import json
 import os
 import tempfile
 import threading
@@ -188,6 +190,34 @@ class ArtifactStore:
             )
         return self.put(target, name=str(target))
 
+    def put_collection(self, members: list[ArtifactRef]) -> ArtifactRef:
+        """Store a list of already stored artifacts (a mapped step's results) as one artifact
+        whose value is the list of their values. Small members travel with it inline."""
+        listed = [
+            {**m.to_dict(), "inline": base64.b64encode(m.inline).decode() if m.inline else None}
+            for m in members
+        ]
+        data = json.dumps(listed, sort_keys=True, separators=(",", ":")).encode()
+        ref = self._put(ser.by_name("bytes"), data, "collection", inline_max=0)
+        return ArtifactRef(ref.key, "collection", ref.size, "builtins.list", False)
+
+    def collection_members(self, ref: ArtifactRef) -> list[ArtifactRef]:
+        """The artifacts a collection lists, in order."""
+        raw = self.get(ArtifactRef(ref.key, "bytes", ref.size, "builtins.bytes", False))
+        return [
+            ArtifactRef.from_dict(m)
+            if m["inline"] is None
+            else ArtifactRef(
+                m["key"],
+                m["serializer"],
+                int(m["size"]),
+                m["type_name"],
+                bool(m["pickled"]),
+                base64.b64decode(m["inline"]),
+            )
+            for m in json.loads(raw)  # type: ignore[arg-type]
+        ]
+
     def put_bytes(self, data: bytes) -> ArtifactRef:
         """Store raw bytes (serializer "bytes")."""
         return self._put(ser.by_name("bytes"), data, "bytes")
@@ -297,6 +327,8 @@ class ArtifactStore:
 
     def get(self, ref: ArtifactRef) -> object:
         """Load an artifact; local numpy arrays come back memory-mapped and read-only."""
+        if ref.serializer == "collection":
+            return [self.get(member) for member in self.collection_members(ref)]
         serializer = ser.by_name(ref.serializer)
         if ref.inline is not None:
             return serializer.load(io.BytesIO(ref.inline))

@@ -31,7 +31,7 @@ def test_linear_run_records_steps_outputs_metrics_and_stdout(project: Path) -> N
     assert [(m.key, m.value) for m in history] == [("total", 12.0)]
     load = run.step("0_load")
     assert load.params == {"n": "4"}
-    assert run.step("1_double").inputs["0_load.return"].key == load.outputs["return"].key
+    assert run.step("1_double").inputs["xs"].key == load.outputs["return"].key
     assert run.config == {"n": 4}
     assert (project / ".qflow" / "qflow.db").is_file()
 

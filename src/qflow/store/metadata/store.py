@@ -34,7 +34,7 @@ from qflow.errors import (
 from qflow.ids import new_run_id
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.metadata import schema as t
-from qflow.store.metadata.records import LoggedArtifact, Metric, Run, StepRun
+from qflow.store.metadata.records import DataFileRecord, LoggedArtifact, Metric, Run, StepRun
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -440,11 +440,24 @@ class MetadataStore:
             return int(step_run_id)
 
     @_translated
-    def start_step_run(self, step_run_id: int, *, cache_key: str | None = None) -> None:
-        """Mark a step run as running; a ``cache_key`` known only now is recorded too."""
+    def start_step_run(
+        self,
+        step_run_id: int,
+        *,
+        cache_key: str | None = None,
+        fingerprint: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Mark a step run as running, recording what is known only now: its cache key, code
+        fingerprint and why it runs."""
         changes: dict[str, object] = {"status": "running", "started_at": time.time()}
-        if cache_key is not None:
-            changes["cache_key"] = cache_key
+        for column, value in (
+            ("cache_key", cache_key),
+            ("fingerprint", fingerprint),
+            ("reason", reason),
+        ):
+            if value is not None:
+                changes[column] = value
         with self.engine.begin() as conn:
             conn.execute(
                 t.step_runs.update().where(t.step_runs.c.id == step_run_id).values(**changes)
@@ -467,6 +480,8 @@ class MetadataStore:
         cache_key: str | None = None,
         started_at: float | None = None,
         ended_at: float | None = None,
+        fingerprint: str | None = None,
+        reason: str | None = None,
     ) -> None:
         """Record the outcome and the step's lineage (artifacts read and written) atomically.
 
@@ -476,10 +491,14 @@ class MetadataStore:
         io += [("out", n, r) for n, r in (outputs or {}).items()]
         now = time.time()
         times: dict[str, object] = {"ended_at": ended_at if ended_at is not None else now}
-        if started_at is not None:
-            times["started_at"] = started_at
-        if cache_key is not None:
-            times["cache_key"] = cache_key
+        for column, value in (
+            ("started_at", started_at),
+            ("cache_key", cache_key),
+            ("fingerprint", fingerprint),
+            ("reason", reason),
+        ):
+            if value is not None:
+                times[column] = value
         with self.engine.begin() as conn:
             _insert_ignore(
                 conn,
@@ -534,6 +553,60 @@ class MetadataStore:
             )
         known = [s.name for s in steps] + sorted({s.step for s in steps})
         raise StepNotFoundError(f"Run {run_id!r} has no step {name!r}.{did_you_mean(name, known)}")
+
+    @_translated
+    def previous_step_run(self, workflow: str, name: str, before_run: str) -> StepRun | None:
+        """The latest finished run of step call ``name`` in an earlier run of ``workflow``:
+        what a cache miss is compared against to say what changed."""
+        query = (
+            sa.select(t.step_runs)
+            .join(t.runs, t.runs.c.id == t.step_runs.c.run_id)
+            .where(
+                t.runs.c.workflow == workflow,
+                t.step_runs.c.name == name,
+                t.step_runs.c.run_id < before_run,
+                t.step_runs.c.status.in_(("succeeded", "cached")),
+            )
+            .order_by(t.step_runs.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            found = self._step_runs(conn, conn.execute(query).all())
+        return found[0] if found else None
+
+    @_translated
+    def record_data_files(self, step_run_id: int, files: Sequence[DataFileRecord]) -> None:
+        """Remember the data files (path and hash) a step run read."""
+        rows = [
+            {
+                "step_run_id": step_run_id,
+                "name": f.name,
+                "path": f.path,
+                "sha256": f.sha256,
+                "size": f.size,
+            }
+            for f in files
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(t.data_files.insert(), rows)
+
+    @_translated
+    def data_files(self, run_id: str, step_run_id: int | None = None) -> list[DataFileRecord]:
+        """Data files read by a run's steps (or by one step run), in step order."""
+        query = (
+            sa.select(t.data_files, t.step_runs.c.name.label("step_name"))
+            .join(t.step_runs, t.step_runs.c.id == t.data_files.c.step_run_id)
+            .where(t.step_runs.c.run_id == run_id)
+            .order_by(t.step_runs.c.position, t.data_files.c.id)
+        )
+        if step_run_id is not None:
+            query = query.where(t.data_files.c.step_run_id == step_run_id)
+        with self.engine.connect() as conn:
+            return [
+                DataFileRecord(r.name, r.path, r.sha256, int(r.size), r.step_run_id, r.step_name)
+                for r in conn.execute(query)
+            ]
 
     @_translated
     def find_cached(self, cache_key: str) -> StepRun | None:

@@ -1,0 +1,178 @@
+"""Decide whether a step call can come from the cache, and say why it cannot.
+
+The key is the hash of the step's code fingerprint, its input artifacts' hashes, its
+parameters and the hashes of the data files it reads. On a miss the decision names what
+changed since the last run of the same step call, which no peer framework tells its users.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qflow.dsl.values import DataFile
+from qflow.errors import QFlowError
+from qflow.graph.fingerprint import cache_key, code_fingerprint
+from qflow.store.metadata.records import DataFileRecord
+
+if TYPE_CHECKING:
+    from qflow.dsl.step import Step
+    from qflow.graph.model import Node
+    from qflow.store.artifacts import ArtifactRef, ArtifactStore
+    from qflow.store.metadata.records import StepRun
+    from qflow.store.metadata.store import MetadataStore
+
+
+@dataclass(frozen=True)
+class CacheDecision:
+    """The cache key, the code fingerprint, a hit (or None) and the reason the step runs."""
+
+    key: str
+    fingerprint: str
+    hit: StepRun | None
+    reason: str
+    data_files: tuple[DataFileRecord, ...] = field(default=())
+
+
+def hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_files(step: Step[..., Any], arguments: Mapping[str, Any]) -> tuple[DataFileRecord, ...]:
+    """Hash every argument that is a ``qf.DataFile`` (by annotation or by value)."""
+    try:
+        hints = typing.get_type_hints(step.fn)
+    except Exception:
+        hints = {}
+    found = []
+    for name, value in arguments.items():
+        if not (
+            isinstance(value, DataFile)
+            or (hints.get(name) is DataFile and isinstance(value, str | Path))
+        ):
+            continue
+        path = Path(value).expanduser().resolve()
+        if not path.is_file():
+            raise QFlowError(
+                f"DataFile {str(value)!r} (argument {name!r} of step {step.name!r}) does not "
+                "exist or is not a file. Hint: check the path in the config."
+            )
+        found.append(DataFileRecord(name, str(path), hash_file(path), path.stat().st_size))
+    return tuple(found)
+
+
+class StepIdentity:
+    """Computes cache decisions for one run; fingerprints are computed once per step."""
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        artifacts: ArtifactStore,
+        workflow: str,
+        *,
+        use_cache: bool,
+        rerun: Collection[str],
+        reuse: Mapping[str, StepRun] | None,
+    ) -> None:
+        self.metadata = metadata
+        self.artifacts = artifacts
+        self.workflow = workflow
+        self.use_cache = use_cache
+        self.rerun = set(rerun)
+        self.reuse = dict(reuse or {})
+        self.run_id = ""
+        self._fingerprints: dict[int, tuple[str, str]] = {}
+
+    def fingerprint(self, step: Step[..., Any]) -> str:
+        """Code half then serializer half, so a miss can tell which one changed."""
+        key = hash(step.source) if step.fixed_params else id(step.fn)
+        if key not in self._fingerprints:
+            from qflow.store.serializers import serializer_versions
+
+            code = code_fingerprint(step.source, step.options.version, {})
+            serializers = code_fingerprint("", None, serializer_versions())
+            self._fingerprints[key] = (code, serializers)
+        code, serializers = self._fingerprints[key]
+        return code[:32] + serializers[:32]
+
+    def decide(
+        self,
+        node: Node,
+        step: Step[..., Any],
+        arguments: Mapping[str, Any],
+        inputs: Mapping[str, ArtifactRef],
+        item: int | None = None,
+    ) -> CacheDecision:
+        """``inputs`` maps argument paths (``X``, ``scores[0]``) to artifacts, so the key
+        does not change when steps elsewhere in the workflow are added or renumbered."""
+        fingerprint = self.fingerprint(step)
+        files = data_files(step, arguments)
+        params = dict(node.params)
+        params.update({f"data:{f.name}": f.sha256 for f in files})
+        key = cache_key(fingerprint, {k: r.key for k, r in inputs.items()}, params)
+        name = node.name if item is None else f"{node.name}[{item}]"
+        previous = self.reuse.get(name)
+        if previous is not None and previous.cache_key == key:
+            return CacheDecision(key, fingerprint, previous, "resumed", files)
+        forced = self._forced(node, step)
+        if forced is not None:
+            return CacheDecision(key, fingerprint, None, forced, files)
+        hit = self.metadata.find_cached(key)
+        if hit is not None and all(
+            r.inline is not None or self.artifacts.exists(r.key) for r in hit.outputs.values()
+        ):
+            return CacheDecision(key, fingerprint, hit, "cache hit", files)
+        return CacheDecision(
+            key, fingerprint, None, self._explain(name, fingerprint, params, inputs, files), files
+        )
+
+    def _forced(self, node: Node, step: Step[..., Any]) -> str | None:
+        if not self.use_cache:
+            return "--no-cache"
+        if node.name in self.rerun or node.step in self.rerun:
+            return f"--rerun {node.step}"
+        if not step.options.cache:
+            return "cache=False"
+        return None
+
+    def _explain(
+        self,
+        name: str,
+        fingerprint: str,
+        params: Mapping[str, str],
+        inputs: Mapping[str, ArtifactRef],
+        files: tuple[DataFileRecord, ...],
+    ) -> str:
+        if not self.run_id:
+            return "not in the cache"
+        before = self.metadata.previous_step_run(self.workflow, name, self.run_id)
+        if before is None:
+            return "first run of this step"
+        changes = []
+        if before.fingerprint and before.fingerprint[:32] != fingerprint[:32]:
+            changes.append("code changed")
+        if before.fingerprint and before.fingerprint[32:] != fingerprint[32:]:
+            changes.append("serializer version changed")
+        for key in sorted(set(params) | set(before.params)):
+            if key.startswith("data:"):
+                continue
+            old, new = before.params.get(key), params.get(key)
+            if old != new:
+                changes.append(f"param {key}: {old} → {new}")
+        old_files = {f.name: f.sha256 for f in self.metadata.data_files(before.run_id, before.id)}
+        for file in files:
+            if old_files.get(file.name) not in (None, file.sha256):
+                changes.append(f"data file {file.name} ({Path(file.path).name}) changed")
+        old_inputs = {k: r.key for k, r in before.inputs.items()}
+        for key, ref in inputs.items():
+            if key in old_inputs and old_inputs[key] != ref.key:
+                changes.append(f"input {key} changed")
+        return "; ".join(changes) or "not in the cache (outputs missing or never succeeded)"
