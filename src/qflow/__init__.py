@@ -35,12 +35,16 @@ _EXPORTS = {
     "log_metrics": "qflow.tracking.api",
     "log_param": "qflow.tracking.api",
     "log_params": "qflow.tracking.api",
+    "models": "qflow.registry.api",
     "run": "qflow.client",
     "set_tag": "qflow.tracking.api",
     "step": "qflow.dsl",
     "when": "qflow.dsl",
     "workflow": "qflow.dsl",
 }
+
+# Exported as modules: ``qf.models`` is ``qflow.registry.api`` itself.
+_MODULE_EXPORTS = frozenset({"models"})
 
 __all__ = [
     "Client",
@@ -54,6 +58,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "models",
     "run",
     "set_tag",
     "step",
@@ -65,6 +70,7 @@ if TYPE_CHECKING:
     from qflow.client import Client, run
     from qflow.dsl import DataFile, Failed, step, when, workflow
     from qflow.errors import QFlowError
+    from qflow.registry import api as models
     from qflow.tracking.api import (
         log_artifact,
         log_figure,
@@ -80,7 +86,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'qflow' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    target = importlib.import_module(module)
+    value = target if name in _MODULE_EXPORTS else getattr(target, name)
     globals()[name] = value
     return value
 

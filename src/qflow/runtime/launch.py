@@ -47,7 +47,9 @@ def launch(
     )
     traced = wf.trace(resolved)
     runner = create_executor(executor, **({"workers": workers} if workers else {}))
-    hooks = create_plugin_manager(plugins)
+    from qflow.tracking.selection import trackers_from_config
+
+    hooks = create_plugin_manager([*plugins, *trackers_from_config(resolved, project.root)])
 
     from qflow.store import open_stores
 

@@ -99,3 +99,58 @@ class LoggedArtifact:
     name: str
     ref: ArtifactRef
     step_run_id: int | None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model: a step output of a run, with how to check and use it.
+
+    ``signature`` is the JSON form of ``qflow.registry.signature.Signature`` (or None);
+    ``environment`` is the training run's recorded environment and ``environment_hash`` its
+    sha256; ``artifact_key`` is the sha256 the model's bytes must hash to before it is loaded.
+    """
+
+    name: str
+    version: int
+    run_id: str
+    step_run_id: int
+    step: str
+    output: str
+    artifact_key: str
+    signature: dict[str, Any] | None
+    environment: dict[str, Any]
+    environment_hash: str
+    description: str | None
+    created_at: float
+    created_by: str | None
+    pickled: bool
+    serializer: str = ""
+    type_name: str = ""
+    size: int = 0
+    aliases: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model name with its versions' summary, aliases and tags."""
+
+    name: str
+    description: str | None
+    created_at: float
+    created_by: str | None
+    latest_version: int | None
+    aliases: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """One move of an alias: to ``version`` (None when removed) from ``previous_version``."""
+
+    name: str
+    alias: str
+    version: int | None
+    previous_version: int | None
+    who: str | None
+    changed_at: float

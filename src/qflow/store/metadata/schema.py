@@ -159,3 +159,73 @@ run_artifacts = Table(
     Column("name", String, primary_key=True),
     Column("artifact_key", String(64), ForeignKey("artifacts.key"), nullable=False),
 )
+
+# -- model registry (qflow.registry) ------------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("description", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column(
+        "name",
+        String,
+        ForeignKey("registered_models.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("run_id", String(26), ForeignKey("runs.id"), nullable=False, index=True),
+    Column("step_run_id", Integer, nullable=False),
+    Column("step", String, nullable=False),
+    Column("output", String, nullable=False),
+    Column("artifact_key", String(64), ForeignKey("artifacts.key"), nullable=False),
+    Column("signature", Text),
+    Column("environment", Text, nullable=False, server_default="{}"),
+    Column("environment_hash", String(64), nullable=False),
+    Column("description", Text),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String),
+    Column("pickled", Boolean, nullable=False),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column(
+        "name", String, ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True
+    ),
+    # 0 tags the registered model itself, N tags version N.
+    Column("version", Integer, primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column(
+        "name", String, ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("alias", String, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String, nullable=False),
+    Column("alias", String, nullable=False),
+    Column("version", Integer),
+    Column("previous_version", Integer),
+    Column("who", String),
+    Column("changed_at", Float, nullable=False),
+    Index("ix_alias_history_name_alias", "name", "alias"),
+)
