@@ -16,8 +16,7 @@ from qflow.errors import (
 from qflow.registry import ModelRegistry, QFlowRegistry, parse_ref
 from qflow.registry.signature import Signature
 from qflow.store.metadata import schema as t
-
-from .conftest import features, train
+from tests.fixtures.models import features, train
 
 
 def test_register_infers_signature_and_environment(trained: tuple[Path, str]) -> None:

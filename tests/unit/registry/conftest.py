@@ -1,0 +1,3 @@
+from tests.fixtures.models import trained
+
+__all__ = ["trained"]
