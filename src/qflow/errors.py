@@ -26,6 +26,7 @@ QFlowError
 ├── StoreError                      metadata or artifact store unreachable or broken
 ├── TrackerError                    an external tracker (MLflow, W&B) refused or is unreachable
 ├── StepFailedError                 user code in a step raised (cause attached)
+├── RunKilledError                  the run was interrupted (Ctrl-C, SIGTERM)
 ├── MissingExtraError (ImportError) an optional dependency is not installed
 └── QFlowInternalError              a bug in QFlow itself
 ```
@@ -149,6 +150,12 @@ class StepFailedError(QFlowError):
         super().__init__(message)
         self.step = step
         self.run_id = run_id
+
+
+class RunKilledError(QFlowError):
+    """The run was interrupted (Ctrl-C, SIGTERM); it is recorded as ``killed``."""
+
+    exit_code = 130
 
 
 class MissingExtraError(QFlowError, ImportError):

@@ -8,6 +8,10 @@ from collections.abc import Sequence
 import typer
 
 from qflow.cli.commands import graph, models, predict, run, runs
+from qflow.cli.commands.diff import compare, diff
+from qflow.cli.commands.exec import CONTEXT, exec_
+from qflow.cli.commands.lineage import lineage
+from qflow.cli.commands.reproduce import reproduce
 from qflow.cli.commands.sync import sync
 
 app = typer.Typer(
@@ -23,6 +27,11 @@ app.command("runs")(runs.runs)
 app.command("show")(runs.show)
 app.command("logs")(runs.logs)
 app.command("graph")(graph.graph)
+app.command("lineage")(lineage)
+app.command("diff")(diff)
+app.command("compare")(compare)
+app.command("exec", context_settings=CONTEXT)(exec_)
+app.command("reproduce")(reproduce)
 app.add_typer(models.app, name="models")
 app.command("predict")(predict.predict)
 app.command("sync")(sync)

@@ -43,6 +43,7 @@ STATUS_STYLE = {
     "cached": "cyan",
     "failed": "red",
     "crashed": "red",
+    "killed": "red",
     "running": "yellow",
     "skipped": "dim",
     "pending": "dim",

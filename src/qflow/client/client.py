@@ -130,6 +130,7 @@ class Client:
 
         self.project = find_project(Path(project_dir) if project_dir else None)
         self.metadata, self.artifacts = open_stores(self.project.root)
+        self.metadata.mark_crashed_runs()
 
     def runs(
         self,

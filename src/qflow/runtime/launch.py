@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-import platform
 import shlex
 import sys
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qflow.config.loader import load_config
 from qflow.config.project import Project, find_project
 from qflow.dsl.workflow import Workflow
-from qflow.errors import StepFailedError
+from qflow.errors import QFlowError, RunKilledError, StepFailedError
 from qflow.ids import new_run_id
 from qflow.plugins.manager import create_plugin_manager
 from qflow.runtime.discovery import load_workflow
 from qflow.runtime.executor import create_executor
+from qflow.runtime.heartbeat import Heartbeat, terminate_as_interrupt
 from qflow.runtime.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from qflow.store.metadata.records import StepRun
 
 
 def launch(
-    workflow: Workflow[..., Any] | str,
+    workflow: Workflow[..., Any] | str | None,
     config: Mapping[str, Any] | None = None,
     *,
     overrides: Sequence[str] = (),
@@ -34,13 +37,21 @@ def launch(
     tags: Mapping[str, str] | None = None,
     command: str | None = None,
     sweep_id: str | None = None,
+    resume_from: str | None = None,
 ) -> str:
     """Run ``workflow`` and return the run id; raise ``StepFailedError`` if a step failed.
 
     Everything that can be wrong with the config or the workflow is found before the run is
-    recorded, so a bad invocation leaves no half-made run behind.
+    recorded, so a bad invocation leaves no half-made run behind. With ``resume_from`` (a run
+    id), the workflow and config of that run are used again and every step it finished with
+    the same inputs is reused, even when caching is off.
     """
     project = find_project(Path(project_dir) if project_dir else None)
+    reuse: dict[str, StepRun] = {}
+    if resume_from is not None:
+        workflow, config, reuse, resume_from = _resume_plan(project, resume_from)
+    if workflow is None:
+        raise QFlowError("launch() needs a workflow, or resume_from= a run to resume.")
     wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, project)
     resolved = (
         dict(config) if config is not None else load_config(wf.name, overrides, project.conf_dir)
@@ -60,13 +71,21 @@ def launch(
         config=resolved,
         run_id=new_run_id(),
         command=command if command is not None else shlex.join(sys.argv),
-        meta=_environment(project, executor),
+        meta={**_environment(project, executor), "workflow_ref": _workflow_ref(wf)},
         sweep_id=sweep_id,
+        resumed_from=resume_from,
     )
     if tags:
         metadata.set_tags(run.id, dict(tags))
     scheduler = Scheduler(
-        traced, metadata, artifacts, runner, hooks, use_cache=use_cache, rerun=rerun
+        traced,
+        metadata,
+        artifacts,
+        runner,
+        hooks,
+        use_cache=use_cache,
+        rerun=rerun,
+        reuse=reuse,
     )
     scheduler.notify(
         "before_run",
@@ -77,12 +96,19 @@ def launch(
         meta=run.meta,
         artifacts=artifacts,
     )
-    status: str = "failed"
+    status: str = "killed"
     error: str | None = "interrupted"
     try:
-        outcome = scheduler.run(run.id)
+        with Heartbeat(metadata, run.id), terminate_as_interrupt():
+            outcome = scheduler.run(run.id)
         status = outcome.status
         error = "; ".join(f"{k}: {v}" for k, v in outcome.failed.items()) or None
+    except KeyboardInterrupt:
+        metadata.close_step_runs(run.id, "killed", "the run was interrupted (Ctrl-C or SIGTERM)")
+        raise RunKilledError(
+            f"Run {run.id} of {wf.name!r} was interrupted; what it logged is kept.\n"
+            f"Hint: qflow resume {run.id} continues it, reusing the finished steps."
+        ) from None
     finally:
         metadata.finish_run(run.id, status, error=error)
         scheduler.notify("after_run", run_id=run.id, status=status, error=error)
@@ -97,13 +123,65 @@ def launch(
     return run.id
 
 
-def _environment(project: Project, executor: str) -> dict[str, Any]:
-    from qflow import __version__
+def _resume_plan(
+    project: Project, run_id: str
+) -> tuple[str, dict[str, Any], dict[str, StepRun], str]:
+    """What resuming ``run_id`` means: its workflow, config and the step runs to reuse."""
+    from qflow.store import open_stores
 
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "qflow": __version__,
-        "executor": executor,
-        "project": str(project.root),
+    metadata, _ = open_stores(project.root)
+    metadata.mark_crashed_runs()
+    old = metadata.get_run(run_id)
+    if old.status in ("succeeded", "running"):
+        raise QFlowError(
+            f"Run {old.id} is {old.status}; only failed, crashed or killed runs can be resumed."
+            + (
+                "\nHint: qflow reproduce re-runs a finished run."
+                if old.status != "running"
+                else "\nHint: wait for it, or stop its process first."
+            )
+        )
+    finished = {
+        s.name: s for s in metadata.step_runs(old.id) if s.status in ("succeeded", "cached")
     }
+    return old.meta.get("workflow_ref") or old.workflow, old.config, finished, old.id
+
+
+def _workflow_ref(wf: Workflow[..., Any]) -> str:
+    """How to find the workflow again (for resume): ``module:name`` or ``file.py:name``."""
+    module = getattr(wf.fn, "__module__", "")
+    name = getattr(wf.fn, "__qualname__", wf.name)
+    if "<locals>" in name:
+        return wf.name
+    if module == "__main__":
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        return f"{Path(main_file).resolve()}:{name}" if main_file else wf.name
+    return f"{module}:{name}"
+
+
+def _environment(project: Project, executor: str) -> dict[str, Any]:
+    """The run's ``meta``: code version, interpreter, machine, packages (by hash)."""
+    from qflow import __version__
+    from qflow.environment import capture, persist
+    from qflow.store import ArtifactStore, MetadataStore
+    from qflow.store.location import default_artifacts_url, default_store_url
+
+    url = default_store_url(project.root)
+
+    def save_packages(digest: str, packages: dict[str, str]) -> None:
+        store = MetadataStore(url)
+        try:
+            store.save_environment(digest, packages)
+        finally:
+            store.dispose()
+
+    captured = capture(project.root, shlex.join(sys.argv), cache_dir=project.state_dir)
+    meta = persist(
+        captured,
+        ArtifactStore(default_artifacts_url(project.root)),
+        save_packages,
+        store_url=url,
+        cache_dir=project.state_dir,
+    )
+    meta.update(qflow=__version__, executor=executor, project=str(project.root))
+    return meta

@@ -59,6 +59,7 @@ class StepRun:
     attempts: int
     fingerprint: str | None = None
     reason: str | None = None
+    source_key: str | None = None
     inputs: dict[str, ArtifactRef] = field(default_factory=dict)
     outputs: dict[str, ArtifactRef] = field(default_factory=dict)
 

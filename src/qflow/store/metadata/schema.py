@@ -67,6 +67,8 @@ step_runs = Table(
     Column("fingerprint", String(64)),
     # Why the step ran (the cache miss explained) or why it was skipped.
     Column("reason", Text),
+    # sha256 of the step's source; the text is an inline artifact with that key (provenance).
+    Column("source_key", String(64)),
     UniqueConstraint("run_id", "name", name="uq_step_runs_run_id_name"),
     Index("ix_step_runs_run_id", "run_id"),
 )
@@ -109,6 +111,15 @@ data_files = Table(
     Column("size", BigInteger, nullable=False),
     Index("ix_data_files_step_run_id", "step_run_id"),
     Index("ix_data_files_sha256", "sha256"),
+)
+
+# Installed packages, stored once per distinct environment; runs.meta keeps the hash only.
+environments = Table(
+    "environments",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("packages", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 params = Table(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import hashlib
 import json
 import os
 import socket
@@ -422,7 +423,10 @@ class MetadataStore:
         params: dict[str, Any],
         cache_key: str | None = None,
         status: str = "pending",
+        source: str | None = None,
     ) -> int:
+        """Record a step run; ``source`` (the step's code) is stored once per distinct text."""
+        source_key = self._save_source(source) if source is not None else None
         with self.engine.begin() as conn:
             step_run_id = conn.execute(
                 t.step_runs.insert()
@@ -434,6 +438,7 @@ class MetadataStore:
                     status=status,
                     cache_key=cache_key,
                     params=_dumps(params),
+                    source_key=source_key,
                 )
                 .returning(t.step_runs.c.id)
             ).scalar_one()
@@ -553,6 +558,19 @@ class MetadataStore:
             )
         known = [s.name for s in steps] + sorted({s.step for s in steps})
         raise StepNotFoundError(f"Run {run_id!r} has no step {name!r}.{did_you_mean(name, known)}")
+
+    @_translated
+    def close_step_runs(self, run_id: str, status: str, error: str) -> None:
+        """End every step run of ``run_id`` still pending or running (an interrupted run)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.step_runs.update()
+                .where(
+                    t.step_runs.c.run_id == run_id,
+                    t.step_runs.c.status.in_(("pending", "running")),
+                )
+                .values(status=status, error=error, ended_at=time.time())
+            )
 
     @_translated
     def previous_step_run(self, workflow: str, name: str, before_run: str) -> StepRun | None:
@@ -816,6 +834,91 @@ class MetadataStore:
                 f"No artifact with key {key!r} in the metadata store at {_masked(self.url)}."
             )
         return _ref(row)
+
+    # -- provenance: step sources, environments, artifact uses -----------------------------
+
+    def _save_source(self, source: str) -> str:
+        """Keep ``source`` as an inline bytes artifact keyed by its sha256; once per process."""
+        data = source.encode()
+        key = hashlib.sha256(data).hexdigest()
+        known: set[str] = self.__dict__.setdefault("_sources", set())
+        if key not in known:
+            ref = ArtifactRef(key, "bytes", len(data), "builtins.str", False, data)
+            with self.engine.begin() as conn:
+                _insert_ignore(conn, t.artifacts, [_artifact_row(ref, time.time())])
+            known.add(key)
+        return key
+
+    @_translated
+    def source(self, key: str) -> str | None:
+        """A step source saved by ``create_step_run(source=...)``, or None if unknown."""
+        query = sa.select(t.artifacts.c.data).where(t.artifacts.c.key == key)
+        with self.engine.connect() as conn:
+            data = conn.execute(query).scalar()
+        return None if data is None else bytes(data).decode()
+
+    @_translated
+    def save_environment(self, hash: str, packages: dict[str, str]) -> None:
+        """Store an installed-package list once under its hash (see ``qflow.environment``)."""
+        row = {"hash": hash, "packages": _dumps(packages), "created_at": time.time()}
+        with self.engine.begin() as conn:
+            _insert_ignore(conn, t.environments, [row])
+
+    @_translated
+    def environment(self, hash: str) -> dict[str, str] | None:
+        """The package list (name → version) stored under ``hash``, or None."""
+        query = sa.select(t.environments.c.packages).where(t.environments.c.hash == hash)
+        with self.engine.connect() as conn:
+            packages = conn.execute(query).scalar()
+        return None if packages is None else dict(json.loads(packages))
+
+    @_translated
+    def update_run_meta(self, run_id: str, changes: dict[str, Any]) -> None:
+        """Merge ``changes`` into a run's ``meta`` (top-level keys replaced)."""
+        with self.engine.begin() as conn:
+            query = sa.select(t.runs.c.meta).where(t.runs.c.id == run_id)
+            meta = json.loads(conn.execute(query).scalar_one())
+            meta.update(changes)
+            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(meta=_dumps(meta)))
+
+    @_translated
+    def artifact_uses(self, key: str) -> list[tuple[str, str, str, str]]:
+        """Where an artifact was read or written: ``(run_id, step run name, "in"|"out", name)``,
+        oldest run first."""
+        c = t.step_io.c
+        query = (
+            sa.select(t.step_runs.c.run_id, t.step_runs.c.name, c.direction, c.name)
+            .join(t.step_runs, t.step_runs.c.id == c.step_run_id)
+            .where(c.artifact_key == key)
+            .order_by(t.step_runs.c.run_id, t.step_runs.c.position, c.direction, c.name)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
+
+    @_translated
+    def data_file_uses(self, path_or_sha256: str) -> list[DataFileRecord]:
+        """Data files read anywhere whose path or sha256 is ``path_or_sha256``, oldest first;
+        ``step_name`` is ``run_id/step run name``."""
+        query = (
+            sa.select(t.data_files, t.step_runs.c.run_id, t.step_runs.c.name.label("step_name"))
+            .join(t.step_runs, t.step_runs.c.id == t.data_files.c.step_run_id)
+            .where(
+                (t.data_files.c.sha256 == path_or_sha256) | (t.data_files.c.path == path_or_sha256)
+            )
+            .order_by(t.step_runs.c.run_id, t.step_runs.c.position, t.data_files.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [
+                DataFileRecord(
+                    r.name,
+                    r.path,
+                    r.sha256,
+                    int(r.size),
+                    r.step_run_id,
+                    f"{r.run_id}/{r.step_name}",
+                )
+                for r in conn.execute(query)
+            ]
 
 
 def _is_number(value: object) -> bool:

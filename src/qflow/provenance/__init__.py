@@ -1,0 +1,1 @@
+"""Provenance: lineage, run diffs, reproduction, tracked scripts, notebooks and clean-up."""

@@ -1,0 +1,195 @@
+"""Why two runs differ: config, params, metrics, code, environment, data files and outputs.
+
+``diff_runs`` returns plain data (``qflow diff --json``); ``compare_runs`` puts several runs
+side by side (``qflow compare``). Steps are matched by their run name (``3_fit``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import TYPE_CHECKING, Any
+
+from qflow.environment import package_changes
+
+if TYPE_CHECKING:
+    from qflow.store.metadata.records import Run, StepRun
+    from qflow.store.metadata.store import MetadataStore
+
+_MISSING = "<missing>"
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists stay values."""
+    if isinstance(data, dict) and data:
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): data} if prefix else {}
+
+
+def changed_values(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[Any]]:
+    """Keys whose values differ, as ``key: [a, b]`` (``"<missing>"`` when absent)."""
+    return {
+        key: [a.get(key, _MISSING), b.get(key, _MISSING)]
+        for key in sorted(a.keys() | b.keys())
+        if a.get(key, _MISSING) != b.get(key, _MISSING)
+    }
+
+
+def _same_float(x: float, y: float) -> bool:
+    return x == y or (math.isnan(x) and math.isnan(y))
+
+
+def metric_changes(a: dict[str, float], b: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Every metric of either run: values, delta and relative change."""
+    rows: dict[str, dict[str, Any]] = {}
+    for key in sorted(a.keys() | b.keys()):
+        va, vb = a.get(key), b.get(key)
+        row: dict[str, Any] = {"a": va, "b": vb, "delta": None, "relative": None}
+        if va is not None and vb is not None:
+            row["same"] = _same_float(va, vb)
+            if not row["same"]:
+                row["delta"] = vb - va
+                row["relative"] = (vb - va) / abs(va) if va not in (0.0,) else None
+        else:
+            row["same"] = False
+        rows[key] = row
+    return rows
+
+
+def _source(metadata: MetadataStore, step: StepRun, cache: dict[str, str | None]) -> str | None:
+    if step.source_key is None:
+        return None
+    if step.source_key not in cache:
+        cache[step.source_key] = metadata.source(step.source_key)
+    return cache[step.source_key]
+
+
+def code_changes(
+    metadata: MetadataStore, a: list[StepRun], b: list[StepRun]
+) -> dict[str, dict[str, Any]]:
+    """Per step whose code changed: fingerprints and a unified diff of the source."""
+    sources: dict[str, str | None] = {}
+    by_a = {s.name: s for s in a}
+    by_b = {s.name: s for s in b}
+    changes: dict[str, dict[str, Any]] = {}
+    for name in [*by_a, *(n for n in by_b if n not in by_a)]:
+        sa_, sb = by_a.get(name), by_b.get(name)
+        if sa_ is None or sb is None:
+            changes[name] = {"only_in": "a" if sb is None else "b", "diff": ""}
+            continue
+        same_source = sa_.source_key == sb.source_key
+        same_fingerprint = sa_.fingerprint == sb.fingerprint
+        if same_source and same_fingerprint:
+            continue
+        text_a, text_b = _source(metadata, sa_, sources), _source(metadata, sb, sources)
+        diff = ""
+        if text_a is not None and text_b is not None and not same_source:
+            diff = "".join(
+                difflib.unified_diff(
+                    text_a.splitlines(keepends=True),
+                    text_b.splitlines(keepends=True),
+                    f"a/{name}",
+                    f"b/{name}",
+                )
+            )
+        changes[name] = {
+            "fingerprint": [sa_.fingerprint, sb.fingerprint],
+            "source": [sa_.source_key, sb.source_key],
+            "diff": diff,
+        }
+    return changes
+
+
+def environment_changes(metadata: MetadataStore, a: Run, b: Run) -> dict[str, Any]:
+    """Python, platform, host, git and package differences between two runs."""
+    keys = ("python", "platform", "host", "user", "qflow", "executor")
+    env: dict[str, Any] = {
+        k: [a.meta.get(k), b.meta.get(k)] for k in keys if a.meta.get(k) != b.meta.get(k)
+    }
+    git_a, git_b = a.meta.get("git") or {}, b.meta.get("git") or {}
+    for key in ("commit", "branch", "dirty", "diff"):
+        if git_a.get(key) != git_b.get(key):
+            env[f"git.{key}"] = [git_a.get(key), git_b.get(key)]
+    if a.meta.get("snapshot") != b.meta.get("snapshot"):
+        env["snapshot"] = [a.meta.get("snapshot"), b.meta.get("snapshot")]
+    hash_a, hash_b = a.meta.get("packages_hash"), b.meta.get("packages_hash")
+    if hash_a != hash_b:
+        packages_a = metadata.environment(hash_a) if hash_a else None
+        packages_b = metadata.environment(hash_b) if hash_b else None
+        if packages_a is not None and packages_b is not None:
+            env["packages"] = package_changes(packages_a, packages_b)
+        else:
+            env["packages"] = {"unknown": [hash_a, hash_b]}
+    return env
+
+
+def data_changes(metadata: MetadataStore, a: Run, b: Run) -> dict[str, list[Any]]:
+    """Data files read (by step and name) whose hash differs or that only one run read."""
+
+    def files(run: Run) -> dict[str, str]:
+        return {f"{f.step_name}:{f.name}": f.sha256 for f in metadata.data_files(run.id)}
+
+    return changed_values(files(a), files(b))
+
+
+def output_changes(a: list[StepRun], b: list[StepRun]) -> dict[str, list[Any]]:
+    """Step outputs (``step.output``) whose artifact hash differs, or that one run lacks."""
+
+    def outputs(steps: list[StepRun]) -> dict[str, str]:
+        return {f"{s.name}.{n}": ref.key for s in steps for n, ref in s.outputs.items()}
+
+    return changed_values(outputs(a), outputs(b))
+
+
+def diff_runs(metadata: MetadataStore, run_a: str, run_b: str) -> dict[str, Any]:
+    """Everything that differs between two runs (ids or unique prefixes)."""
+    a, b = metadata.get_run(run_a), metadata.get_run(run_b)
+    steps_a, steps_b = metadata.step_runs(a.id), metadata.step_runs(b.id)
+    statuses = changed_values(
+        {s.name: s.status for s in steps_a}, {s.name: s.status for s in steps_b}
+    )
+    return {
+        "a": {"id": a.id, "workflow": a.workflow, "status": a.status},
+        "b": {"id": b.id, "workflow": b.workflow, "status": b.status},
+        "config": changed_values(flatten(a.config), flatten(b.config)),
+        "params": changed_values(a.params, b.params),
+        "metrics": metric_changes(a.metrics_summary, b.metrics_summary),
+        "code": code_changes(metadata, steps_a, steps_b),
+        "environment": environment_changes(metadata, a, b),
+        "data": data_changes(metadata, a, b),
+        "outputs": output_changes(steps_a, steps_b),
+        "steps": statuses,
+    }
+
+
+def compare_runs(metadata: MetadataStore, run_ids: list[str]) -> dict[str, Any]:
+    """Several runs side by side: ``rows`` of ``(section, key, [value per run])``; keys with
+    the same value in every run are left out unless ``all`` is asked of the caller."""
+    runs = [metadata.get_run(r) for r in run_ids]
+    columns: list[dict[str, Any]] = []
+    for run in runs:
+        git = run.meta.get("git") or {}
+        column: dict[str, Any] = {
+            "run.workflow": run.workflow,
+            "run.status": run.status,
+            "env.python": run.meta.get("python"),
+            "env.git": (git.get("commit") or "")[:10] + ("+dirty" if git.get("dirty") else ""),
+            "env.packages": (run.meta.get("packages_hash") or "")[:10],
+        }
+        column.update({f"config.{k}": v for k, v in flatten(run.config).items()})
+        column.update({f"params.{k}": v for k, v in run.params.items()})
+        column.update({f"metrics.{k}": v for k, v in run.metrics_summary.items()})
+        columns.append(column)
+    keys: list[str] = []
+    for column in columns:
+        keys.extend(k for k in column if k not in keys)
+    order = {"run": 0, "env": 1, "config": 2, "params": 3, "metrics": 4}
+    keys.sort(key=lambda k: (order.get(k.split(".", 1)[0], 9), k))
+    rows = []
+    for key in keys:
+        values = [column.get(key) for column in columns]
+        rows.append({"key": key, "values": values, "same": all(v == values[0] for v in values)})
+    return {"runs": [r.id for r in runs], "rows": rows}

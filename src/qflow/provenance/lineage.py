@@ -1,0 +1,328 @@
+"""Lineage: everything an artifact came from, and (forward) everything that used it.
+
+Backward, an artifact is produced by one step run; that step run has parameters, a code
+version (fingerprint and source), data files it read and input artifacts, each produced by an
+upstream step run of the same run, and so on. Forward, the artifact (or a data file) was read by
+step runs of any run; their outputs in turn were read by later steps.
+
+Both directions return plain dicts (``--json``); ``render_tree`` and ``to_mermaid`` draw them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qflow.errors import ArtifactNotFoundError, did_you_mean
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from qflow.store.artifacts import ArtifactRef
+    from qflow.store.metadata.records import DataFileRecord, StepRun
+    from qflow.store.metadata.store import MetadataStore
+
+FORWARD_DEPTH = 6
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """``"3_fit.model"`` → ``("3_fit", "model")``; ``"fit"`` → ``("fit", None)``."""
+    step, dot, output = target.partition(".")
+    return step, (output if dot else None)
+
+
+def _output(step_run: StepRun, output: str | None) -> tuple[str, ArtifactRef]:
+    outputs = step_run.outputs
+    if output is None:
+        if len(outputs) == 1:
+            return next(iter(outputs.items()))
+        raise ArtifactNotFoundError(
+            f"Step {step_run.name!r} has outputs {', '.join(outputs) or '(none)'}; "
+            f"say which one: {step_run.name}.OUTPUT."
+        )
+    if output not in outputs:
+        raise ArtifactNotFoundError(
+            f"Step {step_run.name!r} has no output {output!r}; it has "
+            f"{', '.join(outputs) or '(none)'}.{did_you_mean(output, outputs)}"
+        )
+    return output, outputs[output]
+
+
+def _artifact(name: str, ref: ArtifactRef) -> dict[str, Any]:
+    return {
+        "name": name,
+        "key": ref.key,
+        "type": ref.type_name,
+        "serializer": ref.serializer,
+        "size": ref.size,
+        "pickled": ref.pickled,
+    }
+
+
+def _data_file(record: DataFileRecord) -> dict[str, Any]:
+    return {"name": record.name, "path": record.path, "sha256": record.sha256, "size": record.size}
+
+
+def backward(metadata: MetadataStore, run_id: str, target: str) -> dict[str, Any]:
+    """The lineage tree of ``target`` (``STEP`` or ``STEP.OUTPUT``) of run ``run_id``."""
+    run = metadata.get_run(run_id)
+    step_name, output = split_target(target)
+    steps = metadata.step_runs(run.id)
+    step_run = metadata.get_step_run(run.id, step_name)
+    name, ref = _output(step_run, output)
+    producers: dict[str, list[tuple[StepRun, str]]] = {}
+    for candidate in steps:
+        for out_name, out_ref in candidate.outputs.items():
+            producers.setdefault(out_ref.key, []).append((candidate, out_name))
+    files: dict[int, list[DataFileRecord]] = {}
+    for record in metadata.data_files(run.id):
+        files.setdefault(record.step_run_id or -1, []).append(record)
+    cached_names: dict[int, str] = {}
+
+    def source_of(step: StepRun) -> dict[str, Any] | None:
+        if step.cached_from is None:
+            return None
+        if step.cached_from not in cached_names:
+            found = _step_run_by_id(metadata, step.cached_from)
+            cached_names[step.cached_from] = found or "?"
+        return {"step_run_id": step.cached_from, "from": cached_names[step.cached_from]}
+
+    def step_node(step: StepRun, seen: frozenset[str]) -> dict[str, Any]:
+        inputs = []
+        for input_name, input_ref in step.inputs.items():
+            found = _producer(producers.get(input_ref.key, []), step)
+            if found is None:
+                node = _artifact(input_name, input_ref)
+            else:
+                producer, out_name = found
+                node = _artifact(f"{producer.name}.{out_name}", input_ref)
+                if producer.name not in seen:
+                    node["produced_by"] = step_node(producer, seen | {producer.name})
+            node["input"] = input_name
+            inputs.append(node)
+        return {
+            "run_id": step.run_id,
+            "step": step.name,
+            "step_name": step.step,
+            "status": step.status,
+            "params": step.params,
+            "fingerprint": step.fingerprint,
+            "source_key": step.source_key,
+            "cache_key": step.cache_key,
+            "cached_from": source_of(step),
+            "data_files": [_data_file(f) for f in files.get(step.id, [])],
+            "inputs": inputs,
+        }
+
+    root = _artifact(f"{step_run.name}.{name}", ref)
+    root["produced_by"] = step_node(step_run, frozenset({step_run.name}))
+    return {"run_id": run.id, "workflow": run.workflow, "artifact": root}
+
+
+def _producer(
+    candidates: list[tuple[StepRun, str]], consumer: StepRun
+) -> tuple[StepRun, str] | None:
+    """The step run upstream of ``consumer`` that wrote the artifact (the closest one)."""
+    before = [c for c in candidates if c[0].position < consumer.position]
+    return max(before, key=lambda c: c[0].position) if before else None
+
+
+def _step_run_by_id(metadata: MetadataStore, step_run_id: int) -> str | None:
+    """``run_id/step`` of a step run known only by id (the source of a cache hit)."""
+    import sqlalchemy as sa
+
+    from qflow.store.metadata import schema as t
+
+    query = sa.select(t.step_runs.c.run_id, t.step_runs.c.name).where(
+        t.step_runs.c.id == step_run_id
+    )
+    with metadata.engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else f"{row.run_id}/{row.name}"
+
+
+def forward(
+    metadata: MetadataStore,
+    *,
+    run_id: str | None = None,
+    target: str | None = None,
+    data: str | None = None,
+) -> dict[str, Any]:
+    """Who used an artifact (``run_id`` + ``target``) or a data file (``data``: path or sha256).
+
+    Returns ``{"artifact"|"data_file": ..., "used_by": [{"run_id", "step", "input",
+    "outputs": [{"name", "key", "used_by": [...]}]}]}``, following outputs a few levels down.
+    """
+    seen: set[tuple[str, str]] = set()
+
+    def users(key: str, depth: int) -> list[dict[str, Any]]:
+        found = []
+        for use_run, step, direction, name in metadata.artifact_uses(key):
+            if direction != "in" or (use_run, step) in seen:
+                continue
+            seen.add((use_run, step))
+            found.append(step_use(use_run, step, name, depth))
+        return found
+
+    def step_use(use_run: str, step: str, name: str, depth: int) -> dict[str, Any]:
+        node: dict[str, Any] = {"run_id": use_run, "step": step, "input": name, "outputs": []}
+        if depth < FORWARD_DEPTH:
+            step_run = metadata.get_step_run(use_run, step)
+            node["status"] = step_run.status
+            for out_name, ref in step_run.outputs.items():
+                node["outputs"].append(
+                    {"name": out_name, "key": ref.key, "used_by": users(ref.key, depth + 1)}
+                )
+        return node
+
+    if data is not None:
+        records = metadata.data_file_uses(data)
+        if not records:
+            raise ArtifactNotFoundError(
+                f"No step read a data file with path or sha256 {data!r}. "
+                "Hint: give the path as the step recorded it, or the file's sha256."
+            )
+        used_by = []
+        for record in records:
+            use_run, _, step = (record.step_name or "/").partition("/")
+            if (use_run, step) not in seen:
+                seen.add((use_run, step))
+                used_by.append(step_use(use_run, step, record.name, 1))
+        return {"data_file": _data_file(records[0]), "used_by": used_by}
+    if run_id is None or target is None:
+        raise ArtifactNotFoundError("Say which artifact: RUN STEP[.OUTPUT], or a data file.")
+    run = metadata.get_run(run_id)
+    step_name, output = split_target(target)
+    step_run = metadata.get_step_run(run.id, step_name)
+    name, ref = _output(step_run, output)
+    seen.add((run.id, step_run.name))
+    return {
+        "artifact": {"run_id": run.id, **_artifact(f"{step_run.name}.{name}", ref)},
+        "used_by": users(ref.key, 1),
+    }
+
+
+# -- drawing -----------------------------------------------------------------------------------
+
+
+def _short(key: str | None) -> str:
+    return (key or "-")[:10]
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def render_tree(lineage: dict[str, Any]) -> Tree:
+    """A rich ``Tree`` of a ``backward`` or ``forward`` result."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    def add_artifact(parent: Tree, node: dict[str, Any]) -> None:
+        label = (
+            f"[bold]{escape(node['name'])}[/] [dim]{_short(node['key'])} {node['type']} "
+            f"{node['size']} B{' pickle' if node['pickled'] else ''}[/]"
+        )
+        branch = parent.add(label)
+        step = node.get("produced_by")
+        if step is not None:
+            add_step(branch, step)
+
+    def add_step(parent: Tree, step: dict[str, Any]) -> None:
+        extra = f" cached from {step['cached_from']['from']}" if step["cached_from"] else ""
+        branch = parent.add(
+            f"← step [cyan]{escape(step['step'])}[/] ({step['status']}{extra}) "
+            f"[dim]code {_short(step['fingerprint'] or step['source_key'])}[/]"
+        )
+        if step["params"]:
+            branch.add(f"params: {escape(_params(step['params']))}")
+        for record in step["data_files"]:
+            branch.add(
+                f"data file [magenta]{escape(record['path'])}[/] "
+                f"[dim]sha256 {_short(record['sha256'])} {record['size']} B[/]"
+            )
+        for node in step["inputs"]:
+            add_artifact(branch, node)
+
+    def add_use(parent: Tree, use: dict[str, Any]) -> None:
+        branch = parent.add(
+            f"→ run [bold]{use['run_id']}[/] step [cyan]{escape(use['step'])}[/] "
+            f"(as {escape(use['input'])})"
+        )
+        for out in use["outputs"]:
+            sub = branch.add(f"{escape(out['name'])} [dim]{_short(out['key'])}[/]")
+            for inner in out["used_by"]:
+                add_use(sub, inner)
+
+    if "used_by" in lineage:
+        head = lineage.get("artifact") or lineage["data_file"]
+        title = escape(str(head.get("name") or head.get("path")))
+        digest = _short(head.get("key") or head.get("sha256"))
+        tree = Tree(f"[bold]{title}[/] [dim]{digest}[/] used by:")
+        for use in lineage["used_by"]:
+            add_use(tree, use)
+        if not lineage["used_by"]:
+            tree.add("[dim](no other step read it)[/]")
+        return tree
+    tree = Tree(f"run [bold]{lineage['run_id']}[/] ({lineage['workflow']})")
+    add_artifact(tree, lineage["artifact"])
+    return tree
+
+
+def to_mermaid(lineage: dict[str, Any]) -> str:
+    """A Mermaid flowchart: data files and artifacts flow into steps, steps into outputs."""
+    lines = ["flowchart LR"]
+    ids: dict[str, str] = {}
+
+    def node_id(kind: str, label: str, shape: str) -> str:
+        key = f"{kind}:{label}"
+        if key not in ids:
+            ids[key] = f"n{len(ids)}"
+            text = label.replace('"', "'")
+            opening, closing = {"step": ("[", "]"), "artifact": ("([", "])"), "file": ("[(", ")]")}[
+                shape
+            ]
+            lines.append(f'    {ids[key]}{opening}"{text}"{closing}')
+        return ids[key]
+
+    def edge(a: str, b: str) -> None:
+        line = f"    {a} --> {b}"
+        if line not in lines:
+            lines.append(line)
+
+    def walk_artifact(node: dict[str, Any]) -> str:
+        art = node_id("artifact", f"{node['name']} {_short(node['key'])}", "artifact")
+        step = node.get("produced_by")
+        if step is not None:
+            edge(walk_step(step), art)
+        return art
+
+    def walk_step(step: dict[str, Any]) -> str:
+        label = f"{step['step']}" + (f" ({_params(step['params'])})" if step["params"] else "")
+        sid = node_id("step", f"{step['run_id']}/{label}", "step")
+        for record in step["data_files"]:
+            edge(node_id("file", f"{record['path']} {_short(record['sha256'])}", "file"), sid)
+        for node in step["inputs"]:
+            edge(walk_artifact(node), sid)
+        return sid
+
+    def walk_use(source: str, use: dict[str, Any]) -> None:
+        sid = node_id("step", f"{use['run_id']}/{use['step']}", "step")
+        edge(source, sid)
+        for out in use["outputs"]:
+            art = node_id("artifact", f"{out['name']} {_short(out['key'])}", "artifact")
+            edge(sid, art)
+            for inner in out["used_by"]:
+                walk_use(art, inner)
+
+    if "used_by" in lineage:
+        if "artifact" in lineage:
+            head = lineage["artifact"]
+            start = node_id("artifact", f"{head['name']} {_short(head['key'])}", "artifact")
+        else:
+            head = lineage["data_file"]
+            start = node_id("file", f"{head['path']} {_short(head['sha256'])}", "file")
+        for use in lineage["used_by"]:
+            walk_use(start, use)
+    else:
+        walk_artifact(lineage["artifact"])
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,72 @@
+"""Signs of life for a running run, and turning SIGTERM into an orderly stop.
+
+A run whose process is gone shows as ``crashed``, never ``running`` forever: the coordinator
+refreshes the run's heartbeat, and ``MetadataStore.mark_crashed_runs`` declares dead a run
+whose process no longer exists on this host or whose heartbeat is too old.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qflow.store.metadata.store import MetadataStore
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15.0
+
+
+class Heartbeat:
+    """Refresh ``runs.heartbeat_at`` every ``every`` seconds in a daemon thread."""
+
+    def __init__(self, metadata: MetadataStore, run_id: str, every: float = HEARTBEAT_SECONDS):
+        self.metadata = metadata
+        self.run_id = run_id
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="qflow-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.metadata.heartbeat(self.run_id)
+            except Exception as exc:  # a busy database must not kill the run
+                logger.debug("heartbeat of %s failed: %s", self.run_id, exc)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C does, so a killed
+    run flushes what it logged and is recorded as ``killed``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
