@@ -78,7 +78,7 @@ def setup(project: Path, tmp_path: Path) -> dict[str, str]:
 def _start(setup: dict[str, str], **env: str) -> subprocess.Popen[bytes]:
     environ = {**os.environ, **setup, **env}
     environ.pop("QFLOW_STORE", None)
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and script
+    return subprocess.Popen(
         [sys.executable, setup["SCRIPT"]],
         env=environ,
         stdout=subprocess.DEVNULL,
@@ -106,7 +106,7 @@ def _blobs_are_whole(project: Path) -> None:
 def _resume(setup: dict[str, str], run_id: str) -> qf.client.RunView:  # type: ignore[name-defined]
     environ = {**os.environ, **setup}
     environ.pop("QFLOW_STORE", None)
-    done = subprocess.run(  # noqa: S603 - our own interpreter
+    done = subprocess.run(
         [sys.executable, "-m", "qflow", "resume", run_id, "--project", setup["PROJECT"]],
         env=environ,
         capture_output=True,

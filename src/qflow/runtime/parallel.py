@@ -20,6 +20,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,7 @@ class ParallelExecutor:
         self._slots: list[_Slot] = []
         self._outbox: Queue[Any] | None = None
         self._pending: dict[int, _Pending] = {}
+        self._backlog: deque[int] = deque()
         self._ids = itertools.count()
         self._artifacts: ArtifactStore | None = None
         self._sinks: RunSinks | None = None
@@ -135,7 +137,7 @@ class ParallelExecutor:
 
     def can_submit(self) -> bool:
         with self._lock:
-            return any(slot.task_id is None for slot in self._slots)
+            return not self._backlog and any(slot.task_id is None for slot in self._slots)
 
     def submit(self, task: StepTask) -> Future[TaskResult]:
         if self._outbox is None:
@@ -148,9 +150,12 @@ class ParallelExecutor:
         return pending.future
 
     def _dispatch(self, task_id: int) -> None:
-        """Hand a task to a free worker (caller holds the lock)."""
+        """Hand a task to a free worker, or queue it until one is free (lock held)."""
         pending = self._pending[task_id]
-        slot = next(s for s in self._slots if s.task_id is None)
+        slot = next((s for s in self._slots if s.task_id is None), None)
+        if slot is None:
+            self._backlog.append(task_id)
+            return
         timeout = pending.task.step.options.timeout
         slot.task_id = task_id
         slot.started = time.monotonic()
@@ -196,6 +201,8 @@ class ParallelExecutor:
                 if slot.task_id == task_id:
                     slot.task_id = None
             pending = self._pending.pop(task_id, None)
+            if self._backlog:
+                self._dispatch(self._backlog.popleft())
         if pending is not None:
             result.attempts += pending.attempts_used
             pending.future.set_result(result)
@@ -215,6 +222,8 @@ class ParallelExecutor:
                 self._slots[index] = self._spawn()
                 if task_id is not None:
                     self._worker_lost(task_id, slot, code, overran, now)
+                elif self._backlog:
+                    self._dispatch(self._backlog.popleft())
 
     def _worker_lost(
         self, task_id: int, slot: _Slot, code: int | None, overran: bool, now: float
@@ -265,4 +274,5 @@ class ParallelExecutor:
                 slot.process.join(1)
         self._slots = []
         self._pending.clear()
+        self._backlog.clear()
         self._sinks = None

@@ -197,7 +197,7 @@ class Scheduler:
 
         try:
             while ready or self._submitted or self.maps:
-                while ready:
+                while ready and self.executor.can_submit():
                     name = ready.popleft()
                     verdict = self._start(run_id, name)
                     if verdict is not None:
