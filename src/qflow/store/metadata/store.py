@@ -7,6 +7,7 @@ process boundary without carrying a connection.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import hashlib
@@ -15,7 +16,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -122,6 +123,33 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """A lock across processes for schema migrations: an advisory lock on PostgreSQL, a
+    file lock beside the database on SQLite."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT pg_advisory_lock(724310)")
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(724310)")
+                conn.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _ref(row: Any) -> ArtifactRef:
     return ArtifactRef(
         row.key, row.serializer, int(row.size), row.type_name, bool(row.pickled), row.data
@@ -206,7 +234,12 @@ class MetadataStore:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
         head = ScriptDirectory.from_config(config).get_current_head()
-        with engine.begin() as conn:
+        with engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+        # Several processes may open a new store at once: one migrates, the others wait and
+        # then find the schema at head.
+        with _migration_lock(engine), engine.begin() as conn:
             if MigrationContext.configure(conn).get_current_revision() == head:
                 return
             config.attributes["connection"] = conn
