@@ -343,6 +343,18 @@ class ArtifactStore:
         with self._fs.open(remote, "rb") as file:
             return serializer.load(file)
 
+    def read_bytes(self, key: str) -> bytes:
+        """The stored bytes of a blob, as written."""
+        if self._fs is None:
+            path = self._blob_path(key)
+            if not path.exists():
+                raise self._not_found(key)
+            return path.read_bytes()
+        remote = self._remote_path(key)
+        if not self._fs.exists(remote):
+            raise self._not_found(key)
+        return bytes(self._fs.cat_file(remote))
+
     def exists(self, key: str) -> bool:
         if self._fs is None:
             return self._blob_path(key).exists()

@@ -593,6 +593,28 @@ class MetadataStore:
         raise StepNotFoundError(f"Run {run_id!r} has no step {name!r}.{did_you_mean(name, known)}")
 
     @_translated
+    def all_artifacts(self) -> Iterator[ArtifactRef]:
+        """Every artifact the store knows, small ones with their inline bytes."""
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=1000).execute(sa.select(t.artifacts)):
+                yield _ref(row)
+
+    @_translated
+    def integrity_problems(self) -> list[str]:
+        """What the database's own consistency check reports (empty when healthy)."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
+                problems = [] if rows == ["ok"] else rows
+                problems += [
+                    f"foreign key violation in {r[0]} row {r[1]}"
+                    for r in conn.exec_driver_sql("PRAGMA foreign_key_check")
+                ]
+                return problems
+            conn.exec_driver_sql("SELECT 1")
+            return []
+
+    @_translated
     def close_step_runs(self, run_id: str, status: str, error: str) -> None:
         """End every step run of ``run_id`` still pending or running (an interrupted run)."""
         with self.engine.begin() as conn:
