@@ -9,9 +9,11 @@ import typer
 
 from qflow.cli.commands import graph, models, predict, run, runs
 from qflow.cli.commands.diff import compare, diff
+from qflow.cli.commands.doctor import doctor
 from qflow.cli.commands.exec import CONTEXT, exec_
 from qflow.cli.commands.lineage import lineage
 from qflow.cli.commands.reproduce import reproduce
+from qflow.cli.commands.resume import resume
 from qflow.cli.commands.sync import sync
 
 app = typer.Typer(
@@ -32,6 +34,8 @@ app.command("diff")(diff)
 app.command("compare")(compare)
 app.command("exec", context_settings=CONTEXT)(exec_)
 app.command("reproduce")(reproduce)
+app.command("resume")(resume)
+app.command("doctor")(doctor)
 app.add_typer(models.app, name="models")
 app.command("predict")(predict.predict)
 app.command("sync")(sync)
@@ -46,7 +50,9 @@ def run_cli(args: Sequence[str] | None = None) -> int:
     if verbose:
         argv.remove("--verbose")
     try:
-        app(argv, prog_name="qflow", standalone_mode=False)
+        result = app(argv, prog_name="qflow", standalone_mode=False)
+        if isinstance(result, int) and result:
+            return result
     except QFlowError as exc:
         if verbose:
             import traceback
