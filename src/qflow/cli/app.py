@@ -8,10 +8,13 @@ from collections.abc import Sequence
 import typer
 
 from qflow.cli.commands import graph, models, predict, run, runs
+from qflow.cli.commands.convert import convert
 from qflow.cli.commands.diff import compare, diff
 from qflow.cli.commands.doctor import doctor
 from qflow.cli.commands.exec import CONTEXT, exec_
+from qflow.cli.commands.gc import gc
 from qflow.cli.commands.lineage import lineage
+from qflow.cli.commands.metrics import metrics
 from qflow.cli.commands.reproduce import reproduce
 from qflow.cli.commands.resume import resume
 from qflow.cli.commands.sync import sync
@@ -34,6 +37,9 @@ app.command("diff")(diff)
 app.command("compare")(compare)
 app.command("exec", context_settings=CONTEXT)(exec_)
 app.command("reproduce")(reproduce)
+app.command("metrics")(metrics)
+app.command("convert")(convert)
+app.command("gc")(gc)
 app.command("resume")(resume)
 app.command("doctor")(doctor)
 app.add_typer(models.app, name="models")
