@@ -169,14 +169,20 @@ class Scheduler:
     def run(self, run_id: str) -> RunOutcome:
         graph = self.graph
         self.identity.run_id = run_id
-        for node in graph.nodes:
-            self.step_run_ids[node.name] = self.metadata.create_step_run(
-                run_id=run_id,
-                name=node.name,
-                step=node.step,
-                position=node.position,
-                params=dict(node.params),
-            )
+        ids = self.metadata.create_step_runs(
+            run_id,
+            [
+                {
+                    "name": node.name,
+                    "step": node.step,
+                    "position": node.position,
+                    "params": dict(node.params),
+                    "source": self.traced.calls[node.name].step.source,
+                }
+                for node in graph.nodes
+            ],
+        )
+        self.step_run_ids = dict(zip((n.name for n in graph.nodes), ids, strict=True))
         live = register_steps(call.step for call in self.traced.calls.values())
         self.executor.start(self.artifacts, self.sinks(run_id))
         waiting = {name: set(sources) for name, sources in graph.upstream.items()}
@@ -343,10 +349,10 @@ class Scheduler:
             ended_at=now,
             fingerprint=decision.fingerprint,
             reason=f"cached from {hit.run_id}/{hit.name}",
+            copy_records_from=hit.id,
         )
         if decision.data_files:
             self.metadata.record_data_files(step_run_id, decision.data_files)
-        self.metadata.copy_step_records(hit.id, run_id, step_run_id)
         if item is None:
             for output, ref in hit.outputs.items():
                 self.refs[handle_key(node.name, output)] = ref
@@ -383,13 +389,20 @@ class Scheduler:
             key = handle_key(f"{node.name}[{index}]", "item")
             self.refs[key] = ref
             self.values[key] = item
-            self._item_runs[(node.name, index)] = self.metadata.create_step_run(
-                run_id=run_id,
-                name=f"{node.name}[{index}]",
-                step=node.step,
-                position=node.position,
-                params=dict(node.params),
-            )
+        ids = self.metadata.create_step_runs(
+            run_id,
+            [
+                {
+                    "name": f"{node.name}[{index}]",
+                    "step": node.step,
+                    "position": node.position,
+                    "params": dict(node.params),
+                }
+                for index in range(len(items))
+            ],
+        )
+        for index, step_run_id in enumerate(ids):
+            self._item_runs[(node.name, index)] = step_run_id
         if not items:
             return self._finish_map(run_id, node)
         return None

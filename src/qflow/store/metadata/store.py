@@ -16,7 +16,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -36,6 +36,7 @@ from qflow.errors import (
 from qflow.ids import new_run_id
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.metadata import schema as t
+from qflow.store.metadata import statements as st
 from qflow.store.metadata.records import DataFileRecord, LoggedArtifact, Metric, Run, StepRun
 
 P = ParamSpec("P")
@@ -478,6 +479,31 @@ class MetadataStore:
             return int(step_run_id)
 
     @_translated
+    def create_step_runs(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Record many pending step runs in one transaction; ids come back in entry order.
+
+        Each entry has ``name``, ``step``, ``position``, ``params`` and optionally ``source``
+        (the step's code, stored once per distinct text).
+        """
+        if not entries:
+            return []
+        rows = [
+            {
+                "run_id": run_id,
+                "name": e["name"],
+                "step": e["step"],
+                "position": e["position"],
+                "status": "pending",
+                "params": _dumps(e["params"]),
+                "source_key": self._save_source(e["source"]) if e.get("source") else None,
+            }
+            for e in entries
+        ]
+        insert = t.step_runs.insert().returning(t.step_runs.c.id, sort_by_parameter_order=True)
+        with self.engine.begin() as conn:
+            return [int(i) for i in conn.execute(insert, rows).scalars()]
+
+    @_translated
     def start_step_run(
         self,
         step_run_id: int,
@@ -497,9 +523,7 @@ class MetadataStore:
             if value is not None:
                 changes[column] = value
         with self.engine.begin() as conn:
-            conn.execute(
-                t.step_runs.update().where(t.step_runs.c.id == step_run_id).values(**changes)
-            )
+            conn.execute(st.UPDATE_STEP_RUN, {"_id": step_run_id, **changes})
 
     @_translated
     def finish_step_run(
@@ -520,10 +544,13 @@ class MetadataStore:
         ended_at: float | None = None,
         fingerprint: str | None = None,
         reason: str | None = None,
+        copy_records_from: int | None = None,
     ) -> None:
         """Record the outcome and the step's lineage (artifacts read and written) atomically.
 
-        Times default to now; executors that ran the step elsewhere pass their own.
+        Times default to now; executors that ran the step elsewhere pass their own. A step
+        served from the cache passes ``copy_records_from`` (its source step run) to take over
+        the metrics, params and files that run logged, in the same transaction.
         """
         io = [("in", n, r) for n, r in (inputs or {}).items()]
         io += [("out", n, r) for n, r in (outputs or {}).items()]
@@ -537,12 +564,19 @@ class MetadataStore:
         ):
             if value is not None:
                 times[column] = value
+        changes = {
+            "_id": step_run_id,
+            "status": status,
+            "error": error,
+            "traceback": traceback,
+            "stdout": stdout,
+            "stderr": stderr,
+            "attempts": attempts,
+            "cached_from": cached_from,
+            **times,
+        }
         with self.engine.begin() as conn:
-            _insert_ignore(
-                conn,
-                t.artifacts,
-                [_artifact_row(ref, now) for _, _, ref in io],
-            )
+            _insert_ignore(conn, t.artifacts, [_artifact_row(ref, now) for _, _, ref in io])
             _insert_ignore(
                 conn,
                 t.step_io,
@@ -551,20 +585,14 @@ class MetadataStore:
                     for d, n, r in io
                 ],
             )
-            conn.execute(
-                t.step_runs.update()
-                .where(t.step_runs.c.id == step_run_id)
-                .values(
-                    status=status,
-                    error=error,
-                    traceback=traceback,
-                    stdout=stdout,
-                    stderr=stderr,
-                    attempts=attempts,
-                    cached_from=cached_from,
-                    **times,
-                )
-            )
+            conn.execute(st.UPDATE_STEP_RUN, changes)
+            if copy_records_from is not None:
+                source = {"run_id": None, "step_run_id": step_run_id, "source": copy_records_from}
+                source["run_id"] = conn.execute(
+                    sa.select(t.step_runs.c.run_id).where(t.step_runs.c.id == step_run_id)
+                ).scalar_one()
+                for statement in st.COPY_STEP_RECORDS:
+                    conn.execute(statement, source)
 
     @_translated
     def step_runs(self, run_id: str) -> list[StepRun]:
@@ -684,27 +712,9 @@ class MetadataStore:
     @_translated
     def find_cached(self, cache_key: str) -> StepRun | None:
         """The latest succeeded step run with this cache key whose outputs are all recorded."""
-        missing_output = (
-            sa.select(t.step_io.c.step_run_id)
-            .outerjoin(t.artifacts, t.artifacts.c.key == t.step_io.c.artifact_key)
-            .where(
-                t.step_io.c.step_run_id == t.step_runs.c.id,
-                t.step_io.c.direction == "out",
-                t.artifacts.c.key.is_(None),
-            )
-        )
-        query = (
-            sa.select(t.step_runs)
-            .where(
-                t.step_runs.c.cache_key == cache_key,
-                t.step_runs.c.status == "succeeded",
-                ~sa.exists(missing_output),
-            )
-            .order_by(t.step_runs.c.id.desc())
-            .limit(1)
-        )
         with self.engine.connect() as conn:
-            found = self._step_runs(conn, conn.execute(query).all())
+            rows = conn.execute(st.FIND_CACHED, {"cache_key": cache_key}).all()
+            found = self._step_runs(conn, rows)
         return found[0] if found else None
 
     def _step_runs(self, conn: Connection, rows: Sequence[Any]) -> list[StepRun]:
@@ -712,13 +722,7 @@ class MetadataStore:
             r.id: {"in": {}, "out": {}} for r in rows
         }
         if rows:
-            c = t.step_io.c
-            query = (
-                sa.select(c.step_run_id, c.direction, c.name, t.artifacts)
-                .join(t.artifacts, t.artifacts.c.key == c.artifact_key)
-                .where(c.step_run_id.in_(list(io)))
-            )
-            for row in conn.execute(query):
+            for row in conn.execute(st.STEP_IO, {"ids": list(io)}):
                 io[row.step_run_id][row.direction][row.name] = _ref(row)
         step_runs = []
         for row in rows:
@@ -847,29 +851,6 @@ class MetadataStore:
             )
 
     @_translated
-    def copy_step_records(self, source_step_run_id: int, run_id: str, step_run_id: int) -> None:
-        """Give a cached step run the metrics, params and files its source step run logged,
-        so a run served from the cache reads like the run that computed it."""
-        target = {"run_id": sa.literal(run_id), "step_run_id": sa.literal(step_run_id)}
-        copies = (
-            (t.metrics, ("key", "value", "bits", "step", "timestamp")),
-            (t.params, ("key", "value")),
-            (t.run_artifacts, ("name", "artifact_key")),
-        )
-        with self.engine.begin() as conn:
-            for table, columns in copies:
-                names = ["run_id", "step_run_id", *columns]
-                selected: list[Any] = [target["run_id"], target["step_run_id"]]
-                selected += [table.c[c] for c in columns]
-                select = sa.select(*selected).where(table.c.step_run_id == source_step_run_id)
-                if table is t.run_artifacts:
-                    taken = sa.select(t.run_artifacts.c.name).where(
-                        t.run_artifacts.c.run_id == run_id
-                    )
-                    select = select.where(table.c.name.not_in(taken))
-                conn.execute(table.insert().from_select(names, select))
-
-    @_translated
     def run_artifacts(self, run_id: str) -> list[LoggedArtifact]:
         query = (
             sa.select(t.run_artifacts.c.name, t.run_artifacts.c.step_run_id, t.artifacts)
@@ -993,7 +974,7 @@ def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
 def _insert_ignore(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> None:
     rows = list(rows)
     if rows:
-        conn.execute(_dialect_insert(conn, table).on_conflict_do_nothing(), rows)
+        conn.execute(st.insert_ignore(conn.dialect.name, table), rows)
 
 
 def _upsert(

@@ -1,0 +1,74 @@
+"""Statements on the hot path of a run, built once.
+
+Building a SQLAlchemy statement costs far more Python time than executing it on SQLite; these
+are reused with bound parameters for every step of every run.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from qflow.store.metadata import schema as t
+
+_missing_output = (
+    sa.select(t.step_io.c.step_run_id)
+    .outerjoin(t.artifacts, t.artifacts.c.key == t.step_io.c.artifact_key)
+    .where(
+        t.step_io.c.step_run_id == t.step_runs.c.id,
+        t.step_io.c.direction == "out",
+        t.artifacts.c.key.is_(None),
+    )
+)
+
+FIND_CACHED = (
+    sa.select(t.step_runs)
+    .where(
+        t.step_runs.c.cache_key == sa.bindparam("cache_key"),
+        t.step_runs.c.status == "succeeded",
+        ~sa.exists(_missing_output),
+    )
+    .order_by(t.step_runs.c.id.desc())
+    .limit(1)
+)
+"""The latest succeeded step run with a cache key whose outputs are all recorded."""
+
+STEP_IO = (
+    sa.select(t.step_io.c.step_run_id, t.step_io.c.direction, t.step_io.c.name, t.artifacts)
+    .join(t.artifacts, t.artifacts.c.key == t.step_io.c.artifact_key)
+    .where(t.step_io.c.step_run_id.in_(sa.bindparam("ids", expanding=True)))
+)
+"""Inputs and outputs (with their artifacts) of some step runs."""
+
+UPDATE_STEP_RUN = t.step_runs.update().where(t.step_runs.c.id == sa.bindparam("_id"))
+"""Set the columns named by the parameters on one step run."""
+
+
+def _copy(table: sa.Table, columns: tuple[str, ...]) -> sa.Insert:
+    selected: list[Any] = [sa.bindparam("run_id"), sa.bindparam("step_run_id")]
+    selected += [table.c[c] for c in columns]
+    select = sa.select(*selected).where(table.c.step_run_id == sa.bindparam("source"))
+    if table is t.run_artifacts:
+        taken = sa.select(t.run_artifacts.c.name).where(
+            t.run_artifacts.c.run_id == sa.bindparam("run_id")
+        )
+        select = select.where(table.c.name.not_in(taken))
+    return table.insert().from_select(["run_id", "step_run_id", *columns], select)
+
+
+COPY_STEP_RECORDS = (
+    _copy(t.metrics, ("key", "value", "bits", "step", "timestamp")),
+    _copy(t.params, ("key", "value")),
+    _copy(t.run_artifacts, ("name", "artifact_key")),
+)
+"""Copy what a step run logged (metrics, params, files) onto another step run."""
+
+
+@cache
+def insert_ignore(dialect: str, table: sa.Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for ``dialect``."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
