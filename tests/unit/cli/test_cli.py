@@ -91,7 +91,7 @@ def test_config_file_and_overrides(cli_project: Path, capsys: pytest.CaptureFixt
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "diamond", "nope=1"], "Could not override 'nope'"),
+        (["run", "diamond", "nope=1"], "Unknown config key 'nope'"),
         (["run", "diamond", "factor"], "Override 'factor' is malformed"),
         (["run", "linear", "nn=3"], "no parameter 'nn'"),
         (["run", "lineer"], "No workflow named 'lineer'"),
@@ -222,3 +222,18 @@ def test_cli_as_a_real_subprocess(cli_project: Path) -> None:
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines()[0] == "Error: No run with id 'nope'."
     assert "Traceback" not in bad.stderr
+
+
+def test_show_explains_why_each_step_ran(
+    cli_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(capsys, "run", "diamond")[0] == 0
+    assert _run(capsys, "run", "diamond", "factor=3.0")[0] == 0
+    run_id = _last_run_id(capsys)
+    code, out, _ = _run(capsys, "show", run_id)
+    assert code == 0
+    assert "param factor: 0.5 → 3.0" in out
+    assert "cached from" in out
+    _, out, _ = _run(capsys, "show", run_id, "--json")
+    reasons = {s["name"]: s["reason"] for s in json.loads(out)["steps"]}
+    assert reasons["2_Scale"] == "param factor: 0.5 → 3.0"

@@ -92,6 +92,7 @@ def _step_json(step: StepView) -> dict[str, Any]:
         "inputs": {k: v.key for k, v in record.inputs.items()},
         "outputs": {k: v.to_dict() for k, v in record.outputs.items()},
         "error": record.error,
+        "reason": record.reason,
     }
 
 
@@ -121,7 +122,7 @@ def show(
     if record.config:
         console.out.print(f"config: {record.config}")
     steps = Table(title="steps", box=None, header_style="bold", title_justify="left")
-    for column in ("step", "status", "duration", "params", "outputs"):
+    for column in ("step", "status", "duration", "params", "outputs", "why"):
         steps.add_column(column)
     for s in run.steps:
         r = s.record
@@ -136,6 +137,7 @@ def show(
             console.duration(r.started_at, r.ended_at),
             params,
             outputs,
+            r.reason or "",
         )
     console.out.print(steps)
     if record.metrics_summary:
