@@ -29,6 +29,7 @@ _EXPORTS = {
     "DataFile": "qflow.dsl",
     "Failed": "qflow.dsl",
     "QFlowError": "qflow.errors",
+    "instantiate": "qflow.config",
     "log_artifact": "qflow.tracking.api",
     "log_figure": "qflow.tracking.api",
     "log_metric": "qflow.tracking.api",
@@ -52,6 +53,7 @@ __all__ = [
     "Failed",
     "QFlowError",
     "__version__",
+    "instantiate",
     "log_artifact",
     "log_figure",
     "log_metric",
@@ -68,6 +70,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from qflow.client import Client, run
+    from qflow.config import instantiate
     from qflow.dsl import DataFile, Failed, step, when, workflow
     from qflow.errors import QFlowError
     from qflow.registry import api as models

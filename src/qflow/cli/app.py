@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from qflow.cli.commands import graph, models, predict, run, runs
+from qflow.cli.commands import config, graph, models, plugins, predict, run, runs
 from qflow.cli.commands.convert import convert
 from qflow.cli.commands.diff import compare, diff
 from qflow.cli.commands.doctor import doctor
@@ -42,6 +42,8 @@ app.command("convert")(convert)
 app.command("gc")(gc)
 app.command("resume")(resume)
 app.command("doctor")(doctor)
+app.add_typer(config.app, name="config")
+app.command("plugins")(plugins.plugins)
 app.add_typer(models.app, name="models")
 app.command("predict")(predict.predict)
 app.command("sync")(sync)
@@ -56,6 +58,7 @@ def run_cli(args: Sequence[str] | None = None) -> int:
     if verbose:
         argv.remove("--verbose")
     try:
+        plugins.add_plugin_commands(app)
         result = app(argv, prog_name="qflow", standalone_mode=False)
         if isinstance(result, int) and result:
             return result

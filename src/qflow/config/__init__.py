@@ -3,7 +3,17 @@
 This layer imports no other QFlow layer but ``errors``.
 """
 
-from qflow.config.loader import load_config, parse_override
+from qflow.config.instantiate import instantiate
+from qflow.config.loader import config_file_for, load_config, parse_override
 from qflow.config.project import Project, find_project
+from qflow.config.sweep import expand_multirun
 
-__all__ = ["Project", "find_project", "load_config", "parse_override"]
+__all__ = [
+    "Project",
+    "config_file_for",
+    "expand_multirun",
+    "find_project",
+    "instantiate",
+    "load_config",
+    "parse_override",
+]

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qflow.config.explain import check_types, explain
+from qflow.config.sweep import is_group_override, parse_overrides
 from qflow.errors import ConfigError
 
 _OVERRIDE = re.compile(r"^(\+{0,2}|~)([A-Za-z_][\w-]*(?:\.[\w-]+|\[\d+\])*)(?:=(.*))?$", re.S)
@@ -29,16 +31,22 @@ def load_config(
     """The resolved config as plain data.
 
     With ``conf/<workflow>.yaml`` (or ``conf/config.yaml``) Hydra composes it with its
-    groups and the overrides, and unknown keys are errors. Without a config file the overrides
-    alone are the config, typed like YAML values (``n=3`` is an int).
+    groups and the overrides; unknown keys, unknown group options and values of the wrong
+    type are errors that name the key and list the choices. Without a config file the
+    overrides alone are the config, typed like YAML values (``n=3`` is an int).
     """
-    for text in overrides:
-        parse_override(text)
     config_file = _config_file(workflow, conf_dir)
     if config_file is None:
+        for text in overrides:
+            parse_override(text)
         return _from_overrides(overrides)
     _check_yaml(config_file)
-    return _compose(config_file, overrides)
+    return _compose(config_file, list(overrides))
+
+
+def config_file_for(workflow: str, conf_dir: Path | None) -> Path | None:
+    """The YAML file that configures ``workflow``, if the project has one."""
+    return _config_file(workflow, conf_dir)
 
 
 def _config_file(workflow: str, conf_dir: Path | None) -> Path | None:
@@ -75,23 +83,54 @@ def _check_yaml(path: Path) -> None:
         raise ConfigError(f"Config file {path} is not valid YAML: {exc}.") from None
 
 
-def _compose(config_file: Path, overrides: Sequence[str]) -> dict[str, Any]:
+def _hydra_compose(config_file: Path, overrides: list[str]) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(config_file.parent.resolve()), version_base=None):
-            config = compose(config_file.stem, overrides=list(overrides))
+            config = compose(config_file.stem, overrides=overrides)
         return dict(OmegaConf.to_container(config, resolve=True))  # type: ignore[arg-type]
-    except (HydraException, OmegaConfBaseException) as exc:
-        message = str(exc).strip().replace("\n", " ")
-        raise ConfigError(
-            f"Config {config_file.name} with overrides {' '.join(overrides) or '(none)'}: "
-            f"{message}\nHint: `qflow config show` prints the keys; use +key=value to add one."
-        ) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def _try_compose(config_file: Path, overrides: list[str]) -> dict[str, Any] | None:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return _hydra_compose(config_file, overrides)
+    except (HydraException, OmegaConfBaseException):
+        return None
+
+
+def _compose(config_file: Path, overrides: list[str]) -> dict[str, Any]:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    conf_dir = config_file.parent
+    parsed = parse_overrides(overrides, config_file.stem, conf_dir)
+    try:
+        config = _hydra_compose(config_file, overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise explain(
+            exc,
+            config_file.stem,
+            overrides,
+            conf_dir,
+            lambda skip: _try_compose(config_file, [o for o in overrides if o != skip]),
+        ) from None
+    values = [
+        (o.key_or_group, str(o.input_line))
+        for o in parsed
+        if o.type.name == "CHANGE" and not is_group_override(o, conf_dir)
+    ]
+    if values:
+        texts = {text for _, text in values}
+        before = _try_compose(config_file, [o for o in overrides if o not in texts])
+        if before is not None:
+            check_types(before, config, values)
+    return config

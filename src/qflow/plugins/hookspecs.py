@@ -1,7 +1,28 @@
-"""Hooks QFlow calls during a run. All run on the driver (the process that owns the run).
+"""Every hook a QFlow plugin can implement, in one place.
 
-pluggy always passes arguments by keyword. A tracking hook that raises is logged as a
-warning and never fails the run.
+A plugin is a module or an object with functions marked ``@qflow.plugins.hookimpl``, installed
+under the entry-point group ``qflow``::
+
+    # the plugin package's pyproject.toml
+    [project.entry-points.qflow]
+    my_plugin = "my_package.plugin"
+
+QFlow's own built-ins (the ``filetracker`` tracker, the ``local`` executor) are registered the
+same way, by the ``builtin`` entry point of ``qflow-framework`` (``qflow.plugins.builtin``);
+``qflow plugins`` lists what is loaded and where it comes from. A plugin that cannot be imported
+is reported once by name as a warning, and QFlow starts without it.
+
+Two kinds of hooks:
+
+- **Extensions** (``register_*``, no arguments) return what the plugin adds, by name: trackers,
+  executors, serializers, model registries, CLI commands. They are called on the driver when
+  QFlow looks something up; the first plugin to provide a name keeps it (built-ins first).
+- **Events** (``RunSpecs``, ``StepSpecs``) tell plugins what happens in a run: run start/end,
+  step start/end and every log call. They run on the driver (the process that owns the run),
+  even when steps run in worker processes. A hook that raises is logged as a warning and never
+  fails the run.
+
+pluggy always passes arguments by keyword.
 """
 
 from __future__ import annotations
@@ -11,10 +32,11 @@ from typing import TYPE_CHECKING, Any
 from qflow.plugins.markers import hookspec
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from qflow.graph.model import Graph, Node
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
+    from qflow.store.serializers import Serializer
 
 
 class RunSpecs:
@@ -126,3 +148,101 @@ class StepSpecs:
             name: the artifact's label.
             path: a local path to the stored bytes.
         """
+
+
+class TrackerSpecs:
+    """Trackers: where a run's params, metrics and artifacts are sent besides QFlow's store."""
+
+    @hookspec
+    def register_trackers(self) -> Mapping[str, Callable[..., object]] | None:
+        """Trackers this plugin provides, by name (driver).
+
+        A run's config chooses trackers with its ``tracker`` key: a name, a list of names, a
+        mapping ``{name: mlflow, tracking_uri: ..., registry_uri: ...}`` or a list of mappings.
+        QFlow calls the factory with the mapping's other keys as keyword arguments and
+        registers the object it returns as a plugin for the run, so its ``RunSpecs`` and
+        ``StepSpecs`` hookimpls receive the run's events.
+
+        Returns:
+            name → factory(**options) returning the tracker object.
+        """
+
+
+class ExecutorSpecs:
+    """Executors: where step tasks run."""
+
+    @hookspec
+    def register_executors(self) -> Mapping[str, Callable[..., object]] | None:
+        """Executors this plugin provides, by name (driver).
+
+        ``qflow run --executor NAME`` (or the config's ``executor.name``) picks one. The
+        factory is called with the executor config's other keys (``workers: 4``) and returns
+        an object with the ``qflow.runtime.executor.Executor`` interface: ``name``,
+        ``shares_memory``, ``start(artifacts, sinks)``, ``submit(task) -> Future``,
+        ``can_submit()`` and ``shutdown()``.
+
+        Returns:
+            name → factory(**options) returning the executor.
+        """
+
+
+class ArtifactSpecs:
+    """Serializers: how step outputs of a type become bytes in the artifact store."""
+
+    @hookspec
+    def register_serializers(self) -> Sequence[Serializer] | None:
+        """Serializers this plugin provides (driver; also called in worker processes that
+        create a plugin manager).
+
+        Each has ``name``, ``version``, ``pickled``, ``matches(value)``, ``dump(value, sink)``
+        and ``load(source)`` (``qflow.store.serializers.Serializer``). They are tried after
+        QFlow's specific formats (numpy, Parquet, JSON, bytes, files) and before pickle, so a
+        plugin gives its own types a real format. ``name`` is recorded with each artifact and
+        must be unique; ``version`` is part of every step's cache key.
+
+        Returns:
+            serializer instances.
+        """
+
+
+class RegistrySpecs:
+    """Model registries: where registered model versions and their aliases live."""
+
+    @hookspec
+    def register_model_registries(self) -> Mapping[str, Callable[..., object]] | None:
+        """Model registries this plugin provides, by name (driver).
+
+        A project picks one with its tracker config's ``registry_uri`` or the registry's name;
+        the factory gets the registry config's other keys as keyword arguments.
+
+        Returns:
+            name → factory(**options) returning the registry client.
+        """
+
+
+class CLISpecs:
+    """Commands added to the ``qflow`` command line."""
+
+    @hookspec
+    def register_commands(self) -> Mapping[str, object] | None:
+        """Commands this plugin adds to ``qflow`` (driver, when the CLI starts).
+
+        A value is either a function, which becomes ``qflow NAME`` (typer reads its signature
+        and docstring, as for QFlow's own commands), or a ``typer.Typer`` app, which becomes a
+        group ``qflow NAME SUBCOMMAND``. A name QFlow already uses is refused with a warning.
+
+        Returns:
+            command name → function or ``typer.Typer``.
+        """
+
+
+ALL_SPECS = (
+    RunSpecs,
+    StepSpecs,
+    TrackerSpecs,
+    ExecutorSpecs,
+    ArtifactSpecs,
+    RegistrySpecs,
+    CLISpecs,
+)
+"""Every spec class, in the order the manager adds them."""

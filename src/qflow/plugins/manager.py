@@ -1,9 +1,17 @@
-"""Create the plugin manager: built-in specs, entry-point plugins, and what the caller adds."""
+"""Create the plugin manager: hook specs, entry-point plugins (built-ins included), extras.
+
+Plugins are found under the entry-point group ``qflow``. One that cannot be imported or
+registered is reported once by name as a warning, recorded in ``manager.failures`` (shown by
+``qflow plugins``) and skipped: QFlow starts without it.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pluggy
 
@@ -13,19 +21,103 @@ from qflow.plugins.markers import PROJECT_NAME
 
 logger = logging.getLogger(__name__)
 
+BUILTIN = "builtin"
+"""Name of QFlow's own plugin (``qflow.plugins.builtin``), registered by entry point."""
+
+_reported: set[str] = set()
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where a plugin comes from, for ``qflow plugins``."""
+
+    name: str
+    target: str
+    distribution: str = ""
+    version: str = ""
+    path: str = ""
+    error: str | None = None
+
+    @property
+    def origin(self) -> str:
+        if self.distribution:
+            return f"{self.distribution} {self.version}".strip()
+        return "registered in code"
+
+
+class QFlowPluginManager(pluggy.PluginManager):
+    """A pluggy manager that remembers where each plugin came from and which failed."""
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT_NAME)
+        self.sources: dict[str, PluginSource] = {}
+        self.failures: list[PluginSource] = []
+
+
+def _path_of(plugin: object) -> str:
+    module = plugin if hasattr(plugin, "__file__") else None
+    if module is None:
+        module_name = getattr(type(plugin), "__module__", "")
+        module = importlib.import_module(module_name) if module_name else None
+    return str(getattr(module, "__file__", "") or "")
+
+
+def _report(source: PluginSource) -> None:
+    if source.name in _reported:
+        return
+    _reported.add(source.name)
+    logger.warning(
+        "QFlow plugin %r (%s, from %s) could not be loaded and is skipped: %s",
+        source.name,
+        source.target,
+        source.origin,
+        source.error,
+    )
+
+
+def _load_entry_points(manager: QFlowPluginManager) -> None:
+    for entry in importlib.metadata.entry_points(group=PROJECT_NAME):
+        if manager.is_blocked(entry.name) or manager.has_plugin(entry.name):
+            continue
+        dist = entry.dist
+        source = PluginSource(
+            entry.name,
+            entry.value,
+            dist.metadata["Name"] if dist is not None else "",
+            dist.version if dist is not None else "",
+        )
+        try:
+            plugin = entry.load()
+            if isinstance(plugin, type):
+                plugin = plugin()
+            manager.register(plugin, name=entry.name)
+        except Exception as exc:
+            failed = PluginSource(**{**source.__dict__, "error": f"{type(exc).__name__}: {exc}"})
+            manager.failures.append(failed)
+            _report(failed)
+            continue
+        manager.sources[entry.name] = PluginSource(**{**source.__dict__, "path": _path_of(plugin)})
+
 
 def create_plugin_manager(
     plugins: Iterable[object] = (), *, disabled: Iterable[str] = (), entry_points: bool = True
-) -> pluggy.PluginManager:
+) -> QFlowPluginManager:
     """A manager with QFlow's hook specs, the installed plugins (unless disabled) and
     ``plugins``. Registering a class instead of an instance is refused with a hint."""
-    manager = pluggy.PluginManager(PROJECT_NAME)
-    manager.add_hookspecs(hookspecs.RunSpecs)
-    manager.add_hookspecs(hookspecs.StepSpecs)
+    manager = QFlowPluginManager()
+    for spec in hookspecs.ALL_SPECS:
+        manager.add_hookspecs(spec)
     for name in disabled:
         manager.set_blocked(name)
     if entry_points:
-        manager.load_setuptools_entrypoints(PROJECT_NAME)
+        _load_entry_points(manager)
+    if not manager.has_plugin(BUILTIN) and not manager.is_blocked(BUILTIN):
+        from qflow.plugins import builtin
+
+        manager.register(builtin, name=BUILTIN)
+        manager.sources[BUILTIN] = PluginSource(
+            BUILTIN, builtin.__name__, "qflow-framework", _version(), _path_of(builtin)
+        )
     for plugin in plugins:
         if isinstance(plugin, type):
             raise QFlowError(
@@ -34,4 +126,19 @@ def create_plugin_manager(
             )
         manager.register(plugin)
     manager.trace.root.setwriter(logger.debug)
+    from qflow.plugins.extensions import install_serializers
+
+    install_serializers(manager)
     return manager
+
+
+def _version() -> str:
+    from qflow import __version__
+
+    return __version__
+
+
+@functools.cache
+def default_plugin_manager() -> QFlowPluginManager:
+    """The installed plugins, loaded once per process: for lookups by the CLI and executors."""
+    return create_plugin_manager()

@@ -67,14 +67,20 @@ EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "parall
 
 
 def create_executor(name: str, **options: object) -> Executor:
-    """An executor by name; unknown names list the known ones."""
-    try:
-        factory = EXECUTORS[name]
-    except KeyError:
+    """An executor by name, built in or from a plugin; unknown names list the known ones."""
+    factory = EXECUTORS.get(name)
+    if factory is None:
+        from qflow.plugins.extensions import by_name
+
+        provided = by_name("executors")
+        if name in provided:
+            executor: Executor = provided[name].value(**options)
+            return executor
+        known = sorted({*EXECUTORS, *provided})
         raise QFlowError(
-            f"Unknown executor {name!r}; known executors: {', '.join(sorted(EXECUTORS))}."
-            f"{did_you_mean(name, EXECUTORS)}"
-        ) from None
+            f"Unknown executor {name!r}; known executors: {', '.join(known)}."
+            f"{did_you_mean(name, known)}"
+        )
     if name == "local":
         options.pop("workers", None)
     return factory(**options)

@@ -326,6 +326,22 @@ SERIALIZERS: list[Serializer] = [
 PICKLE: Serializer = SERIALIZERS[-1]
 
 
+def register(serializer: Serializer) -> None:
+    """Add a plugin's serializer, tried after the built-in formats and before pickle.
+
+    Registering the same name again with the same class does nothing; another class under a
+    taken name is refused with ``ValueError``.
+    """
+    for existing in SERIALIZERS:
+        if existing.name == serializer.name:
+            if type(existing) is type(serializer):
+                return
+            raise ValueError(
+                f"serializer name {serializer.name!r} is taken by {type(existing).__name__}"
+            )
+    SERIALIZERS.insert(SERIALIZERS.index(PICKLE), serializer)
+
+
 def choose(value: object) -> Serializer:
     """The serializer for ``value`` (pickle when nothing more specific fits)."""
     return next(s for s in SERIALIZERS if s.matches(value))

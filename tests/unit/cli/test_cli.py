@@ -91,7 +91,7 @@ def test_config_file_and_overrides(cli_project: Path, capsys: pytest.CaptureFixt
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "diamond", "nope=1"], "Could not override 'nope'"),
+        (["run", "diamond", "nope=1"], "Unknown config key 'nope'"),
         (["run", "diamond", "factor"], "Override 'factor' is malformed"),
         (["run", "linear", "nn=3"], "no parameter 'nn'"),
         (["run", "lineer"], "No workflow named 'lineer'"),

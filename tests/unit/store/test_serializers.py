@@ -186,7 +186,8 @@ def test_unpicklable_output_raises_and_leaves_nothing(
 
 def test_serializer_versions_cover_every_format() -> None:
     versions = serializer_versions()
-    assert set(versions) == {"npy", "parquet", "json", "bytes", "file", "dir", "pickle"}
+    # Installed plugins (tests/plugin_pkg adds "money") may add more.
+    assert {"npy", "parquet", "json", "bytes", "file", "dir", "pickle"} <= set(versions)
     assert all(isinstance(v, str) and v for v in versions.values())
 
 

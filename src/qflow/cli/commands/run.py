@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,10 +23,19 @@ def run(
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag the run: key=value.")] = None,
     project: ProjectOption = None,
+    multirun: Annotated[
+        bool, typer.Option("--multirun", "-m", help="One run per combination: model.C=0.1,1")
+    ] = False,
 ) -> None:
     """Run WORKFLOW. Overrides set config values, e.g. `qflow run train model.C=0.5`."""
     from qflow.runtime.launch import launch
     from qflow.runtime.progress import default_progress
+
+    if multirun:
+        run_sweep(
+            workflow, overrides or [], project, parse_tags(tag), executor, not no_cache, rerun or []
+        )
+        return
 
     run_id = launch(
         workflow,
@@ -39,3 +49,62 @@ def run(
     )
     console.out.print(f"Run [bold]{run_id}[/] {console.status('succeeded')}")
     console.out.print(f"[dim]qflow show {run_id}[/]")
+
+
+def run_sweep(
+    workflow: str,
+    overrides: list[str],
+    project: Path | None,
+    tags: dict[str, str],
+    executor: str,
+    use_cache: bool,
+    rerun: list[str],
+) -> None:
+    """``-m``: one run per combination of the swept values, all under one sweep id.
+
+    A failing combination does not stop the others; the exit code is 1 if any failed.
+    """
+    from rich.table import Table
+
+    from qflow.config import expand_multirun, find_project
+    from qflow.errors import QFlowError, StepFailedError
+    from qflow.ids import new_run_id
+    from qflow.runtime.launch import launch
+    from qflow.runtime.progress import default_progress
+
+    combinations = expand_multirun(overrides, find_project(project).conf_dir)
+    sweep_id = new_run_id()
+    console.err.print(f"Sweep [bold]{sweep_id}[/]: {len(combinations)} runs of {workflow}")
+    rows: list[tuple[str, str, str, str]] = []
+    for index, combination in enumerate(combinations, 1):
+        shown = " ".join(combination) or "(no overrides)"
+        console.err.print(f"[bold]── run {index}/{len(combinations)}[/] {shown}")
+        try:
+            run_id = launch(
+                workflow,
+                overrides=combination,
+                project_dir=project,
+                executor=executor,
+                use_cache=use_cache,
+                rerun=rerun,
+                plugins=[default_progress()],
+                tags=tags,
+                sweep_id=sweep_id,
+            )
+            rows.append((shown, run_id, "succeeded", ""))
+        except QFlowError as exc:
+            run_id = exc.run_id if isinstance(exc, StepFailedError) else "-"
+            rows.append((shown, run_id, "failed", str(exc).splitlines()[0]))
+            console.err.print(f"[red]failed:[/] {str(exc).splitlines()[0]}")
+    table = Table(box=None, header_style="bold", title=f"sweep {sweep_id}", title_justify="left")
+    for column in ("#", "overrides", "run", "status", "error"):
+        table.add_column(column)
+    for index, (shown, run_id, status, error) in enumerate(rows, 1):
+        table.add_row(str(index), shown, run_id, console.status(status), error)
+    console.out.print(table)
+    failed = sum(1 for row in rows if row[2] == "failed")
+    if failed:
+        raise QFlowError(
+            f"{failed} of {len(rows)} runs failed in sweep {sweep_id}.\n"
+            f"Hint: qflow runs --status failed; qflow logs RUN shows a failed step's traceback."
+        )
