@@ -153,10 +153,15 @@ def returns_lock() -> Any:
     return threading.Lock()
 
 
+@qf.step
+def returns_open_file() -> Any:
+    return open(__file__)  # an open file is what this step must fail to store
+
+
 @pytest.mark.parametrize(
     ("step", "type_name"),
-    [(returns_lambda, "function"), (returns_lock, "lock")],
-    ids=["lambda", "lock"],
+    [(returns_lambda, "function"), (returns_lock, "lock"), (returns_open_file, "TextIOWrapper")],
+    ids=["lambda", "lock", "open-file"],
 )
 def test_unserializable_output_fails_the_step_without_partial_blob(
     project: Path, step: Any, type_name: str
@@ -432,3 +437,17 @@ def test_run_into_postgresql(
     assert [s.status for s in qf.run(wf.linear, {"n": 3}, project_dir=project).steps] == [
         "cached"
     ] * 3
+
+
+def test_client_tables_and_histories_to_pandas(project: Path) -> None:
+    qf.run(wf.linear, {"n": 3}, project_dir=project, tags={"team": "a"})
+    qf.run(wf.linear, {"n": 4}, project_dir=project)
+    client = qf.Client(project)
+    frame = client.runs("linear").to_pandas()
+    assert list(frame["config.n"]) == [4, 3]
+    assert list(frame["metrics.total"]) == [12.0, 6.0]
+    assert frame["tags.team"].tolist()[1] == "a"
+    assert set(frame["status"]) == {"succeeded"}
+    history = client.runs("linear")[0].metric_history("total").to_pandas()
+    assert history[["key", "value"]].values.tolist() == [["total", 12.0]]
+    assert client.workflows() == ["linear"]
