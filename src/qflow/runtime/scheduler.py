@@ -129,7 +129,7 @@ class Scheduler:
 
         def metrics(rows: list[MetricRow]) -> None:
             self.metadata.log_metrics(rows)
-            if rows:
+            if rows and self.hooks.hook.on_metrics.get_hookimpls():
                 self.notify(
                     "on_metrics",
                     run_id=run_id,
