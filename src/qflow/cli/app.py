@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-from qflow.cli.commands import config, graph, models, plugins, predict, run, runs
+from qflow.cli.commands import config, configure, graph, models, new, plugins, predict, run, runs
 from qflow.cli.commands.convert import convert
 from qflow.cli.commands.diff import compare, diff
 from qflow.cli.commands.doctor import doctor
@@ -44,6 +44,8 @@ app.command("resume")(resume)
 app.command("doctor")(doctor)
 app.add_typer(config.app, name="config")
 app.command("plugins")(plugins.plugins)
+app.command("new")(new.new)
+app.command("configure")(configure.configure)
 app.add_typer(models.app, name="models")
 app.command("predict")(predict.predict)
 app.command("sync")(sync)

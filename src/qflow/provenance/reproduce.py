@@ -165,11 +165,28 @@ def code_of(run: Run, artifacts: ArtifactStore, project_root: Path) -> Iterator[
     yield project_root, "the project folder (the run recorded no code version)"
 
 
-def _child_spec(run: Run) -> dict[str, Any]:
+def _child_spec(run: Run, project_root: Path, folder: Path) -> dict[str, Any]:
     script = run.meta.get("script")
     if script:
         return {"script": script["path"], "args": script["args"], "original": run.id}
-    return {"workflow": run.workflow, "config": run.config, "original": run.id}
+    return {
+        "workflow": _workflow_in(run, project_root, folder),
+        "config": run.config,
+        "original": run.id,
+    }
+
+
+def _workflow_in(run: Run, project_root: Path, folder: Path) -> str:
+    """The recorded way to find the workflow (``module:function`` or ``file.py:function``),
+    with a file inside the project moved to the copy of the code being run."""
+    ref = str(run.meta.get("workflow_ref") or run.workflow)
+    path, sep, name = ref.rpartition(":")
+    if sep and path.endswith(".py"):
+        try:
+            return f"{folder / Path(path).relative_to(project_root)}:{name}"
+        except ValueError:
+            return ref
+    return ref
 
 
 def _launch_child(spec: dict[str, Any], folder: Path, project_root: Path) -> str:
@@ -213,7 +230,7 @@ def reproduce(run_id: str, *, project_dir: str | Path | None = None) -> Reproduc
     report = Reproduction(run.id, warnings=environment_warnings(metadata, run, project.root))
     with code_of(run, artifacts, project.root) as (folder, where):
         report.source = where
-        report.run_id = _launch_child(_child_spec(run), folder, project.root)
+        report.run_id = _launch_child(_child_spec(run, project.root, folder), folder, project.root)
     new = metadata.get_run(report.run_id)
     report.status = new.status
     new_outputs = {
