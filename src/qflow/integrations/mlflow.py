@@ -124,6 +124,10 @@ class MlflowTracker:
         self.experiment = experiment
         self.log_models = log_models
         self.failsafe = Failsafe("MLflow", "mlflow", masked(self.tracking_uri), strict=strict)
+        self.project_root = project_root
+        self.replaying = False
+        """True while ``qflow sync`` replays a run: cached steps' records come with it."""
+        self._reader: Any = None
         self.times: dict[str | None, tuple[float | None, float | None]] = {}
         """(start, end) by step run name (None: the run) to log instead of now (sync)."""
         self._client: Any = None
@@ -145,6 +149,11 @@ class MlflowTracker:
     def client(self) -> Any:
         if self._client is None:
             from mlflow.tracking import MlflowClient
+
+            retries = "2" if self.failsafe.strict else "0"
+            self.failsafe.set_env(
+                {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": retries, "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+            )
 
             if self.local_folder is not None:
                 self.local_folder.mkdir(parents=True, exist_ok=True)
@@ -169,17 +178,20 @@ class MlflowTracker:
 
     def synced_runs(self, run_id: str, workflow: str) -> list[str]:
         """MLflow runs (parent and children) already holding QFlow run ``run_id``."""
-        found = self.client.get_experiment_by_name(self.experiment or workflow)
-        if found is None:
-            return []
-        runs = self.client.search_runs(
-            [found.experiment_id], filter_string=f"tags.`qflow.run_id` = '{run_id}'"
-        )
-        return [r.info.run_id for r in runs]
+        ids: list[str] = []
+        with self.failsafe.guard("looking for runs synced before"):
+            found = self.client.get_experiment_by_name(self.experiment or workflow)
+            if found is not None:
+                runs = self.client.search_runs(
+                    [found.experiment_id], filter_string=f"tags.`qflow.run_id` = '{run_id}'"
+                )
+                ids = [r.info.run_id for r in runs]
+        return ids
 
     def delete_runs(self, ids: Sequence[str]) -> None:
-        for mlflow_run_id in ids:
-            self.client.delete_run(mlflow_run_id)
+        with self.failsafe.guard("deleting runs synced before"):
+            for mlflow_run_id in ids:
+                self.client.delete_run(mlflow_run_id)
 
     # -- run lifecycle --------------------------------------------------------------------
 
@@ -194,10 +206,6 @@ class MlflowTracker:
         artifacts: ArtifactStore,
     ) -> None:
         self.failsafe.start(run_id)
-        retries = "2" if self.failsafe.strict else "0"
-        self.failsafe.set_env(
-            {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": retries, "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-        )
         self._run_id, self._graph, self._artifacts = run_id, graph, artifacts
         self._parent, self._children, self._open, self._refs = None, {}, set(), {}
         with self.failsafe.guard("before_run"):
@@ -238,7 +246,15 @@ class MlflowTracker:
                 final = "FINISHED" if status == "succeeded" else "FAILED"
                 self.client.set_terminated(self._parent, final, end_time=end)
         finally:
-            self.failsafe.restore_env()
+            self.close()
+
+    def close(self) -> None:
+        """Forget the connection; put back the environment variables set for it."""
+        self._client = None
+        self.failsafe.restore_env()
+        if self._reader is not None:
+            self._reader.metadata.dispose()
+            self._reader = None
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -305,6 +321,8 @@ class MlflowTracker:
             if error:
                 tags["qflow.error"] = as_text(error, _MAX_TAG)
             self._set_tags(child, tags)
+            if status == "cached" and not self.replaying:
+                self._replay_cached(node.name)
             if status in ("succeeded", "cached") and self.log_models:
                 try:
                     self._log_models(node, outputs, child)
@@ -356,6 +374,15 @@ class MlflowTracker:
         if self._active() and path:
             with self.failsafe.guard("on_artifact"):
                 self._log_file(self._target(step), name, Path(path))
+
+    def _replay_cached(self, step: str) -> None:
+        """A cached step logs nothing itself: send what the store copied from its source."""
+        from qflow.client import Client
+        from qflow.tracking.sync import replay_cached_step
+
+        if self._reader is None:
+            self._reader = Client(self.project_root)
+        replay_cached_step(self, self._reader, self._run_id, step)
 
     def _set_tags(self, run: str, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -63,6 +63,9 @@ class WandbTracker:
         self.entity = entity
         self.mode = cast("Mode | None", mode)
         self.failsafe = Failsafe("W&B", "wandb", entity or "wandb", strict=strict)
+        self.project_root = project_root
+        self.replaying = False
+        """True while ``qflow sync`` replays a run: cached steps' records come with it."""
         self._runs: dict[str | None, Any] = {}
         self._group = ""
         self._project = ""
@@ -141,6 +144,8 @@ class WandbTracker:
         with self.failsafe.guard("after_step"):
             if node.name not in self._runs:
                 self.before_step(run_id, node)
+            if status == "cached" and not self.replaying:
+                self._replay_cached(run_id, node.name)
             run = self._runs.pop(node.name)
             run.summary.update(
                 {
@@ -151,6 +156,17 @@ class WandbTracker:
                 }
             )
             run.finish(exit_code=0 if status in ("succeeded", "cached") else 1)
+
+    def _replay_cached(self, run_id: str, step: str) -> None:
+        """A cached step logs nothing itself: send what the store copied from its source."""
+        from qflow.client import Client
+        from qflow.tracking.sync import replay_cached_step
+
+        reader = Client(self.project_root)
+        try:
+            replay_cached_step(self, reader, run_id, step)
+        finally:
+            reader.metadata.dispose()
 
     @hookimpl
     def after_run(self, run_id: str, status: str, error: str | None) -> None:

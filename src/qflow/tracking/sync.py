@@ -65,9 +65,16 @@ def sync_run(
             "which already has everything.\nHint: qflow sync RUN --tracker mlflow"
         )
     report = SyncReport(run.id, [s["name"] for s in specs if s["name"] != BUILTIN_TRACKER])
-    for plugin in trackers:
-        report.replaced += _clear_previous(plugin, run, replace)
-        _replay(plugin, client, run, report)
+    try:
+        for plugin in trackers:
+            report.replaced += _clear_previous(plugin, run, replace)
+            _replay(plugin, client, run, report)
+    finally:
+        for plugin in trackers:
+            close = getattr(plugin, "close", None)
+            if callable(close):
+                close()
+        client.metadata.dispose()
     report.steps //= len(trackers)
     report.metrics //= len(trackers)
     report.params //= len(trackers)
@@ -110,14 +117,18 @@ def _clear_previous(plugin: object, run: RunView, replace: bool) -> int:
 
 
 def _graph(run: RunView) -> Graph:
+    """The run's graph, rebuilt from its step runs (edges matched by artifact key)."""
     nodes, edges = [], []
+    made_by = {
+        ref.key: (s.record.name, output) for s in run.steps for output, ref in s.outputs.items()
+    }
     for step in run.steps:
         r = step.record
         params = tuple((k, v if isinstance(v, str) else json.dumps(v)) for k, v in r.params.items())
         nodes.append(Node(r.name, r.step, r.position, tuple(r.outputs), params))
-        for key in r.inputs:
-            source, _, output = key.partition(".")
-            edges.append(Edge(source, output, r.name, key))
+        for argument, ref in r.inputs.items():
+            if ref.key in made_by:
+                edges.append(Edge(*made_by[ref.key], r.name, argument))
     return Graph(run.workflow, tuple(nodes), tuple(edges))
 
 
@@ -143,6 +154,28 @@ def _logged_params(client: Client, run_id: str) -> dict[int | None, dict[str, An
     return found
 
 
+def replay_cached_step(tracker: Any, client: Client, run_id: str, step: str) -> None:
+    """Send a cached step's copied records (params, metrics, files) to ``tracker``'s hooks.
+
+    A step served from the cache does not run, so no ``on_*`` hook fires for it; the store
+    copied what its source logged into this run, and this reads that back.
+    """
+    record = client.metadata.get_step_run(run_id, step)
+    params = _logged_params(client, run_id).get(record.id, {})
+    if params:
+        tracker.on_params(run_id=run_id, step=step, params=params)
+    rows = [
+        (m.key, m.value, m.step, m.timestamp)
+        for m in client.metadata.metrics(run_id, step_run_id=record.id)
+    ]
+    for start in range(0, len(rows), _BATCH):
+        tracker.on_metrics(run_id=run_id, step=step, rows=rows[start : start + _BATCH])
+    for artifact in client.metadata.run_artifacts(run_id):
+        path = client.artifacts.local_path(artifact.ref.key)
+        if artifact.step_run_id == record.id and path is not None:
+            tracker.on_artifact(run_id=run_id, step=step, name=artifact.name, path=str(path))
+
+
 def _replay(plugin: object, client: Client, run: RunView, report: SyncReport) -> None:
     from qflow.plugins.manager import create_plugin_manager
 
@@ -155,6 +188,8 @@ def _replay(plugin: object, client: Client, run: RunView, report: SyncReport) ->
     times.update({s.record.name: (s.record.started_at, s.record.ended_at) for s in steps})
     if hasattr(plugin, "times"):
         plugin.times = times
+    if hasattr(plugin, "replaying"):
+        plugin.replaying = True
     graph = _graph(run)
     metrics: dict[int | None, list[Metric]] = {}
     for metric in client.metadata.metrics(record.id):

@@ -1,0 +1,218 @@
+"""The MLflow tracker against a local SQLite store and a real ``mlflow server`` subprocess."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import qflow as qf
+from qflow.cli.app import run_cli
+from qflow.errors import StepFailedError
+from tests.fixtures import tracker_workflows as tw
+
+pytestmark = pytest.mark.integration
+mlflow = pytest.importorskip("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+CONFIG = {"rows": 150, "C": 0.5}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 and a free port, until the module's tests are done."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    executable = Path(sys.executable).with_name("mlflow")
+    log = (root / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(executable),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                pytest.fail(f"mlflow server did not start:\n{(root / 'server.log').read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _runs(client: Any, qflow_run_id: str) -> tuple[Any, dict[str, Any]]:
+    """The parent MLflow run of a QFlow run and its children by name."""
+    experiment = client.get_experiment_by_name("train")
+    assert experiment is not None
+    found = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`qflow.run_id` = '{qflow_run_id}'"
+    )
+    parents = [r for r in found if r.data.tags.get("qflow.kind") == "run"]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = {
+        r.info.run_name: r
+        for r in found
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
+    return parent, children
+
+
+def _check_everything_logged(tracking_uri: str, run: Any, *, cache_hit: bool = False) -> None:
+    client = MlflowClient(tracking_uri)
+    parent, children = _runs(client, run.id)
+    assert parent.info.run_name == f"train-{run.id}"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params == {"rows": "150", "C": "0.5"}
+    assert parent.data.tags["qflow.status"] == "succeeded"
+    if not cache_hit:  # tags belong to the run that set them; the cache copies step records
+        assert parent.data.tags["stage"] == "evaluated"
+    assert sorted(children) == ["0_load_data", "1_fit", "2_evaluate"]
+    assert all(c.info.status == "FINISHED" for c in children.values())
+    fit = children["1_fit"]
+    assert fit.data.params == {"C": "0.5", "n_features": "4"}
+    history = client.get_metric_history(fit.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(i, 1.0 / (i + 1)) for i in range(5)]
+    assert fit.data.tags["qflow.cache_hit"] == str(cache_hit).lower()
+    assert fit.data.tags["qflow.step"] == "fit"
+    evaluate = children["2_evaluate"]
+    assert evaluate.data.metrics["accuracy"] == run.step("evaluate").load()
+    files = [a.path for a in client.list_artifacts(evaluate.info.run_id, "curves")]
+    assert files == ["curves/accuracy.png"]
+    local = client.download_artifacts(evaluate.info.run_id, "curves/accuracy.png")
+    assert Path(local).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    models = client.search_logged_models(
+        [parent.info.experiment_id],
+        filter_string=f"source_run_id = '{fit.info.run_id}'",
+    )
+    assert [m.name for m in models] == ["model"]
+    with _tracking(tracking_uri):
+        model = mlflow.sklearn.load_model(models[0].model_uri)
+        signature = mlflow.models.get_model_info(models[0].model_uri).signature
+    X = run.step("load_data").load("X")
+    expected = run.step("fit").load().predict(X)
+    assert (model.predict(X) == expected).all()
+    assert signature is not None and signature.inputs.input_names() == list(X.columns)
+
+
+def _tracking(uri: str) -> Any:
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    return _use_tracking_uri(uri)
+
+
+def test_local_store_gets_parent_children_params_metrics_files_and_model(
+    project: Path,
+) -> None:
+    run = qf.run(tw.train, {**CONFIG, "tracker": "mlflow"}, project_dir=project)
+    assert run.status == "succeeded"
+    store = project / ".qflow" / "tracker" / "mlflow"
+    assert (store / "mlflow.db").is_file()
+    _check_everything_logged(f"sqlite:///{store / 'mlflow.db'}", run)
+
+    again = qf.run(tw.train, {**CONFIG, "tracker": "mlflow"}, project_dir=project)
+    _check_everything_logged(f"sqlite:///{store / 'mlflow.db'}", again, cache_hit=True)
+
+
+def test_failed_step_ends_its_child_run_failed(project: Path) -> None:
+    with pytest.raises(StepFailedError, match="boom"):
+        qf.run(tw.broken, {"rows": 20, "tracker": ["filetracker", "mlflow"]}, project_dir=project)
+    client = MlflowClient(f"sqlite:///{project / '.qflow/tracker/mlflow/mlflow.db'}")
+    experiment = client.get_experiment_by_name("broken")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    failed = runs["1_explode"]
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["qflow.status"] == "failed"
+    assert "boom" in failed.data.tags["qflow.error"]
+    assert failed.data.metrics == {"before_error": 1.0}
+    parent = next(r for n, r in runs.items() if n.startswith("broken-"))
+    assert parent.info.status == "FAILED"
+
+
+def test_tracking_server_gets_everything(project: Path, mlflow_server: str) -> None:
+    tracker = {"name": "mlflow", "tracking_uri": mlflow_server}
+    run = qf.run(tw.train, {**CONFIG, "tracker": tracker}, project_dir=project)
+    _check_everything_logged(mlflow_server, run)
+
+
+def test_server_down_warns_once_then_sync_sends_the_run(
+    project: Path, mlflow_server: str, caplog: pytest.LogCaptureFixture, capsys: Any
+) -> None:
+    down = f"http://127.0.0.1:{_free_port()}"
+    tracker = {"name": "mlflow", "tracking_uri": down}
+    caplog.set_level(logging.WARNING)
+    started = time.monotonic()
+    run = qf.run(tw.train, {**CONFIG, "tracker": tracker}, project_dir=project)
+    took = time.monotonic() - started
+    assert run.status == "succeeded"
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    message = warnings[0].getMessage()
+    assert down in message and f"qflow sync {run.id} --tracker mlflow" in message
+    assert took < 60
+    assert os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") is None
+
+    sync = ["sync", run.id[:10], "--tracker", "mlflow", "--tracking-uri", mlflow_server]
+    assert run_cli([*sync, "-C", str(project)]) == 0
+    assert "3 steps" in capsys.readouterr().out
+    _check_everything_logged(mlflow_server, run)
+
+    assert run_cli(["sync", run.id, "--tracking-uri", mlflow_server, "-C", str(project)]) == 1
+    assert "already in" in capsys.readouterr().err
+    replace = ["sync", run.id, "--tracking-uri", mlflow_server, "--replace", "-C", str(project)]
+    assert run_cli(replace) == 0
+    _check_everything_logged(mlflow_server, run)
+
+
+def test_sync_to_a_dead_server_is_one_error_line(project: Path, capsys: Any) -> None:
+    run = qf.run(tw.train, CONFIG, project_dir=project)
+    down = f"http://127.0.0.1:{_free_port()}"
+    args = ["sync", run.id, "--tracker", "mlflow", "--tracking-uri", down, "-C", str(project)]
+    assert run_cli(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: MLflow tracker at") and down in err
