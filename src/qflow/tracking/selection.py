@@ -31,9 +31,18 @@ _FACTORIES: dict[str, str] = {
 
 
 def _entry_points() -> dict[str, Any]:
+    """Tracker factories by name: entry points ``qflow.trackers``, then plugins' answers to
+    a ``register_trackers`` hook where the plugin manager has one (first one wins)."""
     from importlib.metadata import entry_points
 
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found: dict[str, Any] = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    from qflow.plugins.manager import create_plugin_manager
+
+    hook = getattr(create_plugin_manager().hook, "register_trackers", None)
+    for provided in hook() if hook is not None else []:
+        for name, factory in (provided or {}).items():
+            found.setdefault(name, factory)
+    return found
 
 
 def known_trackers() -> list[str]:
@@ -56,7 +65,7 @@ def tracker_factory(name: str) -> Callable[..., object]:
             f"{did_you_mean(name, known)}\n"
             "Hint: set tracker=filetracker|mlflow|wandb, or a list of them."
         )
-    loaded: Callable[..., object] = found.load()
+    loaded: Callable[..., object] = found.load() if hasattr(found, "load") else found
     return loaded
 
 
@@ -104,13 +113,16 @@ def create_tracker(
     factory = tracker_factory(name)
     parameters = inspect.signature(factory).parameters
     accepted = [p for p in parameters if p not in ("project_root", "strict")]
+    takes_options = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for option in options:
-        if option not in parameters or option in ("project_root", "strict"):
+        if option in ("project_root", "strict") or not (takes_options or option in parameters):
             raise ConfigError(
                 f"Tracker {name!r} has no option {option!r}; its options are: "
                 f"{', '.join(accepted) or '(none)'}.{did_you_mean(option, accepted)}"
             )
-    return factory(project_root=project_root, strict=strict, **options)
+    context = {"project_root": project_root, "strict": strict}
+    context = {k: v for k, v in context.items() if takes_options or k in parameters}
+    return factory(**context, **options)
 
 
 def trackers_from_config(
