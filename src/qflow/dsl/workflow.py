@@ -22,6 +22,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 CONFIG_PARAMETER_NAMES = ("cfg", "config")
+FRAMEWORK_KEYS = frozenset({"tracker", "executor", "sweep", "hydra"})
+"""Config keys QFlow itself reads; they are not bound to workflow parameters."""
 
 
 def _check_result(value: Any, workflow: str) -> None:
@@ -77,6 +79,7 @@ class Workflow(Generic[P, R]):
 
             return {next(iter(self.signature.parameters)): OmegaConf.create(dict(config))}
         known = self.signature.parameters
+        config = {k: v for k, v in config.items() if k not in FRAMEWORK_KEYS or k in known}
         for key in config:
             if key not in known:
                 raise ConfigError(
