@@ -16,7 +16,15 @@ def run(
         str, typer.Argument(help="Workflow name, module:function or file.py:function.")
     ],
     overrides: OverridesArgument = None,
-    executor: Annotated[str, typer.Option("--executor", "-e", help="local")] = "local",
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor", "-e", help="local or parallel (default: the config's, or local)."
+        ),
+    ] = "local",
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Worker processes for parallel.")
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step again.")] = False,
     rerun: Annotated[
         list[str] | None, typer.Option("--rerun", help="Run this step again (repeatable).")
@@ -33,7 +41,14 @@ def run(
 
     if multirun:
         run_sweep(
-            workflow, overrides or [], project, parse_tags(tag), executor, not no_cache, rerun or []
+            workflow,
+            overrides or [],
+            project,
+            parse_tags(tag),
+            executor,
+            workers,
+            not no_cache,
+            rerun or [],
         )
         return
 
@@ -42,6 +57,7 @@ def run(
         overrides=overrides or [],
         project_dir=project,
         executor=executor,
+        workers=workers,
         use_cache=not no_cache,
         rerun=rerun or [],
         plugins=[default_progress()],
@@ -57,6 +73,7 @@ def run_sweep(
     project: Path | None,
     tags: dict[str, str],
     executor: str,
+    workers: int | None,
     use_cache: bool,
     rerun: list[str],
 ) -> None:
@@ -85,6 +102,7 @@ def run_sweep(
                 overrides=combination,
                 project_dir=project,
                 executor=executor,
+                workers=workers,
                 use_cache=use_cache,
                 rerun=rerun,
                 plugins=[default_progress()],
