@@ -1,0 +1,104 @@
+"""``create_app(settings)``: the tracking server's FastAPI app, REST API and dashboard.
+
+```python
+from qflow.web.app import Settings, create_app
+
+app = create_app(Settings(store_url="sqlite:///.qflow/qflow.db", artifacts_url=".qflow/artifacts",
+                          token="secret"))
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+
+from qflow.web import errors
+from qflow.web.security import SecurityMiddleware
+from qflow.web.settings import Settings
+
+__all__ = ["Context", "Settings", "context", "create_app"]
+
+if TYPE_CHECKING:
+    from qflow.registry.builtin import QFlowRegistry
+    from qflow.store.artifacts import ArtifactStore
+    from qflow.store.metadata.store import MetadataStore
+    from qflow.web.launcher import Launcher
+    from qflow.web.predict import ModelCache
+
+
+class Context:
+    """What routes share: the stores, the registry, launches and loaded models."""
+
+    def __init__(self, settings: Settings) -> None:
+        from qflow.registry.builtin import QFlowRegistry
+        from qflow.store.artifacts import ArtifactStore
+        from qflow.store.metadata.store import MetadataStore
+        from qflow.web.predict import ModelCache
+
+        self.settings = settings
+        self.metadata: MetadataStore = MetadataStore(settings.store_url)
+        self.artifacts: ArtifactStore = ArtifactStore(settings.artifacts_url)
+        self.registry: QFlowRegistry = QFlowRegistry(self.metadata, self.artifacts)
+        self.models: ModelCache = ModelCache(self.registry)
+        self.launcher: Launcher | None = None
+        if settings.project_dir is not None:
+            from qflow.web.launcher import Launcher
+
+            self.launcher = Launcher(
+                settings.project_dir, settings.store_url, settings.artifacts_url
+            )
+
+    def close(self) -> None:
+        if self.launcher is not None:
+            self.launcher.close()
+        self.metadata.dispose()
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app for ``settings`` (checked: see ``Settings.checked``)."""
+    from qflow.web.routes import api_models, api_runs, api_store, launch, pages
+
+    settings = settings.checked()
+    ctx = Context(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="QFlow tracking server",
+        version="1",
+        description="Runs, metrics, graphs, lineage, models, launches and the remote store.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.ctx = ctx
+    errors.install(app)
+    for router in (
+        api_runs.router,
+        api_models.router,
+        launch.router,
+        api_store.router,
+        pages.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(
+        SecurityMiddleware,
+        token=settings.token or "",
+        allowed_hosts=settings.allowed_hosts,
+        max_body_bytes=settings.max_body_bytes,
+        secure_cookies=settings.secure_cookies,
+    )
+    return app
