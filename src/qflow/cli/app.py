@@ -17,6 +17,7 @@ from qflow.cli.commands.lineage import lineage
 from qflow.cli.commands.metrics import metrics
 from qflow.cli.commands.reproduce import reproduce
 from qflow.cli.commands.resume import resume
+from qflow.cli.commands.run_step import run_step
 from qflow.cli.commands.sync import sync
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command("run")(run.run)
+app.command("run-step")(run_step)
 app.command("runs")(runs.runs)
 app.command("show")(runs.show)
 app.command("logs")(runs.logs)

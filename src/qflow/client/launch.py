@@ -25,6 +25,7 @@ def run(
     plugins: Iterable[object] = (),
     tags: Mapping[str, str] | None = None,
     sweep_id: str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> RunView:
     """Run ``workflow`` with ``config`` (or the project's config plus ``overrides``).
 
@@ -45,5 +46,6 @@ def run(
         plugins=plugins,
         tags=tags,
         command="",
+        executor_options=executor_options,
     )
     return Client(project_dir).run(run_id)

@@ -63,7 +63,17 @@ def _parallel(**options: object) -> Executor:
     return ParallelExecutor(**options)  # type: ignore[arg-type]
 
 
-EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "parallel": _parallel}
+def _ray(**options: object) -> Executor:
+    from qflow.runtime.ray import RayExecutor
+
+    return RayExecutor(**options)  # type: ignore[arg-type]
+
+
+EXECUTORS: dict[str, Callable[..., Executor]] = {
+    "local": LocalExecutor,
+    "parallel": _parallel,
+    "ray": _ray,
+}
 
 
 def create_executor(name: str, **options: object) -> Executor:

@@ -38,13 +38,15 @@ def launch(
     command: str | None = None,
     sweep_id: str | None = None,
     resume_from: str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> str:
     """Run ``workflow`` and return the run id; raise ``StepFailedError`` if a step failed.
 
     Everything that can be wrong with the config or the workflow is found before the run is
     recorded, so a bad invocation leaves no half-made run behind. With ``resume_from`` (a run
     id), the workflow and config of that run are used again and every step it finished with
-    the same inputs is reused, even when caching is off.
+    the same inputs is reused, even when caching is off. ``executor_options`` go to the
+    executor (``{"address": ...}`` for ray), over those of the config's ``executor`` group.
     """
     project = find_project(Path(project_dir) if project_dir else None)
     reuse: dict[str, StepRun] = {}
@@ -57,7 +59,12 @@ def launch(
         dict(config) if config is not None else load_config(wf.name, overrides, project.conf_dir)
     )
     traced = wf.trace(resolved)
-    runner = create_executor(executor, **({"workers": workers} if workers else {}))
+    options = _executor_options(executor, executor_options, resolved)
+    runner = create_executor(executor, **options, **({"workers": workers} if workers else {}))
+    if hasattr(runner, "bind_workflow"):
+        from qflow.runtime.remote import WorkflowSpec
+
+        runner.bind_workflow(WorkflowSpec(_workflow_ref(wf), resolved, str(project.root)))
     from qflow.tracking.selection import trackers_from_config
 
     hooks = create_plugin_manager([*plugins, *trackers_from_config(resolved, project.root)])
@@ -145,6 +152,18 @@ def _resume_plan(
         s.name: s for s in metadata.step_runs(old.id) if s.status in ("succeeded", "cached")
     }
     return old.meta.get("workflow_ref") or old.workflow, old.config, finished, old.id
+
+
+def _executor_options(
+    name: str, options: Mapping[str, Any] | None, config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Options of executor ``name`` (``address`` for ray): the config's ``executor`` group
+    when it names this executor, overridden by ``options``."""
+    group = config.get("executor")
+    defaults: dict[str, Any] = {}
+    if isinstance(group, Mapping) and group.get("name") == name:
+        defaults = {k: v for k, v in group.items() if k not in ("name", "workers")}
+    return {k: v for k, v in {**defaults, **(options or {})}.items() if v is not None}
 
 
 def _workflow_ref(wf: Workflow[..., Any]) -> str:

@@ -1,0 +1,322 @@
+"""Run steps as Ray core tasks on a Ray cluster. The only module that imports ``ray``.
+
+Each step call (or mapped item) becomes one Ray task that calls ``remote.run_step(spec)``
+in the Ray worker process. Only the small JSON spec and result go through Ray; data moves
+through the artifact store, which must be shared by every node (an fsspec URL such as
+``s3://bucket/prefix``, or a folder every node mounts at the same path). The coordinator
+replays each result (metrics, params, tags, files) into the metadata store itself.
+
+Rule for local stores: a plain path or ``file://`` URL is refused unless it is declared
+shared (``QFLOW_ARTIFACTS_SHARED=1`` or ``shared=True``) or every node of the cluster has a
+loopback address, which means the whole cluster runs on this machine.
+
+Failures: a worker or node that dies fails its task with ``WorkerDiedError`` and the step's
+``retries`` decide whether it runs again; a step overrunning its ``timeout`` is interrupted in
+the worker, and cancelled with ``ray.cancel(force=True)`` if it does not return soon after.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from qflow.errors import MissingExtraError, QFlowError
+from qflow.runtime.remote import WorkflowSpec, result_from_json, run_step, task_spec
+from qflow.runtime.task import StepTask, TaskResult
+from qflow.store.artifacts import _is_local
+
+if TYPE_CHECKING:
+    from qflow.runtime.context import RunSinks
+    from qflow.store.artifacts import ArtifactStore
+
+KILL_GRACE_SECONDS = 5.0
+_POLL_SECONDS = 0.05
+SHARED_ENV = "QFLOW_ARTIFACTS_SHARED"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise MissingExtraError.for_extra("ray", "ray") from None
+    return ray
+
+
+def ray_entry(spec: dict[str, Any]) -> dict[str, Any]:
+    """The body of every Ray task: the same worker entry point as ``qflow run-step``."""
+    return run_step(spec)
+
+
+def ray_options(resources: dict[str, float] | Any) -> dict[str, Any]:
+    """Ray resource requests from a step's ``resources`` (cpus, gpus, memory in bytes, and
+    any custom resource by name)."""
+    options: dict[str, Any] = {"num_cpus": 1}
+    custom: dict[str, float] = {}
+    for key, value in dict(resources or {}).items():
+        if key in ("cpus", "num_cpus"):
+            options["num_cpus"] = value
+        elif key in ("gpus", "num_gpus"):
+            options["num_gpus"] = value
+        elif key == "memory":
+            options["memory"] = int(value)
+        else:
+            custom[key] = float(value)
+    if custom:
+        options["resources"] = custom
+    return options
+
+
+def check_shared_store(url: str, node_addresses: list[str], *, shared: bool | None) -> None:
+    """Refuse a store the cluster's nodes cannot all reach (see the module docstring)."""
+    if url.startswith("memory://"):
+        raise QFlowError(
+            f"The artifact store {url!r} lives in this process's memory; Ray workers cannot "
+            "reach it. Hint: set QFLOW_ARTIFACTS to a shared store (s3://…, gs://…, or a "
+            "shared folder)."
+        )
+    if not _is_local(url):
+        return
+    declared = shared if shared is not None else os.environ.get(SHARED_ENV) == "1"
+    if declared:
+        return
+    remote = sorted(a for a in node_addresses if not _loopback(a))
+    if not remote:
+        return
+    raise QFlowError(
+        f"The artifact store {url!r} is a local folder, but the Ray cluster has nodes on other "
+        f"machines ({', '.join(remote)}) that cannot read or write it.\n"
+        "Hint: set QFLOW_ARTIFACTS to a shared store (s3://bucket/prefix, gs://…), or, if "
+        f"this folder is shared storage mounted at the same path on every node, declare it "
+        f"with {SHARED_ENV}=1 (or executor option shared=true)."
+    )
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+@dataclass
+class _Pending:
+    task: StepTask
+    spec: dict[str, Any]
+    options: dict[str, Any]
+    future: Future[TaskResult] = field(default_factory=Future)
+    attempts_used: int = 0
+    started: float = 0.0
+    deadline: float | None = None
+
+
+class RayExecutor:
+    """Runs each step call and mapped item as a Ray task on the cluster at ``address``."""
+
+    name = "ray"
+    shares_memory = False
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        shared: bool | None = None,
+        runtime_env: dict[str, Any] | None = None,
+        max_in_flight: int | None = None,
+        workers: int | None = None,
+        workflow: WorkflowSpec | None = None,
+    ) -> None:
+        self.address = address or os.environ.get("RAY_ADDRESS")
+        self.shared = shared
+        self.runtime_env = runtime_env
+        self.max_in_flight = max_in_flight or workers
+        self.workflow = workflow
+        self._ray: Any = None
+        self._owns_connection = False
+        self._remote: Any = None
+        self._sinks: RunSinks | None = None
+        self._artifacts_url = ""
+        self._pending: dict[Any, _Pending] = {}
+        self._backlog: deque[_Pending] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._pump: threading.Thread | None = None
+        self._limit = 1
+
+    def bind_workflow(self, workflow: WorkflowSpec) -> None:
+        """Tell the executor how workers find the workflow (called by ``launch``)."""
+        workflow.check_importable(self.name)
+        self.workflow = workflow
+
+    def start(self, artifacts: ArtifactStore, sinks: RunSinks) -> None:
+        if self.workflow is None:
+            raise QFlowError(
+                "RayExecutor.start() needs the run's workflow; launch() binds it. "
+                "Hint: run through qf.run(..., executor='ray') or qflow run --executor ray."
+            )
+        ray = self._ray = import_ray()
+        if not ray.is_initialized():
+            if not self.address:
+                raise QFlowError(
+                    "The ray executor needs the address of a Ray cluster. Hint: qflow run WF "
+                    "--executor ray --address HOST:6379, executor.address=HOST:6379 in the "
+                    "config, or set RAY_ADDRESS."
+                )
+            ray.init(
+                address=self.address,
+                runtime_env=self.runtime_env,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            self._owns_connection = True
+        nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")]
+        check_shared_store(artifacts.url, nodes, shared=self.shared)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self._limit = self.max_in_flight or max(2 * cpus, 4)
+        self._remote = ray.remote(ray_entry)
+        self._sinks, self._artifacts_url = sinks, artifacts.url
+        self._stopping.clear()
+        self._pump = threading.Thread(target=self._pump_loop, name="qflow-ray", daemon=True)
+        self._pump.start()
+
+    def can_submit(self) -> bool:
+        with self._lock:
+            return not self._backlog and len(self._pending) < self._limit
+
+    def submit(self, task: StepTask) -> Future[TaskResult]:
+        if self._remote is None or self.workflow is None:
+            raise QFlowError("RayExecutor.submit() called before start().")
+        options = ray_options(task.step.options.resources)
+        pending = _Pending(task, task_spec(self.workflow, task, self._artifacts_url), options)
+        with self._lock:
+            if len(self._pending) < self._limit:
+                self._dispatch(pending)
+            else:
+                self._backlog.append(pending)
+        return pending.future
+
+    def _dispatch(self, pending: _Pending) -> None:
+        """Start a Ray task for ``pending`` (lock held)."""
+        name = pending.task.node.name
+        if pending.task.item is not None:
+            name = f"{name}[{pending.task.item}]"
+        ref = self._remote.options(**pending.options, max_retries=0, name=name).remote(pending.spec)
+        timeout = pending.task.step.options.timeout
+        pending.started = time.monotonic()
+        pending.deadline = (
+            pending.started + float(timeout) + KILL_GRACE_SECONDS
+            if isinstance(timeout, int | float)
+            else None
+        )
+        self._pending[ref] = pending
+
+    def _pump_loop(self) -> None:
+        ray = self._ray
+        while not self._stopping.is_set():
+            with self._lock:
+                refs = list(self._pending)
+            if not refs:
+                time.sleep(_POLL_SECONDS / 5)
+                continue
+            ready, _ = ray.wait(refs, num_returns=1, timeout=_POLL_SECONDS)
+            if ready:
+                rest = [r for r in refs if r not in set(ready)]
+                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0) if rest else ([], [])
+                ready = [*ready, *more]
+            for ref in ready:
+                self._collect(ref)
+            self._check_deadlines()
+
+    def _collect(self, ref: Any) -> None:
+        ray = self._ray
+        with self._lock:
+            pending = self._pending.pop(ref, None)
+        if pending is None:
+            return
+        try:
+            data = ray.get(ref, timeout=60)
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if exc.cause is not None else exc
+            self._fail(pending, f"{type(cause).__name__}: {cause}")
+            return
+        except ray.exceptions.RayError as exc:
+            self._lost(pending, self._died(pending, exc))
+            return
+        result, records = result_from_json(data)
+        if self._sinks is not None:
+            records.replay(self._sinks)
+        result.attempts += pending.attempts_used
+        self._resolve(pending, result)
+
+    def _died(self, pending: _Pending, exc: BaseException) -> str:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"WorkerDiedError: the Ray worker running {pending.task.node.name} died or lost "
+            f"its node ({type(exc).__name__}: {first})"
+        )
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            overdue = [
+                (ref, p)
+                for ref, p in self._pending.items()
+                if p.deadline is not None and now > p.deadline
+            ]
+            for ref, _ in overdue:
+                del self._pending[ref]
+        for ref, pending in overdue:
+            self._ray.cancel(ref, force=True)
+            self._lost(
+                pending,
+                f"TimeoutError: step {pending.task.node.name} did not stop at its timeout; "
+                "its Ray task was cancelled",
+            )
+
+    def _lost(self, pending: _Pending, error: str) -> None:
+        """Run the task again if its retry policy allows, else fail it."""
+        pending.attempts_used += 1
+        if pending.attempts_used <= pending.task.step.options.retries:
+            with self._lock:
+                self._dispatch(pending)
+            return
+        self._fail(pending, error)
+
+    def _fail(self, pending: _Pending, error: str) -> None:
+        now = time.time()
+        started = now - (time.monotonic() - pending.started)
+        attempts = max(pending.attempts_used, 1)
+        self._resolve(
+            pending,
+            TaskResult(pending.task.step_run_id, "failed", {}, started, now, attempts, error=error),
+        )
+
+    def _resolve(self, pending: _Pending, result: TaskResult) -> None:
+        with self._lock:
+            while self._backlog and len(self._pending) < self._limit:
+                self._dispatch(self._backlog.popleft())
+        pending.future.set_result(result)
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        if self._pump is not None:
+            self._pump.join(5)
+            self._pump = None
+        ray = self._ray
+        with self._lock:
+            refs = list(self._pending)
+            self._pending.clear()
+            self._backlog.clear()
+        if ray is not None:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            if self._owns_connection and ray.is_initialized():
+                ray.shutdown()
+            self._owns_connection = False
+        self._sinks = None
+        self._remote = None

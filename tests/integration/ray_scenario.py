@@ -1,0 +1,188 @@
+"""Ray scenarios on a real two-node cluster; test_ray.py runs this script inside a
+loopback-only network namespace (``unshare -n -p -f --mount-proc``), so nothing Ray opens is
+reachable from outside this machine, and every process it starts ends with the namespace.
+
+Usage: python ray_scenario.py WORKDIR PORT. Prints one line ``REPORT <json>`` at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+import qflow as qf
+from qflow.errors import StepFailedError
+from tests.fixtures import ray_workflows as rw
+
+RAY = str(Path(sys.executable).with_name("ray"))
+NODE = re.compile(r"node=(\w+)")
+
+
+def start_cluster(work: Path, port: int) -> subprocess.Popen[bytes]:
+    """A head node, then a second node in its own session (so it can be killed alone)."""
+    subprocess.run(
+        [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+         "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
+         "--temp-dir", str(work / "ray")],
+        check=True, timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    log = (work / "worker-node.log").open("wb")
+    worker = subprocess.Popen(
+        [RAY, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
+         "--num-cpus", "2", "--disable-usage-stats", "--block"],
+        stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    ray.init(address=f"127.0.0.1:{port}", log_to_driver=False, configure_logging=False)
+    deadline = time.monotonic() + 90
+    while sum(n["Alive"] for n in ray.nodes()) < 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the second Ray node did not join within 90 s")
+        time.sleep(0.5)
+    ray.shutdown()
+    return worker
+
+
+def descendants(root: int) -> set[int]:
+    """Every process below ``root`` (the second node's raylet and its workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def outputs(run: Any) -> dict[str, dict[str, str]]:
+    return {s.name: {k: r.key for k, r in s.outputs.items()} for s in run.steps}
+
+
+def project(work: Path, name: str) -> Path:
+    folder = work / name
+    folder.mkdir()
+    return folder
+
+
+def fan_out(work: Path, address: str) -> dict[str, Any]:
+    config = {"n": 12, "pause": 0.5}
+    local = qf.run(rw.fan_out, config, project_dir=project(work, "local"))
+    remote = qf.run(
+        rw.fan_out,
+        config,
+        project_dir=project(work, "remote"),
+        executor="ray",
+        executor_options={"address": address},
+    )
+    items = [s for s in remote.steps if s.name.startswith("1_square[")]
+    return {
+        "status": remote.status,
+        "local": outputs(local),
+        "ray": outputs(remote),
+        "executor": remote.meta.get("executor"),
+        "nodes": sorted({m for s in items for m in NODE.findall(s.stdout)}),
+        "metrics": remote.metrics_summary,
+        "local_metrics": local.metrics_summary,
+        "describe": remote.step("3_describe").load(),
+    }
+
+
+def policies(work: Path, address: str) -> dict[str, Any]:
+    folder = project(work, "policies")
+    started = time.monotonic()
+    try:
+        qf.run(rw.policies, {}, project_dir=folder, executor="ray",
+               executor_options={"address": address})  # fmt: skip
+        return {"raised": False}
+    except StepFailedError as exc:
+        run = qf.Client(folder).run(exc.run_id)
+    return {
+        "raised": True,
+        "seconds": time.monotonic() - started,
+        "sleepy": [run.step("0_sleepy").status, run.step("0_sleepy").error],
+        "failures": run.step("3_count_failures").load(),
+        "broken": run.step("2_broken").status,
+    }
+
+
+def kill_worker_node(work: Path, address: str, worker: subprocess.Popen[bytes]) -> dict[str, Any]:
+    folder = project(work, "kill")
+
+    marks = work / "marks"
+    marks.mkdir()
+    killed: list[int] = []
+
+    def kill_when_busy() -> None:
+        """Kill the second node (raylet and workers) once one of its workers runs a step."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            family = descendants(worker.pid)
+            for mark in marks.iterdir():
+                if int(mark.name) in family:
+                    time.sleep(0.5)
+                    for pid in [worker.pid, *family]:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                    killed.append(int(mark.name))
+                    return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    report: dict[str, Any] = {}
+    try:
+        config = {"n": 8, "pause": 3.0, "marks": str(marks)}
+        run = qf.run(rw.slow_fan, config, project_dir=folder, executor="ray",
+                     executor_options={"address": address})  # fmt: skip
+    except StepFailedError as exc:
+        report["first_error"] = str(exc).splitlines()[0]
+        killer.join(30)
+        from qflow.runtime.launch import launch
+
+        new_id = launch(None, project_dir=folder, executor="ray", resume_from=exc.run_id,
+                        executor_options={"address": address})  # fmt: skip
+        run = qf.Client(folder).run(new_id)
+        report["resumed"] = True
+    killer.join(30)
+    items = [s for s in run.steps if s.name.startswith("1_slow_square[")]
+    report.update(
+        killed=bool(killed),
+        status=run.status,
+        total=run.step("2_add_up").load(),
+        attempts=[s.attempts for s in items],
+        errors=[s.error for s in items if s.error],
+    )
+    return report
+
+
+def main() -> None:
+    work, port = Path(sys.argv[1]), int(sys.argv[2])
+    address = f"127.0.0.1:{port}"
+    worker = start_cluster(work, port)
+    report: dict[str, Any] = {}
+    try:
+        if "kill-only" not in sys.argv:
+            report["fan_out"] = fan_out(work, address)
+            report["policies"] = policies(work, address)
+        report["kill"] = kill_worker_node(work, address, worker)
+    finally:
+        subprocess.run([RAY, "stop", "--force"], timeout=60, capture_output=True, check=False)
+    print("REPORT " + json.dumps(report, default=str))
+
+
+if __name__ == "__main__":
+    main()

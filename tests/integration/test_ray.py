@@ -1,0 +1,101 @@
+"""The ray executor on a real two-node Ray cluster, inside a loopback-only network namespace.
+
+Ray listens on every interface even when told 127.0.0.1, so the cluster, the driver and the
+scenario all run in ``unshare -n -p -f --mount-proc`` with only ``lo`` up: nothing can reach
+them from outside, and every process they start ends with the namespace. The scenarios live in
+ray_scenario.py and run once per module (about a minute); each test checks one part of the
+report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("ray")
+
+pytestmark = [pytest.mark.integration, pytest.mark.ray]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = Path(__file__).with_name("ray_scenario.py")
+PORT = 6380
+
+
+def _namespace_available() -> bool:
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-n", "-p", "-f", "--mount-proc", "ip", "link", "set", "lo", "up"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def report() -> Iterator[dict[str, Any]]:
+    if not _namespace_available():
+        pytest.skip("needs root and unshare/ip to make a loopback-only network namespace")
+    # Short folder: Ray's unix sockets live under it and their paths are limited to 107 bytes.
+    work = Path("/tmp") / f"qfray-{secrets.token_hex(4)}"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QFLOW_", "RAY_"))}
+    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
+    command = ['ip link set lo up && exec "$0" "$@"', sys.executable, str(SCENARIO)]
+    try:
+        done = subprocess.run(
+            ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", *command,
+             str(work), str(PORT)],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+        )  # fmt: skip
+        lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
+        if done.returncode != 0 or not lines:
+            pytest.fail(f"ray scenario failed ({done.returncode}):\n{done.stderr[-6000:]}")
+        yield json.loads(lines[-1].removeprefix("REPORT "))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_fan_out_on_ray_gives_the_local_artifacts(report: dict[str, Any]) -> None:
+    fan = report["fan_out"]
+    assert fan["status"] == "succeeded"
+    assert fan["executor"] == "ray"
+    assert fan["ray"] == fan["local"]
+    assert len(fan["ray"]) == 16
+    assert fan["metrics"] == fan["local_metrics"] == {"x": 11.0, "sum": 506.0}
+    assert fan["describe"] == {"total": 506, "digits": 3}
+
+
+def test_steps_ran_on_both_nodes(report: dict[str, Any]) -> None:
+    nodes = report["fan_out"]["nodes"]
+    assert len(nodes) == 2
+    assert "driver" not in nodes
+
+
+def test_timeout_and_catch_on_ray(report: dict[str, Any]) -> None:
+    policies = report["policies"]
+    assert policies["raised"]
+    status, error = policies["sleepy"]
+    assert status == "failed"
+    assert "timeout" in error
+    assert policies["seconds"] < 30
+    assert policies["broken"] == "succeeded"
+    assert policies["failures"] == 3
+
+
+def test_killed_worker_node_is_survived_by_retries(report: dict[str, Any]) -> None:
+    kill = report["kill"]
+    assert kill["killed"]
+    assert kill["status"] == "succeeded"
+    assert kill["total"] == sum(x * x for x in range(8))
+    assert kill.get("resumed") or max(kill["attempts"]) == 2

@@ -1,0 +1,54 @@
+"""Ray executor pieces that need no cluster: resources, the shared-store rule, the extra."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from qflow.errors import MissingExtraError, QFlowError
+from qflow.runtime.executor import create_executor
+from qflow.runtime.ray import check_shared_store, import_ray, ray_options
+
+
+def test_resources_map_to_ray_requests() -> None:
+    assert ray_options({}) == {"num_cpus": 1}
+    assert ray_options({"cpus": 2, "gpus": 0.5, "memory": 2e9, "tpu_v4": 1}) == {
+        "num_cpus": 2,
+        "num_gpus": 0.5,
+        "memory": 2_000_000_000,
+        "resources": {"tpu_v4": 1.0},
+    }
+
+
+def test_local_store_is_refused_on_a_cluster_of_several_machines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("QFLOW_ARTIFACTS_SHARED", raising=False)
+    with pytest.raises(QFlowError, match=r"(?s)local folder.*10\.0\.0\.7.*QFLOW_ARTIFACTS_SHARED"):
+        check_shared_store("/data/artifacts", ["127.0.0.1", "10.0.0.7"], shared=None)
+    with pytest.raises(QFlowError, match="this process's memory"):
+        check_shared_store("memory://x", ["127.0.0.1"], shared=None)
+    check_shared_store("/data/artifacts", ["127.0.0.1", "127.0.0.1"], shared=None)
+    check_shared_store("s3://bucket/qflow", ["10.0.0.7"], shared=None)
+    check_shared_store("file:///nfs/qflow", ["10.0.0.7"], shared=True)
+    monkeypatch.setenv("QFLOW_ARTIFACTS_SHARED", "1")
+    check_shared_store("/nfs/qflow", ["10.0.0.7"], shared=None)
+
+
+def test_missing_ray_names_the_pip_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'qflow-framework\[ray\]'"):
+        import_ray()
+
+
+def test_ray_executor_needs_an_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    from qflow.runtime.remote import WorkflowSpec
+    from qflow.store.artifacts import ArtifactStore
+
+    executor = create_executor("ray")
+    executor.bind_workflow(WorkflowSpec("m:wf", {}))  # type: ignore[attr-defined]
+    with pytest.raises(QFlowError, match="needs the address of a Ray cluster"):
+        executor.start(ArtifactStore("/tmp/unused"), None)  # type: ignore[arg-type]
