@@ -12,6 +12,7 @@ from qflow.cli.commands.convert import convert
 from qflow.cli.commands.diff import compare, diff
 from qflow.cli.commands.doctor import doctor
 from qflow.cli.commands.exec import CONTEXT, exec_
+from qflow.cli.commands.export import app as export_app
 from qflow.cli.commands.gc import gc
 from qflow.cli.commands.lineage import lineage
 from qflow.cli.commands.metrics import metrics
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 app.command("run")(run.run)
 app.command("run-step")(run_step)
+app.add_typer(export_app, name="export")
 app.command("runs")(runs.runs)
 app.command("show")(runs.show)
 app.command("logs")(runs.logs)

@@ -59,8 +59,8 @@ def launch(
         dict(config) if config is not None else load_config(wf.name, overrides, project.conf_dir)
     )
     traced = wf.trace(resolved)
-    options = _executor_options(executor, executor_options, resolved)
-    runner = create_executor(executor, **options, **({"workers": workers} if workers else {}))
+    executor, options = _executor_options(executor, executor_options, resolved)
+    runner = create_executor(executor, **{**options, **({"workers": workers} if workers else {})})
     if hasattr(runner, "bind_workflow"):
         from qflow.runtime.remote import WorkflowSpec
 
@@ -156,14 +156,17 @@ def _resume_plan(
 
 def _executor_options(
     name: str, options: Mapping[str, Any] | None, config: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Options of executor ``name`` (``address`` for ray): the config's ``executor`` group
-    when it names this executor, overridden by ``options``."""
+) -> tuple[str, dict[str, Any]]:
+    """The executor and its options (``address`` for ray). The config's ``executor`` group
+    (``executor=ray`` on the command line) names it when ``name`` is the default ``local``;
+    the group's options apply when it names the chosen executor, under ``options``."""
     group = config.get("executor")
     defaults: dict[str, Any] = {}
-    if isinstance(group, Mapping) and group.get("name") == name:
-        defaults = {k: v for k, v in group.items() if k not in ("name", "workers")}
-    return {k: v for k, v in {**defaults, **(options or {})}.items() if v is not None}
+    if isinstance(group, Mapping) and group.get("name"):
+        name = str(group["name"]) if name == "local" else name
+        if group["name"] == name:
+            defaults = {k: v for k, v in group.items() if k != "name"}
+    return name, {k: v for k, v in {**defaults, **(options or {})}.items() if v is not None}
 
 
 def _workflow_ref(wf: Workflow[..., Any]) -> str:

@@ -52,3 +52,15 @@ def test_ray_executor_needs_an_address(monkeypatch: pytest.MonkeyPatch) -> None:
     executor.bind_workflow(WorkflowSpec("m:wf", {}))  # type: ignore[attr-defined]
     with pytest.raises(QFlowError, match="needs the address of a Ray cluster"):
         executor.start(ArtifactStore("/tmp/unused"), None)  # type: ignore[arg-type]
+
+
+def test_config_group_chooses_the_executor_and_its_options() -> None:
+    from qflow.runtime.launch import _executor_options
+
+    group = {"executor": {"name": "ray", "address": "10.0.0.1:6379", "shared": None}}
+    assert _executor_options("local", None, group) == ("ray", {"address": "10.0.0.1:6379"})
+    assert _executor_options("local", {"address": "h:1"}, group) == ("ray", {"address": "h:1"})
+    assert _executor_options("parallel", None, group) == ("parallel", {})
+    assert _executor_options("local", None, {}) == ("local", {})
+    parallel = {"executor": {"name": "parallel", "workers": 3}}
+    assert _executor_options("local", None, parallel) == ("parallel", {"workers": 3})

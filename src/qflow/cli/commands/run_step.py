@@ -20,7 +20,11 @@ def run_step(
     ] = None,
     upstream: Annotated[
         list[str] | None,
-        typer.Option("--upstream", "-u", help="An upstream task's result JSON (repeatable)."),
+        typer.Option(
+            "--upstream",
+            "-u",
+            help="An upstream task's result JSON, or a list of them (repeatable).",
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the result JSON here too.")
@@ -41,7 +45,10 @@ def run_step(
         raise QFlowError("qflow run-step needs a task spec: SPEC, --spec-file PATH or -f -.")
     task = load_spec(text)
     if upstream:
-        task["upstream"] = [*task.get("upstream", []), *(json.loads(u) for u in upstream)]
+        results = task.setdefault("upstream", [])
+        for text in upstream:
+            value = json.loads(text)
+            results.extend(value if isinstance(value, list) else [value])
     with contextlib.redirect_stdout(sys.stderr):
         result = run_step(task)
     text = json.dumps(result)
