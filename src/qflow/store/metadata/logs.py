@@ -1,0 +1,193 @@
+"""Queries on logged metrics, params, tags and artifacts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+import sqlalchemy as sa
+
+from qflow.errors import (
+    ArtifactNotFoundError,
+    InvalidValueError,
+)
+from qflow.store.artifacts import ArtifactRef
+from qflow.store.metadata import schema as t
+from qflow.store.metadata.database import Database, masked, translated
+from qflow.store.metadata.records import LoggedArtifact, Metric
+from qflow.store.metadata.rows import (
+    artifact_row,
+    bits_float,
+    dumps,
+    float_bits,
+    insert_ignore,
+    is_number,
+    ref_from_row,
+    upsert,
+)
+
+METRIC_COLUMNS = ("run_id", "step_run_id", "key", "value", "bits", "step", "timestamp")
+
+
+class LogQueries(Database):
+    """What steps log: metrics, params, tags and files; artifact rows."""
+
+    @translated
+    def log_metrics(
+        self, rows: Sequence[tuple[str, int | None, str, float, int | None, float]]
+    ) -> None:
+        """Append metric rows ``(run_id, step_run_id, key, value, step, timestamp)`` in bulk."""
+        if not rows:
+            return
+        try:
+            values = [float(row[3]) for row in rows]
+        except (TypeError, ValueError) as exc:
+            bad = next(r for r in rows if not is_number(r[3]))
+            raise InvalidValueError(
+                f"Metric {bad[2]!r} has the value {bad[3]!r}, which is not a number. "
+                "Hint: log a float or int, for example float(x)."
+            ) from exc
+        params = [
+            (row[0], row[1], row[2], None if v != v else v, bits, row[4], row[5])
+            for row, v, bits in zip(rows, values, float_bits(values), strict=True)
+        ]
+        with self.engine.begin() as conn:
+            quote = conn.dialect.identifier_preparer.quote
+            columns = ", ".join(quote(c) for c in METRIC_COLUMNS)
+            if conn.dialect.name == "postgresql":
+                # COPY is about 5x faster than a batched INSERT on PostgreSQL.
+                with (
+                    conn.connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
+                    cursor.copy(f"COPY metrics ({columns}) FROM STDIN") as copy,
+                ):
+                    for row in params:
+                        copy.write_row(row)
+                return
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            marks = ", ".join([mark] * len(METRIC_COLUMNS))
+            conn.exec_driver_sql(f"INSERT INTO metrics ({columns}) VALUES ({marks})", params)
+
+    @translated
+    def metrics(
+        self, run_id: str, key: str | None = None, step_run_id: int | None = None
+    ) -> list[Metric]:
+        """A run's metric values in logging order, exact to the bit."""
+        c = t.metrics.c
+        query = sa.select(c.key, c.bits, c.step, c.timestamp, c.step_run_id).where(
+            c.run_id == run_id
+        )
+        if key is not None:
+            query = query.where(c.key == key)
+        if step_run_id is not None:
+            query = query.where(c.step_run_id == step_run_id)
+        with self.engine.connect() as conn:
+            return [
+                Metric(k, bits_float(bits), step, ts, sr)
+                for k, bits, step, ts, sr in conn.execute(query.order_by(c.id))
+            ]
+
+    @translated
+    def log_params(
+        self, run_id: str, params: dict[str, object], step_run_id: int | None = None
+    ) -> None:
+        """Record params once; the same value again is fine, a different one is an error."""
+        encoded = {key: dumps(value) for key, value in params.items()}
+        scope = (
+            t.params.c.step_run_id.is_(None)
+            if step_run_id is None
+            else t.params.c.step_run_id == step_run_id
+        )
+        with self.engine.begin() as conn:
+            existing = dict(
+                conn.execute(
+                    sa.select(t.params.c.key, t.params.c.value).where(
+                        t.params.c.run_id == run_id, scope, t.params.c.key.in_(list(encoded))
+                    )
+                ).all()
+            )
+            for key, old in existing.items():
+                if old != encoded[key]:
+                    raise InvalidValueError(
+                        f"Param {key!r} is already {old} in run {run_id!r}; it cannot change "
+                        f"to {encoded[key]}. Hint: log it under another name, or start a new run."
+                    )
+            new = [
+                {"run_id": run_id, "step_run_id": step_run_id, "key": k, "value": v}
+                for k, v in encoded.items()
+                if k not in existing
+            ]
+            if new:
+                conn.execute(t.params.insert(), new)
+
+    @translated
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+        with self.engine.begin() as conn:
+            upsert(conn, t.tags, rows, ["run_id", "key"], ["value"])
+
+    @translated
+    def log_run_artifact(
+        self, run_id: str, name: str, ref: ArtifactRef, step_run_id: int | None = None
+    ) -> None:
+        """Attach an artifact to a run under a label; logging the label again replaces it."""
+        with self.engine.begin() as conn:
+            insert_ignore(conn, t.artifacts, [artifact_row(ref, time.time())])
+            upsert(
+                conn,
+                t.run_artifacts,
+                [
+                    {
+                        "run_id": run_id,
+                        "step_run_id": step_run_id,
+                        "name": name,
+                        "artifact_key": ref.key,
+                    }
+                ],
+                ["run_id", "name"],
+                ["step_run_id", "artifact_key"],
+            )
+
+    @translated
+    def run_artifacts(self, run_id: str) -> list[LoggedArtifact]:
+        query = (
+            sa.select(t.run_artifacts.c.name, t.run_artifacts.c.step_run_id, t.artifacts)
+            .join(t.artifacts, t.artifacts.c.key == t.run_artifacts.c.artifact_key)
+            .where(t.run_artifacts.c.run_id == run_id)
+            .order_by(t.run_artifacts.c.name)
+        )
+        with self.engine.connect() as conn:
+            return [
+                LoggedArtifact(r.name, ref_from_row(r), r.step_run_id) for r in conn.execute(query)
+            ]
+
+    @translated
+    def get_artifact(self, key: str) -> ArtifactRef:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.artifacts).where(t.artifacts.c.key == key)).first()
+        if row is None:
+            raise ArtifactNotFoundError(
+                f"No artifact with key {key!r} in the metadata store at {masked(self.url)}."
+            )
+        return ref_from_row(row)
+
+    @translated
+    def all_artifacts(self) -> Iterator[ArtifactRef]:
+        """Every artifact the store knows, small ones with their inline bytes."""
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=1000).execute(sa.select(t.artifacts)):
+                yield ref_from_row(row)
+
+    @translated
+    def integrity_problems(self) -> list[str]:
+        """What the database's own consistency check reports (empty when healthy)."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
+                problems = [] if rows == ["ok"] else rows
+                problems += [
+                    f"foreign key violation in {r[0]} row {r[1]}"
+                    for r in conn.exec_driver_sql("PRAGMA foreign_key_check")
+                ]
+                return problems
+            conn.exec_driver_sql("SELECT 1")
+            return []

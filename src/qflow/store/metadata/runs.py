@@ -1,0 +1,226 @@
+"""Queries on runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from qflow.errors import (
+    RunNotFoundError,
+    did_you_mean,
+)
+from qflow.ids import new_run_id
+from qflow.store.metadata import schema as t
+from qflow.store.metadata.database import Database, translated
+from qflow.store.metadata.records import Run
+from qflow.store.metadata.rows import (
+    bits_float,
+    current_user,
+    dumps,
+    pid_alive,
+)
+
+HEARTBEAT_TIMEOUT = 120.0
+
+
+class RunQueries(Database):
+    """Runs: create, finish, find, list, and detect crashed ones."""
+
+    @translated
+    def create_run(
+        self,
+        *,
+        workflow: str,
+        config: dict[str, Any],
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+        resumed_from: str | None = None,
+        sweep_id: str | None = None,
+        command: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> Run:
+        """Record a new running run on this host and process."""
+        now = time.time()
+        row: dict[str, Any] = {
+            "id": run_id or new_run_id(),
+            "workflow": workflow,
+            "status": "running",
+            "created_at": now,
+            "ended_at": None,
+            "config": dumps(config),
+            "parent_run_id": parent_run_id,
+            "resumed_from": resumed_from,
+            "sweep_id": sweep_id,
+            "host": socket.gethostname(),
+            "user": current_user(),
+            "pid": os.getpid(),
+            "command": command,
+            "heartbeat_at": now,
+            "error": None,
+            "meta": dumps(meta or {}),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(t.runs.insert(), row)
+        return Run(**{**row, "config": dict(config), "meta": dict(meta or {})})
+
+    @translated
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.id == run_id)
+                .values(status=status, ended_at=time.time(), error=error)
+            )
+
+    @translated
+    def heartbeat(self, run_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.runs.update().where(t.runs.c.id == run_id).values(heartbeat_at=time.time())
+            )
+
+    @translated
+    def mark_crashed_runs(self) -> list[str]:
+        """Mark "running" runs whose process died (on this host) or went silent as crashed."""
+        now = time.time()
+        host = socket.gethostname()
+        with self.engine.begin() as conn:
+            running = conn.execute(
+                sa.select(t.runs.c.id, t.runs.c.host, t.runs.c.pid, t.runs.c.heartbeat_at).where(
+                    t.runs.c.status == "running"
+                )
+            ).all()
+            crashed = [
+                r.id
+                for r in running
+                if (r.host == host and r.pid is not None and not pid_alive(r.pid))
+                or (r.heartbeat_at or 0.0) < now - HEARTBEAT_TIMEOUT
+            ]
+            if crashed:
+                conn.execute(
+                    t.runs.update()
+                    .where(t.runs.c.id.in_(crashed), t.runs.c.status == "running")
+                    .values(
+                        status="crashed",
+                        ended_at=now,
+                        error="The run's process died or stopped sending heartbeats.",
+                    )
+                )
+        return crashed
+
+    @translated
+    def get_run(self, run_id_or_prefix: str) -> Run:
+        """A run by exact id or unique id prefix."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id_or_prefix)).all()
+            if not rows:
+                rows = conn.execute(
+                    sa.select(t.runs)
+                    .where(t.runs.c.id.startswith(run_id_or_prefix.lower(), autoescape=True))
+                    .order_by(t.runs.c.id.desc())
+                    .limit(11)
+                ).all()
+            if len(rows) > 1:
+                shown = ", ".join(r.id for r in rows[:10])
+                raise RunNotFoundError(
+                    f"Run id prefix {run_id_or_prefix!r} matches several runs: {shown}"
+                    f"{' …' if len(rows) > 10 else ''}. Hint: type more characters of the id."
+                )
+            if not rows:
+                recent = conn.execute(
+                    sa.select(t.runs.c.id).order_by(t.runs.c.created_at.desc()).limit(500)
+                ).scalars()
+                raise RunNotFoundError(
+                    f"No run with id {run_id_or_prefix!r}.{did_you_mean(run_id_or_prefix, recent)}"
+                )
+            return self._runs(conn, rows)[0]
+
+    @translated
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        tags: dict[str, str] | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        """Runs matching every filter given, newest first."""
+        query = sa.select(t.runs).order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
+        if workflow is not None:
+            query = query.where(t.runs.c.workflow == workflow)
+        if status is not None:
+            query = query.where(t.runs.c.status == status)
+        for key, value in (tags or {}).items():
+            query = query.where(
+                sa.exists().where(
+                    t.tags.c.run_id == t.runs.c.id, t.tags.c.key == key, t.tags.c.value == value
+                )
+            )
+        with self.engine.connect() as conn:
+            return self._runs(conn, conn.execute(query.limit(limit)).all())
+
+    @translated
+    def workflows(self) -> list[str]:
+        with self.engine.connect() as conn:
+            query = sa.select(t.runs.c.workflow).distinct().order_by(t.runs.c.workflow)
+            return list(conn.execute(query).scalars())
+
+    def _runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        """Runs with tags, params (run-level ones win over steps') and latest metrics; 3 queries."""
+        ids = [r.id for r in rows]
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        params: dict[str, dict[str, object]] = {i: {} for i in ids}
+        summary: dict[str, dict[str, float]] = {i: {} for i in ids}
+        for run_id, key, value in conn.execute(
+            sa.select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id.in_(ids))
+        ):
+            tags[run_id][key] = value
+        run_level: set[tuple[str, str]] = set()
+        for run_id, step_run_id, key, value in conn.execute(
+            sa.select(t.params.c.run_id, t.params.c.step_run_id, t.params.c.key, t.params.c.value)
+            .where(t.params.c.run_id.in_(ids))
+            .order_by(t.params.c.id)
+        ):
+            if (run_id, key) not in run_level:
+                params[run_id][key] = json.loads(value)
+            if step_run_id is None:
+                run_level.add((run_id, key))
+        latest = (
+            sa.select(sa.func.max(t.metrics.c.id))
+            .where(t.metrics.c.run_id.in_(ids))
+            .group_by(t.metrics.c.run_id, t.metrics.c.key)
+        )
+        for run_id, key, bits in conn.execute(
+            sa.select(t.metrics.c.run_id, t.metrics.c.key, t.metrics.c.bits).where(
+                t.metrics.c.id.in_(latest)
+            )
+        ):
+            summary[run_id][key] = bits_float(bits)
+        runs = []
+        for row in rows:
+            fields: dict[str, Any] = row._asdict()
+            fields.update(
+                config=json.loads(row.config),
+                meta=json.loads(row.meta),
+                tags=tags[row.id],
+                params=params[row.id],
+                metrics_summary=summary[row.id],
+            )
+            runs.append(Run(**fields))
+        return runs
+
+    @translated
+    def update_run_meta(self, run_id: str, changes: dict[str, Any]) -> None:
+        """Merge ``changes`` into a run's ``meta`` (top-level keys replaced)."""
+        with self.engine.begin() as conn:
+            query = sa.select(t.runs.c.meta).where(t.runs.c.id == run_id)
+            meta = json.loads(conn.execute(query).scalar_one())
+            meta.update(changes)
+            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(meta=dumps(meta)))

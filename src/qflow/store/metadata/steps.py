@@ -1,0 +1,319 @@
+"""Queries on step runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from qflow.errors import (
+    StepNotFoundError,
+    did_you_mean,
+)
+from qflow.store.artifacts import ArtifactRef
+from qflow.store.metadata import schema as t
+from qflow.store.metadata import statements as st
+from qflow.store.metadata.database import Database, translated
+from qflow.store.metadata.records import DataFileRecord, StepRun
+from qflow.store.metadata.rows import (
+    artifact_row,
+    dumps,
+    insert_ignore,
+    ref_from_row,
+)
+
+
+class StepQueries(Database):
+    """Step runs: their lifecycle, lineage, cache lookups and data files."""
+
+    @translated
+    def create_step_run(
+        self,
+        *,
+        run_id: str,
+        name: str,
+        step: str,
+        position: int,
+        params: dict[str, Any],
+        cache_key: str | None = None,
+        status: str = "pending",
+        source: str | None = None,
+    ) -> int:
+        """Record a step run; ``source`` (the step's code) is stored once per distinct text."""
+        source_key = self._save_source(source) if source is not None else None
+        with self.engine.begin() as conn:
+            step_run_id = conn.execute(
+                t.step_runs.insert()
+                .values(
+                    run_id=run_id,
+                    name=name,
+                    step=step,
+                    position=position,
+                    status=status,
+                    cache_key=cache_key,
+                    params=dumps(params),
+                    source_key=source_key,
+                )
+                .returning(t.step_runs.c.id)
+            ).scalar_one()
+            return int(step_run_id)
+
+    @translated
+    def create_step_runs(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Record many pending step runs in one transaction; ids come back in entry order.
+
+        Each entry has ``name``, ``step``, ``position``, ``params`` and optionally ``source``
+        (the step's code, stored once per distinct text).
+        """
+        if not entries:
+            return []
+        rows = [
+            {
+                "run_id": run_id,
+                "name": e["name"],
+                "step": e["step"],
+                "position": e["position"],
+                "status": "pending",
+                "params": dumps(e["params"]),
+                "source_key": self._save_source(e["source"]) if e.get("source") else None,
+            }
+            for e in entries
+        ]
+        insert = t.step_runs.insert().returning(t.step_runs.c.id, sort_by_parameter_order=True)
+        with self.engine.begin() as conn:
+            return [int(i) for i in conn.execute(insert, rows).scalars()]
+
+    @translated
+    def start_step_run(
+        self,
+        step_run_id: int,
+        *,
+        cache_key: str | None = None,
+        fingerprint: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Mark a step run as running, recording what is known only now: its cache key, code
+        fingerprint and why it runs."""
+        changes: dict[str, object] = {"status": "running", "started_at": time.time()}
+        for column, value in (
+            ("cache_key", cache_key),
+            ("fingerprint", fingerprint),
+            ("reason", reason),
+        ):
+            if value is not None:
+                changes[column] = value
+        with self.engine.begin() as conn:
+            conn.execute(st.UPDATE_STEP_RUN, {"_id": step_run_id, **changes})
+
+    @translated
+    def finish_step_run(
+        self,
+        step_run_id: int,
+        *,
+        status: str,
+        outputs: dict[str, ArtifactRef] | None = None,
+        inputs: dict[str, ArtifactRef] | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        attempts: int = 1,
+        cached_from: int | None = None,
+        cache_key: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        fingerprint: str | None = None,
+        reason: str | None = None,
+        copy_records_from: int | None = None,
+    ) -> None:
+        """Record the outcome and the step's lineage (artifacts read and written) atomically.
+
+        Times default to now; executors that ran the step elsewhere pass their own. A step
+        served from the cache passes ``copy_records_from`` (its source step run) to take over
+        the metrics, params and files that run logged, in the same transaction.
+        """
+        io = [("in", n, r) for n, r in (inputs or {}).items()]
+        io += [("out", n, r) for n, r in (outputs or {}).items()]
+        now = time.time()
+        times: dict[str, object] = {"ended_at": ended_at if ended_at is not None else now}
+        for column, value in (
+            ("started_at", started_at),
+            ("cache_key", cache_key),
+            ("fingerprint", fingerprint),
+            ("reason", reason),
+        ):
+            if value is not None:
+                times[column] = value
+        changes = {
+            "_id": step_run_id,
+            "status": status,
+            "error": error,
+            "traceback": traceback,
+            "stdout": stdout,
+            "stderr": stderr,
+            "attempts": attempts,
+            "cached_from": cached_from,
+            **times,
+        }
+        with self.engine.begin() as conn:
+            insert_ignore(conn, t.artifacts, [artifact_row(ref, now) for _, _, ref in io])
+            insert_ignore(
+                conn,
+                t.step_io,
+                [
+                    {"step_run_id": step_run_id, "direction": d, "name": n, "artifact_key": r.key}
+                    for d, n, r in io
+                ],
+            )
+            conn.execute(st.UPDATE_STEP_RUN, changes)
+            if copy_records_from is not None:
+                source = {"run_id": None, "step_run_id": step_run_id, "source": copy_records_from}
+                source["run_id"] = conn.execute(
+                    sa.select(t.step_runs.c.run_id).where(t.step_runs.c.id == step_run_id)
+                ).scalar_one_or_none()
+                if source["run_id"] is None:
+                    raise StepNotFoundError(f"No step run with id {step_run_id}.")
+                for statement in st.COPY_STEP_RECORDS:
+                    conn.execute(statement, source)
+
+    @translated
+    def step_runs(self, run_id: str) -> list[StepRun]:
+        """A run's step runs in graph order, with their inputs and outputs."""
+        query = sa.select(t.step_runs).where(t.step_runs.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.step_runs.c.position, t.step_runs.c.id)).all()
+            return self._step_runs(conn, rows)
+
+    @translated
+    def get_step_run(self, run_id: str, name: str) -> StepRun:
+        """A step run by its name in the run ("3_fit") or by step name when only one ran."""
+        steps = self.step_runs(run_id)
+        for step_run in steps:
+            if step_run.name == name:
+                return step_run
+        matches = [s for s in steps if s.step == name]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise StepNotFoundError(
+                f"Step {name!r} ran {len(matches)} times in run {run_id!r}: "
+                f"{', '.join(s.name for s in matches)}. Hint: pass one of these names."
+            )
+        known = [s.name for s in steps] + sorted({s.step for s in steps})
+        raise StepNotFoundError(f"Run {run_id!r} has no step {name!r}.{did_you_mean(name, known)}")
+
+    @translated
+    def close_step_runs(self, run_id: str, status: str, error: str) -> None:
+        """End every step run of ``run_id`` still pending or running (an interrupted run)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.step_runs.update()
+                .where(
+                    t.step_runs.c.run_id == run_id,
+                    t.step_runs.c.status.in_(("pending", "running")),
+                )
+                .values(status=status, error=error, ended_at=time.time())
+            )
+
+    @translated
+    def previous_step_run(self, workflow: str, name: str, before_run: str) -> StepRun | None:
+        """The latest finished run of step call ``name`` in an earlier run of ``workflow``:
+        what a cache miss is compared against to say what changed."""
+        query = (
+            sa.select(t.step_runs)
+            .join(t.runs, t.runs.c.id == t.step_runs.c.run_id)
+            .where(
+                t.runs.c.workflow == workflow,
+                t.step_runs.c.name == name,
+                t.step_runs.c.run_id < before_run,
+                t.step_runs.c.status.in_(("succeeded", "cached")),
+            )
+            .order_by(t.step_runs.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            found = self._step_runs(conn, conn.execute(query).all())
+        return found[0] if found else None
+
+    @translated
+    def record_data_files(self, step_run_id: int, files: Sequence[DataFileRecord]) -> None:
+        """Remember the data files (path and hash) a step run read."""
+        rows = [
+            {
+                "step_run_id": step_run_id,
+                "name": f.name,
+                "path": f.path,
+                "sha256": f.sha256,
+                "size": f.size,
+            }
+            for f in files
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(t.data_files.insert(), rows)
+
+    @translated
+    def data_files(self, run_id: str, step_run_id: int | None = None) -> list[DataFileRecord]:
+        """Data files read by a run's steps (or by one step run), in step order."""
+        query = (
+            sa.select(t.data_files, t.step_runs.c.name.label("step_name"))
+            .join(t.step_runs, t.step_runs.c.id == t.data_files.c.step_run_id)
+            .where(t.step_runs.c.run_id == run_id)
+            .order_by(t.step_runs.c.position, t.data_files.c.id)
+        )
+        if step_run_id is not None:
+            query = query.where(t.data_files.c.step_run_id == step_run_id)
+        with self.engine.connect() as conn:
+            return [
+                DataFileRecord(r.name, r.path, r.sha256, int(r.size), r.step_run_id, r.step_name)
+                for r in conn.execute(query)
+            ]
+
+    @translated
+    def find_cached(self, cache_key: str) -> StepRun | None:
+        """The latest succeeded step run with this cache key whose outputs are all recorded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(st.FIND_CACHED, {"cache_key": cache_key}).all()
+            found = self._step_runs(conn, rows)
+        return found[0] if found else None
+
+    def _step_runs(self, conn: Connection, rows: Sequence[Any]) -> list[StepRun]:
+        io: dict[int, dict[str, dict[str, ArtifactRef]]] = {
+            r.id: {"in": {}, "out": {}} for r in rows
+        }
+        if rows:
+            for row in conn.execute(st.STEP_IO, {"ids": list(io)}):
+                io[row.step_run_id][row.direction][row.name] = ref_from_row(row)
+        step_runs = []
+        for row in rows:
+            fields: dict[str, Any] = row._asdict()
+            fields.update(
+                params=json.loads(row.params), inputs=io[row.id]["in"], outputs=io[row.id]["out"]
+            )
+            step_runs.append(StepRun(**fields))
+        return step_runs
+
+    def _save_source(self, source: str) -> str:
+        """Keep ``source`` as an inline bytes artifact keyed by its sha256; once per process."""
+        data = source.encode()
+        key = hashlib.sha256(data).hexdigest()
+        known: set[str] = self.__dict__.setdefault("_sources", set())
+        if key not in known:
+            ref = ArtifactRef(key, "bytes", len(data), "builtins.str", False, data)
+            with self.engine.begin() as conn:
+                insert_ignore(conn, t.artifacts, [artifact_row(ref, time.time())])
+            known.add(key)
+        return key
+
+    @translated
+    def source(self, key: str) -> str | None:
+        """A step source saved by ``create_step_run(source=...)``, or None if unknown."""
+        query = sa.select(t.artifacts.c.data).where(t.artifacts.c.key == key)
+        with self.engine.connect() as conn:
+            data = conn.execute(query).scalar()
+        return None if data is None else bytes(data).decode()
