@@ -59,17 +59,21 @@ class HTTPError(Exception):
 def status_for(exc: QFlowError) -> tuple[int, str]:
     for cls, status, code in ERROR_STATUS:
         if isinstance(exc, cls):
-            if isinstance(exc, StoreError) and _is_integrity(exc):
-                return 409, "conflict"
+            if isinstance(exc, StoreError):
+                return _store_status(exc) or (status, code)
             return status, code
     return 400, "bad_request"
 
 
-def _is_integrity(exc: BaseException) -> bool:
-    """A StoreError caused by a constraint (bad id in a write), not an unreachable database."""
-    from sqlalchemy.exc import DataError, IntegrityError
+def _store_status(exc: BaseException) -> tuple[int, str] | None:
+    """A StoreError caused by the request (a constraint, a missing row), not by the database."""
+    from sqlalchemy.exc import DataError, IntegrityError, NoResultFound
 
-    return isinstance(exc.__cause__, IntegrityError | DataError)
+    if isinstance(exc.__cause__, NoResultFound):
+        return 404, "not_found"
+    if isinstance(exc.__cause__, IntegrityError | DataError):
+        return 409, "conflict"
+    return None
 
 
 def error_body(code: str, message: str, field: str | None = None) -> bytes:

@@ -348,7 +348,7 @@ def _json_text(column: Any, dialect: str) -> ColumnElement[Any]:
     if dialect == "postgresql":
         as_json = sa.cast(column, JSONB)
         return sa.case(
-            (sa.func.jsonb_typeof(as_json) == "string", as_json.op("#>>")(sa.literal("{}"))),
+            (sa.func.jsonb_typeof(as_json) == "string", _pg_string(as_json)),
             else_=column,
         )
     return sa.case(
@@ -366,9 +366,9 @@ def _config_value(path: str, dialect: str) -> tuple[ColumnElement[Any], ColumnEl
     parts = path.split(".")
     if dialect == "postgresql":
         as_json = sa.cast(t.runs.c.config, JSONB)
-        node = as_json.op("#>")(sa.literal("{" + ",".join(parts) + "}"))
+        node = sa.func.jsonb_extract_path(as_json, *parts)
         text = sa.case(
-            (sa.func.jsonb_typeof(node) == "string", node.op("#>>")(sa.literal("{}"))),
+            (sa.func.jsonb_typeof(node) == "string", _pg_string(node)),
             else_=sa.cast(node, sa.Text),
         )
         number = sa.case(
@@ -383,6 +383,13 @@ def _config_value(path: str, dialect: str) -> tuple[ColumnElement[Any], ColumnEl
         (kind == "true", "true"), (kind == "false", "false"), else_=sa.cast(extracted, sa.Text)
     )
     return text, number
+
+
+def _pg_string(node: Any) -> ColumnElement[Any]:
+    """A jsonb string scalar as text (``jsonb_build_array(x) ->> 0``)."""
+    import sqlalchemy as sa
+
+    return sa.func.jsonb_build_array(node).op("->>")(sa.literal(0))
 
 
 def _like(value: str) -> str:
@@ -482,8 +489,9 @@ def to_clause(node: Node, dialect: str = "sqlite") -> ColumnElement[bool]:
     return sa.exists().where(p.c.run_id == t.runs.c.id, p.c.key == field.name, match)
 
 
-def order_column(sort: str, dialect: str = "sqlite") -> ColumnElement[Any]:
-    """The value a runs table is sorted by: a plain field, ``metrics.K``, ``params.K``…"""
+def order_columns(sort: str, dialect: str = "sqlite") -> tuple[ColumnElement[Any], ...]:
+    """What a runs table is sorted by: a plain field, ``metrics.K``, ``params.K``, ``tags.K``
+    or ``config.PATH``. Params and config sort numbers first, then text (two columns)."""
     import sqlalchemy as sa
 
     from qflow.store.metadata import schema as t
@@ -491,17 +499,17 @@ def order_column(sort: str, dialect: str = "sqlite") -> ColumnElement[Any]:
     field = parse_field(sort)
     if field.namespace == "":
         if field.name == "duration":
-            return t.runs.c.ended_at - t.runs.c.created_at
-        return t.runs.c[field.name]
+            return (t.runs.c.ended_at - t.runs.c.created_at,)
+        return (t.runs.c[field.name],)
     if field.namespace == "metrics":
-        return latest_metric(field.name)
+        return (latest_metric(field.name),)
     if field.namespace == "config":
         text, number = _config_value(field.name, dialect)
-        return sa.func.coalesce(number, text) if dialect == "sqlite" else text
+        return number, text
     if field.namespace == "tags":
         g = t.tags.alias("g")
         query = sa.select(g.c.value).where(g.c.run_id == t.runs.c.id, g.c.key == field.name)
-        return query.limit(1).scalar_subquery()
+        return (query.limit(1).scalar_subquery(),)
     p = t.params.alias("p")
     value = (
         sa.select(p.c.value)
@@ -510,8 +518,7 @@ def order_column(sort: str, dialect: str = "sqlite") -> ColumnElement[Any]:
         .limit(1)
         .scalar_subquery()
     )
-    number = _json_number(value, dialect)
-    return sa.func.coalesce(number, value) if dialect == "sqlite" else value
+    return _json_number(value, dialect), _json_text(value, dialect)
 
 
 def compile_filter(text: str | None, dialect: str = "sqlite") -> ColumnElement[bool] | None:

@@ -67,15 +67,18 @@ def runs_page(
     engine = metadata.engine
     dialect = engine.dialect.name
     where = filters.compile_filter(filter_text, dialect)
-    order = filters.order_column(sort or "created_at", dialect)
+    order = filters.order_columns(sort or "created_at", dialect)
     query = sa.select(t.runs)
     if where is not None:
         query = query.where(where)
     if workflow:
         query = query.where(t.runs.c.workflow == workflow)
-    direction = order.desc() if descending else order.asc()
-    tie = t.runs.c.id.desc() if descending else t.runs.c.id.asc()
-    query = query.order_by(order.is_(None), direction, tie).offset(offset).limit(limit + 1)
+    keys = [*order, t.runs.c.id]
+    if descending:
+        ordering = [k.desc().nulls_last() for k in keys]
+    else:
+        ordering = [k.asc().nulls_last() for k in keys]
+    query = query.order_by(*ordering).offset(offset).limit(limit + 1)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
         more = len(rows) > limit

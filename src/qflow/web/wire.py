@@ -4,6 +4,7 @@ as base64; artifact keys must be sha256 hex, so a client can name only blobs in 
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import re
 import struct
@@ -37,13 +38,20 @@ def ref_from(data: dict[str, Any]) -> ArtifactRef:
     if not _KEY.match(key):
         raise InvalidValueError(f"Artifact key {key[:80]!r} is not a sha256 (64 hex digits).")
     inline = data.get("inline")
+    if inline is not None:
+        try:
+            inline = base64.b64decode(inline, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidValueError(
+                f"The inline bytes of artifact {key[:12]!r} are not base64."
+            ) from exc
     return ArtifactRef(
         key,
         str(data["serializer"]),
         int(data["size"]),
         str(data["type_name"]),
         bool(data["pickled"]),
-        None if inline is None else base64.b64decode(inline, validate=True),
+        inline,
     )
 
 

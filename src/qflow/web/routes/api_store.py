@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from qflow.errors import InvalidValueError, QFlowError
 from qflow.web import wire
 from qflow.web.app import Context, context
 from qflow.web.schemas import ERRORS
@@ -310,7 +311,12 @@ METHODS: dict[str, tuple[type[_Body], Handler]] = {
 
 def _endpoint(name: str, model: type[_Body], handler: Handler) -> Callable[..., Any]:
     def endpoint(ctx: Context, body: Any) -> dict[str, Any]:
-        return {"result": handler(ctx, body)}
+        try:
+            return {"result": handler(ctx, body)}
+        except QFlowError:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:  # values the store cannot take
+            raise InvalidValueError(f"{name}: {exc}") from exc
 
     endpoint.__name__ = f"store_{name}"
     endpoint.__doc__ = f"``MetadataStore.{name}`` for a remote client."
