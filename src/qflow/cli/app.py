@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import typer
 
 from qflow.cli.commands import config, configure, graph, models, new, plugins, predict, run, runs
+from qflow.cli.commands import sweep as sweeps
 from qflow.cli.commands.convert import convert
 from qflow.cli.commands.diff import compare, diff
 from qflow.cli.commands.doctor import doctor
@@ -51,6 +52,8 @@ app.command("plugins")(plugins.plugins)
 app.command("new")(new.new)
 app.command("configure")(configure.configure)
 app.add_typer(models.app, name="models")
+app.command("sweep")(sweeps.sweep)
+app.add_typer(sweeps.app, name="sweeps")
 app.command("predict")(predict.predict)
 app.command("sync")(sync)
 

@@ -1,0 +1,110 @@
+"""Where Optuna keeps a project's studies: beside the QFlow metadata store, never inside it.
+
+Optuna's ``RDBStorage`` manages its schema with Alembic and its default ``alembic_version``
+table, which QFlow's own migrations already use. In one database the two collide (Optuna finds
+QFlow's revision, refuses to start, and has already created its tables by then), and
+``RDBStorage`` has no option to rename its version table. So:
+
+- SQLite store (``.qflow/qflow.db``): Optuna uses ``sweeps.db`` in the same folder.
+- PostgreSQL store: Optuna uses the same database, in its own schema ``qflow_optuna``
+  (created on first use), so each side has its own ``alembic_version``.
+
+Either way a sweep lives wherever the project's runs live, and every machine that reaches the
+store reaches its sweeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qflow.errors import NotFoundError, did_you_mean
+
+if TYPE_CHECKING:
+    import optuna
+
+SCHEMA = "qflow_optuna"
+SQLITE_FILE = "sweeps.db"
+
+_lock = threading.Lock()
+_storages: dict[str, optuna.storages.RDBStorage] = {}
+
+
+class SweepNotFoundError(NotFoundError):
+    """No sweep (Optuna study) has this id."""
+
+
+def optuna_url(store_url: str) -> tuple[str, dict[str, Any]]:
+    """The SQLAlchemy URL and engine options Optuna uses for the QFlow store ``store_url``."""
+    from sqlalchemy.engine import make_url
+
+    from qflow.store.metadata.store import normalize_url
+
+    url = make_url(normalize_url(store_url))
+    if url.get_backend_name() == "sqlite":
+        database = Path(url.database or ".qflow/qflow.db")
+        sweeps = database.with_name(SQLITE_FILE)
+        sweeps.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{sweeps}", {"connect_args": {"timeout": 60}}
+    options = {"connect_args": {"options": f"-csearch_path={SCHEMA}"}, "pool_pre_ping": True}
+    return url.render_as_string(hide_password=False), options
+
+
+def _create_schema(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    finally:
+        engine.dispose()
+
+
+def require_optuna() -> None:
+    """Raise ``MissingExtraError`` with the pip line when Optuna is not installed."""
+    import importlib.util
+
+    from qflow.errors import MissingExtraError
+
+    if importlib.util.find_spec("optuna") is None:
+        raise MissingExtraError.for_extra("optuna", "sweep")
+
+
+def open_storage(store_url: str) -> optuna.storages.RDBStorage:
+    """The Optuna storage beside the QFlow store at ``store_url`` (one per process)."""
+    require_optuna()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, options = optuna_url(store_url)
+    with _lock:
+        storage = _storages.get(url)
+        if storage is None:
+            if not url.startswith("sqlite"):
+                _create_schema(url)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=options)
+            _storages[url] = storage
+        return storage
+
+
+def study_name(storage: optuna.storages.BaseStorage, sweep_id: str) -> str:
+    """The full sweep id for ``sweep_id`` or a unique prefix of one."""
+    import optuna
+
+    names = optuna.study.get_all_study_names(storage)
+    if sweep_id in names:
+        return sweep_id
+    matches = [name for name in names if name.startswith(sweep_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise SweepNotFoundError(
+            f"Sweep id {sweep_id!r} is ambiguous: it starts {', '.join(sorted(matches)[:5])}. "
+            "Hint: give more characters."
+        )
+    raise SweepNotFoundError(
+        f"No sweep {sweep_id!r} in this project.{did_you_mean(sweep_id, names)}\n"
+        "Hint: qflow sweeps list shows the project's sweeps."
+    )

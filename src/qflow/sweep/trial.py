@@ -1,0 +1,145 @@
+"""One trial = one ordinary QFlow run, in the sweep's process or in a process of its own.
+
+``python -m qflow.sweep.trial SPEC.json`` is how the driver runs a trial in its own process
+(``--parallel`` > 1): the run then owns that process's main thread (signal handlers, Ctrl-C,
+timeouts work as in ``qflow run``) and a pruned trial can be stopped from any thread. The
+child reports to Optuna's storage itself (intermediate values, pruning) and writes what
+happened to a small JSON file; the driver reads the objective from the run and tells Optuna.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """What a trial runs: everything needed to start it in another process."""
+
+    project: str
+    workflow: str
+    overrides: list[str]
+    sweep_id: str
+    number: int
+    trial_id: int
+    objective: str
+    pruner: str
+    executor: str | None
+    workers: int | None
+    store_url: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrialRun:
+    """How a trial's run ended: ``succeeded``, ``failed`` or ``pruned``."""
+
+    status: str
+    run_id: str | None = None
+    error: str | None = None
+    pruned_at: int | None = None
+
+
+def run_trial(
+    job: TrialJob,
+    trial: optuna.trial.Trial,
+    *,
+    own_process: bool,
+    plugins: Iterable[object] = (),
+) -> TrialRun:
+    """Launch the trial's run with the pruning plugin; never raises for a failed run.
+
+    An interruption that is not the pruner's (Ctrl-C, SIGTERM: ``KeyboardInterrupt`` or
+    ``RunKilledError``) is re-raised after the trial's run id is recorded, so the caller can
+    mark the trial failed and stop.
+    """
+    from qflow.errors import QFlowError, RunKilledError, StepFailedError
+    from qflow.runtime.launch import launch
+    from qflow.sweep.pruning import PruningReporter
+
+    reporter = PruningReporter(trial, job.objective, own_process=own_process)
+    try:
+        try:
+            chosen: dict[str, Any] = {"executor": job.executor} if job.executor else {}
+            run_id = launch(
+                job.workflow,
+                overrides=job.overrides,
+                project_dir=job.project,
+                workers=job.workers,
+                **chosen,
+                plugins=[reporter, *plugins],
+                tags={"sweep.id": job.sweep_id, "sweep.trial": str(job.number), **job.tags},
+                sweep_id=job.sweep_id,
+                command=f"qflow sweep --resume {job.sweep_id}  # trial {job.number}",
+            )
+        except (KeyboardInterrupt, QFlowError) as exc:
+            if reporter.pruned:
+                return TrialRun("pruned", reporter.run_id, pruned_at=reporter.pruned_at)
+            if isinstance(exc, KeyboardInterrupt | RunKilledError):
+                raise
+            failed = exc.run_id if isinstance(exc, StepFailedError) else reporter.run_id
+            return TrialRun("failed", failed, str(exc).splitlines()[0])
+        if reporter.pruned:
+            return TrialRun("pruned", run_id, pruned_at=reporter.pruned_at)
+        return TrialRun("succeeded", run_id)
+    except KeyboardInterrupt:
+        if reporter.pruned:
+            return TrialRun("pruned", reporter.run_id, pruned_at=reporter.pruned_at)
+        raise
+    finally:
+        if reporter.run_id is not None:
+            trial.set_user_attr("run_id", reporter.run_id)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of a trial's own process: ``python -m qflow.sweep.trial SPEC.json``."""
+    import optuna
+
+    from qflow.sweep.pruning import create_pruner
+    from qflow.sweep.storage import open_storage
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    spec_path = Path(args[0])
+    spec: dict[str, Any] = json.loads(spec_path.read_text(encoding="utf-8"))
+    result_path = Path(spec.pop("result"))
+    job = TrialJob(**spec)
+    study = optuna.load_study(
+        study_name=job.sweep_id,
+        storage=open_storage(job.store_url),
+        pruner=create_pruner(job.pruner),
+    )
+    trial = optuna.trial.Trial(study, job.trial_id)
+    from qflow.errors import RunKilledError
+
+    try:
+        outcome = run_trial(job, trial, own_process=True)
+    except (KeyboardInterrupt, RunKilledError):
+        outcome = TrialRun("failed", None, "the trial was interrupted (Ctrl-C or SIGTERM)")
+    _write(result_path, outcome)
+    return 0
+
+
+def _write(path: Path, outcome: TrialRun) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(outcome)), encoding="utf-8")
+    temporary.replace(path)
+
+
+def read_result(path: Path) -> TrialRun | None:
+    """What a trial's process wrote, or None if it died first."""
+    try:
+        return TrialRun(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

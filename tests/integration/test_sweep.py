@@ -1,0 +1,326 @@
+"""Sweeps with real Optuna, real runs, SQLite and PostgreSQL: cache sharing, pruning,
+parallel trials in their own processes, resume, two processes on one sweep, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qflow.cli.app import run_cli
+from qflow.client import Client
+from qflow.errors import ConfigError
+
+optuna = pytest.importorskip("optuna")
+
+pytestmark = pytest.mark.integration
+
+WORKFLOW = textwrap.dedent(
+    """
+    import qflow as qf
+
+    @qf.step
+    def load(n: int) -> list[float]:
+        return [i / n for i in range(n)]
+
+    @qf.step
+    def epoch(data: list[float], previous: float, *, C: float, kernel: str, index: int,
+              epochs: int) -> float:
+        quality = 1 - (C - 0.3) ** 2 + (0.05 if kernel == "rbf" else 0.0)
+        value = quality * (index + 1) / epochs
+        qf.log_metric("accuracy", value, step=index)
+        return value
+
+    @qf.workflow
+    def train(cfg):
+        data = load(cfg.data.n)
+        accuracy = 0.0
+        for index in range(cfg.epochs):
+            accuracy = epoch(data, accuracy, C=cfg.model.C, kernel=cfg.model.kernel,
+                             index=index, epochs=cfg.epochs)
+        return accuracy
+    """
+)
+
+CONFIG = textwrap.dedent(
+    """
+    data: {n: 50}
+    epochs: 3
+    model: {C: 1.0, kernel: linear}
+    sweep:
+      objective: accuracy
+      direction: maximize
+      params:
+        model.C: float(0, 1)
+        model.kernel: choice(linear, rbf)
+    """
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sweep_project(
+    request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A project with the ``train`` workflow (a module of its own) and a sweep section."""
+    module = f"sweepwf_{uuid.uuid4().hex[:8]}"
+    (project / "src").mkdir()
+    (project / "src" / f"{module}.py").write_text(WORKFLOW)
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "sweeps"\n[tool.qflow]\nworkflow-modules = ["{module}"]\n'
+    )
+    (project / "conf").mkdir()
+    (project / "conf" / "train.yaml").write_text(CONFIG)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    if request.param == "postgres":
+        postgres_url = request.getfixturevalue("postgres_url")
+        monkeypatch.setenv("QFLOW_STORE", postgres_url)
+    yield project
+    sys.modules.pop(module, None)
+
+
+def _study(project: Path, sweep_id: str) -> optuna.Study:
+    from qflow.store.location import default_store_url
+    from qflow.sweep.storage import open_storage
+
+    return optuna.load_study(study_name=sweep_id, storage=open_storage(default_store_url(project)))
+
+
+def _step_statuses(client: Client, sweep_id: str, step: str) -> list[str]:
+    runs = client.metadata.list_runs(tags={"sweep.id": sweep_id}, limit=1000)
+    return [s.status for r in runs for s in client.metadata.step_runs(r.id) if s.name == step]
+
+
+def test_twenty_trials_load_data_once(sweep_project: Path) -> None:
+    from qflow.sweep.driver import start_sweep
+
+    outcome = start_sweep("train", trials=20, sampler="random", pruner="none", seed=3)
+    assert [r.state for r in outcome.results] == ["complete"] * 20
+    client = Client(sweep_project)
+    statuses = _step_statuses(client, outcome.sweep_id, "0_load")
+    assert sorted(statuses) == ["cached"] * 19 + ["succeeded"]
+    runs = client.metadata.list_runs(tags={"sweep.id": outcome.sweep_id}, limit=100)
+    assert len(runs) == 20
+    assert {r.sweep_id for r in runs} == {outcome.sweep_id}
+    assert sorted(int(r.tags["sweep.trial"]) for r in runs) == list(range(20))
+    assert all("sweep" not in r.config for r in runs)  # the search space is not run config
+    study = _study(sweep_project, outcome.sweep_id)
+    assert len(study.trials) == 20
+    best = outcome.best
+    assert best is not None
+    assert best.value == pytest.approx(study.best_value)
+    assert client.run(best.run_id).config["model"]["C"] == pytest.approx(best.params["model.C"])
+    assert client.run(best.run_id).metrics_summary["accuracy"] == pytest.approx(best.value)
+
+
+def test_pruned_trials_are_recorded_and_stopped(sweep_project: Path) -> None:
+    from qflow.sweep.driver import start_sweep
+
+    outcome = start_sweep(
+        "train", overrides=["epochs=4"], trials=14, sampler="random", pruner="median", seed=0
+    )
+    pruned = [r for r in outcome.results if r.state == "pruned"]
+    assert pruned, [r.state for r in outcome.results]
+    study = _study(sweep_project, outcome.sweep_id)
+    client = Client(sweep_project)
+    for result in pruned:
+        frozen = study.trials[result.number]
+        assert frozen.state == optuna.trial.TrialState.PRUNED
+        run = client.run(result.run_id)
+        assert run.tags["sweep.pruned"] == "true"
+        assert run.status == "killed"  # stopped at the step that made it look bad
+        steps = {s.name: s.status for s in client.metadata.step_runs(run.id)}
+        assert steps["4_epoch"] != "succeeded"
+        assert frozen.last_step is not None and frozen.last_step < 3
+    complete = [r for r in outcome.results if r.state == "complete"]
+    assert complete
+    assert all("sweep.pruned" not in client.run(r.run_id).tags for r in complete)
+
+
+def test_parallel_trials_in_own_processes(sweep_project: Path) -> None:
+    from qflow.sweep.driver import start_sweep
+
+    seen: list[int] = []
+    outcome = start_sweep(
+        "train",
+        trials=6,
+        parallel=3,
+        sampler="random",
+        pruner="none",
+        seed=1,
+        on_trial=lambda r: seen.append(r.number),
+    )
+    assert sorted(seen) == list(range(6))
+    assert seen[0] == 0  # the first trial runs alone, to fill the cache
+    assert {r.state for r in outcome.results} == {"complete"}
+    client = Client(sweep_project)
+    assert sorted(_step_statuses(client, outcome.sweep_id, "0_load")) == ["cached"] * 5 + [
+        "succeeded"
+    ]
+    pids = {client.run(r.run_id).pid for r in outcome.results}
+    assert os.getpid() not in pids
+    assert len(pids) == 6
+
+
+def test_parallel_pruning_stops_the_trial_process(sweep_project: Path) -> None:
+    from qflow.sweep.driver import start_sweep
+
+    outcome = start_sweep(
+        "train",
+        overrides=["epochs=4"],
+        trials=12,
+        parallel=2,
+        sampler="random",
+        pruner="median",
+        seed=0,
+        executor="parallel",
+        workers=2,
+    )
+    pruned = [r for r in outcome.results if r.state == "pruned"]
+    assert pruned
+    client = Client(sweep_project)
+    for result in pruned:
+        run = client.run(result.run_id)
+        assert run.tags["sweep.pruned"] == "true"
+        assert run.status in ("killed", "succeeded")  # a late decision can miss the last step
+    assert any(client.run(r.run_id).status == "killed" for r in pruned)
+
+
+def test_resume_and_two_processes_on_one_sweep(sweep_project: Path) -> None:
+    from qflow.sweep.driver import resume_sweep, start_sweep
+
+    first = start_sweep("train", trials=3, sampler="random", pruner="none", seed=5)
+    assert len(first.results) == 3
+    code = (
+        "import sys; from qflow.sweep.driver import resume_sweep; "
+        "resume_sweep(sys.argv[1], trials=11)"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, first.sweep_id[:12]],
+            cwd=sweep_project,
+            env=dict(os.environ),
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err.decode()
+    study = _study(sweep_project, first.sweep_id)
+    states = [t.state for t in study.trials]
+    assert 11 <= len(states) <= 12
+    assert set(states) == {optuna.trial.TrialState.COMPLETE}
+    client = Client(sweep_project)
+    runs = client.metadata.list_runs(tags={"sweep.id": first.sweep_id}, limit=100)
+    assert sorted(int(r.tags["sweep.trial"]) for r in runs) == list(range(len(states)))
+    assert len({r.pid for r in runs}) >= 3  # this process and both workers ran trials
+    again = resume_sweep(first.sweep_id, trials=len(states))
+    assert again.results == []
+    assert again.best is not None
+
+
+def test_resume_settles_an_abandoned_trial(sweep_project: Path) -> None:
+    from qflow.sweep.driver import resume_sweep, start_sweep
+
+    first = start_sweep("train", trials=2, sampler="random", pruner="none", seed=2)
+    study = _study(sweep_project, first.sweep_id)
+    study.ask()  # a trial whose process died before it started a run, long ago
+    orphan = study.trials[-1]
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from qflow.store.location import default_store_url
+    from qflow.sweep.storage import open_storage
+
+    storage = open_storage(default_store_url(sweep_project))
+
+    with storage.engine.begin() as conn:
+        old = dt.datetime.now() - dt.timedelta(hours=2)
+        conn.execute(
+            text("UPDATE trials SET datetime_start = :old WHERE trial_id = :id"),
+            {"old": old, "id": orphan._trial_id},
+        )
+    outcome = resume_sweep(first.sweep_id, trials=4)
+    study = _study(sweep_project, first.sweep_id)
+    assert study.trials[orphan.number].state == optuna.trial.TrialState.FAIL
+    assert len(outcome.results) == 1
+    assert len(study.trials) == 4
+
+
+def test_missing_objective_stops_the_sweep(sweep_project: Path) -> None:
+    from qflow.sweep.driver import start_sweep
+
+    with pytest.raises(ConfigError, match=r"(?s)logged no metric .acuracy.*Did you mean: accuracy"):
+        start_sweep("train", objective="acuracy", trials=5, pruner="none")
+
+
+def test_unknown_key_and_grid(sweep_project: Path) -> None:
+    from qflow.sweep.driver import start_sweep
+
+    with pytest.raises(ConfigError, match=r"(?s)'model\.D' is not a key.*Did you mean: model\.C"):
+        start_sweep("train", params={"model.D": "float(0, 1)"})
+    outcome = start_sweep(
+        "train",
+        params={"model.C": "float(0.1, 0.5, step=0.2)"},
+        sampler="grid",
+        trials=50,
+        pruner="none",
+    )
+    assert len(outcome.results) == 6  # 3 values of C x 2 kernels, then the grid is done
+    seen = {(r.params["model.C"], r.params["model.kernel"]) for r in outcome.results}
+    assert len(seen) == 6
+
+
+def test_cli_sweep_show_and_list(sweep_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_cli(
+        [
+            "sweep",
+            "train",
+            "data.n=20",
+            "--trials",
+            "6",
+            "--sampler",
+            "tpe",
+            "--seed",
+            "4",
+            "--param",
+            "model.C=log_float(0.01, 1)",
+            "--json",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    sweep_id = result["id"]
+    assert len(result["trials"]) == 6
+    assert all(0.01 <= t["params"]["model.C"] <= 1 for t in result["trials"])
+    assert Client(sweep_project).run(result["best"]["run_id"]).config["data"]["n"] == 20
+
+    assert run_cli(["sweeps", "show", sweep_id[:10], "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["best"]["run_id"] == result["best"]["run_id"]
+    assert set(report["importances"]) == {"model.C", "model.kernel"}
+    for path in report["plots"].values():
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert Path(path).parent == sweep_project / ".qflow" / "sweeps" / sweep_id
+
+    assert run_cli(["sweeps", "show", sweep_id]) == 0
+    text = capsys.readouterr().out
+    assert "best: trial" in text and "importances:" in text and "optimization_history" in text
+
+    assert run_cli(["sweeps", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["id"] == sweep_id and listed[0]["trials"] == 6
+
+    assert run_cli(["sweeps", "show", "nosuchsweep"]) == 1
+    assert "No sweep 'nosuchsweep'" in capsys.readouterr().err
