@@ -20,7 +20,9 @@ from qflow.cli.commands.metrics import metrics
 from qflow.cli.commands.reproduce import reproduce
 from qflow.cli.commands.resume import resume
 from qflow.cli.commands.run_step import run_step
+from qflow.cli.commands.server import server
 from qflow.cli.commands.sync import sync
+from qflow.cli.commands.ui import ui
 
 app = typer.Typer(
     name="qflow",
@@ -56,6 +58,8 @@ app.command("sweep")(sweeps.sweep)
 app.add_typer(sweeps.app, name="sweeps")
 app.command("predict")(predict.predict)
 app.command("sync")(sync)
+app.command("ui")(ui)
+app.command("server")(server)
 
 
 def run_cli(args: Sequence[str] | None = None) -> int:

@@ -139,8 +139,20 @@ class Client:
         status: str | None = None,
         tags: dict[str, str] | None = None,
         limit: int = 100,
+        filter: str | None = None,
     ) -> RunTable:
-        records = self.metadata.list_runs(workflow=workflow, status=status, tags=tags, limit=limit)
+        """Runs newest first; ``filter`` is the runs filter language, e.g.
+        ``"metrics.accuracy > 0.9 and params.C = 0.5"`` (see ``qflow.web.filters``)."""
+        if filter:
+            from qflow.web.queries import runs_matching
+
+            records = runs_matching(
+                self.metadata, filter, workflow=workflow, status=status, tags=tags, limit=limit
+            )
+        else:
+            records = self.metadata.list_runs(
+                workflow=workflow, status=status, tags=tags, limit=limit
+            )
         return RunTable(RunView(r, self.metadata, self.artifacts) for r in records)
 
     def run(self, run_id: str) -> RunView:

@@ -21,6 +21,7 @@ from qflow.web import filters
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from qflow.store.metadata.records import Run
     from qflow.store.metadata.store import MetadataStore
 
 MAX_PAGE = 500
@@ -254,3 +255,66 @@ def min_max_buckets(ys: list[float | None], buckets: int) -> list[int]:
             chosen.add(high)
         keep.extend(sorted(chosen))
     return keep
+
+
+def runs_matching(
+    metadata: MetadataStore,
+    filter_text: str,
+    *,
+    workflow: str | None = None,
+    status: str | None = None,
+    tags: dict[str, str] | None = None,
+    limit: int = 100,
+) -> list[Run]:
+    """Runs matching the filter language (and the plain filters), newest first, as records;
+    what ``qf.Client.runs(filter=...)`` and ``qflow runs --filter`` use."""
+    from qflow.store.metadata.records import Run
+
+    clauses = []
+    where = filters.compile_filter(filter_text, metadata.engine.dialect.name)
+    if where is not None:
+        clauses.append(where)
+    if workflow is not None:
+        clauses.append(t.runs.c.workflow == workflow)
+    if status is not None:
+        clauses.append(t.runs.c.status == status)
+    for key, value in (tags or {}).items():
+        clauses.append(
+            sa.exists().where(
+                t.tags.c.run_id == t.runs.c.id, t.tags.c.key == key, t.tags.c.value == value
+            )
+        )
+    query = (
+        sa.select(t.runs)
+        .where(*clauses)
+        .order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
+        .limit(limit)
+    )
+    with metadata.engine.connect() as conn:
+        rows = conn.execute(query).all()
+        ids = [r.id for r in rows]
+        exact: dict[str, dict[str, float]] = {i: {} for i in ids}
+        if ids:
+            last = (
+                sa.select(sa.func.max(t.metrics.c.id))
+                .where(t.metrics.c.run_id.in_(ids))
+                .group_by(t.metrics.c.run_id, t.metrics.c.key)
+            )
+            latest = sa.select(t.metrics.c.run_id, t.metrics.c.key, t.metrics.c.bits).where(
+                t.metrics.c.id.in_(last)
+            )
+            for run_id, key, bits in conn.execute(latest):
+                exact[run_id][key] = _bits_float(bits)
+        summaries = {s["id"]: s for s in summarize(conn, rows)}
+    records = []
+    for row in rows:
+        fields: dict[str, Any] = row._asdict()
+        fields.update(
+            config=json.loads(row.config),
+            meta=json.loads(row.meta),
+            tags=summaries[row.id]["tags"],
+            params=summaries[row.id]["params"],
+            metrics_summary=exact[row.id],
+        )
+        records.append(Run(**fields))
+    return records

@@ -44,13 +44,19 @@ def runs(
         list[str] | None, typer.Option("--tag", help="Only runs with key=value.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.")] = 20,
+    filter_text: Annotated[
+        str | None,
+        typer.Option("--filter", "-f", help='e.g. "metrics.acc > 0.9 and params.C = 0.5"'),
+    ] = None,
     as_json: JsonOption = False,
     project: ProjectOption = None,
 ) -> None:
     """List runs, newest first."""
     from rich.table import Table
 
-    table_runs = _client(project).runs(workflow, status=status, tags=parse_tags(tag), limit=limit)
+    table_runs = _client(project).runs(
+        workflow, status=status, tags=parse_tags(tag), limit=limit, filter=filter_text
+    )
     if as_json:
         console.print_json([_run_json(r) for r in table_runs])
         return
