@@ -41,7 +41,7 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function show(...nodes) { main.replaceChildren(...nodes); }
+function show(...nodes) { main.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined)); }
 function fail(error) { return el("div", { class: "error" }, String(error.message || error)); }
 function when(t) { return t ? new Date(t * 1000).toLocaleString() : "-"; }
 function secs(s) {
@@ -166,7 +166,7 @@ async function previewArtifact(runId, artifact, area) {
       el("tr", {}, p.columns.map((c) => el("th", {}, c))), p.rows.map((r) => el("tr", {}, r.map((v) => el("td", {}, fmt(v)))))),
       el("p", { class: "muted" }, p.total_rows !== null ? `${p.rows.length} of ${p.total_rows} rows` : `first ${p.rows.length} rows`));
     else if (p.kind === "json") area.replaceChildren(title, el("pre", {}, JSON.stringify(p.value, null, 2)));
-    else if (p.kind === "text") area.replaceChildren(title, el("pre", {}, p.text), p.truncated ? el("p", { class: "muted" }, "(truncated)") : null);
+    else if (p.kind === "text") area.replaceChildren(title, el("pre", {}, p.text), ...(p.truncated ? [el("p", { class: "muted" }, "(truncated)")] : []));
     else area.replaceChildren(title, el("p", { class: "muted" }, "No preview: " + p.reason));
   } catch (error) { area.replaceChildren(fail(error)); }
 }
@@ -253,7 +253,7 @@ async function comparePage() {
   const parcoords = el("div", { class: "chart", id: "parcoords" });
   show(el("h1", {}, `Compare ${data.runs.length} runs`),
     el("h2", {}, "Parameters (differences highlighted)"), el("table", {}, header, params),
-    el("h2", {}, "Metrics (latest)"), el("table", {}, header.cloneNode(true), metrics),
+    el("h2", {}, "Metrics (latest)"), el("table", {}, el("tr", {}, el("th", {}, "metric"), data.runs.map((r) => el("th", {}, runLink(r.id)))), metrics),
     el("h2", {}, "Parallel coordinates"), parcoords,
     el("h2", {}, "Metric histories"), overlays);
   const dims = [];
@@ -262,7 +262,7 @@ async function comparePage() {
     if (values.every((v) => typeof v === "number")) dims.push({ label: "params." + k, values });
   }
   for (const k of data.metric_keys) dims.push({ label: k, values: data.runs.map((r) => r.metrics[k] ?? null) });
-  if (dims.length) plot(parcoords, [{ type: "parcoords", dimensions: dims }], {});
+  if (dims.length) parallelCoordinates(parcoords, dims, data.runs.map((r) => r.id));
   for (const key of data.metric_keys) {
     const node = el("div", { class: "chart", "data-metric": key });
     overlays.append(el("div", { class: "card" }, el("strong", {}, key), node));
@@ -272,6 +272,44 @@ async function comparePage() {
     }));
     plot(node, traces, {});
   }
+}
+
+// Parallel coordinates in plain SVG (Plotly's parcoords needs WebGL, which headless and
+// remote-desktop browsers often lack): one vertical axis per dimension, one line per run.
+function parallelCoordinates(node, dims, ids) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svg = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const width = Math.max(400, node.clientWidth || 900), height = 300, pad = 40;
+  const root = svg("svg", { width, height, class: "parcoords" });
+  const step = dims.length > 1 ? (width - 2 * pad) / (dims.length - 1) : 0;
+  const colours = ["#2f6fde", "#e8590c", "#2b8a3e", "#c2255c", "#5f3dc4", "#0b7285", "#e67700"];
+  const scale = dims.map((d) => {
+    const nums = d.values.filter((v) => typeof v === "number");
+    const lo = Math.min(...nums), hi = Math.max(...nums);
+    return (v) => typeof v !== "number" ? null : height - pad - (hi === lo ? 0.5 : (v - lo) / (hi - lo)) * (height - 2 * pad);
+  });
+  dims.forEach((d, i) => {
+    const x = pad + i * step;
+    root.append(svg("line", { x1: x, x2: x, y1: pad, y2: height - pad, stroke: "#888" }));
+    root.append(svg("text", { x, y: pad - 12, "text-anchor": "middle", "font-size": 12 }, d.label));
+    const nums = d.values.filter((v) => typeof v === "number");
+    if (nums.length) {
+      root.append(svg("text", { x: x + 4, y: pad + 4, "font-size": 10, fill: "#666" }, fmt(Math.max(...nums))));
+      root.append(svg("text", { x: x + 4, y: height - pad, "font-size": 10, fill: "#666" }, fmt(Math.min(...nums))));
+    }
+  });
+  ids.forEach((id, r) => {
+    const points = dims.map((d, i) => [pad + i * step, scale[i](d.values[r])]).filter((p) => p[1] !== null);
+    const line = svg("polyline", { points: points.map((p) => p.join(",")).join(" "), fill: "none", stroke: colours[r % colours.length], "stroke-width": 2 });
+    line.append(svg("title", {}, id));
+    root.append(line);
+  });
+  node.replaceChildren(root);
 }
 
 // -- models and predictions ------------------------------------------------------------------
