@@ -9,17 +9,22 @@ import typer
 
 from qflow.cli.commands import config, configure, graph, models, new, plugins, predict, run, runs
 from qflow.cli.commands import sweep as sweeps
+from qflow.cli.commands.ci import app as ci_app
 from qflow.cli.commands.convert import convert
 from qflow.cli.commands.diff import compare, diff
 from qflow.cli.commands.doctor import doctor
 from qflow.cli.commands.exec import CONTEXT, exec_
 from qflow.cli.commands.export import app as export_app
 from qflow.cli.commands.gc import gc
+from qflow.cli.commands.infra import app as infra_app
 from qflow.cli.commands.lineage import lineage
 from qflow.cli.commands.metrics import metrics
+from qflow.cli.commands.report import report
 from qflow.cli.commands.reproduce import reproduce
 from qflow.cli.commands.resume import resume
 from qflow.cli.commands.run_step import run_step
+from qflow.cli.commands.schedule import app as schedule_app
+from qflow.cli.commands.schedule import scheduler
 from qflow.cli.commands.server import server
 from qflow.cli.commands.sync import sync
 from qflow.cli.commands.ui import ui
@@ -58,6 +63,11 @@ app.command("sweep")(sweeps.sweep)
 app.add_typer(sweeps.app, name="sweeps")
 app.command("predict")(predict.predict)
 app.command("sync")(sync)
+app.add_typer(ci_app, name="ci")
+app.command("report")(report)
+app.add_typer(infra_app, name="infra")
+app.add_typer(schedule_app, name="schedule")
+app.command("scheduler")(scheduler)
 app.command("ui")(ui)
 app.command("server")(server)
 

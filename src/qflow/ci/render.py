@@ -1,0 +1,228 @@
+"""Render a :class:`~qflow.ci.report.ReportData` as GitHub-flavoured Markdown or HTML.
+
+Every value that came from a run (metric names, config values, diffs) is escaped: table cells
+lose ``|`` and line breaks, HTML is escaped, code goes into fences it cannot close.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qflow.ci.report import ReportData
+
+_ICON = {"succeeded": "✅", "failed": "❌", "crashed": "💥", "killed": "⛔", "running": "⏳"}
+_MAX_DIFF_LINES = 200
+
+
+def number(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.1%}"
+
+
+def _delta(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.4g}"
+
+
+def md_cell(value: Any) -> str:
+    text = number(value) if not isinstance(value, str) else value
+    text = html.escape(text, quote=False).replace("|", "\\|")
+    return " ".join(text.split()) or " "
+
+
+def _when(moment: float | None) -> str:
+    return "–" if moment is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
+
+
+def summary_rows(data: ReportData) -> list[tuple[str, str]]:
+    run = data.run
+    git = run.meta.get("git") if isinstance(run.meta.get("git"), dict) else {}
+    commit = str((git or {}).get("commit") or "")[:10]
+    rows = [
+        ("run", run.id),
+        ("workflow", run.workflow),
+        ("status", f"{_ICON.get(run.status, '')} {run.status}".strip()),
+        ("started", _when(run.created_at)),
+        ("duration", "–" if run.duration is None else f"{run.duration:.1f} s"),
+    ]
+    if commit:
+        branch = (git or {}).get("branch")
+        dirty = " + uncommitted changes" if (git or {}).get("dirty") else ""
+        rows.append(("git", f"{commit}{f' ({branch})' if branch else ''}{dirty}"))
+    if run.error:
+        rows.append(("error", run.error[:300]))
+    for tracker in data.trackers:
+        ids = ", ".join(f"{k} {v}" for k, v in tracker.items() if k != "tracker")
+        rows.append((str(tracker["tracker"]), ids or "–"))
+    return rows
+
+
+def _metric_header(compare: bool) -> list[str]:
+    header = ["metric", "value", "min", "max", "points", "trend"]
+    return [*header, "baseline", "Δ", "Δ %"] if compare else header
+
+
+def _metric_cells(row: dict[str, Any], compare: bool) -> list[str]:
+    cells = [
+        row["key"],
+        number(row["last"]),
+        number(row["min"]),
+        number(row["max"]),
+        str(row["points"]),
+        row["spark"],
+    ]
+    if compare:
+        cells += [number(row.get("base")), _delta(row.get("delta")), _percent(row.get("relative"))]
+    return cells
+
+
+def _changes(diff: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(section, key, baseline, this run) rows for config, params, data and outputs."""
+    rows = []
+    for section in ("config", "params", "data", "outputs", "steps"):
+        for key, (a, b) in diff.get(section, {}).items():
+            rows.append((section, key, number(a), number(b)))
+    env = dict(diff.get("environment", {}))
+    packages = env.pop("packages", None) or {}
+    for key, (a, b) in env.items():
+        if key != "git.diff":
+            rows.append(("environment", key, number(a)[:40], number(b)[:40]))
+    for name, version in packages.get("added", {}).items():
+        rows.append(("packages", name, "–", str(version)))
+    for name, version in packages.get("removed", {}).items():
+        rows.append(("packages", name, str(version), "–"))
+    for name, (old, new) in packages.get("changed", {}).items():
+        rows.append(("packages", name, str(old), str(new)))
+    return rows
+
+
+def _code_text(change: dict[str, Any]) -> str:
+    if "only_in" in change:
+        return f"only in the {'baseline' if change['only_in'] == 'a' else 'this run'}"
+    lines = str(change.get("diff") or "").splitlines()
+    if not lines:
+        return "fingerprint changed"
+    cut = lines[:_MAX_DIFF_LINES]
+    if len(lines) > _MAX_DIFF_LINES:
+        cut.append(f"... {len(lines) - _MAX_DIFF_LINES} more lines")
+    return "\n".join(cut)
+
+
+def _table(header: list[str], rows: list[list[str]], cell: Callable[[Any], str]) -> list[str]:
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(data: ReportData, plots: dict[str, str]) -> str:
+    """Markdown for a PR comment; ``plots`` maps metric keys to image paths (relative)."""
+    run = data.run
+    compare = data.baseline is not None
+    out = [f"## QFlow run `{run.id}`: {md_cell(run.workflow)} {run.status}", ""]
+    out += _table(["", ""], [[k, v] for k, v in summary_rows(data)], md_cell)
+    out += ["", "### Metrics", ""]
+    if data.metrics:
+        rows = [_metric_cells(r, compare) for r in data.metrics]
+        out += _table(_metric_header(compare), rows, md_cell)
+    else:
+        out.append("No metrics were logged.")
+    if plots:
+        out += ["", "### Metric history", ""]
+        out += [f"![{md_cell(key)}]({path})" for key, path in plots.items()]
+        out += ["", "_The plots are PNG files in the report's folder (`plots/`)._"]
+    out += ["", "### Comparison", ""]
+    if data.baseline is None:
+        out.append(data.baseline_note or "No baseline run was asked for (`--compare-to`).")
+        return "\n".join(out) + "\n"
+    out.append(f"Against run `{data.baseline.id}` ({md_cell(data.baseline_note)}).")
+    diff = data.diff or {}
+    changes = _changes(diff)
+    if changes:
+        out += ["", "**What changed**", ""]
+        out += _table(["", "key", "baseline", "this run"], [list(c) for c in changes], md_cell)
+    code = diff.get("code", {})
+    if code:
+        out += ["", f"**Code** ({len(code)} step{'s' if len(code) != 1 else ''} changed)", ""]
+        for name, change in code.items():
+            text = _code_text(change)
+            fence = "~~~~~" if "```" in text or "~~~" in text else "```"
+            out += [
+                "<details>",
+                f"<summary>{md_cell(name)}</summary>",
+                "",
+                f"{fence}diff",
+                text.replace(fence, ""),
+                fence,
+                "</details>",
+            ]
+    if not changes and not code:
+        out += ["", "Config, code, data and environment are the same as the baseline's."]
+    return "\n".join(out) + "\n"
+
+
+def _h(value: Any) -> str:
+    return html.escape(number(value) if not isinstance(value, str) else value)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_h(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
+    "text-align:left}pre{background:#f6f8fa;padding:.6em;overflow:auto}img{margin:.3em}"
+)
+
+
+def render_html(data: ReportData, images: dict[str, str]) -> str:
+    """A standalone HTML page; ``images`` maps metric keys to base64 PNG data."""
+    run = data.run
+    compare = data.baseline is not None
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>QFlow run {_h(run.id)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>QFlow run <code>{_h(run.id)}</code>: {_h(run.workflow)} {_h(run.status)}</h1>",
+        _html_table(["", ""], [[k, v] for k, v in summary_rows(data)]),
+        "<h2>Metrics</h2>",
+    ]
+    if data.metrics:
+        rows = [_metric_cells(r, compare) for r in data.metrics]
+        parts.append(_html_table(_metric_header(compare), rows))
+    else:
+        parts.append("<p>No metrics were logged.</p>")
+    if images:
+        parts.append("<h2>Metric history</h2>")
+        parts += [
+            f"<img alt='{_h(key)}' src='data:image/png;base64,{data64}'>"
+            for key, data64 in images.items()
+        ]
+    parts.append("<h2>Comparison</h2>")
+    if data.baseline is None:
+        parts.append(f"<p>{_h(data.baseline_note or 'No baseline run was asked for.')}</p>")
+    else:
+        parts.append(
+            f"<p>Against run <code>{_h(data.baseline.id)}</code> ({_h(data.baseline_note)}).</p>"
+        )
+        diff = data.diff or {}
+        changes = _changes(diff)
+        if changes:
+            parts.append(
+                _html_table(["", "key", "baseline", "this run"], [list(c) for c in changes])
+            )
+        for name, change in diff.get("code", {}).items():
+            parts.append(f"<h3>Code: {_h(name)}</h3><pre>{_h(_code_text(change))}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
