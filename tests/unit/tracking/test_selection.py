@@ -55,9 +55,7 @@ def test_unknown_tracker_names_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_bad_options_and_shapes(tmp_path: Path) -> None:
-    with pytest.raises(
-        ConfigError, match=r"(?s)option .trackin_uri.*mean: tracking_uri"
-    ):
+    with pytest.raises(ConfigError, match=r"(?s)option .trackin_uri.*mean: tracking_uri"):
         trackers_from_config({"tracker": {"name": "mlflow", "trackin_uri": "x"}}, tmp_path)
     with pytest.raises(ConfigError, match="has no name"):
         trackers_from_config({"tracker": [{"tracking_uri": "x"}]}, tmp_path)
