@@ -1,8 +1,11 @@
 """Decide whether a step call can come from the cache, and say why it cannot.
 
 The key is the hash of the step's code fingerprint, its input artifacts' hashes, its
-parameters and the hashes of the data files it reads. On a miss the decision names what
-changed since the last run of the same step call, which no peer framework tells its users.
+parameters and the hashes of the data files it reads. A hit is reused only if every output was
+written by the current version of its serializer, so a serializer change re-runs exactly the
+steps whose outputs it writes (and what downstream then sees different bytes). On a miss the
+decision names what changed since the last run of the same step call, which no peer framework
+tells its users.
 """
 
 from __future__ import annotations
@@ -89,19 +92,30 @@ class StepIdentity:
         self.rerun = set(rerun)
         self.reuse = dict(reuse or {})
         self.run_id = ""
-        self._fingerprints: dict[int, tuple[str, str]] = {}
+        self._fingerprints: dict[int, str] = {}
+        self._versions: dict[str, str] | None = None
 
     def fingerprint(self, step: Step[..., Any]) -> str:
-        """Code half then serializer half, so a miss can tell which one changed."""
+        """Hash of the step's normalised source and declared version."""
         key = hash(step.source) if step.fixed_params else id(step.fn)
         if key not in self._fingerprints:
+            self._fingerprints[key] = code_fingerprint(step.source, step.options.version, {})
+        return self._fingerprints[key]
+
+    def stale_serializers(self, hit: StepRun) -> list[str]:
+        """Outputs of ``hit`` written by another version of their serializer than today's."""
+        if self._versions is None:
             from qflow.store.serializers import serializer_versions
 
-            code = code_fingerprint(step.source, step.options.version, {})
-            serializers = code_fingerprint("", None, serializer_versions())
-            self._fingerprints[key] = (code, serializers)
-        code, serializers = self._fingerprints[key]
-        return code[:32] + serializers[:32]
+            self._versions = serializer_versions()
+        return [
+            f"serializer {r.serializer} changed ({r.serializer_version} → "
+            f"{self._versions[r.serializer]})"
+            for r in hit.outputs.values()
+            if r.serializer_version
+            and r.serializer in self._versions
+            and r.serializer_version != self._versions[r.serializer]
+        ]
 
     def decide(
         self,
@@ -126,10 +140,14 @@ class StepIdentity:
         if forced is not None:
             return CacheDecision(key, fingerprint, None, forced, files)
         hit = self.metadata.find_cached(key)
-        if hit is not None and all(
-            r.inline is not None or self.artifacts.exists(r.key) for r in hit.outputs.values()
-        ):
-            return CacheDecision(key, fingerprint, hit, "cache hit", files)
+        if hit is not None:
+            stale = self.stale_serializers(hit)
+            if stale:
+                return CacheDecision(key, fingerprint, None, "; ".join(stale), files)
+            if all(
+                r.inline is not None or self.artifacts.exists(r.key) for r in hit.outputs.values()
+            ):
+                return CacheDecision(key, fingerprint, hit, "cache hit", files)
         return CacheDecision(
             key, fingerprint, None, self._explain(name, fingerprint, params, inputs, files), files
         )
@@ -157,10 +175,8 @@ class StepIdentity:
         if before is None:
             return "first run of this step"
         changes = []
-        if before.fingerprint and before.fingerprint[:32] != fingerprint[:32]:
+        if before.fingerprint and before.fingerprint != fingerprint:
             changes.append("code changed")
-        if before.fingerprint and before.fingerprint[32:] != fingerprint[32:]:
-            changes.append("serializer version changed")
         for key in sorted(set(params) | set(before.params)):
             if key.startswith("data:"):
                 continue

@@ -42,6 +42,9 @@ class ArtifactRef:
     pickled: bool
     inline: bytes | None = field(default=None, repr=False, compare=False)
     """The bytes themselves for small values kept in the metadata store instead of a file."""
+    serializer_version: str = field(default="", compare=False)
+    """The serializer's version when it wrote the bytes; a cached output written by an older
+    version is not reused."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +53,7 @@ class ArtifactRef:
             "size": self.size,
             "type_name": self.type_name,
             "pickled": self.pickled,
+            "serializer_version": self.serializer_version,
         }
 
     @classmethod
@@ -60,6 +64,7 @@ class ArtifactRef:
             size=int(d["size"]),
             type_name=str(d["type_name"]),
             pickled=bool(d["pickled"]),
+            serializer_version=str(d.get("serializer_version") or ""),
         )
 
 
@@ -243,7 +248,9 @@ class ArtifactStore:
                 f"{reason}. {_HINT}"
             ) from exc
         kind = "pathlib.Path" if serializer.name in ("file", "dir") else ser.type_name(value)
-        return ArtifactRef(key, serializer.name, size, kind, serializer.pickled, inline)
+        return ArtifactRef(
+            key, serializer.name, size, kind, serializer.pickled, inline, serializer.version
+        )
 
     def _write_small(
         self, dump: Callable[[ser.Sink], None], inline_max: int

@@ -356,5 +356,6 @@ def by_name(name: str) -> Serializer:
 
 
 def serializer_versions() -> dict[str, str]:
-    """Name → version of every serializer, part of each step's cache fingerprint."""
+    """Name → version of every serializer (a cached output written by another version of its
+    serializer is not reused)."""
     return {s.name: s.version for s in SERIALIZERS}

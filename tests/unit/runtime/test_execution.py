@@ -288,3 +288,37 @@ def test_changed_code_is_explained_and_invalidates_downstream(project: Path) -> 
     assert status == {"0_load": "cached", "1_scale": "succeeded", "2_total": "succeeded"}
     assert again.step("1_scale").reason == "code changed"
     assert again.step("2_total").load() == 9
+
+
+def test_serializer_change_reruns_exactly_the_steps_it_writes(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    np = pytest.importorskip("numpy")
+    from qflow.store import serializers
+
+    @qf.step
+    def array(n: int) -> Any:
+        return np.arange(n, dtype=np.float64)
+
+    @qf.step
+    def stats(values: Any) -> dict[str, float]:
+        return {"sum": float(values.sum())}
+
+    @qf.step
+    def report(summary: dict[str, float]) -> bytes:
+        return f"sum={summary['sum']}".encode()
+
+    @qf.workflow(name="serializers")
+    def flow(n: int = 5) -> Any:
+        return report(stats(array(n)))
+
+    qf.run(flow, {}, project_dir=project)
+    json_serializer = serializers.by_name("json")
+    monkeypatch.setattr(json_serializer, "version", json_serializer.version + ".next")
+    again = qf.run(flow, {}, project_dir=project)
+    status = {s.name: s.status for s in again.steps}
+    assert status == {"0_array": "cached", "1_stats": "succeeded", "2_report": "cached"}
+    assert again.step("stats").reason == (
+        f"serializer json changed ({json_serializer.version.removesuffix('.next')} → "
+        f"{json_serializer.version})"
+    )

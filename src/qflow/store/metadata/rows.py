@@ -60,7 +60,13 @@ def pid_alive(pid: int) -> bool:
 
 def ref_from_row(row: Any) -> ArtifactRef:
     return ArtifactRef(
-        row.key, row.serializer, int(row.size), row.type_name, bool(row.pickled), row.data
+        row.key,
+        row.serializer,
+        int(row.size),
+        row.type_name,
+        bool(row.pickled),
+        row.data,
+        row.serializer_version or "",
     )
 
 

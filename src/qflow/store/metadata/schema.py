@@ -84,6 +84,7 @@ artifacts = Table(
     Column("created_at", Float, nullable=False),
     # Small values live here instead of in a blob file (see ArtifactStore.put(inline_max=)).
     Column("data", LargeBinary),
+    Column("serializer_version", String),
 )
 
 step_io = Table(
