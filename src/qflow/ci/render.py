@@ -91,7 +91,8 @@ def _changes(diff: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
     for section in ("config", "params", "data", "outputs", "steps"):
         for key, (a, b) in diff.get(section, {}).items():
-            rows.append((section, key, number(a), number(b)))
+            short = 12 if section in ("outputs", "data") else 200
+            rows.append((section, key, number(a)[:short], number(b)[:short]))
     env = dict(diff.get("environment", {}))
     packages = env.pop("packages", None) or {}
     for key, (a, b) in env.items():

@@ -15,6 +15,7 @@ Time, sleeping and launching are injected, so tests drive the loop with a fake c
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -180,6 +181,7 @@ def subprocess_launcher(
                     stdin=subprocess.DEVNULL,
                     timeout=timeout,
                     check=False,
+                    env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
                 )
                 code: int | None = result.returncode
             except subprocess.TimeoutExpired:
@@ -188,10 +190,23 @@ def subprocess_launcher(
         if code == 0:
             return Outcome(run_id, "succeeded")
         lines = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        reason = "timed out" if code is None else (lines[-1] if lines else f"exit code {code}")
+        reason = "timed out" if code is None else _error_text(lines) or f"exit code {code}"
         return Outcome(run_id, "failed", f"{reason} (log: {log_file})")
 
     return launch
+
+
+def _error_text(lines: list[str]) -> str:
+    """The CLI's ``Error: …`` message (it may wrap over lines), else the last line."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Error: ")]
+    if not starts:
+        return lines[-1] if lines else ""
+    message = []
+    for line in lines[starts[-1] :]:
+        if line.startswith("Hint:"):
+            break
+        message.append(line.strip())
+    return " ".join(message)
 
 
 def _find_run(project_root: Path, tags: dict[str, str]) -> str | None:
