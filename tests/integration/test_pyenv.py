@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qflow.ci.pyenv import EnvironmentBuildError, call_in_env, ensure_env
+from qflow.runtime.pyenv import EnvironmentBuildError, call_in_env, ensure_env
 
 PROBE = """import sys
 

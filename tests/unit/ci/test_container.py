@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qflow.ci.container import (
+from qflow.runtime.container import (
     ContainerError,
     ContainerSpec,
     collect_outputs,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qflow.ci.pyenv import (
+from qflow.runtime.pyenv import (
     EnvironmentBuildError,
     _lock_lines,
     requirements_from_option,
