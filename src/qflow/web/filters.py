@@ -439,6 +439,18 @@ def _typed(op: str, text_col: Any, number_col: Any, values: tuple[Any, ...]) -> 
     return clause
 
 
+_COST = {"": 0, "tags": 1, "params": 2, "config": 2, "metrics": 3}
+
+
+def _cost(node: Node) -> int:
+    """How expensive a test is per run: columns < tags < params/config < latest metrics."""
+    if isinstance(node, Compare):
+        return _COST[node.field.namespace]
+    if isinstance(node, Not):
+        return _cost(node.item)
+    return max(_cost(item) for item in node.items)
+
+
 def to_clause(node: Node, dialect: str = "sqlite") -> ColumnElement[bool]:
     """A WHERE clause over ``runs`` for ``node`` (``dialect``: sqlite or postgresql)."""
     import sqlalchemy as sa
@@ -446,7 +458,9 @@ def to_clause(node: Node, dialect: str = "sqlite") -> ColumnElement[bool]:
     from qflow.store.metadata import schema as t
 
     if isinstance(node, BoolOp):
-        parts = [to_clause(item, dialect) for item in node.items]
+        # Cheap tests first: the database stops at the first false one of an AND.
+        items = sorted(node.items, key=_cost) if node.op == "and" else node.items
+        parts = [to_clause(item, dialect) for item in items]
         return sa.and_(*parts) if node.op == "and" else sa.or_(*parts)
     if isinstance(node, Not):
         return sa.not_(to_clause(node.item, dialect))

@@ -182,38 +182,41 @@ def metric_history(
     points: int = CHART_POINTS,
     after: int = 0,
 ) -> dict[str, Any]:
-    """The history of one metric: x (step, or the point's index), y, time; downsampled to
-    about ``points`` points (min/max buckets keep spikes) unless ``full``.
+    """The history of one metric: x (step, or the point's index) and y, downsampled to about
+    ``points`` points (min/max buckets keep spikes) unless ``full`` (which adds timestamps).
 
     ``after`` skips the points already seen (for live charts: pass ``last_id``).
     """
     if not 10 <= points <= 100_000:
         raise InvalidValueError(f"points={points} is out of range; use 10 to 100000.")
     with metadata.engine.connect() as conn:
-        quote = conn.dialect.identifier_preparer.quote
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        quote = conn.dialect.identifier_preparer.quote
+        names = ["id", "step", "value", *(["timestamp"] if full else [])]
         sql = (
-            f"SELECT id, {quote('step')}, {quote('timestamp')}, value, bits FROM metrics "
+            f"SELECT {', '.join(quote(n) for n in names)} FROM metrics "
             f"WHERE run_id = {mark} AND {quote('key')} = {mark} AND id > {mark} ORDER BY id"
         )
-        rows = conn.exec_driver_sql(sql, (run_id, key, after)).all()
+        # The DBAPI cursor directly: 100,000 rows without building SQLAlchemy Row objects.
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, (run_id, key, after))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
     total = len(rows)
     last_id = rows[-1][0] if rows else after
-    xs: list[float] = []
-    ys: list[float | None] = []
-    ts: list[float] = []
-    for index, (_, step, timestamp, value, bits) in enumerate(rows):
-        xs.append(step if step is not None else index)
-        if value is None:
-            value = _bits_float(bits)
-        ys.append(_number(value))
-        ts.append(timestamp)
+    # NaN is stored as NULL (its bits are kept apart); charts and JSON show it, and ±inf, as null.
+    xs: list[float] = [row[1] if row[1] is not None else index for index, row in enumerate(rows)]
+    ys: list[float | None] = [
+        None if (v := row[2]) is None or v in (math.inf, -math.inf) else v for row in rows
+    ]
+    ts: list[float] = [row[3] for row in rows] if full else []
     sampled = not full and total > points
     if sampled:
         keep = min_max_buckets(ys, max(points // 4, 1))
         xs = [xs[i] for i in keep]
         ys = [ys[i] for i in keep]
-        ts = [ts[i] for i in keep]
     return {
         "run_id": run_id,
         "key": key,
@@ -270,6 +273,12 @@ def runs_matching(
     what ``qf.Client.runs(filter=...)`` and ``qflow runs --filter`` use."""
     from qflow.store.metadata.records import Run
 
+    remote = getattr(metadata, "runs_matching", None)
+    if remote is not None:  # a RemoteMetadataStore: the server runs the query
+        found: list[Run] = remote(
+            filter_text, workflow=workflow, status=status, tags=tags, limit=limit
+        )
+        return found
     clauses = []
     where = filters.compile_filter(filter_text, metadata.engine.dialect.name)
     if where is not None:

@@ -52,6 +52,7 @@ def ref_from(data: dict[str, Any]) -> ArtifactRef:
         str(data["type_name"]),
         bool(data["pickled"]),
         inline,
+        serializer_version=str(data.get("serializer_version") or ""),
     )
 
 

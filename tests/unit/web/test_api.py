@@ -11,7 +11,7 @@ from tests.unit.web.conftest import WebProject
 
 
 def test_runs_page_has_param_and_metric_columns(client: TestClient, web_project: WebProject):
-    page = client.get("/api/runs").json()
+    page = client.get("/api/runs", params={"workflow": "train"}).json()
     assert [r["id"] for r in page["runs"]] == web_project.runs[::-1]
     assert page["param_keys"] == ["C"]
     assert page["metric_keys"] == ["accuracy", "loss"]
@@ -23,7 +23,9 @@ def test_runs_page_has_param_and_metric_columns(client: TestClient, web_project:
 def test_runs_filter_sort_and_pagination(client: TestClient, web_project: WebProject):
     found = client.get("/api/runs", params={"filter": "params.C = 0.1 and tags.team = 'a'"})
     assert [r["id"] for r in found.json()["runs"]] == [web_project.runs[1]]
-    ascending = client.get("/api/runs", params={"sort": "params.C", "order": "asc"}).json()
+    ascending = client.get(
+        "/api/runs", params={"sort": "params.C", "order": "asc", "workflow": "train"}
+    ).json()
     assert [r["params"]["C"] for r in ascending["runs"]] == [0.1, 1.0]
     first = client.get("/api/runs", params={"limit": 1, "sort": "id", "order": "asc"}).json()
     assert first["has_more"] is True and first["next_offset"] == 1

@@ -106,7 +106,9 @@ def test_qflow_ui_serves_the_project_on_loopback(web_project: WebProject):
         token = url.rsplit("=", 1)[1]
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/api/runs").status_code == 401
-        runs = httpx.get(f"{base}/api/runs", headers={"Authorization": f"Bearer {token}"})
+        runs = httpx.get(
+            f"{base}/api/runs?workflow=train", headers={"Authorization": f"Bearer {token}"}
+        )
         assert [r["id"] for r in runs.json()["runs"]] == web_project.runs[::-1]
         with httpx.Client(base_url=base, follow_redirects=False) as browser:
             login = browser.get(url.removeprefix(base))

@@ -152,7 +152,8 @@ metrics = Table(
     Column("bits", BigInteger, nullable=False),
     Column("step", Integer),
     Column("timestamp", Float, nullable=False),
-    Index("ix_metrics_run_id_key", "run_id", "key"),
+    # Covering: a run's latest value of a metric is an index-only lookup (migration 0007).
+    Index("ix_metrics_run_key_id_value", "run_id", "key", "id", "value"),
 )
 
 tags = Table(

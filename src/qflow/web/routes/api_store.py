@@ -36,6 +36,7 @@ class Ref(_Body):
     type_name: Name
     pickled: bool
     inline: Annotated[str | None, Field(max_length=50_000_000)] = None
+    serializer_version: Annotated[str, Field(max_length=100)] = ""
 
 
 class CreateRun(_Body):
@@ -194,6 +195,16 @@ class ListRuns(_Body):
     status: Name | None = None
     tags: dict[str, Text] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 100
+    filter: Annotated[str | None, Field(max_length=4000)] = None
+
+
+def _list_runs(ctx: Context, body: ListRuns) -> list[dict[str, Any]]:
+    fields = body.model_dump(exclude={"filter"})
+    if body.filter:
+        from qflow.web.queries import runs_matching
+
+        return [wire.run_to(r) for r in runs_matching(ctx.metadata, body.filter, **fields)]
+    return [wire.run_to(r) for r in ctx.metadata.list_runs(**fields)]
 
 
 class Key(_Body):
@@ -298,10 +309,7 @@ METHODS: dict[str, tuple[type[_Body], Handler]] = {
         RunOnly,
         lambda c, b: [wire.logged_to(a) for a in c.metadata.run_artifacts(b.run_id)],
     ),
-    "list_runs": (
-        ListRuns,
-        lambda c, b: [wire.run_to(r) for r in c.metadata.list_runs(**b.model_dump())],
-    ),
+    "list_runs": (ListRuns, _list_runs),
     "workflows": (Nothing, lambda c, b: c.metadata.workflows()),
     "get_artifact": (Key, lambda c, b: wire.ref_to(c.metadata.get_artifact(b.key))),
     "source": (Key, lambda c, b: c.metadata.source(b.key)),

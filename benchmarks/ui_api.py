@@ -1,0 +1,211 @@
+"""Tracking-server API at scale: 100,000 runs and 10 million metric points.
+
+Fills a fresh SQLite store by bulk inserts through the engine (runs, params, tags, metrics:
+one run with a 100,000-point ``loss`` history, every other run 98 ``loss`` points and one
+``accuracy``), then times, through the ASGI app (``create_app`` + TestClient, no network):
+
+- the runs API's first page (50 rows) with a filter and a sort on a metric,
+- the same filter sorted by start time, and a param sort,
+- a 100,000-point metric history, downsampled for a chart (default) and in full.
+
+    python benchmarks/ui_api.py [--runs 100000] [--points 10000000] [--repeat 7] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FILTER = "metrics.accuracy > 0.9 and params.C = 0.5 and status = 'succeeded' and tags.team = 'a'"
+BIG_POINTS = 100_000
+CHUNK = 500_000
+
+
+def _bits(value: float) -> int:
+    bits: int = struct.unpack("<q", struct.pack("<d", value))[0]
+    return bits
+
+
+def fill(url: str, runs: int, points: int) -> str:
+    """Bulk-insert the store; returns the id of the run with the 100,000-point history."""
+    from qflow.store.metadata.store import MetadataStore
+
+    store = MetadataStore(url)
+    rng = random.Random(7)
+    per_run = max(2, (points - BIG_POINTS) // max(runs - 1, 1))
+    start = time.time() - runs * 60
+    ids = [f"01bench{i:019d}" for i in range(runs)]
+    statuses = ["succeeded"] * 18 + ["failed", "running"]
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, workflow, status, created_at, ended_at, config, host, "
+            '"user", meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            [
+                (
+                    run_id,
+                    f"workflow_{i % 5}",
+                    statuses[i % len(statuses)],
+                    start + i * 60,
+                    start + i * 60 + rng.uniform(1, 600),
+                    json.dumps({"model": {"C": 0.5}, "seed": i}),
+                    "bench",
+                    "bench",
+                    "{}",
+                )
+                for i, run_id in enumerate(ids)
+            ],
+        )
+        conn.exec_driver_sql(
+            'INSERT INTO params (run_id, step_run_id, "key", value) VALUES (?, NULL, ?, ?)',
+            [
+                (run_id, key, json.dumps(value))
+                for run_id in ids
+                for key, value in (
+                    ("C", rng.choice([0.01, 0.1, 0.5, 1.0, 10.0])),
+                    ("lr", rng.choice([0.001, 0.01, 0.1])),
+                )
+            ],
+        )
+        conn.exec_driver_sql(
+            'INSERT INTO tags (run_id, "key", value) VALUES (?, ?, ?)',
+            [(run_id, "team", rng.choice("abc")) for run_id in ids],
+        )
+    sql = (
+        'INSERT INTO metrics (run_id, step_run_id, "key", value, bits, step, "timestamp") '
+        "VALUES (?, NULL, ?, ?, ?, ?, ?)"
+    )
+
+    def rows():
+        for i in range(BIG_POINTS):
+            value = 1.0 / (i + 1) + rng.random() * 0.01
+            yield (ids[0], "loss", value, _bits(value), i, start + i)
+        for n, run_id in enumerate(ids[1:], 1):
+            t0 = start + n * 60
+            for i in range(per_run - 1):
+                value = 1.0 / (i + 1)
+                yield (run_id, "loss", value, _bits(value), i, t0 + i)
+            accuracy = rng.random()
+            yield (run_id, "accuracy", accuracy, _bits(accuracy), 0, t0 + per_run)
+
+    batch: list[tuple[object, ...]] = []
+    for row in rows():
+        batch.append(row)
+        if len(batch) >= CHUNK:
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql(sql, batch)
+            batch = []
+    if batch:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(sql, batch)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    store.dispose()
+    return ids[0]
+
+
+def timed(client, url: str, repeat: int) -> tuple[float, float, object]:
+    client.get(url)  # warm-up
+    times = []
+    body: object = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        response = client.get(url)
+        times.append(time.perf_counter() - t0)
+        assert response.status_code == 200, response.text
+        body = response.json()
+    return statistics.median(times), min(times), body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--points", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--keep", type=Path, help="reuse/keep the store in this folder")
+    args = parser.parse_args()
+
+    from fastapi.testclient import TestClient
+
+    from qflow.web.app import Settings, create_app
+
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="qflow-ui-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "qflow.db"
+    url = f"sqlite:///{db}"
+    if not db.exists():
+        t0 = time.perf_counter()
+        big = fill(url, args.runs, args.points)
+        print(
+            f"fill: {args.runs:,} runs, ~{args.points:,} metric points in "
+            f"{time.perf_counter() - t0:.1f} s ({db.stat().st_size / 1e9:.2f} GB)"
+        )
+    else:
+        big = "01bench" + "0" * 19
+    settings = Settings(
+        store_url=url,
+        artifacts_url=str(folder / "artifacts"),
+        token="bench" * 4,
+        allowed_hosts=("testserver",),
+    )
+    app = create_app(settings)
+    cases = [
+        (
+            "runs: filter + sort by metrics.accuracy",
+            "/api/runs",
+            {"filter": FILTER, "sort": "metrics.accuracy", "order": "desc", "limit": 50},
+            0.200,
+        ),
+        (
+            "runs: filter + sort by created_at",
+            "/api/runs",
+            {"filter": FILTER, "sort": "created_at", "limit": 50},
+            0.200,
+        ),
+        (
+            "runs: metric filter + sort, all 100k runs",
+            "/api/runs",
+            {"filter": "metrics.accuracy > 0.9", "sort": "metrics.accuracy", "limit": 50},
+            None,
+        ),
+        ("runs: no filter, sort by params.C", "/api/runs", {"sort": "params.C", "limit": 50}, None),
+        ("runs: no filter, newest first", "/api/runs", {"limit": 50}, None),
+        (
+            "history: 100,000 points, downsampled",
+            f"/api/runs/{big}/history",
+            {"key": "loss"},
+            0.300,
+        ),
+        (
+            "history: 100,000 points, full",
+            f"/api/runs/{big}/history",
+            {"key": "loss", "full": "true"},
+            None,
+        ),
+    ]
+    with TestClient(app, headers={"Authorization": f"Bearer {'bench' * 4}"}) as client:
+        print(f"{'case':44} {'median':>9} {'min':>9}  target")
+        for label, path, params, target in cases:
+            from urllib.parse import urlencode
+
+            median, best, body = timed(client, f"{path}?{urlencode(params)}", args.repeat)
+            extra = ""
+            if isinstance(body, dict) and "runs" in body:
+                extra = f"{len(body['runs'])} rows"
+            elif isinstance(body, dict):
+                extra = f"{len(body['y'])} of {body['total_points']:,} points"
+            verdict = "" if target is None else ("met" if median <= target else "MISSED")
+            goal = "" if target is None else f"≤ {target * 1000:.0f} ms {verdict}"
+            print(f"{label:44} {median * 1000:7.1f}ms {best * 1000:7.1f}ms  {goal}  ({extra})")
+    if args.keep is None:
+        print(f"store left in {folder} (delete it, or pass --keep to reuse)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
