@@ -32,6 +32,10 @@ class StepOptions:
     timeout: float | str | None = None
     catch: bool = False
     resources: Mapping[str, float] = field(default_factory=dict)
+    image: str | None = None
+    """Run the step's command in this container image: the function returns the argv."""
+    env: Mapping[str, Any] | None = None
+    """Run the step in its own Python environment, e.g. ``{"pip": ["scikit-learn==1.5.2"]}``."""
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -245,6 +249,8 @@ def step(
     timeout: float | str | None = None,
     catch: bool = False,
     resources: Mapping[str, float] | None = None,
+    image: str | None = None,
+    env: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[P, R]], Step[P, R]]: ...
 
 
@@ -252,6 +258,8 @@ def step(fn: Any = None, /, **options: Any) -> Any:
     """Mark a function (or a class with ``__call__``) as a workflow step.
 
     Use it bare (``@qf.step``) or with options (``@qf.step(retries=2, outputs=("a", "b"))``).
+    ``image=`` runs the command the function returns in a container; ``env={"pip": [...]}``
+    runs the function in its own cached virtual environment.
     Called outside a workflow the step is the plain function, so it is unit-testable as is.
     Inside a workflow the call returns a placeholder for its future output(s).
     """

@@ -93,6 +93,7 @@ def launch(
         use_cache=use_cache,
         rerun=rerun,
         reuse=reuse,
+        project_root=str(project.root),
     )
     scheduler.notify(
         "before_run",

@@ -82,6 +82,7 @@ class Scheduler:
         use_cache: bool = True,
         rerun: Collection[str] = (),
         reuse: Mapping[str, StepRun] | None = None,
+        project_root: str = "",
     ) -> None:
         self.traced = traced
         self.graph = traced.graph
@@ -89,6 +90,7 @@ class Scheduler:
         self.artifacts = artifacts
         self.executor = executor
         self.hooks = hooks
+        self.project_root = project_root
         self.identity = StepIdentity(
             metadata,
             artifacts,
@@ -305,7 +307,9 @@ class Scheduler:
         shared = self.executor.shares_memory
         values = {k: self.values[k] for k in inputs if k in self.values} if shared else {}
         step = self.traced.calls[node.name].step
-        task = StepTask(run_id, step_run_id, node, step, arguments, inputs, values, item)
+        task = StepTask(
+            run_id, step_run_id, node, step, arguments, inputs, values, item, self.project_root
+        )
         self._submitted[self.executor.submit(task)] = _Work(node.name, item)
 
     def _fail_before_running(

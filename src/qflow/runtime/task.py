@@ -49,6 +49,8 @@ class StepTask:
     values: dict[str, Any] = field(default_factory=dict)
     item: int | None = None
     """Index of the item for one call of a mapped step."""
+    project_root: str = ""
+    """Where per-step environments are cached and the project's code is found."""
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -8,13 +8,16 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qflow.dsl.tracing import StepOutput, running_step, substitute
@@ -81,6 +84,82 @@ def _store(
     return refs
 
 
+def _call(
+    task: StepTask, bound: inspect.BoundArguments, timeout: float | None, scratch: list[Path]
+) -> Any:
+    """Call the step: as a plain function, in its own environment, or in a container."""
+    options = task.step.options
+    if options.image:
+        return _in_container(task, bound, timeout, scratch)
+    if options.env:
+        from qflow.runtime.pyenv import call_in_env, ensure_env, requirements_from_option
+
+        root = Path(task.project_root or ".").resolve()
+        env = ensure_env(requirements_from_option(options.env), root / ".qflow" / "envs")
+        sys.stdout.write(f"[qflow] environment {env.digest[:12]} at {env.path}\n")
+        fn = task.step.fn
+        result = call_in_env(
+            env,
+            f"{fn.__module__}:{fn.__qualname__}",
+            bound.args,
+            bound.kwargs,
+            sys_path=[root / "src", root, *_import_root(fn)],
+            timeout=timeout,
+        )
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        return result.value
+    return task.step.fn(*bound.args, **bound.kwargs)
+
+
+def _import_root(fn: Any) -> list[Path]:
+    """The folder from which ``fn``'s module imports (its package's parent)."""
+    module = sys.modules.get(getattr(fn, "__module__", ""))
+    file = getattr(module, "__file__", None)
+    if not file:
+        return []
+    depth = len(fn.__module__.split("."))
+    if Path(file).name == "__init__.py":
+        depth += 1
+    return [Path(file).resolve().parents[depth - 1]]
+
+
+def _in_container(
+    task: StepTask, bound: inspect.BoundArguments, timeout: float | None, scratch: list[Path]
+) -> Path:
+    """Run the argv the step function returns in its image; inputs that are files or folders
+    are mounted read-only, and the files the container writes become the step's output."""
+    from qflow.runtime.container import INPUTS, ContainerSpec, run_container
+
+    image = task.step.options.image or ""
+    mounts = {
+        name: Path(value)
+        for name, value in bound.arguments.items()
+        if isinstance(value, Path) and value.exists()
+    }
+    inside = dict(bound.arguments)
+    inside.update({name: PurePosixPath(INPUTS) / name for name in mounts})
+    command = task.step.fn(**inside)
+    if not isinstance(command, list | tuple) or not all(isinstance(a, str) for a in command):
+        raise QFlowError(
+            f"Step {task.node.name!r} runs in image {image!r}, so it must return the command "
+            f"to run as a list of strings, not {type(command).__name__}."
+        )
+    output = Path(tempfile.mkdtemp(prefix="qflow-container-"))
+    scratch.append(output)
+    result = run_container(
+        ContainerSpec(image, list(command), mounts, output),
+        run_id=task.run_id,
+        step=task.node.name,
+        timeout=timeout,
+    )
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"the container ({image}) exited with code {result.returncode}")
+    return output
+
+
 @contextlib.contextmanager
 def _time_limit(seconds: float | None, step: str) -> Iterator[None]:
     """Interrupt the step's own thread after ``seconds`` with a ``TimeoutError``.
@@ -108,6 +187,7 @@ def _time_limit(seconds: float | None, step: str) -> Iterator[None]:
 def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskResult:
     """Run the task with its retry policy; never raises for a failure of user code."""
     options = task.step.options
+    scratch: list[Path] = []
     timeout = options.timeout if isinstance(options.timeout, float) else None
     recorder = StepRecorder(task.run_id, task.step_run_id, task.node.name, sinks)
     started = time.time()
@@ -125,7 +205,7 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
                     arguments = _resolve(task, artifacts)
                     bound = inspect.BoundArguments(task.step.signature, OrderedDict(arguments))
                     with _time_limit(timeout, task.node.name):
-                        value = task.step.fn(*bound.args, **bound.kwargs)
+                        value = _call(task, bound, timeout, scratch)
                     outputs = split_outputs(task, value)
                     refs = _store(task, outputs, artifacts)
                 except (SerializationError, QFlowError) as exc:
@@ -146,6 +226,8 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
         running_step.reset(token_step)
         current_recorder.reset(token_rec)
         recorder.flush()
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
     ended = time.time()
     if error is not None:
         return TaskResult(
