@@ -11,11 +11,14 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +172,56 @@ def kill_worker_node(work: Path, address: str, worker: subprocess.Popen[bytes]) 
     return report
 
 
+def private_postgres(work: Path) -> tuple[str, Callable[[], None]] | None:
+    """A throwaway PostgreSQL server inside the namespace (the host's is not reachable from
+    here): initdb as user postgres, trust auth, 127.0.0.1:5433. None without the binaries."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found or os.geteuid() != 0:
+        return None
+    bin_dir, data, sockets = found[-1].parent, work / "pgdata", work / "pgsock"
+    for folder in (data, sockets):
+        folder.mkdir()
+        shutil.chown(folder, "postgres", "postgres")
+
+    def as_postgres(*args: str) -> None:
+        # No pipes: the server inherits them and would keep run() waiting.
+        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, timeout=120,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "root")
+    as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-t", "60",
+                "-l", str(sockets / "server.log"), "-o",
+                f"-h 127.0.0.1 -p 5433 -k {sockets}", "start")  # fmt: skip
+
+    def stop() -> None:
+        as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+
+    return "postgresql://root@127.0.0.1:5433/postgres", stop
+
+
+def postgres_metadata(work: Path, address: str, expected: dict[str, Any]) -> dict[str, Any]:
+    server = private_postgres(work)
+    if server is None:
+        return {"skipped": "no PostgreSQL binaries"}
+    url, stop = server
+    os.environ["QFLOW_STORE"] = url
+    try:
+        folder = project(work, "pg")
+        run = qf.run(rw.fan_out, {"n": 12, "pause": 0.0}, project_dir=folder, executor="ray",
+                     executor_options={"address": address})  # fmt: skip
+        again = qf.Client(folder).run(run.id)
+        return {
+            "store": url,
+            "status": again.status,
+            "steps": len(again.steps),
+            "same_outputs": outputs(again) == expected,
+            "sqlite_file": (folder / ".qflow" / "qflow.db").exists(),
+        }
+    finally:
+        del os.environ["QFLOW_STORE"]
+        stop()
+
+
 def main() -> None:
     work, port = Path(sys.argv[1]), int(sys.argv[2])
     address = f"127.0.0.1:{port}"
@@ -178,6 +231,11 @@ def main() -> None:
         if "kill-only" not in sys.argv:
             report["fan_out"] = fan_out(work, address)
             report["policies"] = policies(work, address)
+            try:
+                expected = report["fan_out"]["local"]
+                report["postgres"] = postgres_metadata(work, address, expected)
+            except Exception:
+                report["postgres"] = {"error": traceback.format_exc()}
         report["kill"] = kill_worker_node(work, address, worker)
     finally:
         subprocess.run([RAY, "stop", "--force"], timeout=60, capture_output=True, check=False)

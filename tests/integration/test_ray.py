@@ -99,3 +99,16 @@ def test_killed_worker_node_is_survived_by_retries(report: dict[str, Any]) -> No
     assert kill["status"] == "succeeded"
     assert kill["total"] == sum(x * x for x in range(8))
     assert kill.get("resumed") or max(kill["attempts"]) == 2
+
+
+def test_postgres_metadata_with_ray(report: dict[str, Any]) -> None:
+    """The host's PostgreSQL is unreachable from the namespace, so the scenario starts a
+    private server inside it (127.0.0.1:5433) and the driver records the run there."""
+    pg = report["postgres"]
+    if "skipped" in pg:
+        pytest.skip(pg["skipped"])
+    assert "error" not in pg, pg.get("error")
+    assert pg["status"] == "succeeded"
+    assert pg["steps"] == 16
+    assert pg["same_outputs"]
+    assert not pg["sqlite_file"]

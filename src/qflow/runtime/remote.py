@@ -14,6 +14,7 @@ metadata store; the coordinator replays the result into it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from collections.abc import Mapping
@@ -55,21 +56,19 @@ class WorkflowSpec:
 # -- refs and records as JSON --------------------------------------------------------------
 
 
+_REF_FIELDS = tuple(f.name for f in dataclasses.fields(ArtifactRef) if f.name != "inline")
+
+
 def ref_to_json(ref: ArtifactRef) -> dict[str, Any]:
+    """Every field of the ref (so it comes back equal), small values' bytes as base64."""
     inline = base64.b64encode(ref.inline).decode() if ref.inline is not None else None
-    return {**ref.to_dict(), "inline": inline}
+    return {**{name: getattr(ref, name) for name in _REF_FIELDS}, "inline": inline}
 
 
 def ref_from_json(data: Mapping[str, Any]) -> ArtifactRef:
     inline = data.get("inline")
-    return ArtifactRef(
-        str(data["key"]),
-        str(data["serializer"]),
-        int(data["size"]),
-        str(data["type_name"]),
-        bool(data["pickled"]),
-        base64.b64decode(inline) if inline is not None else None,
-    )
+    fields = {name: data[name] for name in _REF_FIELDS if name in data}
+    return ArtifactRef(**fields, inline=base64.b64decode(inline) if inline is not None else None)
 
 
 def task_spec(workflow: WorkflowSpec, task: StepTask, artifacts_url: str) -> dict[str, Any]:

@@ -121,3 +121,14 @@ def test_local_workflows_cannot_go_remote(project: Path) -> None:
 
     with pytest.raises(QFlowError, match="defined inside a function"):
         qf.run(inner, {}, project_dir=project, executor="ray", executor_options={"address": "x"})
+
+
+def test_refs_survive_the_json_round_trip_with_every_field(tmp_path: Path) -> None:
+    import dataclasses
+
+    from qflow.runtime.remote import ref_to_json
+
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    for ref in (store.put([1, 2], inline_max=1024), store.put(list(range(5000)))):
+        back = ref_from_json(json.loads(json.dumps(ref_to_json(ref))))
+        assert dataclasses.asdict(back) == dataclasses.asdict(ref)
