@@ -52,7 +52,7 @@ function secs(s) {
 }
 function fmt(v) {
   if (v === null || v === undefined) return "";
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(4);
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
 }
