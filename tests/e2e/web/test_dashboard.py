@@ -200,3 +200,21 @@ def test_predict_page_returns_a_csv(page: object, server: tuple[str, list[str]],
     saved = tmp_path / "predictions.csv"
     info.value.save_as(saved)
     assert saved.read_text().splitlines() == ["x,prediction", "1.0,0", "15.0,1"]
+
+
+def test_lineage_and_model_pages(page: object, server: tuple[str, list[str]], tmp_path: Path):
+    p = page  # type: ignore[assignment]
+    base = server[0].split("/runs")[0]
+    first = server[1][0]
+    p.goto(f"{base}/runs/{first}")
+    p.click("tr:has-text('3_fit.return') >> text=lineage")
+    p.wait_for_selector("ul.tree")
+    tree = p.inner_text("ul.tree")
+    assert "3_fit" in tree and "0_make" in tree and "1_features" in tree
+    p.click("text=who used it")
+    p.wait_for_selector("h1:has-text('Used by')")
+    p.goto(f"{base}/models")
+    p.click("a[href='/models/clf']")
+    p.wait_for_selector("text=Alias history")
+    assert first in p.inner_text("main")
+    p.screenshot(path=str(tmp_path / "model.png"), full_page=True)
