@@ -81,6 +81,11 @@ def project(work: Path, name: str) -> Path:
     return folder
 
 
+def logged(run: Any) -> dict[str, list[float]]:
+    """Every value of the fan-out's metrics, sorted: items finish in any order on Ray."""
+    return {key: sorted(m.value for m in run.metric_history(key)) for key in ("x", "sum")}
+
+
 def fan_out(work: Path, address: str) -> dict[str, Any]:
     config = {"n": 12, "pause": 0.5}
     local = qf.run(rw.fan_out, config, project_dir=project(work, "local"))
@@ -98,8 +103,8 @@ def fan_out(work: Path, address: str) -> dict[str, Any]:
         "ray": outputs(remote),
         "executor": remote.meta.get("executor"),
         "nodes": sorted({m for s in items for m in NODE.findall(s.stdout)}),
-        "metrics": remote.metrics_summary,
-        "local_metrics": local.metrics_summary,
+        "metrics": logged(remote),
+        "local_metrics": logged(local),
         "describe": remote.step("3_describe").load(),
     }
 
@@ -117,6 +122,7 @@ def policies(work: Path, address: str) -> dict[str, Any]:
         "raised": True,
         "seconds": time.monotonic() - started,
         "sleepy": [run.step("0_sleepy").status, run.step("0_sleepy").error],
+        "stubborn": [run.step("4_stubborn").status, run.step("4_stubborn").error],
         "failures": run.step("3_count_failures").load(),
         "broken": run.step("2_broken").status,
     }

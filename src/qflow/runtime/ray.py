@@ -223,14 +223,16 @@ class RayExecutor:
             if not refs:
                 time.sleep(_POLL_SECONDS / 5)
                 continue
-            ready, _ = ray.wait(refs, num_returns=1, timeout=_POLL_SECONDS)
-            if ready:
-                rest = [r for r in refs if r not in set(ready)]
-                more, _ = ray.wait(rest, num_returns=len(rest), timeout=0) if rest else ([], [])
-                ready = [*ready, *more]
-            for ref in ready:
-                self._collect(ref)
-            self._check_deadlines()
+            try:
+                ready, rest = ray.wait(refs, num_returns=1, timeout=_POLL_SECONDS)
+                if ready and rest:
+                    more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+                    ready = [*ready, *more]
+                for ref in ready:
+                    self._collect(ref)
+                self._check_deadlines()
+            except Exception as exc:  # the cluster went away, or a sink failed
+                self._fail_all(f"{type(exc).__name__}: the Ray executor lost its tasks ({exc})")
 
     def _collect(self, ref: Any) -> None:
         ray = self._ray
@@ -248,8 +250,12 @@ class RayExecutor:
             self._lost(pending, self._died(pending, exc))
             return
         result, records = result_from_json(data)
-        if self._sinks is not None:
-            records.replay(self._sinks)
+        try:
+            if self._sinks is not None:
+                records.replay(self._sinks)
+        except Exception as exc:
+            self._fail(pending, f"{type(exc).__name__}: recording what the step logged: {exc}")
+            return
         result.attempts += pending.attempts_used
         self._resolve(pending, result)
 
@@ -295,6 +301,16 @@ class RayExecutor:
             pending,
             TaskResult(pending.task.step_run_id, "failed", {}, started, now, attempts, error=error),
         )
+
+    def _fail_all(self, error: str) -> None:
+        """Fail every task in flight or waiting, so the run ends instead of hanging."""
+        with self._lock:
+            lost = [*self._pending.values(), *self._backlog]
+            self._pending.clear()
+            self._backlog.clear()
+        for pending in lost:
+            if not pending.future.done():
+                self._fail(pending, error)
 
     def _resolve(self, pending: _Pending, result: TaskResult) -> None:
         with self._lock:
