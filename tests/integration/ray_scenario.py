@@ -109,6 +109,40 @@ def fan_out(work: Path, address: str) -> dict[str, Any]:
     }
 
 
+def command_line(work: Path, address: str) -> dict[str, Any]:
+    """qflow run with the executor=ray config group, and with --executor ray --address."""
+    folder = project(work, "cli")
+    (folder / "conf" / "executor").mkdir(parents=True)
+    (folder / "conf" / "fan_out.yaml").write_text(
+        "defaults:\n  - executor: local\n  - _self_\nn: 6\npause: 0.0\n"
+    )
+    (folder / "conf" / "executor" / "local.yaml").write_text("name: local\n")
+    (folder / "conf" / "executor" / "ray.yaml").write_text(f"name: ray\naddress: {address}\n")
+    qflow = str(Path(sys.executable).with_name("qflow"))
+    ref = "tests.fixtures.ray_workflows:fan_out"
+    report = {}
+    for label, args in (
+        ("group", ["executor=ray"]),
+        ("flags", ["n=7", "--no-cache", "--executor", "ray", "--address", address]),
+    ):
+        done = subprocess.run(
+            [qflow, "run", ref, *args, "-C", str(folder)],
+            capture_output=True, text=True, timeout=180, check=False,
+            env={**os.environ, "NO_COLOR": "1"},
+        )  # fmt: skip
+        found = re.search(r"Run (\w+) succeeded", done.stdout)
+        if done.returncode != 0 or found is None:
+            report[label] = {"error": done.stdout[-2000:] + done.stderr[-3000:]}
+            continue
+        run = qf.Client(folder).run(found.group(1))
+        report[label] = {
+            "executor": run.meta.get("executor"),
+            "total": run.step("2_add_up").load(),
+            "nodes": sorted({m for s in run.steps for m in NODE.findall(s.stdout or "")}),
+        }
+    return report
+
+
 def policies(work: Path, address: str) -> dict[str, Any]:
     folder = project(work, "policies")
     started = time.monotonic()
@@ -234,15 +268,20 @@ def main() -> None:
     worker = start_cluster(work, port)
     report: dict[str, Any] = {}
     try:
-        if "kill-only" not in sys.argv:
-            report["fan_out"] = fan_out(work, address)
-            report["policies"] = policies(work, address)
-            try:
-                expected = report["fan_out"]["local"]
-                report["postgres"] = postgres_metadata(work, address, expected)
+        phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("fan_out", lambda: fan_out(work, address)),
+            ("policies", lambda: policies(work, address)),
+            ("cli", lambda: command_line(work, address)),
+            ("postgres", lambda: postgres_metadata(work, address, report["fan_out"]["local"])),
+        ]
+        if "kill-only" in sys.argv:
+            phases = []
+        phases.append(("kill", lambda: kill_worker_node(work, address, worker)))
+        for name, phase in phases:
+            try:  # one failing phase is reported; the others still run
+                report[name] = phase()
             except Exception:
-                report["postgres"] = {"error": traceback.format_exc()}
-        report["kill"] = kill_worker_node(work, address, worker)
+                report[name] = {"error": traceback.format_exc()}
     finally:
         subprocess.run([RAY, "stop", "--force"], timeout=60, capture_output=True, check=False)
     print("REPORT " + json.dumps(report, default=str))

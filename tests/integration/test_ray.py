@@ -66,8 +66,14 @@ def report() -> Iterator[dict[str, Any]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _phase(report: dict[str, Any], name: str) -> dict[str, Any]:
+    phase: dict[str, Any] = report[name]
+    assert "error" not in phase, phase.get("error")
+    return phase
+
+
 def test_fan_out_on_ray_gives_the_local_artifacts(report: dict[str, Any]) -> None:
-    fan = report["fan_out"]
+    fan = _phase(report, "fan_out")
     assert fan["status"] == "succeeded"
     assert fan["executor"] == "ray"
     assert fan["ray"] == fan["local"]
@@ -79,13 +85,13 @@ def test_fan_out_on_ray_gives_the_local_artifacts(report: dict[str, Any]) -> Non
 
 
 def test_steps_ran_on_both_nodes(report: dict[str, Any]) -> None:
-    nodes = report["fan_out"]["nodes"]
+    nodes = _phase(report, "fan_out")["nodes"]
     assert len(nodes) == 2
     assert "driver" not in nodes
 
 
 def test_timeout_and_catch_on_ray(report: dict[str, Any]) -> None:
-    policies = report["policies"]
+    policies = _phase(report, "policies")
     assert policies["raised"]
     status, error = policies["sleepy"]
     assert status == "failed"
@@ -99,7 +105,7 @@ def test_timeout_and_catch_on_ray(report: dict[str, Any]) -> None:
 
 
 def test_killed_worker_node_is_survived_by_retries(report: dict[str, Any]) -> None:
-    kill = report["kill"]
+    kill = _phase(report, "kill")
     assert kill["killed"]
     assert kill["status"] == "succeeded"
     assert kill["total"] == sum(x * x for x in range(8))
@@ -109,11 +115,20 @@ def test_killed_worker_node_is_survived_by_retries(report: dict[str, Any]) -> No
 def test_postgres_metadata_with_ray(report: dict[str, Any]) -> None:
     """The host's PostgreSQL is unreachable from the namespace, so the scenario starts a
     private server inside it (127.0.0.1:5433) and the driver records the run there."""
-    pg = report["postgres"]
+    pg = _phase(report, "postgres")
     if "skipped" in pg:
         pytest.skip(pg["skipped"])
-    assert "error" not in pg, pg.get("error")
     assert pg["status"] == "succeeded"
     assert pg["steps"] == 16
     assert pg["same_outputs"]
     assert not pg["sqlite_file"]
+
+
+def test_qflow_run_on_ray_by_config_group_and_by_flags(report: dict[str, Any]) -> None:
+    cli = _phase(report, "cli")
+    for label, n in (("group", 6), ("flags", 7)):
+        assert "error" not in cli[label], cli[label].get("error")
+        assert cli[label]["executor"] == "ray"
+        assert cli[label]["total"] == sum(x * x for x in range(n))
+        assert cli[label]["nodes"]
+        assert "driver" not in cli[label]["nodes"]

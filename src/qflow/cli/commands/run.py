@@ -19,11 +19,14 @@ def run(
     executor: Annotated[
         str,
         typer.Option(
-            "--executor", "-e", help="local or parallel (default: the config's, or local)."
+            "--executor", "-e", help="local, parallel or ray (default: the config's, or local)."
         ),
     ] = "local",
     workers: Annotated[
         int | None, typer.Option("--workers", "-w", help="Worker processes for parallel.")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (executor ray).")
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step again.")] = False,
     rerun: Annotated[
@@ -62,6 +65,7 @@ def run(
         rerun=rerun or [],
         plugins=[default_progress()],
         tags=parse_tags(tag),
+        executor_options={"address": address} if address else None,
     )
     console.out.print(f"Run [bold]{run_id}[/] {console.status('succeeded')}")
     console.out.print(f"[dim]qflow show {run_id}[/]")
