@@ -18,6 +18,7 @@ the worker, and cancelled with ``ray.cancel(force=True)`` if it does not return 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import threading
 import time
@@ -34,6 +35,8 @@ from qflow.store.artifacts import _is_local
 if TYPE_CHECKING:
     from qflow.runtime.context import RunSinks
     from qflow.store.artifacts import ArtifactStore
+
+logger = logging.getLogger(__name__)
 
 KILL_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
@@ -147,6 +150,8 @@ class RayExecutor:
         self._stopping = threading.Event()
         self._pump: threading.Thread | None = None
         self._limit = 1
+        self._totals: dict[str, float] = {}
+        self._warned: set[tuple[str, str]] = set()
 
     def bind_workflow(self, workflow: WorkflowSpec) -> None:
         """Tell the executor how workers find the workflow (called by ``launch``)."""
@@ -167,16 +172,24 @@ class RayExecutor:
                     "--executor ray --address HOST:6379, executor.address=HOST:6379 in the "
                     "config, or set RAY_ADDRESS."
                 )
-            ray.init(
-                address=self.address,
-                runtime_env=self.runtime_env,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            try:
+                ray.init(
+                    address=self.address,
+                    runtime_env=self.runtime_env,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise QFlowError(
+                    f"Cannot connect to the Ray cluster at {self.address!r}: {exc}\n"
+                    f"Hint: check it with `ray status --address {self.address}`; with token "
+                    "authentication on, set RAY_AUTH_TOKEN to the cluster's token."
+                ) from exc
             self._owns_connection = True
         nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")]
         check_shared_store(artifacts.url, nodes, shared=self.shared)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self._totals = dict(ray.cluster_resources())
+        cpus = int(self._totals.get("CPU", 1))
         self._limit = self.max_in_flight or max(2 * cpus, 4)
         self._remote = ray.remote(ray_entry)
         self._sinks, self._artifacts_url = sinks, artifacts.url
@@ -192,6 +205,7 @@ class RayExecutor:
         if self._remote is None or self.workflow is None:
             raise QFlowError("RayExecutor.submit() called before start().")
         options = ray_options(task.step.options.resources)
+        self._warn_if_infeasible(task.node.name, options)
         pending = _Pending(task, task_spec(self.workflow, task, self._artifacts_url), options)
         with self._lock:
             if len(self._pending) < self._limit:
@@ -199,6 +213,20 @@ class RayExecutor:
             else:
                 self._backlog.append(pending)
         return pending.future
+
+    def _warn_if_infeasible(self, step: str, options: dict[str, Any]) -> None:
+        """Ray keeps a task no node can run waiting (for an autoscaler); say so, once."""
+        wanted = {"CPU": options.get("num_cpus", 0), "GPU": options.get("num_gpus", 0)}
+        wanted.update(options.get("resources", {}))
+        for resource, amount in wanted.items():
+            have = self._totals.get(resource, 0.0)
+            if amount and amount > have and (step, resource) not in self._warned:
+                self._warned.add((step, resource))
+                logger.warning(
+                    "step %s asks for %s %s but the Ray cluster has %s; it waits until the "
+                    "cluster grows (autoscaling) or the run is stopped",
+                    step, amount, resource, have,
+                )  # fmt: skip
 
     def _dispatch(self, pending: _Pending) -> None:
         """Start a Ray task for ``pending`` (lock held)."""

@@ -64,3 +64,16 @@ def test_config_group_chooses_the_executor_and_its_options() -> None:
     assert _executor_options("local", None, {}) == ("local", {})
     parallel = {"executor": {"name": "parallel", "workers": 3}}
     assert _executor_options("local", None, parallel) == ("parallel", {"workers": 3})
+
+
+def test_a_step_no_node_can_run_is_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    from qflow.runtime.ray import RayExecutor
+
+    executor = RayExecutor("127.0.0.1:1")
+    executor._totals = {"CPU": 4.0}
+    with caplog.at_level("WARNING", logger="qflow.runtime.ray"):
+        for _ in range(3):
+            executor._warn_if_infeasible("0_fit", ray_options({"gpus": 1}))
+        executor._warn_if_infeasible("1_ok", ray_options({"cpus": 4}))
+    (record,) = caplog.records
+    assert "step 0_fit asks for 1 GPU but the Ray cluster has 0.0" in record.getMessage()
