@@ -142,9 +142,9 @@ class Client:
         filter: str | None = None,
     ) -> RunTable:
         """Runs newest first; ``filter`` is the runs filter language, e.g.
-        ``"metrics.accuracy > 0.9 and params.C = 0.5"`` (see ``qflow.web.filters``)."""
+        ``"metrics.accuracy > 0.9 and params.C = 0.5"`` (see ``qflow.client.filters``)."""
         if filter:
-            from qflow.web.queries import runs_matching
+            from qflow.client.queries import runs_matching
 
             records = runs_matching(
                 self.metadata, filter, workflow=workflow, status=status, tags=tags, limit=limit

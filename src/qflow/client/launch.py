@@ -29,6 +29,9 @@ def run(
 ) -> RunView:
     """Run ``workflow`` with ``config`` (or the project's config plus ``overrides``).
 
+    ``executor`` is ``local`` or ``parallel`` (with ``workers``); by default the config's
+    ``executor`` group decides, else ``local``.
+
     Returns the finished run. A failed step raises ``StepFailedError`` (with ``.run_id``);
     everything logged before the failure stays in the store.
     """

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from qflow.client import filters
 from qflow.errors import InvalidValueError
 from qflow.store.metadata import schema as t
-from qflow.web import filters
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

@@ -25,7 +25,12 @@ def default_artifacts_url(project_dir: Path) -> str:
 
 
 def open_stores(project_dir: Path) -> tuple[MetadataStore, ArtifactStore]:
-    """The metadata and artifact stores of the project in ``project_dir``."""
+    """The metadata and artifact stores of the project in ``project_dir``; with
+    ``QFLOW_TRACKING_URI=http://host:port`` the metadata lives on that tracking server."""
+    if os.environ.get("QFLOW_TRACKING_URI"):
+        from qflow.store.remote import open_stores as open_remote
+
+        return open_remote(project_dir)  # type: ignore[return-value]
     return (
         MetadataStore(default_store_url(project_dir)),
         ArtifactStore(default_artifacts_url(project_dir)),

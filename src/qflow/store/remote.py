@@ -1,7 +1,7 @@
 """A metadata store on a tracking server: ``QFLOW_TRACKING_URI=http://host:port``.
 
 ``RemoteMetadataStore`` has the ``MetadataStore`` methods the runtime and ``qf.Client`` use;
-each is one ``POST /api/store/METHOD`` (JSON; exact floats as bits; see ``qflow.web.wire``)
+each is one ``POST /api/store/METHOD`` (JSON; exact floats as bits; see ``qflow.store.wire``)
 with the server's token (``QFLOW_TRACKING_TOKEN``). Artifacts go to a store both machines
 reach (``QFLOW_ARTIFACTS``: s3://…, a shared folder); the server records only their keys.
 
@@ -26,7 +26,7 @@ from qflow.errors import (
     StepNotFoundError,
     StoreError,
 )
-from qflow.web import wire
+from qflow.store import wire
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore

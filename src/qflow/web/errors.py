@@ -9,6 +9,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from qflow.client.filters import FilterError
 from qflow.errors import (
     ConfigError,
     GraphValidationError,
@@ -22,7 +23,6 @@ from qflow.errors import (
     StoreError,
     TraceError,
 )
-from qflow.web.filters import FilterError
 from qflow.web.launcher import TooManyLaunchesError
 
 if TYPE_CHECKING:

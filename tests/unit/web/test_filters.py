@@ -7,10 +7,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qflow.client import filters
+from qflow.client.filters import BoolOp, Compare, Field, FilterError, Not, parse
 from qflow.store import MetadataStore
 from qflow.store.metadata import schema as t
-from qflow.web import filters
-from qflow.web.filters import BoolOp, Compare, Field, FilterError, Not, parse
 
 
 def test_parse_the_issue_example():

@@ -1,7 +1,6 @@
 """QFLOW_TRACKING_URI: a workflow on one "machine" logs to a real uvicorn tracking server,
-and ``qf.Client`` reads it back over HTTP. ``qflow.store.location.open_stores`` does not
-select the remote store yet, so these tests put ``qflow.web.remote.open_stores`` in its place
-(the one-line wiring) in each process."""
+and ``qf.Client`` reads it back over HTTP (``qflow.store.location.open_stores`` selects the
+remote store when the variable is set)."""
 
 from __future__ import annotations
 
@@ -19,14 +18,10 @@ import httpx
 import pytest
 
 from qflow.errors import InvalidValueError, RunNotFoundError, StoreError
-from qflow.web.remote import RemoteMetadataStore
+from qflow.store.remote import RemoteMetadataStore
 from tests.fixtures.web_project import write_project
 
 TOKEN = "remote-token-0123456789"
-WIRING = (
-    "import qflow.store, qflow.store.location as location, qflow.web.remote as remote\n"
-    "location.open_stores = qflow.store.open_stores = remote.open_stores\n"
-)
 
 
 def _free_port() -> int:
@@ -124,7 +119,7 @@ def test_a_workflow_logs_to_the_server_end_to_end(
     project = write_project(tmp_path / "client")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QFLOW_")}
     env.update(QFLOW_TRACKING_URI=url, QFLOW_TRACKING_TOKEN=TOKEN, QFLOW_ARTIFACTS=str(artifacts))
-    script = WIRING + "import qflow as qf\nprint(qf.run('train', project_dir='.').id)\n"
+    script = "import qflow as qf\nprint(qf.run('train', project_dir='.').id)\n"
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=project,
@@ -153,15 +148,10 @@ def test_a_workflow_logs_to_the_server_end_to_end(
 
     # qf.Client over HTTP, in this process.
     import qflow as qf
-    import qflow.store
-    import qflow.store.location
-    from qflow.web import remote
 
     for name, value in env.items():
         if name.startswith("QFLOW_"):
             monkeypatch.setenv(name, value)
-    monkeypatch.setattr(qflow.store.location, "open_stores", remote.open_stores)
-    monkeypatch.setattr(qflow.store, "open_stores", remote.open_stores, raising=False)
     client = qf.Client(project)
     assert isinstance(client.metadata, RemoteMetadataStore)
     found = client.runs("train", filter="metrics.accuracy >= 0.5 and params.C = 1.0")

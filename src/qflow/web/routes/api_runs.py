@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
 
+from qflow.client import queries
 from qflow.errors import ArtifactNotFoundError
-from qflow.web import graphs, queries
+from qflow.web import graphs
 from qflow.web.app import Context, context
 from qflow.web.previews import KEY, image_type, preview, read_bytes
 from qflow.web.schemas import ERRORS

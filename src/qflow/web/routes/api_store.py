@@ -1,5 +1,5 @@
 """The remote store: ``POST /api/store/METHOD`` runs one ``MetadataStore`` method for a
-client on another machine (``qflow.web.remote.RemoteMetadataStore``). Every body is a typed
+client on another machine (``qflow.store.remote.RemoteMetadataStore``). Every body is a typed
 pydantic model; artifact refs carry only sha256 keys, never locations."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from qflow.errors import InvalidValueError, QFlowError
-from qflow.web import wire
+from qflow.store import wire
 from qflow.web.app import Context, context
 from qflow.web.schemas import ERRORS
 
@@ -201,7 +201,7 @@ class ListRuns(_Body):
 def _list_runs(ctx: Context, body: ListRuns) -> list[dict[str, Any]]:
     fields = body.model_dump(exclude={"filter"})
     if body.filter:
-        from qflow.web.queries import runs_matching
+        from qflow.client.queries import runs_matching
 
         return [wire.run_to(r) for r in runs_matching(ctx.metadata, body.filter, **fields)]
     return [wire.run_to(r) for r in ctx.metadata.list_runs(**fields)]
