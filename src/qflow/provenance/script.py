@@ -225,7 +225,7 @@ def exec_script(
     command: str | None = None,
 ) -> ScriptRun:
     """Run ``script`` with ``args`` as a tracked run and return what it recorded."""
-    from qflow.runtime.launch import _environment
+    from qflow.runtime.launch import environment_meta
     from qflow.store import open_stores
 
     path = Path(script).expanduser().resolve()
@@ -238,7 +238,7 @@ def exec_script(
     source = path.read_text(encoding="utf-8")
     metadata, artifacts = open_stores(project.root)
     metadata.mark_crashed_runs()
-    meta = _environment(project, "exec")
+    meta = environment_meta(project, "exec", metadata, artifacts)
     meta["script"] = {
         "path": rel.as_posix(),
         "args": list(args),

@@ -20,7 +20,9 @@ from qflow.runtime.heartbeat import Heartbeat, terminate_as_interrupt
 from qflow.runtime.scheduler import Scheduler
 
 if TYPE_CHECKING:
+    from qflow.store.artifacts import ArtifactStore
     from qflow.store.metadata.records import StepRun
+    from qflow.store.metadata.store import MetadataStore
 
 
 def launch(
@@ -78,7 +80,10 @@ def launch(
         config=resolved,
         run_id=new_run_id(),
         command=command if command is not None else shlex.join(sys.argv),
-        meta={**_environment(project, executor), "workflow_ref": _workflow_ref(wf)},
+        meta={
+            **environment_meta(project, executor, metadata, artifacts),
+            "workflow_ref": _workflow_ref(wf),
+        },
         sweep_id=sweep_id,
         resumed_from=resume_from,
     )
@@ -182,28 +187,20 @@ def _workflow_ref(wf: Workflow[..., Any]) -> str:
     return f"{module}:{name}"
 
 
-def _environment(project: Project, executor: str) -> dict[str, Any]:
-    """The run's ``meta``: code version, interpreter, machine, packages (by hash)."""
+def environment_meta(
+    project: Project, executor: str, metadata: MetadataStore, artifacts: ArtifactStore
+) -> dict[str, Any]:
+    """The run's ``meta``: code version, interpreter, machine, packages (by hash), saved in the
+    run's own stores (local, or the tracking server's)."""
     from qflow import __version__
     from qflow.environment import capture, persist
-    from qflow.store import ArtifactStore, MetadataStore
-    from qflow.store.location import default_artifacts_url, default_store_url
-
-    url = default_store_url(project.root)
-
-    def save_packages(digest: str, packages: dict[str, str]) -> None:
-        store = MetadataStore(url)
-        try:
-            store.save_environment(digest, packages)
-        finally:
-            store.dispose()
 
     captured = capture(project.root, shlex.join(sys.argv), cache_dir=project.state_dir)
     meta = persist(
         captured,
-        ArtifactStore(default_artifacts_url(project.root)),
-        save_packages,
-        store_url=url,
+        artifacts,
+        metadata.save_environment,
+        store_url=metadata.url,
         cache_dir=project.state_dir,
     )
     meta.update(qflow=__version__, executor=executor, project=str(project.root))
