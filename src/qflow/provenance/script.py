@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import runpy
 import shlex
@@ -23,11 +22,12 @@ import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from qflow.config.project import Project, find_project
 from qflow.errors import WorkflowNotFoundError
 from qflow.runtime.context import MetricRow, RunSinks, StepRecorder, current_recorder
+from qflow.runtime.worker import Tee
 from qflow.store.metadata.records import DataFileRecord
 
 if TYPE_CHECKING:
@@ -121,19 +121,6 @@ def tracking(tracker: FileTracker) -> Any:
         yield tracker
     finally:
         _trackers.remove(tracker)
-
-
-class _Tee(io.TextIOBase):
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.copy = io.StringIO()
-
-    def write(self, text: str) -> int:
-        self.copy.write(text)
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
 
 
 def direct_sinks(metadata: MetadataStore, artifacts: ArtifactStore) -> RunSinks:
@@ -263,7 +250,7 @@ def exec_script(
     metadata.start_step_run(step_run_id)
     recorder = StepRecorder(run.id, step_run_id, STEP_NAME, direct_sinks(metadata, artifacts))
     tracker = FileTracker(project.root, exclude=(project.state_dir, path))
-    out, err = _Tee(sys.stdout), _Tee(sys.stderr)
+    out, err = Tee(sys.stdout), Tee(sys.stderr)
     token = current_recorder.set(recorder)
     status, code = "failed", 1
     error: str | None = "interrupted"

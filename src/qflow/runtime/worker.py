@@ -33,7 +33,7 @@ INLINE_MAX = 16 * 1024
 """Outputs up to this many bytes travel back to the coordinator and live in the metadata store."""
 
 
-class _Tee(io.TextIOBase):
+class Tee(io.TextIOBase):
     """Writes to the real stream and keeps a copy for the step's log."""
 
     def __init__(self, stream: TextIO) -> None:
@@ -191,7 +191,7 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
     timeout = options.timeout if isinstance(options.timeout, float) else None
     recorder = StepRecorder(task.run_id, task.step_run_id, task.node.name, sinks)
     started = time.time()
-    out, err = _Tee(sys.stdout), _Tee(sys.stderr)
+    out, err = Tee(sys.stdout), Tee(sys.stderr)
     attempts = 0
     error: str | None = None
     trace: str | None = None
