@@ -315,7 +315,10 @@ class Scheduler:
     def _fail_before_running(
         self, run_id: str, node: Node, step_run_id: int, exc: Exception
     ) -> Verdict:
-        error = str(exc) if isinstance(exc, QFlowError) else f"{type(exc).__name__}: {exc}"
+        return self._fail(run_id, node, step_run_id, _describe(exc))
+
+    def _fail(self, run_id: str, node: Node, step_run_id: int, error: str) -> Verdict:
+        """Record a failure that happened without running the step (or a failed map)."""
         self.metadata.finish_step_run(step_run_id, status="failed", error=error, attempts=0)
         self.notify(
             "after_step",
@@ -438,7 +441,7 @@ class Scheduler:
                 node, call.step, arguments, self._arg_inputs(arguments), item=index
             )
         except Exception as exc:
-            error = str(exc) if isinstance(exc, QFlowError) else f"{type(exc).__name__}: {exc}"
+            error = _describe(exc)
             self.metadata.finish_step_run(step_run_id, status="failed", error=error, attempts=0)
             self.maps[node.name].failed = f"item {index} failed: {error}"
             return False
@@ -464,18 +467,7 @@ class Scheduler:
                     attempts=0,
                     reason="an earlier item failed",
                 )
-            error = state.failed
-            self.metadata.finish_step_run(step_run_id, status="failed", error=error, attempts=0)
-            self.notify(
-                "after_step",
-                run_id=run_id,
-                node=node,
-                status="failed",
-                duration=0.0,
-                error=error,
-                outputs={},
-            )
-            return ("failed", error)
+            return self._fail(run_id, node, step_run_id, state.failed)
         outputs: dict[str, ArtifactRef] = {}
         for output in node.outputs:
             members = [item_outputs[output] for item_outputs in state.outputs if item_outputs]
@@ -611,3 +603,8 @@ def _mapped(node: Node) -> str:
     if node.map_over is None:
         raise QFlowInternalError(f"{node.name} is not a mapped step")
     return node.map_over
+
+
+def _describe(exc: Exception) -> str:
+    """An error as users read it: QFlow's own message, or ``Type: message``."""
+    return str(exc) if isinstance(exc, QFlowError) else f"{type(exc).__name__}: {exc}"
