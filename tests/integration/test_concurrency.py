@@ -50,7 +50,7 @@ def _many_processes(url: str) -> None:
     with store.engine.connect() as conn:
         import sqlalchemy as sa
 
-        versions = conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar()
+        versions = conn.execute(sa.text("SELECT count(*) FROM qflow_schema_version")).scalar()
     assert versions == 1
     store.dispose()
 

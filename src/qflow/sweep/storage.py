@@ -1,16 +1,9 @@
-"""Where Optuna keeps a project's studies: beside the QFlow metadata store, never inside it.
+"""Where Optuna keeps a project's studies: in the QFlow metadata database itself.
 
-Optuna's ``RDBStorage`` manages its schema with Alembic and its default ``alembic_version``
-table, which QFlow's own migrations already use. In one database the two collide (Optuna finds
-QFlow's revision, refuses to start, and has already created its tables by then), and
-``RDBStorage`` has no option to rename its version table. So:
-
-- SQLite store (``.qflow/qflow.db``): Optuna uses ``sweeps.db`` in the same folder.
-- PostgreSQL store: Optuna uses the same database, in its own schema ``qflow_optuna``
-  (created on first use), so each side has its own ``alembic_version``.
-
-Either way a sweep lives wherever the project's runs live, and every machine that reaches the
-store reaches its sweeps.
+Optuna's ``RDBStorage`` manages its tables with Alembic and the default ``alembic_version``
+table; QFlow's own migrations use ``qflow_schema_version``, so both live in one database
+(SQLite file or PostgreSQL) without colliding. A sweep lives wherever the project's runs live,
+and every machine that reaches the store reaches its sweeps.
 """
 
 from __future__ import annotations
@@ -23,9 +16,6 @@ from qflow.errors import NotFoundError, did_you_mean
 
 if TYPE_CHECKING:
     import optuna
-
-SCHEMA = "qflow_optuna"
-SQLITE_FILE = "sweeps.db"
 
 _lock = threading.Lock()
 _storages: dict[str, optuna.storages.RDBStorage] = {}
@@ -43,23 +33,10 @@ def optuna_url(store_url: str) -> tuple[str, dict[str, Any]]:
 
     url = make_url(normalize_url(store_url))
     if url.get_backend_name() == "sqlite":
-        database = Path(url.database or ".qflow/qflow.db")
-        sweeps = database.with_name(SQLITE_FILE)
-        sweeps.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{sweeps}", {"connect_args": {"timeout": 60}}
-    options = {"connect_args": {"options": f"-csearch_path={SCHEMA}"}, "pool_pre_ping": True}
-    return url.render_as_string(hide_password=False), options
-
-
-def _create_schema(url: str) -> None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
-    finally:
-        engine.dispose()
+        if url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        return url.render_as_string(hide_password=False), {"connect_args": {"timeout": 60}}
+    return url.render_as_string(hide_password=False), {"pool_pre_ping": True}
 
 
 def require_optuna() -> None:
@@ -82,8 +59,6 @@ def open_storage(store_url: str) -> optuna.storages.RDBStorage:
     with _lock:
         storage = _storages.get(url)
         if storage is None:
-            if not url.startswith("sqlite"):
-                _create_schema(url)
             storage = optuna.storages.RDBStorage(url, engine_kwargs=options)
             _storages[url] = storage
         return storage

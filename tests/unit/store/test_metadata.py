@@ -46,7 +46,7 @@ def _migration_head() -> str | None:
 def test_migrations_applied_on_first_use(metadata_store: MetadataStore) -> None:
     with metadata_store.engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
-        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        revision = conn.execute(sa.text("SELECT version_num FROM qflow_schema_version")).scalar()
         artifact_columns = {c["name"] for c in sa.inspect(conn).get_columns("artifacts")}
     assert revision == _migration_head()
     assert "data" in artifact_columns

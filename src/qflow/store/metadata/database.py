@@ -12,9 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from qflow.errors import (
-    StoreError,
-)
+from qflow.errors import StoreError
+from qflow.store.metadata.schema import VERSION_TABLE
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -161,13 +160,14 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
         head = ScriptDirectory.from_config(config).get_current_head()
+        options = {"version_table": VERSION_TABLE}
         with engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
+            if MigrationContext.configure(conn, opts=options).get_current_revision() == head:
                 return
         # Several processes may open a new store at once: one migrates, the others wait and
         # then find the schema at head.
         with migration_lock(engine), engine.begin() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
+            if MigrationContext.configure(conn, opts=options).get_current_revision() == head:
                 return
             config.attributes["connection"] = conn
             command.upgrade(config, "head")

@@ -19,6 +19,10 @@ from sqlalchemy import (
     func,
 )
 
+VERSION_TABLE = "qflow_schema_version"
+"""Alembic's version table for QFlow's schema. Not Alembic's default ``alembic_version``, so
+other tools that use Alembic in the same database (Optuna's study storage) keep their own."""
+
 metadata = MetaData()
 
 # 64-bit ids on PostgreSQL; plain INTEGER on SQLite so the column aliases the rowid.
