@@ -67,7 +67,7 @@ def _mlflow_ids(run: Run, options: dict[str, Any], project_root: Path) -> dict[s
 def tracker_ids(run: Run, project_root: Path | None) -> list[dict[str, str]]:
     """One ``{"tracker": name, …ids}`` table per tracker the run reported to."""
     from qflow.errors import QFlowError
-    from qflow.tracking.selection import BUILTIN_TRACKER, tracker_specs
+    from qflow.runtime.trackers import BUILTIN_TRACKER, tracker_specs
 
     recorded = _recorded(run)
     try:

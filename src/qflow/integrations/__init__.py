@@ -1,2 +1,2 @@
 """Trackers for external services (MLflow, Weights & Biases): pluggy hookimpls, optional
-extras, imported lazily. ``qflow.tracking.selection`` creates them from the config."""
+extras, imported lazily. ``qflow.runtime.trackers`` creates them from the config."""

@@ -67,7 +67,7 @@ def launch(
         from qflow.runtime.remote import WorkflowSpec
 
         runner.bind_workflow(WorkflowSpec(_workflow_ref(wf), resolved, str(project.root)))
-    from qflow.tracking.selection import trackers_from_config
+    from qflow.runtime.trackers import trackers_from_config
 
     hooks = create_plugin_manager([*plugins, *trackers_from_config(resolved, project.root)])
 

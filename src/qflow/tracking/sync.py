@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.errors import ConfigError, TrackerError
 from qflow.graph.model import Edge, Graph, Node
-from qflow.tracking.selection import BUILTIN_TRACKER, tracker_specs, trackers_from_config
+from qflow.runtime.trackers import BUILTIN_TRACKER, tracker_specs, trackers_from_config
 
 if TYPE_CHECKING:
     from qflow.client.client import Client, RunView

@@ -8,7 +8,7 @@ import pytest
 from qflow.errors import ConfigError, MissingExtraError
 from qflow.integrations.mlflow import MlflowTracker, masked, resolve_tracking_uri
 from qflow.integrations.wandb import WandbTracker
-from qflow.tracking.selection import known_trackers, trackers_from_config
+from qflow.runtime.trackers import known_trackers, trackers_from_config
 
 
 def test_filetracker_is_the_default_and_needs_no_plugin(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_selecting_a_tracker_does_not_import_it(tmp_path: Path) -> None:
     import subprocess
 
     code = (
-        "import sys; from pathlib import Path; from qflow.tracking.selection import "
+        "import sys; from pathlib import Path; from qflow.runtime.trackers import "
         "trackers_from_config as t; t({'tracker': ['mlflow', 'wandb']}, Path('.')); "
         "print('mlflow' in sys.modules, 'wandb' in sys.modules)"
     )
