@@ -1,4 +1,4 @@
-"""Signs of life for a running run, and turning SIGTERM into an orderly stop.
+"""Signs of life for a running run, and turning Ctrl-C and SIGTERM into an orderly stop.
 
 A run whose process is gone shows as ``crashed``, never ``running`` forever: the coordinator
 refreshes the run's heartbeat, and ``MetadataStore.mark_crashed_runs`` declares dead a run
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -55,18 +56,24 @@ class Heartbeat:
 
 
 @contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Inside the block, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C does, so a killed
-    run flushes what it logged and is recorded as ``killed``."""
+def interrupts_end_the_run() -> Iterator[None]:
+    """Inside the block, the first Ctrl-C or SIGTERM raises ``KeyboardInterrupt``, so the run
+    stops, flushes what it logged and is recorded as ``killed``; a second one while it is
+    stopping exits at once (code 130), and the run is then found ``crashed``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    received: list[int] = []
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            os._exit(130)
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -12,22 +12,42 @@ the sweep id. With ``parallel`` = 1 trials run one after the other in this proce
 each trial runs in a process of its own (``python -m qflow.sweep.trial``). Steps that do not
 depend on the swept keys come from QFlow's cache: to make sure they run only once, a new
 sweep's first trial runs alone before the others start.
+
+Ctrl-C (or SIGTERM) stops the sweep: trials in progress are stopped (their runs end
+``killed``), every trial is settled from its run (``qflow.sweep.repair``): finished trials
+stay finished, interrupted ones are marked so and do not count toward ``trials``, and
+``SweepInterruptedError`` names the exact ``qflow sweep WORKFLOW --resume ID`` command,
+which is also given to ``on_start`` when the sweep starts.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
+import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from qflow.errors import ConfigError, QFlowError, did_you_mean
+from qflow.errors import ConfigError, QFlowError, RunKilledError, did_you_mean
+from qflow.sweep.repair import (
+    Repair,
+    Verdict,
+    counted,
+    judge,
+    recorded_as,
+    repair,
+    retry_interrupted,
+    tell,
+    trial_run,
+)
 from qflow.sweep.space import SearchSpace, override
 from qflow.sweep.study import (
     SAMPLERS,
@@ -46,15 +66,38 @@ if TYPE_CHECKING:
     from qflow.client.client import Client
     from qflow.config.project import Project
 
-__all__ = ["SAMPLERS", "SweepOutcome", "SweepSpec", "TrialResult", "resume_sweep", "start_sweep"]
+__all__ = [
+    "SAMPLERS",
+    "SweepInterruptedError",
+    "SweepOutcome",
+    "SweepSpec",
+    "SweepStart",
+    "TrialResult",
+    "resume_command",
+    "resume_sweep",
+    "start_sweep",
+]
 
 STALE_AFTER = 3600.0
-"""A RUNNING trial without a run after this many seconds was abandoned (resume fails it)."""
+"""A RUNNING trial without a run after this many seconds was abandoned (resume settles it
+as interrupted)."""
+
+STOP_TIMEOUT = 30.0
+"""Seconds a stopped trial's process has to record its run ``killed`` before it is killed."""
+
+
+class SweepInterruptedError(RunKilledError):
+    """The sweep was stopped (Ctrl-C, SIGTERM); its finished trials are kept."""
+
+    def __init__(self, message: str, sweep_id: str, command: str) -> None:
+        super().__init__(message)
+        self.sweep_id = sweep_id
+        self.command = command
 
 
 @dataclass(frozen=True)
 class TrialResult:
-    """One finished trial: ``complete``, ``pruned`` or ``fail``."""
+    """One finished trial: ``complete``, ``pruned``, ``fail`` or ``interrupted``."""
 
     number: int
     state: str
@@ -73,7 +116,45 @@ class SweepOutcome:
     best: TrialResult | None = None
 
 
+@dataclass(frozen=True)
+class SweepStart:
+    """What ``on_start`` is told before the first trial: the sweep id, how far it is, the
+    command that continues it, and the trials ``--resume`` corrected or queued again."""
+
+    sweep_id: str
+    workflow: str
+    target: int
+    done: int
+    parallel: int
+    command: str
+    repaired: list[Repair] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+
+
 OnTrial = Callable[[TrialResult], None]
+OnStart = Callable[[SweepStart], None]
+
+
+def resume_command(
+    workflow: str,
+    sweep_id: str,
+    *,
+    parallel: int = 1,
+    executor: str | None = None,
+    workers: int | None = None,
+    project_dir: str | Path | None = None,
+) -> str:
+    """The ``qflow sweep WORKFLOW --resume ID …`` command that continues a sweep as it ran."""
+    parts = ["qflow", "sweep", workflow, "--resume", sweep_id]
+    if parallel > 1:
+        parts += ["--parallel", str(parallel)]
+    if executor is not None:
+        parts += ["--executor", executor]
+    if workers is not None:
+        parts += ["--workers", str(workers)]
+    if project_dir is not None:
+        parts += ["--project", str(project_dir)]
+    return shlex.join(parts)
 
 
 def start_sweep(
@@ -93,12 +174,14 @@ def start_sweep(
     project_dir: str | Path | None = None,
     plugins: Iterable[object] = (),
     on_trial: OnTrial | None = None,
+    on_start: OnStart | None = None,
 ) -> SweepOutcome:
     """Create a sweep of ``workflow`` (a name, ``module:function`` or ``file.py:function``)
     and run ``trials`` trials, ``parallel`` at a time.
 
     The search space is the config's ``sweep:`` section (``qflow.sweep.space``); ``params``
-    (config key → expression), ``objective`` and ``direction`` override it.
+    (config key → expression), ``objective`` and ``direction`` override it. Raises
+    ``SweepInterruptedError`` on Ctrl-C or SIGTERM, after settling every trial.
     """
     from qflow.config.project import find_project
     from qflow.ids import new_run_id
@@ -123,13 +206,17 @@ def start_sweep(
     )
     check_choice("sampler", sampler, SAMPLERS)
     sweep_id = new_run_id()
+    parallel = positive("parallel", parallel)
     study = open_study(project, sweep_id, spec, create=True)
-    return _drive(project, study, spec, positive("parallel", parallel), plugins, on_trial)
+    command = resume_command(spec.workflow, sweep_id, parallel=parallel, project_dir=project_dir)
+    start = SweepStart(sweep_id, spec.workflow, 0, 0, parallel, command)
+    return _drive(project, study, spec, start, plugins, on_trial, on_start)
 
 
 def resume_sweep(
     sweep_id: str,
     *,
+    workflow: str | None = None,
     trials: int | None = None,
     parallel: int = 1,
     executor: str | None = None,
@@ -137,25 +224,65 @@ def resume_sweep(
     project_dir: str | Path | None = None,
     plugins: Iterable[object] = (),
     on_trial: OnTrial | None = None,
+    on_start: OnStart | None = None,
 ) -> SweepOutcome:
-    """Continue sweep ``sweep_id`` (or a unique prefix) until it has ``trials`` trials (default:
-    the number it was started with). Trials abandoned by a dead process are failed first."""
+    """Continue sweep ``sweep_id`` (or a unique prefix) until ``trials`` trials count (default:
+    the number it was started with); ``workflow``, when given, must be the sweep's.
+
+    First every trial whose record disagrees with its run is settled from the run
+    (``qflow.sweep.repair``): a trial recorded failed whose run succeeded becomes complete,
+    trials abandoned by a dead process become interrupted. Interrupted trials do not count,
+    and their parameters are tried again first.
+    """
+    from qflow.client.client import Client
     from qflow.config.project import find_project
     from qflow.store.location import default_store_url
     from qflow.sweep.storage import open_storage, study_name
 
     project = find_project(Path(project_dir) if project_dir else None)
-    full_id = study_name(open_storage(default_store_url(project.root)), sweep_id)
+    storage = open_storage(default_store_url(project.root))
+    full_id = study_name(storage, sweep_id)
     spec = load_spec(project, full_id)
+    if workflow is not None:
+        _check_workflow(project, workflow, spec.workflow, full_id)
     if trials is not None:
         spec = replace(spec, trials=positive("trials", trials))
     if executor is not None:
         spec = replace(spec, executor=executor, workers=workers)
+    parallel = positive("parallel", parallel)
+    with _sigint_deferred(reraise=True):
+        repaired = repair(
+            storage,
+            full_id,
+            spec.objective,
+            Client(project.root).metadata,
+            stale_after=STALE_AFTER,
+        )
     study = open_study(project, full_id, spec, create=False)
     if trials is not None:
         study.set_user_attr("qflow", asdict(spec))
-    _recover(project, study, spec)
-    return _drive(project, study, spec, positive("parallel", parallel), plugins, on_trial)
+    retried = retry_interrupted(study)
+    command = resume_command(
+        spec.workflow,
+        full_id,
+        parallel=parallel,
+        executor=executor,
+        workers=workers,
+        project_dir=project_dir,
+    )
+    start = SweepStart(full_id, spec.workflow, 0, 0, parallel, command, repaired, retried)
+    return _drive(project, study, spec, start, plugins, on_trial, on_start)
+
+
+def _check_workflow(project: Project, given: str, saved: str, sweep_id: str) -> None:
+    from qflow.runtime.discovery import load_workflow
+
+    if given == saved or load_workflow(given, project).name == load_workflow(saved, project).name:
+        return
+    raise ConfigError(
+        f"Sweep {sweep_id} sweeps the workflow {saved!r}, not {given!r}.\n"
+        f"Hint: qflow sweep {shlex.quote(saved)} --resume {sweep_id}"
+    )
 
 
 # -- the loop -----------------------------------------------------------------------------
@@ -172,6 +299,9 @@ class _Context:
     folder: Path
     plugins: list[object]
     on_trial: OnTrial | None
+    start: SweepStart
+    inflight: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    """Inline trials asked for and not settled yet: number → (trial id, params)."""
 
     def job(self, trial: optuna.trial.Trial) -> TrialJob:
         values = [override(key, trial.params[key]) for key in self.space.params]
@@ -203,11 +333,13 @@ def _drive(
     project: Project,
     study: optuna.Study,
     spec: SweepSpec,
-    parallel: int,
+    start: SweepStart,
     plugins: Iterable[object],
     on_trial: OnTrial | None,
+    on_start: OnStart | None,
 ) -> SweepOutcome:
     from qflow.client.client import Client
+    from qflow.runtime.heartbeat import interrupts_end_the_run
     from qflow.store.location import default_store_url
 
     ctx = _Context(
@@ -220,33 +352,39 @@ def _drive(
         project.state_dir / "sweeps" / study.study_name,
         list(plugins),
         on_trial,
+        start,
     )
-    outcome = SweepOutcome(study.study_name)
     target = _target(ctx)
+    ctx.start = replace(start, target=target, done=counted(study))
+    if on_start is not None:
+        on_start(ctx.start)
+    outcome = SweepOutcome(study.study_name)
+    parallel = start.parallel
     children: dict[int, _Child] = {}
     warm_up = parallel > 1 and not _states(study, "COMPLETE")
     try:
-        while True:
-            slots = 1 if warm_up else parallel
-            while len(children) < slots and len(_states(study, *_COUNTED)) < target:
-                trial = study.ask(ctx.space.distributions())
-                if parallel == 1:
-                    _record(ctx, outcome, _inline(ctx, trial))
-                else:
-                    children[trial.number] = _spawn(ctx, trial)
-            if not children:
-                break
-            child = _wait_any(children)
-            result = _record(ctx, outcome, _collect(ctx, child))
-            warm_up = warm_up and result.state != "complete"
+        with interrupts_end_the_run():
+            while True:
+                slots = 1 if warm_up else parallel
+                while len(children) < slots and counted(study) < target:
+                    trial = study.ask(ctx.space.distributions())
+                    if parallel == 1:
+                        if _record(ctx, outcome, _inline(ctx, trial)).state == "interrupted":
+                            raise KeyboardInterrupt
+                    else:
+                        children[trial.number] = _spawn(ctx, trial)
+                if not children:
+                    break
+                child = _wait_any(children)
+                result = _record(ctx, outcome, _collect(ctx, child))
+                warm_up = warm_up and result.state != "complete"
+    except KeyboardInterrupt:
+        _interrupted(ctx, outcome, children)
     except BaseException:
         _abandon(ctx, children.values())
         raise
     outcome.best = _best(study)
     return outcome
-
-
-_COUNTED = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
 
 
 def _states(study: optuna.Study, *names: str) -> list[optuna.trial.FrozenTrial]:
@@ -264,14 +402,36 @@ def _target(ctx: _Context) -> int:
     return min(ctx.spec.trials, size)
 
 
+@contextlib.contextmanager
+def _sigint_deferred(*, reraise: bool) -> Iterator[None]:
+    """Hold Ctrl-C while the sweep writes a trial's outcome, so that a trial is never left
+    half-told; with ``reraise``, a Ctrl-C that came meanwhile is raised afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and reraise:
+        raise KeyboardInterrupt
+
+
 def _inline(ctx: _Context, trial: optuna.trial.Trial) -> TrialResult:
     job = ctx.job(trial)
-    try:
-        run = run_trial(job, trial, own_process=False, plugins=ctx.plugins)
-    except BaseException:
-        ctx.study.tell(trial, state=_state("FAIL"))
-        raise
-    return _conclude(ctx, job, dict(trial.params), run)
+    params = dict(trial.params)
+    ctx.inflight[trial.number] = (trial._trial_id, params)
+    run = run_trial(job, trial, own_process=False, plugins=ctx.plugins)
+    with _sigint_deferred(reraise=True):
+        result = _conclude(ctx, job, params, run)
+        del ctx.inflight[trial.number]
+    return result
 
 
 def _spawn(ctx: _Context, trial: optuna.trial.Trial) -> _Child:
@@ -288,6 +448,7 @@ def _spawn(ctx: _Context, trial: optuna.trial.Trial) -> _Child:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            process_group=0,  # the terminal's Ctrl-C goes to the driver, which stops trials
         )
     return _Child(job, dict(trial.params), process, result)
 
@@ -303,21 +464,26 @@ def _wait_any(children: dict[int, _Child]) -> _Child:
 def _collect(ctx: _Context, child: _Child) -> TrialResult:
     run = read_result(child.result)
     if run is None:
-        ctx.study.tell(child.job.number, state=_state("FAIL"))
+        with _sigint_deferred(reraise=True):
+            settled = _settle(ctx, child.job.number, child.job.trial_id, child.params)
+        if settled.state == "complete":  # the process died after its run succeeded
+            return settled
         log = ctx.folder / f"trial-{child.job.number}.log"
         lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         raise QFlowError(
             f"Trial {child.job.number} of sweep {ctx.study.study_name}: its process exited with "
             f"code {child.process.returncode} ({lines[-1] if lines else 'no output'}).\n"
-            f"Hint: {log} has its output; qflow sweep --resume {ctx.study.study_name} "
-            "continues the sweep."
+            f"Hint: {log} has its output; {ctx.start.command} continues the sweep."
         )
-    return _conclude(ctx, child.job, child.params, run)
+    with _sigint_deferred(reraise=True):
+        return _conclude(ctx, child.job, child.params, run)
 
 
 def _conclude(ctx: _Context, job: TrialJob, params: dict[str, Any], run: TrialRun) -> TrialResult:
     """Tell Optuna how the trial ended; a run without the objective metric stops the sweep."""
     study, objective = ctx.study, ctx.spec.objective
+    if run.status == "interrupted":
+        return _settle(ctx, job.number, job.trial_id, params)
     if run.status == "pruned":
         if run.run_id is not None:
             ctx.client.metadata.set_tags(run.run_id, {"sweep.pruned": "true"})
@@ -340,6 +506,24 @@ def _conclude(ctx: _Context, job: TrialJob, params: dict[str, Any], run: TrialRu
     return TrialResult(job.number, "complete", value, params, run.run_id)
 
 
+def _settle(ctx: _Context, number: int, trial_id: int, params: dict[str, Any]) -> TrialResult:
+    """Finish a trial whose process was stopped from what its run recorded: complete if the
+    run succeeded, otherwise interrupted (or pruned, or failed, as the run says)."""
+    frozen = ctx.study._storage.get_trial(trial_id)
+    recorded = recorded_as(frozen)
+    if recorded != "running":  # already told
+        value = frozen.value if recorded == "complete" else None
+        return TrialResult(number, recorded, value, params, frozen.user_attrs.get("run_id"))
+    ctx.client.metadata.mark_crashed_runs()
+    run = trial_run(ctx.client.metadata, ctx.study.study_name, number)
+    verdict = judge("running", run, ctx.spec.objective, interrupted=True) or Verdict(
+        "interrupted", run_id=run.id if run else None
+    )
+    tell(ctx.study, trial_id, number, verdict)
+    error = "interrupted (Ctrl-C or SIGTERM)" if verdict.state == "interrupted" else None
+    return TrialResult(number, verdict.state, verdict.value, params, verdict.run_id, error)
+
+
 def _state(name: str) -> optuna.trial.TrialState:
     from optuna.trial import TrialState
 
@@ -353,45 +537,76 @@ def _record(ctx: _Context, outcome: SweepOutcome, result: TrialResult) -> TrialR
     return result
 
 
+def _stop(children: Iterable[_Child]) -> None:
+    """SIGTERM the trial processes (their runs end ``killed``) and wait for them; a second
+    Ctrl-C, or ``STOP_TIMEOUT``, kills them."""
+    alive = [child.process for child in children if child.process.poll() is None]
+    for process in alive:
+        process.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    try:
+        for process in alive:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        for process in alive:
+            process.kill()
+        for process in alive:
+            process.wait()
+
+
+def _interrupted(ctx: _Context, outcome: SweepOutcome, children: dict[int, _Child]) -> NoReturn:
+    """Stop the trials in progress, settle each from its run, and raise the error that
+    names the command continuing the sweep."""
+    _stop(children.values())
+    stopped: list[TrialResult] = []
+    with _sigint_deferred(reraise=False):
+        for child in children.values():
+            run = read_result(child.result)
+            if run is not None and run.status != "interrupted":
+                try:
+                    result = _conclude(ctx, child.job, child.params, run)
+                except ConfigError as exc:
+                    result = TrialResult(
+                        child.job.number, "fail", None, child.params, run.run_id, str(exc)
+                    )
+            else:
+                result = _settle(ctx, child.job.number, child.job.trial_id, child.params)
+            stopped.append(_record(ctx, outcome, result))
+        for number, (trial_id, params) in list(ctx.inflight.items()):
+            stopped.append(_record(ctx, outcome, _settle(ctx, number, trial_id, params)))
+            del ctx.inflight[number]
+    raise SweepInterruptedError(
+        _interrupt_message(ctx, stopped), ctx.study.study_name, ctx.start.command
+    ) from None
+
+
+def _interrupt_message(ctx: _Context, stopped: Sequence[TrialResult]) -> str:
+    trials = ctx.study.get_trials(deepcopy=False)
+    finished = sum(1 for t in trials if recorded_as(t) in ("complete", "pruned", "fail"))
+    interrupted = sorted(r.number for r in stopped if r.state == "interrupted")
+    which = (
+        f"trial{'s' if len(interrupted) > 1 else ''} {', '.join(map(str, interrupted))} "
+        "stopped (not counted; --resume tries their parameters again); "
+        if interrupted
+        else ""
+    )
+    return (
+        f"Sweep {ctx.study.study_name} of {ctx.spec.workflow!r} was interrupted: {which}"
+        f"{finished} of {ctx.start.target} trials finished and are kept.\n"
+        f"Hint: {ctx.start.command} continues it."
+    )
+
+
 def _abandon(ctx: _Context, children: Iterable[_Child]) -> None:
-    """Stop trial processes (SIGTERM ends their runs as killed) and fail their trials."""
-    for child in children:
-        if child.process.poll() is None:
-            child.process.terminate()
-    for child in children:
-        try:
-            child.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-        with contextlib.suppress(RuntimeError, ValueError):  # already finished
-            ctx.study.tell(child.job.number, state=_state("FAIL"))
-
-
-def _recover(project: Project, study: optuna.Study, spec: SweepSpec) -> None:
-    """Settle RUNNING trials whose process is gone: from their run if it finished, else FAIL."""
-    from qflow.client.client import Client
-
-    client = Client(project.root)
-    now = dt.datetime.now()
-    for trial in _states(study, "RUNNING"):
-        runs = client.metadata.list_runs(
-            tags={"sweep.id": study.study_name, "sweep.trial": str(trial.number)}, limit=1
-        )
-        if not runs:
-            started = trial.datetime_start or now
-            if (now - started).total_seconds() > STALE_AFTER:
-                study.tell(trial.number, state=_state("FAIL"))
-            continue
-        run = runs[0]
-        if run.status == "running":
-            continue
-        value = run.metrics_summary.get(spec.objective)
-        if run.status == "succeeded" and value is not None:
-            study.tell(trial.number, value)
-        elif run.tags.get("sweep.pruned") == "true":
-            study.tell(trial.number, state=_state("PRUNED"))
-        else:
-            study.tell(trial.number, state=_state("FAIL"))
+    """On an error: stop the trial processes and settle their trials from their runs."""
+    children = list(children)
+    _stop(children)
+    with _sigint_deferred(reraise=False):
+        stopped = [(c.job.number, c.job.trial_id, c.params) for c in children]
+        stopped += [(number, *inline) for number, inline in ctx.inflight.items()]
+        for number, trial_id, params in stopped:
+            with contextlib.suppress(RuntimeError, ValueError):  # already finished
+                _settle(ctx, number, trial_id, params)
 
 
 def _best(study: optuna.Study) -> TrialResult | None:

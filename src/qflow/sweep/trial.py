@@ -1,10 +1,12 @@
 """One trial = one ordinary QFlow run, in the sweep's process or in a process of its own.
 
 ``python -m qflow.sweep.trial SPEC.json`` is how the driver runs a trial in its own process
-(``--parallel`` > 1): the run then owns that process's main thread (signal handlers, Ctrl-C,
+(``--parallel`` > 1): the run then owns that process's main thread (signal handlers,
 timeouts work as in ``qflow run``) and a pruned trial can be stopped from any thread. The
 child reports to Optuna's storage itself (intermediate values, pruning) and writes what
 happened to a small JSON file; the driver reads the objective from the run and tells Optuna.
+The child has a process group of its own, so the terminal's Ctrl-C reaches only the driver,
+which stops its trials with SIGTERM (their runs end ``killed``) and settles them itself.
 """
 
 from __future__ import annotations
@@ -40,12 +42,15 @@ class TrialJob:
 
 @dataclass(frozen=True)
 class TrialRun:
-    """How a trial's run ended: ``succeeded``, ``failed`` or ``pruned``."""
+    """How a trial's run ended: ``succeeded``, ``failed``, ``pruned`` or ``interrupted``."""
 
     status: str
     run_id: str | None = None
     error: str | None = None
     pruned_at: int | None = None
+
+
+_INTERRUPTED = "the trial was interrupted (Ctrl-C or SIGTERM)"
 
 
 def run_trial(
@@ -58,8 +63,8 @@ def run_trial(
     """Launch the trial's run with the pruning plugin; never raises for a failed run.
 
     An interruption that is not the pruner's (Ctrl-C, SIGTERM: ``KeyboardInterrupt`` or
-    ``RunKilledError``) is re-raised after the trial's run id is recorded, so the caller can
-    mark the trial failed and stop.
+    ``RunKilledError``) ends the trial as ``interrupted``, its run (if it started one) being
+    recorded ``killed``; the caller settles the trial from the run and stops.
     """
     from qflow.errors import QFlowError, RunKilledError, StepFailedError
     from qflow.runtime.launch import launch
@@ -84,7 +89,7 @@ def run_trial(
             if reporter.pruned:
                 return TrialRun("pruned", reporter.run_id, pruned_at=reporter.pruned_at)
             if isinstance(exc, KeyboardInterrupt | RunKilledError):
-                raise
+                return TrialRun("interrupted", reporter.run_id, _INTERRUPTED)
             failed = exc.run_id if isinstance(exc, StepFailedError) else reporter.run_id
             return TrialRun("failed", failed, str(exc).splitlines()[0])
         if reporter.pruned:
@@ -93,7 +98,7 @@ def run_trial(
     except KeyboardInterrupt:
         if reporter.pruned:
             return TrialRun("pruned", reporter.run_id, pruned_at=reporter.pruned_at)
-        raise
+        return TrialRun("interrupted", reporter.run_id, _INTERRUPTED)
     finally:
         if reporter.run_id is not None:
             trial.set_user_attr("run_id", reporter.run_id)
@@ -101,30 +106,35 @@ def run_trial(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of a trial's own process: ``python -m qflow.sweep.trial SPEC.json``."""
-    import optuna
-
-    from qflow.sweep.pruning import create_pruner
-    from qflow.sweep.storage import open_storage
+    from qflow.runtime.heartbeat import interrupts_end_the_run
 
     args = list(sys.argv[1:] if argv is None else argv)
     spec_path = Path(args[0])
     spec: dict[str, Any] = json.loads(spec_path.read_text(encoding="utf-8"))
     result_path = Path(spec.pop("result"))
     job = TrialJob(**spec)
+    try:  # the driver stops a trial with SIGTERM: from here on it is a KeyboardInterrupt
+        with interrupts_end_the_run():
+            outcome = _run_in_own_process(job)
+    except KeyboardInterrupt:
+        outcome = TrialRun("interrupted", None, _INTERRUPTED)
+    _write(result_path, outcome)
+    return 0
+
+
+def _run_in_own_process(job: TrialJob) -> TrialRun:
+    import optuna
+
+    from qflow.sweep.pruning import create_pruner
+    from qflow.sweep.storage import open_storage
+
     study = optuna.load_study(
         study_name=job.sweep_id,
         storage=open_storage(job.store_url),
         pruner=create_pruner(job.pruner),
     )
     trial = optuna.trial.Trial(study, job.trial_id)
-    from qflow.errors import RunKilledError
-
-    try:
-        outcome = run_trial(job, trial, own_process=True)
-    except (KeyboardInterrupt, RunKilledError):
-        outcome = TrialRun("failed", None, "the trial was interrupted (Ctrl-C or SIGTERM)")
-    _write(result_path, outcome)
-    return 0
+    return run_trial(job, trial, own_process=True)
 
 
 def _write(path: Path, outcome: TrialRun) -> None:
