@@ -178,8 +178,8 @@ class ExecutorSpecs:
         ``qflow run --executor NAME`` (or the config's ``executor.name``) picks one. The
         factory is called with the executor config's other keys (``workers: 4``) and returns
         an object with the ``qflow.runtime.executor.Executor`` interface: ``name``,
-        ``shares_memory``, ``start(artifacts, sinks)``, ``submit(task) -> Future``,
-        ``can_submit()`` and ``shutdown()``.
+        ``start(artifacts, sinks)``, ``submit(task) -> Future`` (resolved the moment the task
+        ends), ``can_submit()`` and ``shutdown()``.
 
         Returns:
             name → factory(**options) returning the executor.

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.config.project import Project, find_project
 from qflow.errors import WorkflowNotFoundError
+from qflow.runtime.capture import StreamCopy
 from qflow.runtime.context import MetricRow, RunSinks, StepRecorder, current_recorder
-from qflow.runtime.worker import Tee
 from qflow.store.metadata.records import DataFileRecord
 
 if TYPE_CHECKING:
@@ -250,8 +250,9 @@ def exec_script(
     metadata.start_step_run(step_run_id)
     recorder = StepRecorder(run.id, step_run_id, STEP_NAME, direct_sinks(metadata, artifacts))
     tracker = FileTracker(project.root, exclude=(project.state_dir, path))
-    out, err = Tee(sys.stdout), Tee(sys.stderr)
+    out, err = StreamCopy(sys.stdout), StreamCopy(sys.stderr)
     token = current_recorder.set(recorder)
+    recorder.open()
     status, code = "failed", 1
     error: str | None = "interrupted"
     trace: str | None = None
@@ -265,7 +266,7 @@ def exec_script(
         status = "succeeded" if code == 0 else "failed"
     finally:
         current_recorder.reset(token)
-        recorder.flush()
+        recorder.close()
         outputs, written = _store_written(project, tracker, artifacts)
         metadata.finish_step_run(
             step_run_id,

@@ -1,13 +1,18 @@
 """What a running step logs into: a per-step recorder held in a context variable.
 
 Metrics are appended to an in-memory buffer (a few hundred nanoseconds each) and written in
-batches: when the buffer is large, at least every second, and always when the step ends,
-whether it succeeded or raised.
+batches, so logging stays fast at any rate. A batch is written when the buffer is large, by a
+background thread every ``FLUSH_EVERY_SECONDS`` whatever the logging rate (a point logged is
+in the store within about that time, so live charts, pruning and ``kill -9`` see it), and
+always when the step ends, whether it succeeded or raised.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -17,8 +22,7 @@ MetricRow = tuple[str, int | None, str, float, int | None, float]
 """(run_id, step_run_id, key, value, step index, timestamp)."""
 
 FLUSH_EVERY_ROWS = 50_000
-FLUSH_EVERY_SECONDS = 1.0
-_CHECK_CLOCK_EVERY = 1024
+FLUSH_EVERY_SECONDS = 0.25
 
 
 @dataclass
@@ -31,32 +35,85 @@ class RunSinks:
     artifact: Callable[[str, int | None, str, Any], None]
 
 
-@dataclass
+@dataclass(eq=False)
 class StepRecorder:
-    """Collects what one step run logs."""
+    """Collects what one step run logs; ``open`` it while the step runs, ``close`` at the end."""
 
     run_id: str
     step_run_id: int | None
     step_name: str
     sinks: RunSinks
     buffer: list[MetricRow] = field(default_factory=list)
-    _last_flush: float = field(default_factory=time.monotonic)
+    _append_lock: threading.Lock = field(default_factory=threading.Lock)
+    _write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_metric(self, key: str, value: float, step: int | None, timestamp: float) -> None:
-        buffer = self.buffer
-        buffer.append((self.run_id, self.step_run_id, key, value, step, timestamp))
-        size = len(buffer)
-        if size >= FLUSH_EVERY_ROWS or (
-            size % _CHECK_CLOCK_EVERY == 0
-            and time.monotonic() - self._last_flush > FLUSH_EVERY_SECONDS
-        ):
+        with self._append_lock:
+            buffer = self.buffer
+            buffer.append((self.run_id, self.step_run_id, key, value, step, timestamp))
+            full = len(buffer) >= FLUSH_EVERY_ROWS
+        if full:
             self.flush()
 
     def flush(self) -> None:
-        if self.buffer:
-            rows, self.buffer = self.buffer, []
-            self.sinks.metrics(rows)
-        self._last_flush = time.monotonic()
+        """Write what is buffered; batches reach the sink in the order they were logged."""
+        with self._write_lock:
+            with self._append_lock:
+                rows, self.buffer = self.buffer, []
+            if not rows:
+                return
+            try:
+                self.sinks.metrics(rows)
+            except Exception:
+                with self._append_lock:  # keep them for the next flush
+                    self.buffer[:0] = rows
+                raise
 
+    def open(self) -> None:
+        _FLUSHER.watch(self)
+
+    def close(self) -> None:
+        _FLUSHER.forget(self)
+        self.flush()
+
+
+class _Flusher:
+    """One daemon thread per process that flushes the open recorders on a clock."""
+
+    def __init__(self) -> None:
+        self._recorders: weakref.WeakSet[StepRecorder] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._pid = 0
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._recorders = weakref.WeakSet()
+
+    def watch(self, recorder: StepRecorder) -> None:
+        with self._lock:
+            self._recorders.add(recorder)
+            if self._pid != os.getpid():  # first use, or a forked worker: start our thread
+                self._pid = os.getpid()
+                threading.Thread(target=self._loop, name="qflow-metrics", daemon=True).start()
+
+    def forget(self, recorder: StepRecorder) -> None:
+        with self._lock:
+            self._recorders.discard(recorder)
+
+    def _loop(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            time.sleep(FLUSH_EVERY_SECONDS)
+            with self._lock:
+                recorders = list(self._recorders)
+            for recorder in recorders:
+                try:
+                    recorder.flush()
+                except Exception:  # kept in the buffer; the step's last flush reports it
+                    continue
+
+
+_FLUSHER = _Flusher()
 
 current_recorder: ContextVar[StepRecorder | None] = ContextVar("qflow_recorder", default=None)

@@ -19,7 +19,6 @@ class Executor(Protocol):
     """Runs tasks; only the coordinator (the scheduler) writes the metadata store."""
 
     name: str
-    shares_memory: bool
 
     def start(self, artifacts: ArtifactStore, sinks: RunSinks) -> None: ...
 
@@ -31,10 +30,11 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Runs each task in this process, one at a time: the easiest to debug."""
+    """Runs each task in this process, one at a time, as it is submitted: the easiest to
+    debug (breakpoints work). Each result is ready when ``submit`` returns, and the scheduler
+    records it before it submits anything else."""
 
     name = "local"
-    shares_memory = True
 
     def __init__(self) -> None:
         self._artifacts: ArtifactStore | None = None

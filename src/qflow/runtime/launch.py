@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING, Any
 from qflow.config.loader import load_config
 from qflow.config.project import Project, find_project
 from qflow.dsl.workflow import Workflow
-from qflow.errors import QFlowError, RunKilledError, StepFailedError
+from qflow.errors import QFlowError, RunKilledError, StepFailedError, did_you_mean
 from qflow.ids import new_run_id
 from qflow.plugins.manager import create_plugin_manager
 from qflow.runtime.discovery import load_workflow
 from qflow.runtime.executor import create_executor
-from qflow.runtime.heartbeat import Heartbeat, terminate_as_interrupt
+from qflow.runtime.heartbeat import Heartbeat, interrupts_end_the_run
 from qflow.runtime.scheduler import Scheduler
 
 if TYPE_CHECKING:
+    from qflow.graph.model import Graph
     from qflow.store.artifacts import ArtifactStore
     from qflow.store.metadata.records import StepRun
     from qflow.store.metadata.store import MetadataStore
@@ -61,6 +62,7 @@ def launch(
         dict(config) if config is not None else load_config(wf.name, overrides, project.conf_dir)
     )
     traced = wf.trace(resolved)
+    _check_rerun(rerun, traced.graph)
     executor, options = _executor_options(executor, executor_options, resolved)
     runner = create_executor(executor, **{**options, **({"workers": workers} if workers else {})})
     if hasattr(runner, "bind_workflow"):
@@ -112,7 +114,7 @@ def launch(
     status: str = "killed"
     error: str | None = "interrupted"
     try:
-        with Heartbeat(metadata, run.id), terminate_as_interrupt():
+        with Heartbeat(metadata, run.id), interrupts_end_the_run():
             outcome = scheduler.run(run.id)
         status = outcome.status
         error = "; ".join(f"{k}: {v}" for k, v in outcome.failed.items()) or None
@@ -134,6 +136,19 @@ def launch(
             f"Hint: qflow logs {run.id} {first} shows its traceback and output.",
         )
     return run.id
+
+
+def _check_rerun(rerun: Collection[str], graph: Graph) -> None:
+    """Every ``--rerun`` name must be a step of the workflow (``fit``) or a step call
+    (``3_fit``); a typo would otherwise silently serve the cache."""
+    known = {node.step for node in graph.nodes} | {node.name for node in graph.nodes}
+    unknown = [name for name in rerun if name not in known]
+    if unknown:
+        steps = sorted({node.step for node in graph.nodes})
+        raise QFlowError(
+            f"--rerun {unknown[0]!r}: workflow {graph.workflow!r} has no such step; its steps "
+            f"are {', '.join(steps)}.{did_you_mean(unknown[0], sorted(known))}"
+        )
 
 
 def _resume_plan(

@@ -9,6 +9,7 @@ stdout/stderr and status. The coordinator alone writes the metadata store.
 A worker that dies (crash, OOM kill, segfault) fails its task with a clear error, is replaced,
 and the step's retry policy decides what happens next. A step that overruns its timeout is
 interrupted inside the worker; one that does not return soon after is killed with its worker.
+Workers end by themselves when the coordinator dies, even by ``kill -9``: no orphans.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qflow.errors import QFlowError
 from qflow.runtime.context import RunSinks
 from qflow.runtime.task import StepTask, TaskResult
 from qflow.runtime.worker import execute
+from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 KILL_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
+_PARENT_POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -67,10 +70,26 @@ def _signal_name(code: int | None) -> str:
         return f"signal {-code}"
 
 
-def _worker_main(inbox: Queue[Any], outbox: Queue[Any], artifacts: ArtifactStore) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """End this worker (and the step it runs) as soon as its coordinator is gone, even when
+    the coordinator was killed with ``kill -9`` and could not say so."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="qflow-parent-watch", daemon=True).start()
+
+
+def _worker_main(
+    inbox: Queue[Any], outbox: Queue[Any], artifacts: ArtifactStore, parent: int
+) -> None:
     """Loop in a worker: take a task (its step travels by key, see register_steps), run it,
     send metadata back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _exit_with_parent(parent)
 
     def metrics(rows: list[Any]) -> None:
         outbox.put(("metrics", rows))
@@ -94,14 +113,13 @@ def _worker_main(inbox: Queue[Any], outbox: Queue[Any], artifacts: ArtifactStore
             return
         task_id, task = message
         result = execute(task, artifacts, sinks)
-        outbox.put(("done", task_id, replace(result, values={})))
+        outbox.put(("done", task_id, result))
 
 
 class ParallelExecutor:
     """Runs independent steps and mapped items at once in ``workers`` processes."""
 
     name = "parallel"
-    shares_memory = False
 
     def __init__(self, workers: int | None = None) -> None:
         if workers is not None and workers < 1:
@@ -130,7 +148,9 @@ class ParallelExecutor:
     def _spawn(self) -> _Slot:
         inbox: Queue[Any] = self._context.Queue()
         process = self._context.Process(
-            target=_worker_main, args=(inbox, self._outbox, self._artifacts), daemon=True
+            target=_worker_main,
+            args=(inbox, self._outbox, self._artifacts, os.getpid()),
+            daemon=True,
         )
         process.start()
         return _Slot(process, inbox)
@@ -249,7 +269,7 @@ class ParallelExecutor:
         pending.future.set_result(
             TaskResult(
                 pending.task.step_run_id,
-                "failed",
+                StepStatus.FAILED,
                 {},
                 time.time() - (now - slot.started),
                 time.time(),

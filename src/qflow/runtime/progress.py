@@ -1,10 +1,17 @@
-"""Progress display as a plugin: rich bars on a terminal, plain log lines otherwise."""
+"""Progress display as a plugin: rich bars on a terminal, plain log lines otherwise.
+
+Both write to the stream that was ``sys.stderr`` when they were made, never to whatever
+``sys.stderr`` is later: while a step runs, ``sys.stdout``/``sys.stderr`` are the step's
+capture, and rich's live display redirects them through its console; a console that looked
+``sys.stderr`` up again would write into the capture, which echoes into the console, forever.
+A closed or broken stream ends the display, never the run.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from qflow.plugins.markers import hookimpl
 
@@ -23,7 +30,7 @@ class RichProgress:
     def __init__(self, console: Console | None = None) -> None:
         from rich.console import Console
 
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(file=sys.stderr)
         self.progress: Progress | None = None
         self.overall: TaskID | None = None
         self.tasks: dict[str, TaskID] = {}
@@ -86,9 +93,16 @@ class PlainProgress:
 
     def __init__(self) -> None:
         self.started = time.monotonic()
+        self.stream: TextIO | None = sys.stderr
 
     def _say(self, text: str) -> None:
-        sys.stderr.write(f"[qflow {time.monotonic() - self.started:7.2f}s] {text}\n")
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(f"[qflow {time.monotonic() - self.started:7.2f}s] {text}\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # the reader went away (| head): stop saying
+            self.stream = None
 
     @hookimpl
     def before_run(

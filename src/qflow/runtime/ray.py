@@ -31,6 +31,7 @@ from qflow.errors import MissingExtraError, QFlowError
 from qflow.runtime.remote import WorkflowSpec, result_from_json, run_step, task_spec
 from qflow.runtime.task import StepTask, TaskResult
 from qflow.store.artifacts import _is_local
+from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
     from qflow.runtime.context import RunSinks
@@ -122,7 +123,6 @@ class RayExecutor:
     """Runs each step call and mapped item as a Ray task on the cluster at ``address``."""
 
     name = "ray"
-    shares_memory = False
 
     def __init__(
         self,
@@ -327,7 +327,15 @@ class RayExecutor:
         attempts = max(pending.attempts_used, 1)
         self._resolve(
             pending,
-            TaskResult(pending.task.step_run_id, "failed", {}, started, now, attempts, error=error),
+            TaskResult(
+                pending.task.step_run_id,
+                StepStatus.FAILED,
+                {},
+                started,
+                now,
+                attempts,
+                error=error,
+            ),
         )
 
     def _fail_all(self, error: str) -> None:

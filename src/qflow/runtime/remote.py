@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qflow.dsl.tracing import StepOutput, substitute
+from qflow.dsl.tracing import StepOutput
 from qflow.errors import QFlowError
 from qflow.graph.model import NodeKind
+from qflow.runtime import mapping
 from qflow.runtime.context import MetricRow, RunSinks
 from qflow.runtime.task import StepTask, TaskResult, handle_key
-from qflow.runtime.worker import INLINE_MAX, execute
+from qflow.runtime.worker import execute
 from qflow.store.artifacts import ArtifactRef, ArtifactStore
+from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
     from qflow.dsl.tracing import TracedWorkflow
@@ -162,7 +164,7 @@ def result_to_json(result: TaskResult, records: Records, node: str) -> dict[str,
 def result_from_json(data: Mapping[str, Any]) -> tuple[TaskResult, Records]:
     result = TaskResult(
         int(data["step_run_id"]),
-        str(data["status"]),
+        StepStatus(data["status"]),
         {name: ref_from_json(ref) for name, ref in data["outputs"].items()},
         float(data["started_at"]),
         float(data["ended_at"]),
@@ -216,7 +218,7 @@ def build_task(spec: Mapping[str, Any], traced: TracedWorkflow) -> StepTask:
     arguments = dict(call.arguments)
     item = spec.get("item")
     if item is not None and node.map_over is not None:
-        arguments[node.map_over] = StepOutput(f"{name}[{item}]", "item")
+        arguments = mapping.item_arguments(node, arguments, int(item))
     inputs = {key: ref_from_json(ref) for key, ref in spec.get("inputs", {}).items()}
     return StepTask(
         str(spec["run_id"]),
@@ -258,7 +260,9 @@ def run_step(spec: Mapping[str, Any]) -> dict[str, Any]:
 def _run_all_items(
     spec: Mapping[str, Any], traced: TracedWorkflow, artifacts: ArtifactStore
 ) -> dict[str, Any]:
-    """A whole mapped step in this process, item after item (exported manifests)."""
+    """A whole mapped step in this process, item after item (exported manifests), with the
+    scheduler's mapping rules (``runtime.mapping``): items named and stored alike, ``catch``
+    turning a failed item into ``qf.Failed``, results collected in item order."""
     name = str(spec["node"])
     node = traced.graph.by_name[name]
     call = traced.calls[name]
@@ -267,30 +271,24 @@ def _run_all_items(
     def lookup(handle: StepOutput) -> Any:
         return artifacts.get(inputs[handle_key(handle.node, handle.output)])
 
-    items = substitute(call.arguments[node.map_over or ""], lookup)
+    items = mapping.expand(node, call.arguments, lookup, artifacts)
     records = Records()
-    members: dict[str, list[ArtifactRef]] = {output: [] for output in node.outputs}
-    started, attempts, log, status, error = time.time(), 0, [], "succeeded", None
-    for index, item in enumerate(items):
-        ref = artifacts.put(item, name=f"{name}[{index}]", inline_max=INLINE_MAX)
-        item_spec = {
-            **spec,
-            "item": index,
-            "inputs": {**spec["inputs"], handle_key(f"{name}[{index}]", "item"): ref_to_json(ref)},
-        }
+    collected: list[dict[str, ArtifactRef]] = []
+    started, attempts, log = time.time(), 0, []
+    status, error = StepStatus.SUCCEEDED, None
+    for index, (key, ref) in enumerate(items.items()):
+        item_spec = {**spec, "item": index, "inputs": {**spec["inputs"], key: ref_to_json(ref)}}
         result = execute(build_task(item_spec, traced), artifacts, records.sinks(artifacts))
         attempts += result.attempts
         log.append(result.stdout)
-        if result.status != "succeeded":
-            status, error = "failed", f"item {index} failed: {result.error}"
+        if result.status == StepStatus.SUCCEEDED:
+            collected.append(result.outputs)
+        elif call.step.options.catch:
+            collected.append(mapping.caught(node, result.error or "failed", artifacts))
+        else:
+            status, error = StepStatus.FAILED, f"item {index} failed: {result.error}"
             break
-        for output, member in result.outputs.items():
-            members[output].append(member)
-    outputs = (
-        {output: artifacts.put_collection(refs) for output, refs in members.items()}
-        if status == "succeeded"
-        else {}
-    )
+    outputs = mapping.collect(node, collected, artifacts) if status == StepStatus.SUCCEEDED else {}
     summary = TaskResult(
         int(spec["step_run_id"]),
         status,

@@ -1,12 +1,17 @@
 """Walk a traced graph: check the cache, submit ready steps, record results, notify hooks.
 
-The scheduler is the coordinator: it alone writes the metadata store. Mapped steps are
-expanded here, once the list they map over exists, into one task per item.
+The scheduler is the coordinator: it alone writes the metadata store. It is event-driven:
+each completion is recorded the moment the executor reports it, before anything else is
+dispatched, and every step whose inputs exist is dispatched at once, so a crash loses no
+finished step and no ready step waits for an unrelated one. Mapped steps are expanded here,
+once the list they map over exists, into one task per item (``runtime.mapping``).
+
+Every node ends in exactly one final status. A node whose upstream failed or was skipped is
+skipped with the reason; its siblings go on, and what they produce is kept.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Collection, Mapping
@@ -14,14 +19,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qflow.dsl.tracing import StepOutput, substitute, walk_handles
-from qflow.dsl.values import Failed
+from qflow.dsl.tracing import StepOutput, walk_handles
 from qflow.errors import QFlowError, QFlowInternalError
 from qflow.graph.model import NodeKind
+from qflow.plugins.notify import HookNotifier
+from qflow.runtime import mapping
 from qflow.runtime.cachekey import CacheDecision, StepIdentity
 from qflow.runtime.context import MetricRow, RunSinks
 from qflow.runtime.task import StepTask, TaskResult, forget_steps, handle_key, register_steps
-from qflow.runtime.worker import INLINE_MAX
+from qflow.store.metadata.records import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     import pluggy
@@ -33,14 +39,12 @@ if TYPE_CHECKING:
     from qflow.store.metadata.records import StepRun
     from qflow.store.metadata.store import MetadataStore
 
-logger = logging.getLogger(__name__)
-
 
 @dataclass
 class RunOutcome:
     """How the run ended and which step calls failed (with their error)."""
 
-    status: str
+    status: RunStatus
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -53,11 +57,11 @@ class _MapState:
     running: int = 0
     failed: str | None = None
 
-
-Verdict = tuple[str, str | None]
-"""How a node ended: ("ok" | "failed" | "skipped", error or reason)."""
-
-OK: Verdict = ("ok", None)
+    @property
+    def done(self) -> bool:
+        if self.running:
+            return False
+        return self.failed is not None or all(o is not None for o in self.outputs)
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ class Scheduler:
         self.metadata = metadata
         self.artifacts = artifacts
         self.executor = executor
-        self.hooks = hooks
+        self.notify = HookNotifier(hooks)
         self.project_root = project_root
         self.identity = StepIdentity(
             metadata,
@@ -100,38 +104,31 @@ class Scheduler:
             reuse=reuse,
         )
         self.refs: dict[str, ArtifactRef] = {}
-        self.values: dict[str, Any] = {}
         self.step_run_ids: dict[str, int] = {}
         self.maps: dict[str, _MapState] = {}
-        self._consumers = {name: len(users) for name, users in self.graph.downstream.items()}
-        self._warned: set[str] = set()
-        self._submitted: dict[Future[TaskResult], _Work] = {}
         self._item_runs: dict[tuple[str, int], int] = {}
-
-    def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call a hook; a failing plugin is reported once and never fails the run."""
-        try:
-            getattr(self.hooks.hook, hook)(**kwargs)
-        except Exception as exc:
-            if hook not in self._warned:
-                self._warned.add(hook)
-                logger.warning(
-                    "plugin hook %s failed (%s: %s); the run goes on", hook, type(exc).__name__, exc
-                )
+        self._submitted: dict[Future[TaskResult], _Work] = {}
+        self._order = {name: index for index, name in enumerate(traced.graph.topological_order())}
+        self._waiting: dict[str, set[str]] = {}
+        self._ready: deque[str] = deque()
+        self._outcome = RunOutcome(RunStatus.SUCCEEDED)
+        self._run_id = ""
 
     def sinks(self, run_id: str) -> RunSinks:
+        """Where workers' records go: the metadata store, then the plugins."""
+
         def step_name(step_run_id: int | None) -> str | None:
             for name, known in self.step_run_ids.items():
                 if known == step_run_id:
                     return name
             for (name, index), known in self._item_runs.items():
                 if known == step_run_id:
-                    return f"{name}[{index}]"
+                    return mapping.item_name(name, index)
             return None
 
         def metrics(rows: list[MetricRow]) -> None:
             self.metadata.log_metrics(rows)
-            if rows and self.hooks.hook.on_metrics.get_hookimpls():
+            if rows and self.notify.has_listeners("on_metrics"):
                 self.notify(
                     "on_metrics",
                     run_id=run_id,
@@ -150,7 +147,7 @@ class Scheduler:
         def artifact(run: str, step_run_id: int | None, name: str, source: Any) -> None:
             if isinstance(source, bytes):
                 ref = self.artifacts.put_bytes(source)
-            elif isinstance(source, str | bytes) or hasattr(source, "__fspath__"):
+            elif isinstance(source, str) or hasattr(source, "__fspath__"):
                 ref = self.artifacts.put_path(source)
             else:
                 ref = source
@@ -169,8 +166,9 @@ class Scheduler:
     # -- the loop ------------------------------------------------------------------------
 
     def run(self, run_id: str) -> RunOutcome:
+        """Run every node; returns when each has a final status."""
         graph = self.graph
-        self.identity.run_id = run_id
+        self._run_id = self.identity.run_id = run_id
         ids = self.metadata.create_step_runs(
             run_id,
             [
@@ -185,47 +183,75 @@ class Scheduler:
             ],
         )
         self.step_run_ids = dict(zip((n.name for n in graph.nodes), ids, strict=True))
+        self._waiting = {name: set(sources) for name, sources in graph.upstream.items()}
+        self._release([name for name, sources in self._waiting.items() if not sources])
         live = register_steps(call.step for call in self.traced.calls.values())
         self.executor.start(self.artifacts, self.sinks(run_id))
-        waiting = {name: set(sources) for name, sources in graph.upstream.items()}
-        order = {name: index for index, name in enumerate(graph.topological_order())}
-        ready = deque(sorted((n for n, deps in waiting.items() if not deps), key=order.__getitem__))
-        outcome = RunOutcome("succeeded")
-
-        def finished(name: str, verdict: Verdict) -> None:
-            state, error = verdict
-            if state == "ok":
-                released = self._release(name, waiting)
-                ready.extend(sorted(released, key=order.__getitem__))
-                return
-            if state == "failed":
-                outcome.failed[name] = error or "failed"
-            verb = "failed" if state == "failed" else "was skipped"
-            self._skip_downstream(run_id, name, waiting, f"skipped because {name} {verb}")
-
         try:
-            while ready or self._submitted or self.maps:
-                while ready and self.executor.can_submit():
-                    name = ready.popleft()
-                    verdict = self._start(run_id, name)
-                    if verdict is not None:
-                        finished(name, verdict)
-                for name, verdict in self._submit_map_items(run_id):
-                    finished(name, verdict)
+            while True:
+                self._advance()
                 if not self._submitted:
-                    continue
-                done, _ = wait(list(self._submitted), return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: order[self._submitted[f].node]):
-                    work = self._submitted.pop(future)
-                    verdict = self._complete(run_id, work, future.result())
-                    if verdict is not None:
-                        finished(work.node, verdict)
+                    break
+                wait(list(self._submitted), return_when=FIRST_COMPLETED)
         finally:
             self.executor.shutdown()
             forget_steps(live)
-        if outcome.failed:
-            outcome.status = "failed"
-        return outcome
+        if self._waiting or self._ready or self.maps:
+            raise QFlowInternalError(
+                f"run {run_id} ended with steps not finished: "
+                f"{sorted({*self._waiting, *self._ready, *self.maps})}"
+            )
+        if self._outcome.failed:
+            self._outcome.status = RunStatus.FAILED
+        return self._outcome
+
+    def _advance(self) -> None:
+        """Do everything that can be done now: record finished work, then start ready nodes
+        and map items while the executor takes more, recording each completion before the
+        next dispatch."""
+        while True:
+            moved = self._collect_done()
+            while self._ready and self.executor.can_submit():
+                self._start(self._ready.popleft())
+                self._collect_done()
+                moved = True
+            for name in list(self.maps):
+                if name in self.maps:  # a completion above may have finished it
+                    moved |= self._submit_items(name)
+            if not moved:
+                return
+
+    def _collect_done(self) -> bool:
+        """Record every finished task (in graph order); True if there was any."""
+        done = [future for future in self._submitted if future.done()]
+        for future in sorted(done, key=lambda f: self._order[self._submitted[f].node]):
+            work = self._submitted.pop(future)
+            self._complete(work, future.result())
+        return bool(done)
+
+    def _release(self, names: Collection[str]) -> None:
+        """Queue nodes whose inputs all exist, in graph order."""
+        self._ready.extend(sorted(names, key=self._order.__getitem__))
+        for name in names:
+            self._waiting.pop(name, None)
+
+    def _ended(self, name: str, status: StepStatus, error: str | None = None) -> None:
+        """Node ``name`` reached a final status: release or skip what depends on it."""
+        if status in (StepStatus.SUCCEEDED, StepStatus.CACHED):
+            freed = []
+            for target in self.graph.downstream[name]:
+                sources = self._waiting.get(target)
+                if sources is None:  # already skipped because another input failed
+                    continue
+                sources.discard(name)
+                if not sources:
+                    freed.append(target)
+            self._release(freed)
+            return
+        if status is StepStatus.FAILED:
+            self._outcome.failed[name] = error or "failed"
+        verb = "failed" if status is StepStatus.FAILED else "was skipped"
+        self._skip_descendants(name, f"skipped because {name} {verb}")
 
     # -- starting a node -----------------------------------------------------------------
 
@@ -248,10 +274,7 @@ class Scheduler:
         }
 
     def _value(self, handle: StepOutput) -> Any:
-        key = handle_key(handle.node, handle.output)
-        if key in self.values:
-            return self.values[key]
-        return self.artifacts.get(self.refs[key])
+        return self.artifacts.get(self.refs[handle_key(handle.node, handle.output)])
 
     def _condition_blocks(self, name: str) -> str | None:
         """The reason to skip ``name`` when one of its ``qf.when`` conditions is false."""
@@ -261,34 +284,35 @@ class Scheduler:
                 return f"condition {edge.source}.{edge.output} was {value!r}"
         return None
 
-    def _start(self, run_id: str, name: str) -> Verdict | None:
-        """Begin a node. Returns (succeeded, error) when it ended at once (cached, skipped,
-        failed before running, or an empty map), None when work was submitted."""
+    def _start(self, name: str) -> None:
+        """Begin a node: skip it, answer it from the cache, expand its map, or submit it."""
         node = self.graph.by_name[name]
         call = self.traced.calls[name]
         step_run_id = self.step_run_ids[name]
-        self.notify("before_step", run_id=run_id, node=node)
-        blocked = self._condition_blocks(name)
-        if blocked is not None:
-            self._record_skip(run_id, node, blocked)
-            return ("skipped", blocked)
-        if node.kind is NodeKind.MAP:
-            return self._start_map(run_id, node)
+        self.notify("before_step", run_id=self._run_id, node=node)
         try:
-            decision = self.identity.decide(
-                node, call.step, call.arguments, self._arg_inputs(call.arguments)
-            )
+            blocked = self._condition_blocks(name)
+            if blocked is None and node.kind is NodeKind.MAP:
+                items = mapping.expand(node, call.arguments, self._value, self.artifacts)
+            elif blocked is None:
+                decision = self.identity.decide(
+                    node, call.step, call.arguments, self._arg_inputs(call.arguments)
+                )
         except Exception as exc:
-            return self._fail_before_running(run_id, node, step_run_id, exc)
-        if decision.hit is not None:
-            self._record_hit(run_id, node, step_run_id, decision, call.arguments)
-            return OK
-        self._submit(run_id, node, step_run_id, call.arguments, decision)
-        return None
+            self._finish_without_running(node, StepStatus.FAILED, error=_describe(exc))
+            return
+        if blocked is not None:
+            self._finish_without_running(node, StepStatus.SKIPPED, reason=blocked)
+        elif node.kind is NodeKind.MAP:
+            self._start_map(node, items)
+        elif decision.hit is not None:
+            self._record_hit(node, step_run_id, decision, call.arguments)
+            self._ended(name, StepStatus.CACHED)
+        else:
+            self._submit(node, step_run_id, call.arguments, decision)
 
     def _submit(
         self,
-        run_id: str,
         node: Node,
         step_run_id: int,
         arguments: dict[str, Any],
@@ -303,37 +327,51 @@ class Scheduler:
         )
         if decision.data_files:
             self.metadata.record_data_files(step_run_id, decision.data_files)
-        inputs = self._inputs(arguments)
-        shared = self.executor.shares_memory
-        values = {k: self.values[k] for k in inputs if k in self.values} if shared else {}
         step = self.traced.calls[node.name].step
         task = StepTask(
-            run_id, step_run_id, node, step, arguments, inputs, values, item, self.project_root
+            self._run_id,
+            step_run_id,
+            node,
+            step,
+            arguments,
+            self._inputs(arguments),
+            item=item,
+            project_root=self.project_root,
         )
         self._submitted[self.executor.submit(task)] = _Work(node.name, item)
 
-    def _fail_before_running(
-        self, run_id: str, node: Node, step_run_id: int, exc: Exception
-    ) -> Verdict:
-        return self._fail(run_id, node, step_run_id, _describe(exc))
-
-    def _fail(self, run_id: str, node: Node, step_run_id: int, error: str) -> Verdict:
-        """Record a failure that happened without running the step (or a failed map)."""
-        self.metadata.finish_step_run(step_run_id, status="failed", error=error, attempts=0)
+    def _finish_without_running(
+        self,
+        node: Node,
+        status: StepStatus,
+        *,
+        error: str | None = None,
+        reason: str | None = None,
+        outputs: dict[str, ArtifactRef] | None = None,
+    ) -> None:
+        """Record a node that ended here, in the coordinator: skipped by its condition,
+        failed before running (a bad input, a map over a non-list), or a whole map."""
+        self.metadata.finish_step_run(
+            self.step_run_ids[node.name],
+            status=status,
+            outputs=outputs,
+            error=error,
+            reason=reason,
+            attempts=0,
+        )
         self.notify(
             "after_step",
-            run_id=run_id,
+            run_id=self._run_id,
             node=node,
-            status="failed",
+            status=str(status),
             duration=0.0,
             error=error,
-            outputs={},
+            outputs=outputs or {},
         )
-        return ("failed", error)
+        self._ended(node.name, status, error)
 
     def _record_hit(
         self,
-        run_id: str,
         node: Node,
         step_run_id: int,
         decision: CacheDecision,
@@ -346,7 +384,7 @@ class Scheduler:
         now = time.time()
         self.metadata.finish_step_run(
             step_run_id,
-            status="cached",
+            status=StepStatus.CACHED,
             outputs=hit.outputs,
             inputs=self._arg_inputs(arguments),
             cached_from=hit.id,
@@ -360,47 +398,32 @@ class Scheduler:
         )
         if decision.data_files:
             self.metadata.record_data_files(step_run_id, decision.data_files)
-        if item is None:
-            for output, ref in hit.outputs.items():
-                self.refs[handle_key(node.name, output)] = ref
-            self.notify(
-                "after_step",
-                run_id=run_id,
-                node=node,
-                status="cached",
-                duration=0.0,
-                error=None,
-                outputs=hit.outputs,
-            )
-        else:
+        if item is not None:
             self.maps[node.name].outputs[item] = dict(hit.outputs)
+            return
+        for output, ref in hit.outputs.items():
+            self.refs[handle_key(node.name, output)] = ref
+        self.notify(
+            "after_step",
+            run_id=self._run_id,
+            node=node,
+            status=str(StepStatus.CACHED),
+            duration=0.0,
+            error=None,
+            outputs=hit.outputs,
+        )
 
     # -- mapped steps --------------------------------------------------------------------
 
-    def _start_map(self, run_id: str, node: Node) -> Verdict | None:
-        call = self.traced.calls[node.name]
-        items = substitute(call.arguments[_mapped(node)], self._value)
-        if not isinstance(items, list | tuple):
-            error = (
-                f"{node.name} maps over {node.map_over!r}, which is a {type(items).__name__}, "
-                "not a list. Hint: make the upstream step return a list."
-            )
-            return self._fail_before_running(
-                run_id, node, self.step_run_ids[node.name], TypeError(error)
-            )
+    def _start_map(self, node: Node, items: Mapping[str, ArtifactRef]) -> None:
+        """Create one step run per item (stored by ``mapping.expand``) and start them."""
+        self.refs.update(items)
         self.metadata.start_step_run(self.step_run_ids[node.name], reason=f"{len(items)} items")
-        state = _MapState(deque(range(len(items))), [None] * len(items))
-        self.maps[node.name] = state
-        for index, item in enumerate(items):
-            ref = self.artifacts.put(item, name=f"{node.name}[{index}]", inline_max=INLINE_MAX)
-            key = handle_key(f"{node.name}[{index}]", "item")
-            self.refs[key] = ref
-            self.values[key] = item
         ids = self.metadata.create_step_runs(
-            run_id,
+            self._run_id,
             [
                 {
-                    "name": f"{node.name}[{index}]",
+                    "name": mapping.item_name(node.name, index),
                     "step": node.step,
                     "position": node.position,
                     "params": dict(node.params),
@@ -410,31 +433,32 @@ class Scheduler:
         )
         for index, step_run_id in enumerate(ids):
             self._item_runs[(node.name, index)] = step_run_id
-        if not items:
-            return self._finish_map(run_id, node)
-        return None
+        self.maps[node.name] = _MapState(deque(range(len(items))), [None] * len(items))
+        self._submit_items(node.name)
 
-    def _submit_map_items(self, run_id: str) -> list[tuple[str, Verdict]]:
-        """Submit waiting items up to each map's ``max_parallel``; report maps that ended."""
-        ended = []
-        for name, state in list(self.maps.items()):
-            node = self.graph.by_name[name]
-            limit = node.max_parallel or len(state.outputs)
-            while state.pending and state.failed is None and state.running < limit:
-                if not self.executor.can_submit():
-                    break
-                index = state.pending.popleft()
-                if self._start_item(run_id, node, index):
-                    state.running += 1
-            if self._map_done(state):
-                ended.append((name, self._finish_map(run_id, node)))
-        return ended
+    def _submit_items(self, name: str) -> bool:
+        """Start waiting items up to the map's ``max_parallel``, recording each completion
+        before the next start; finish the map when all items ended. True if anything moved."""
+        state = self.maps[name]
+        node = self.graph.by_name[name]
+        limit = node.max_parallel or len(state.outputs)
+        moved = False
+        while state.pending and state.failed is None and state.running < limit:
+            if not self.executor.can_submit():
+                break
+            self._start_item(node, state, state.pending.popleft())
+            self._collect_done()
+            moved = True
+            if name not in self.maps:  # the last completion finished the map
+                return True
+        if state.done:
+            self._finish_map(node)
+            moved = True
+        return moved
 
-    def _start_item(self, run_id: str, node: Node, index: int) -> bool:
-        """Start one item; True if it was submitted, False if the cache answered."""
+    def _start_item(self, node: Node, state: _MapState, index: int) -> None:
         call = self.traced.calls[node.name]
-        arguments = dict(call.arguments)
-        arguments[_mapped(node)] = StepOutput(f"{node.name}[{index}]", "item")
+        arguments = mapping.item_arguments(node, call.arguments, index)
         step_run_id = self._item_runs[(node.name, index)]
         try:
             decision = self.identity.decide(
@@ -442,68 +466,49 @@ class Scheduler:
             )
         except Exception as exc:
             error = _describe(exc)
-            self.metadata.finish_step_run(step_run_id, status="failed", error=error, attempts=0)
-            self.maps[node.name].failed = f"item {index} failed: {error}"
-            return False
+            self.metadata.finish_step_run(
+                step_run_id, status=StepStatus.FAILED, error=error, attempts=0
+            )
+            state.failed = f"item {index} failed: {error}"
+            return
         if decision.hit is not None:
-            self._record_hit(run_id, node, step_run_id, decision, arguments, item=index)
-            return False
-        self._submit(run_id, node, step_run_id, arguments, decision, item=index)
-        return True
+            self._record_hit(node, step_run_id, decision, arguments, item=index)
+            return
+        state.running += 1
+        self._submit(node, step_run_id, arguments, decision, item=index)
 
-    def _map_done(self, state: _MapState) -> bool:
-        if state.running:
-            return False
-        return state.failed is not None or all(o is not None for o in state.outputs)
-
-    def _finish_map(self, run_id: str, node: Node) -> Verdict:
+    def _finish_map(self, node: Node) -> None:
         state = self.maps.pop(node.name)
-        step_run_id = self.step_run_ids[node.name]
         if state.failed is not None:
             for index in state.pending:
                 self.metadata.finish_step_run(
                     self._item_runs[(node.name, index)],
-                    status="skipped",
+                    status=StepStatus.SKIPPED,
                     attempts=0,
                     reason="an earlier item failed",
                 )
-            return self._fail(run_id, node, step_run_id, state.failed)
-        outputs: dict[str, ArtifactRef] = {}
-        for output in node.outputs:
-            members = [item_outputs[output] for item_outputs in state.outputs if item_outputs]
-            outputs[output] = self.artifacts.put_collection(members)
-            self.refs[handle_key(node.name, output)] = outputs[output]
-        self.metadata.finish_step_run(step_run_id, status="succeeded", outputs=outputs, attempts=0)
-        self.notify(
-            "after_step",
-            run_id=run_id,
-            node=node,
-            status="succeeded",
-            duration=0.0,
-            error=None,
-            outputs=outputs,
-        )
-        return OK
+            self._finish_without_running(node, StepStatus.FAILED, error=state.failed)
+            return
+        items = [outputs for outputs in state.outputs if outputs is not None]
+        outputs = mapping.collect(node, items, self.artifacts)
+        for output, ref in outputs.items():
+            self.refs[handle_key(node.name, output)] = ref
+        self._finish_without_running(node, StepStatus.SUCCEEDED, outputs=outputs)
 
     # -- finishing -----------------------------------------------------------------------
 
-    def _caught(self, node: Node, result: TaskResult) -> dict[str, ArtifactRef]:
-        """Outputs standing in for a caught failure: a ``qf.Failed`` per output."""
-        failure = Failed(node.name, result.error or "failed")
-        return {
-            output: self.artifacts.put(failure, inline_max=INLINE_MAX) for output in node.outputs
-        }
-
-    def _complete(self, run_id: str, work: _Work, result: TaskResult) -> Verdict | None:
+    def _complete(self, work: _Work, result: TaskResult) -> None:
+        """Record a task's result the moment it is known, then move the graph on."""
         node = self.graph.by_name[work.node]
         call = self.traced.calls[work.node]
         catch = call.step.options.catch
+        failed = result.status == StepStatus.FAILED
         outputs = result.outputs
-        if result.status == "failed" and catch:
-            outputs = self._caught(node, result)
-        arguments = dict(call.arguments)
-        if work.item is not None and node.map_over is not None:
-            arguments[node.map_over] = StepOutput(f"{work.node}[{work.item}]", "item")
+        if failed and catch:
+            outputs = mapping.caught(node, result.error or "failed", self.artifacts)
+        arguments = call.arguments
+        if work.item is not None:
+            arguments = mapping.item_arguments(node, arguments, work.item)
         self.metadata.finish_step_run(
             result.step_run_id,
             status=result.status,
@@ -520,89 +525,50 @@ class Scheduler:
         if work.item is not None:
             state = self.maps[work.node]
             state.running -= 1
-            if result.status == "failed" and not catch:
-                state.failed = f"item {work.item} failed: {result.error}"
+            if failed and not catch:
+                state.failed = state.failed or f"item {work.item} failed: {result.error}"
             else:
                 state.outputs[work.item] = outputs
-            return None
+            if state.done:
+                self._finish_map(node)
+            return
         for output, ref in outputs.items():
             self.refs[handle_key(work.node, output)] = ref
-        self.values.update(result.values)
-        self._forget_inputs(work.node)
         self.notify(
             "after_step",
-            run_id=run_id,
+            run_id=self._run_id,
             node=node,
-            status=result.status,
+            status=str(result.status),
             duration=result.ended_at - result.started_at,
             error=result.error,
             outputs=outputs,
         )
-        if result.status == "failed" and catch:
-            return OK
-        return OK if result.status == "succeeded" else ("failed", result.error)
+        if failed and not catch:
+            self._ended(work.node, StepStatus.FAILED, result.error)
+        else:
+            self._ended(work.node, StepStatus.SUCCEEDED)
 
-    def _forget_inputs(self, name: str) -> None:
-        """Drop in-memory values nobody else will read; the store keeps them."""
-        for source in self.graph.upstream[name]:
-            self._consumers[source] -= 1
-            if self._consumers[source] == 0:
-                for output in self.graph.by_name[source].outputs:
-                    self.values.pop(handle_key(source, output), None)
-
-    def _release(self, name: str, waiting: dict[str, set[str]]) -> list[str]:
-        freed = []
-        for target in self.graph.downstream[name]:
-            waiting[target].discard(name)
-            if not waiting[target]:
-                freed.append(target)
-        return freed
-
-    def _record_skip(self, run_id: str, node: Node, reason: str) -> None:
-        """Skip a node whose ``qf.when`` condition is false."""
-        self.metadata.finish_step_run(
-            self.step_run_ids[node.name], status="skipped", attempts=0, reason=reason
-        )
-        self.notify(
-            "after_step",
-            run_id=run_id,
-            node=node,
-            status="skipped",
-            duration=0.0,
-            error=None,
-            outputs={},
-        )
-
-    def _skip_downstream(
-        self, run_id: str, name: str, waiting: dict[str, set[str]], reason: str
-    ) -> None:
-        for target in sorted(
-            self.graph.descendants(name), key=lambda n: self.graph.by_name[n].position
-        ):
-            if waiting.pop(target, None) is not None:
-                self.metadata.finish_step_run(
-                    self.step_run_ids[target],
-                    status="skipped",
-                    attempts=0,
-                    error=reason,
-                    reason=reason,
-                )
-                self.notify(
-                    "after_step",
-                    run_id=run_id,
-                    node=self.graph.by_name[target],
-                    status="skipped",
-                    duration=0.0,
-                    error=None,
-                    outputs={},
-                )
-
-
-def _mapped(node: Node) -> str:
-    """The parameter a map node's items go to."""
-    if node.map_over is None:
-        raise QFlowInternalError(f"{node.name} is not a mapped step")
-    return node.map_over
+    def _skip_descendants(self, name: str, reason: str) -> None:
+        """Skip every node below ``name`` that has not started; started ones finish."""
+        for target in sorted(self.graph.descendants(name), key=self._order.__getitem__):
+            if self._waiting.pop(target, None) is None:
+                continue
+            self.metadata.finish_step_run(
+                self.step_run_ids[target],
+                status=StepStatus.SKIPPED,
+                attempts=0,
+                error=reason,
+                reason=reason,
+            )
+            self.notify(
+                "after_step",
+                run_id=self._run_id,
+                node=self.graph.by_name[target],
+                status=str(StepStatus.SKIPPED),
+                duration=0.0,
+                error=None,
+                outputs={},
+            )
 
 
 def _describe(exc: Exception) -> str:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qflow.errors import QFlowInternalError
+from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
     from qflow.dsl.step import Step
     from qflow.graph.model import Node
     from qflow.store.artifacts import ArtifactRef
+
+
+INLINE_MAX = 16 * 1024
+"""Values up to this many bytes travel with their ref and live in the metadata store."""
 
 
 def handle_key(node: str, output: str) -> str:
@@ -46,7 +51,6 @@ class StepTask:
     step: Step[..., Any]
     arguments: dict[str, Any]
     inputs: dict[str, ArtifactRef]
-    values: dict[str, Any] = field(default_factory=dict)
     item: int | None = None
     """Index of the item for one call of a mapped step."""
     project_root: str = ""
@@ -55,7 +59,6 @@ class StepTask:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["step"] = id(self.step)
-        state["values"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -70,15 +73,14 @@ class StepTask:
 
 @dataclass
 class TaskResult:
-    """Only metadata travels back, plus in-memory values when the executor shares memory."""
+    """Only metadata travels back: outputs are in the artifact store."""
 
     step_run_id: int
-    status: str
+    status: StepStatus
     outputs: dict[str, ArtifactRef]
     started_at: float
     ended_at: float
     attempts: int = 1
-    values: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     traceback: str | None = None
     stdout: str = ""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import io
 import shutil
 import signal
 import sys
@@ -18,34 +17,17 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from qflow.dsl.tracing import StepOutput, running_step, substitute
-from qflow.errors import QFlowError, SerializationError
+from qflow.errors import QFlowError
+from qflow.runtime.capture import captured_output
 from qflow.runtime.context import RunSinks, StepRecorder, current_recorder
-from qflow.runtime.task import StepTask, TaskResult, handle_key
+from qflow.runtime.task import INLINE_MAX, StepTask, TaskResult, handle_key
+from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
-
-
-INLINE_MAX = 16 * 1024
-"""Outputs up to this many bytes travel back to the coordinator and live in the metadata store."""
-
-
-class Tee(io.TextIOBase):
-    """Writes to the real stream and keeps a copy for the step's log."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.copy = io.StringIO()
-
-    def write(self, text: str) -> int:
-        self.copy.write(text)
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
 
 
 def split_outputs(task: StepTask, value: Any) -> dict[str, Any]:
@@ -65,11 +47,11 @@ def split_outputs(task: StepTask, value: Any) -> dict[str, Any]:
 
 
 def _resolve(task: StepTask, artifacts: ArtifactStore) -> dict[str, Any]:
+    """The step's arguments, each input freshly loaded from the store: a step that mutates
+    its input never changes what another step (or item) receives, on any executor."""
+
     def lookup(handle: StepOutput) -> Any:
-        key = handle_key(handle.node, handle.output)
-        if key in task.values:
-            return task.values[key]
-        return artifacts.get(task.inputs[key])
+        return artifacts.get(task.inputs[handle_key(handle.node, handle.output)])
 
     return {name: substitute(value, lookup) for name, value in task.arguments.items()}
 
@@ -191,14 +173,15 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
     timeout = options.timeout if isinstance(options.timeout, float) else None
     recorder = StepRecorder(task.run_id, task.step_run_id, task.node.name, sinks)
     started = time.time()
-    out, err = Tee(sys.stdout), Tee(sys.stderr)
     attempts = 0
     error: str | None = None
     trace: str | None = None
+    refs: dict[str, ArtifactRef] = {}
     token_step = running_step.set(task.node.name)
     token_rec = current_recorder.set(recorder)
+    recorder.open()
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with captured_output() as (out, err):
             while True:
                 attempts += 1
                 try:
@@ -206,9 +189,8 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
                     bound = inspect.BoundArguments(task.step.signature, OrderedDict(arguments))
                     with _time_limit(timeout, task.node.name):
                         value = _call(task, bound, timeout, scratch)
-                    outputs = split_outputs(task, value)
-                    refs = _store(task, outputs, artifacts)
-                except (SerializationError, QFlowError) as exc:
+                    refs = _store(task, split_outputs(task, value), artifacts)
+                except QFlowError as exc:
                     error, trace = str(exc), traceback.format_exc()
                     break
                 except Exception as exc:
@@ -225,31 +207,18 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
     finally:
         running_step.reset(token_step)
         current_recorder.reset(token_rec)
-        recorder.flush()
+        recorder.close()
         for folder in scratch:
             shutil.rmtree(folder, ignore_errors=True)
-    ended = time.time()
-    if error is not None:
-        return TaskResult(
-            task.step_run_id,
-            "failed",
-            {},
-            started,
-            ended,
-            attempts,
-            error=error,
-            traceback=trace,
-            stdout=out.copy.getvalue(),
-            stderr=err.copy.getvalue(),
-        )
     return TaskResult(
         task.step_run_id,
-        "succeeded",
-        refs,
+        StepStatus.FAILED if error is not None else StepStatus.SUCCEEDED,
+        refs if error is None else {},
         started,
-        ended,
+        time.time(),
         attempts,
-        values={handle_key(task.node.name, k): v for k, v in outputs.items()},
+        error=error,
+        traceback=trace,
         stdout=out.copy.getvalue(),
         stderr=err.copy.getvalue(),
     )

@@ -423,7 +423,8 @@ class ArtifactStore:
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, ref: ArtifactRef) -> object:
-        """Load an artifact; local numpy arrays come back memory-mapped and read-only."""
+        """Load an artifact; local numpy arrays come back memory-mapped copy-on-write
+        (zero-copy reads; a reader's writes stay private to it)."""
         if ref.serializer == "collection":
             return [self.get(member) for member in self.collection_members(ref)]
         serializer = ser.by_name(ref.serializer)

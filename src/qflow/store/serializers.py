@@ -102,7 +102,7 @@ class NpySerializer:
         import numpy as np
 
         if isinstance(source, Path):
-            return np.load(source, mmap_mode="r", allow_pickle=False)
+            return np.load(source, mmap_mode="c", allow_pickle=False)
         return np.lib.format.read_array(source, allow_pickle=False)
 
 

@@ -3,9 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from qflow.store.artifacts import ArtifactRef
+
+
+class RunStatus(StrEnum):
+    """How a run stands. The store keeps the value; a finished run never changes status."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"
+    CRASHED = "crashed"
+
+
+class StepStatus(StrEnum):
+    """How a step run stands. PENDING and RUNNING are open; the others are final."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    CACHED = "cached"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    KILLED = "killed"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (StepStatus.PENDING, StepStatus.RUNNING)
 
 
 @dataclass(frozen=True)

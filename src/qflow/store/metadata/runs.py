@@ -72,10 +72,12 @@ class RunQueries(Database):
 
     @translated
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        """End a run. A finished run keeps its status; one marked crashed only because its
+        heartbeat went quiet takes the status its process reports after all."""
         with self.engine.begin() as conn:
             conn.execute(
                 t.runs.update()
-                .where(t.runs.c.id == run_id)
+                .where(t.runs.c.id == run_id, t.runs.c.status.in_(("running", "crashed")))
                 .values(status=status, ended_at=time.time(), error=error)
             )
 

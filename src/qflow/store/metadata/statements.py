@@ -46,6 +46,9 @@ STEP_IO = (
 UPDATE_STEP_RUN = t.step_runs.update().where(t.step_runs.c.id == sa.bindparam("_id"))
 """Set the columns named by the parameters on one step run."""
 
+FINISH_STEP_RUN = UPDATE_STEP_RUN.where(t.step_runs.c.status.in_(("pending", "running")))
+"""Finish one step run that is still open: a finished step run never changes status."""
+
 
 def _copy(table: sa.Table, columns: tuple[str, ...]) -> sa.Insert:
     selected: list[Any] = [sa.bindparam("run_id"), sa.bindparam("step_run_id")]

@@ -133,6 +133,9 @@ class StepQueries(Database):
     ) -> None:
         """Record the outcome and the step's lineage (artifacts read and written) atomically.
 
+        Only an open (pending or running) step run is finished; a later call for a step run
+        that already ended changes nothing, so terminal statuses never move.
+
         Times default to now; executors that ran the step elsewhere pass their own. A step
         served from the cache passes ``copy_records_from`` (its source step run) to take over
         the metrics, params and files that run logged, in the same transaction.
@@ -161,6 +164,8 @@ class StepQueries(Database):
             **times,
         }
         with self.engine.begin() as conn:
+            if conn.execute(st.FINISH_STEP_RUN, changes).rowcount == 0:
+                return  # already finished (or unknown): the first outcome stands
             insert_ignore(conn, t.artifacts, [artifact_row(ref, now) for _, _, ref in io])
             insert_ignore(
                 conn,
@@ -170,7 +175,6 @@ class StepQueries(Database):
                     for d, n, r in io
                 ],
             )
-            conn.execute(st.UPDATE_STEP_RUN, changes)
             if copy_records_from is not None:
                 source = {"run_id": None, "step_run_id": step_run_id, "source": copy_records_from}
                 source["run_id"] = conn.execute(
@@ -300,15 +304,28 @@ class StepQueries(Database):
 
     def _save_source(self, source: str) -> str:
         """Keep ``source`` as an inline bytes artifact keyed by its sha256; once per process."""
-        data = source.encode()
-        key = hashlib.sha256(data).hexdigest()
+        return self.save_sources([source])[0]
+
+    @translated
+    def save_sources(self, texts: Sequence[str]) -> list[str]:
+        """Keep texts (step code, the code a step reaches and its fingerprint's manifest) as
+        inline bytes artifacts keyed by their sha256, in one transaction; ``source(key)``
+        reads one back. Each text is written once per process."""
         known: set[str] = self.__dict__.setdefault("_sources", set())
-        if key not in known:
-            ref = ArtifactRef(key, "bytes", len(data), "builtins.str", False, data)
+        keys, rows = [], []
+        now = time.time()
+        for text in texts:
+            data = text.encode()
+            key = hashlib.sha256(data).hexdigest()
+            keys.append(key)
+            if key not in known:
+                known.add(key)
+                ref = ArtifactRef(key, "bytes", len(data), "builtins.str", False, data)
+                rows.append(artifact_row(ref, now))
+        if rows:
             with self.engine.begin() as conn:
-                insert_ignore(conn, t.artifacts, [artifact_row(ref, time.time())])
-            known.add(key)
-        return key
+                insert_ignore(conn, t.artifacts, rows)
+        return keys
 
     @translated
     def source(self, key: str) -> str | None:

@@ -1,0 +1,68 @@
+"""A step's stdout and stderr: kept whole for its log, echoed to the stream they replace.
+
+The echo must never hurt the step. A closed or broken stream (``qflow run … | head -1``)
+stops the echo and the copy keeps everything. The echo cannot loop: it goes to the stream
+that was ``sys.stdout``/``sys.stderr`` when the step started (rich's live display binds its
+console to the real terminal, see ``runtime.progress``), and a write that comes back into
+the capture while it is echoing (a user's own console writing to ``sys.stderr``) is kept but
+not echoed twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import threading
+from collections.abc import Iterator
+from typing import TextIO
+
+
+class StreamCopy(io.TextIOBase):
+    """Writes to ``stream`` and keeps a copy; a failing ``stream`` only ends the echo."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.copy = io.StringIO()
+        self._echo = True
+        self._echoing = threading.local()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        if self._echo and not getattr(self._echoing, "active", False):
+            self._echoing.active = True
+            try:
+                self.stream.write(text)
+            except (OSError, ValueError):  # broken pipe, closed file
+                self._echo = False
+            finally:
+                self._echoing.active = False
+        return len(text)
+
+    def flush(self) -> None:
+        if self._echo:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                self._echo = False
+
+    def isatty(self) -> bool:
+        try:
+            return self._echo and self.stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[tuple[StreamCopy, StreamCopy]]:
+    """Capture ``sys.stdout`` and ``sys.stderr`` for the duration of one step."""
+    out, err = StreamCopy(sys.stdout), StreamCopy(sys.stderr)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        yield out, err
