@@ -25,15 +25,12 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from qflow.errors import ConfigError, QFlowError, RunKilledError, did_you_mean
@@ -48,6 +45,7 @@ from qflow.sweep.repair import (
     tell,
     trial_run,
 )
+from qflow.sweep.signals import interrupts_deferred
 from qflow.sweep.space import SearchSpace, override
 from qflow.sweep.study import (
     SAMPLERS,
@@ -250,7 +248,7 @@ def resume_sweep(
     if executor is not None:
         spec = replace(spec, executor=executor, workers=workers)
     parallel = positive("parallel", parallel)
-    with _sigint_deferred(reraise=True):
+    with interrupts_deferred(reraise=True):
         repaired = repair(
             storage,
             full_id,
@@ -402,33 +400,12 @@ def _target(ctx: _Context) -> int:
     return min(ctx.spec.trials, size)
 
 
-@contextlib.contextmanager
-def _sigint_deferred(*, reraise: bool) -> Iterator[None]:
-    """Hold Ctrl-C while the sweep writes a trial's outcome, so that a trial is never left
-    half-told; with ``reraise``, a Ctrl-C that came meanwhile is raised afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        caught.append(signum)
-
-    previous = signal.signal(signal.SIGINT, hold)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and reraise:
-        raise KeyboardInterrupt
-
-
 def _inline(ctx: _Context, trial: optuna.trial.Trial) -> TrialResult:
     job = ctx.job(trial)
     params = dict(trial.params)
     ctx.inflight[trial.number] = (trial._trial_id, params)
     run = run_trial(job, trial, own_process=False, plugins=ctx.plugins)
-    with _sigint_deferred(reraise=True):
+    with interrupts_deferred(reraise=True):
         result = _conclude(ctx, job, params, run)
         del ctx.inflight[trial.number]
     return result
@@ -464,7 +441,7 @@ def _wait_any(children: dict[int, _Child]) -> _Child:
 def _collect(ctx: _Context, child: _Child) -> TrialResult:
     run = read_result(child.result)
     if run is None:
-        with _sigint_deferred(reraise=True):
+        with interrupts_deferred(reraise=True):
             settled = _settle(ctx, child.job.number, child.job.trial_id, child.params)
         if settled.state == "complete":  # the process died after its run succeeded
             return settled
@@ -475,7 +452,7 @@ def _collect(ctx: _Context, child: _Child) -> TrialResult:
             f"code {child.process.returncode} ({lines[-1] if lines else 'no output'}).\n"
             f"Hint: {log} has its output; {ctx.start.command} continues the sweep."
         )
-    with _sigint_deferred(reraise=True):
+    with interrupts_deferred(reraise=True):
         return _conclude(ctx, child.job, child.params, run)
 
 
@@ -559,7 +536,7 @@ def _interrupted(ctx: _Context, outcome: SweepOutcome, children: dict[int, _Chil
     names the command continuing the sweep."""
     _stop(children.values())
     stopped: list[TrialResult] = []
-    with _sigint_deferred(reraise=False):
+    with interrupts_deferred(reraise=False):
         for child in children.values():
             run = read_result(child.result)
             if run is not None and run.status != "interrupted":
@@ -576,14 +553,14 @@ def _interrupted(ctx: _Context, outcome: SweepOutcome, children: dict[int, _Chil
             stopped.append(_record(ctx, outcome, _settle(ctx, number, trial_id, params)))
             del ctx.inflight[number]
     raise SweepInterruptedError(
-        _interrupt_message(ctx, stopped), ctx.study.study_name, ctx.start.command
+        _interrupt_message(ctx, outcome.results), ctx.study.study_name, ctx.start.command
     ) from None
 
 
-def _interrupt_message(ctx: _Context, stopped: Sequence[TrialResult]) -> str:
+def _interrupt_message(ctx: _Context, results: Sequence[TrialResult]) -> str:
     trials = ctx.study.get_trials(deepcopy=False)
     finished = sum(1 for t in trials if recorded_as(t) in ("complete", "pruned", "fail"))
-    interrupted = sorted(r.number for r in stopped if r.state == "interrupted")
+    interrupted = sorted(r.number for r in results if r.state == "interrupted")
     which = (
         f"trial{'s' if len(interrupted) > 1 else ''} {', '.join(map(str, interrupted))} "
         "stopped (not counted; --resume tries their parameters again); "
@@ -593,7 +570,7 @@ def _interrupt_message(ctx: _Context, stopped: Sequence[TrialResult]) -> str:
     return (
         f"Sweep {ctx.study.study_name} of {ctx.spec.workflow!r} was interrupted: {which}"
         f"{finished} of {ctx.start.target} trials finished and are kept.\n"
-        f"Hint: {ctx.start.command} continues it."
+        f"Hint: continue it with\n  {ctx.start.command}"
     )
 
 
@@ -601,7 +578,7 @@ def _abandon(ctx: _Context, children: Iterable[_Child]) -> None:
     """On an error: stop the trial processes and settle their trials from their runs."""
     children = list(children)
     _stop(children)
-    with _sigint_deferred(reraise=False):
+    with interrupts_deferred(reraise=False):
         stopped = [(c.job.number, c.job.trial_id, c.params) for c in children]
         stopped += [(number, *inline) for number, inline in ctx.inflight.items()]
         for number, trial_id, params in stopped:

@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qflow.sweep.repair import recorded_as
+
 if TYPE_CHECKING:
     import optuna
 
@@ -72,7 +74,7 @@ def sweep_report(
     settings = study.user_attrs.get("qflow") or {}
     states: dict[str, int] = {}
     for trial in trials:
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+        states[recorded_as(trial)] = states.get(recorded_as(trial), 0) + 1
     report: dict[str, Any] = {
         "id": name,
         "workflow": settings.get("workflow"),
@@ -96,7 +98,7 @@ def _trial(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     duration = trial.duration.total_seconds() if trial.duration is not None else None
     return {
         "number": trial.number,
-        "state": trial.state.name.lower(),
+        "state": recorded_as(trial),
         "value": trial.value,
         "params": dict(trial.params),
         "run_id": trial.user_attrs.get("run_id"),

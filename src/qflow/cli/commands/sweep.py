@@ -10,7 +10,7 @@ from qflow.cli import console
 from qflow.cli.options import JsonOption, OverridesArgument, ProjectOption
 
 if TYPE_CHECKING:
-    from qflow.sweep.driver import SweepOutcome, TrialResult
+    from qflow.sweep.driver import SweepOutcome, SweepStart, TrialResult
 
 app = typer.Typer(help="Hyperparameter sweeps: list them, show one.", no_args_is_help=True)
 
@@ -36,11 +36,37 @@ def _shown(params: dict[str, Any]) -> str:
 
 def _print_trial(result: TrialResult) -> None:
     value = f"{result.value:.6g}" if result.value is not None else "-"
-    style = {"complete": "green", "pruned": "yellow", "fail": "red"}[result.state]
+    style = {"complete": "green", "pruned": "yellow", "fail": "red", "interrupted": "magenta"}[
+        result.state
+    ]
     console.err.print(
-        f"trial {result.number:>3} [{style}]{result.state:<8}[/] {value:>10}  "
+        f"trial {result.number:>3} [{style}]{result.state:<11}[/] {value:>10}  "
         f"{_shown(result.params)}  [dim]{result.run_id or ''}[/]"
         + (f"  [red]{result.error}[/]" if result.error else "")
+    )
+
+
+def _print_start(start: SweepStart) -> None:
+    from rich.markup import escape
+
+    for fixed in start.repaired:
+        console.err.print(
+            f"trial {fixed.number:>3} repaired: {fixed.was} -> {fixed.now}, as its run "
+            f"{fixed.run_id or '(none)'} recorded"
+        )
+    if start.retried:
+        several = len(start.retried) > 1
+        console.err.print(
+            f"trial{'s' if several else ''} {', '.join(map(str, start.retried))} "
+            f"{'were' if several else 'was'} interrupted: "
+            f"{'their' if several else 'its'} parameters run again"
+        )
+    at_once = f", {start.parallel} at a time" if start.parallel > 1 else ""
+    console.err.print(
+        f"Sweep [bold]{start.sweep_id}[/] of {escape(start.workflow)}: "
+        f"{start.done} of {start.target} trials done{at_once}.\n"
+        f"Ctrl-C stops it; continue it with: {escape(start.command)}",
+        soft_wrap=True,
     )
 
 
@@ -76,7 +102,12 @@ def sweep(
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Workers of the executor.")] = None,
     resume: Annotated[
-        str | None, typer.Option("--resume", help="Continue this sweep (id or prefix).")
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue this sweep (id or prefix): repair its records from its runs, "
+            "re-try interrupted trials, run the rest.",
+        ),
     ] = None,
     as_json: JsonOption = False,
     project: ProjectOption = None,
@@ -85,23 +116,29 @@ def sweep(
 
     The search space is the config's `sweep:` section (objective, direction, params) or
     --param options, e.g. `qflow sweep train --trials 50 --param model.C='log_float(1e-4, 10)'`.
+
+    The sweep id and the command that continues the sweep are printed first. Ctrl-C stops
+    it: finished trials are kept, stopped ones are marked interrupted (they do not count
+    toward --trials), and `qflow sweep WORKFLOW --resume ID` continues it.
     """
     from qflow.sweep.driver import resume_sweep, start_sweep
 
     if resume is not None:
-        if workflow is not None or overrides or param or objective or direction:
+        if overrides or param or objective or direction:
             raise typer.BadParameter(
                 "--resume continues a sweep with its own workflow, overrides and search space; "
-                "give only --trials, --parallel, --executor and --workers with it."
+                "give only WORKFLOW, --trials, --parallel, --executor and --workers with it."
             )
         outcome = resume_sweep(
             resume,
+            workflow=workflow,
             trials=trials,
             parallel=parallel,
             executor=executor,
             workers=workers,
             project_dir=project,
             on_trial=None if as_json else _print_trial,
+            on_start=_print_start,
         )
     else:
         if workflow is None:
@@ -121,6 +158,7 @@ def sweep(
             workers=workers,
             project_dir=project,
             on_trial=None if as_json else _print_trial,
+            on_start=_print_start,
         )
     _print_outcome(outcome, as_json)
 
