@@ -110,6 +110,11 @@ class Step(Generic[P, R]):
         arity = _tuple_arity(self.fn)
         return tuple(str(i) for i in range(arity)) if arity else ("return",)
 
+    @property
+    def code_root(self) -> object:
+        """Where the step's code fingerprint starts: its function, or a class step's class."""
+        return self._source_of
+
     @functools.cached_property
     def source(self) -> str:
         try:

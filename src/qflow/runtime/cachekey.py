@@ -1,16 +1,22 @@
 """Decide whether a step call can come from the cache, and say why it cannot.
 
 The key is the hash of the step's code fingerprint, its input artifacts' hashes, its
-parameters and the hashes of the data files it reads. A hit is reused only if every output was
-written by the current version of its serializer, so a serializer change re-runs exactly the
-steps whose outputs it writes (and what downstream then sees different bytes). On a miss the
-decision names what changed since the last run of the same step call, which no peer framework
-tells its users.
+parameters (their canonical JSON, so ``1`` and ``1.0`` differ) and the hashes of the data files
+it reads. The fingerprint covers the project code the step reaches, the packages it uses and
+the decorator options that shape its outputs (``qflow.graph.fingerprint.code_manifest``); on a
+miss the manifest and the code texts are saved with the step run's metadata, so the next miss
+and ``qflow diff`` can name the helper that changed and show its diff.
+
+A hit is reused only if every output was written by the current version of its serializer,
+so a serializer change re-runs exactly the steps whose outputs it writes (and what downstream
+then sees different bytes). On a miss the decision names what changed since the last run of
+the same step call, which no peer framework tells its users.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import typing
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.dsl.values import DataFile
 from qflow.errors import QFlowError
-from qflow.graph.fingerprint import cache_key, code_fingerprint
+from qflow.graph.fingerprint import CodeManifest, cache_key, code_manifest, manifest_changes
 from qflow.store.metadata.records import DataFileRecord
 
 if TYPE_CHECKING:
@@ -92,15 +98,27 @@ class StepIdentity:
         self.rerun = set(rerun)
         self.reuse = dict(reuse or {})
         self.run_id = ""
-        self._fingerprints: dict[int, str] = {}
         self._versions: dict[str, str] | None = None
+        self._saved: set[str] = set()
 
-    def fingerprint(self, step: Step[..., Any]) -> str:
-        """Hash of the step's normalised source and declared version."""
-        key = hash(step.source) if step.fixed_params else id(step.fn)
-        if key not in self._fingerprints:
-            self._fingerprints[key] = code_fingerprint(step.source, step.options.version, {})
-        return self._fingerprints[key]
+    def manifest(self, step: Step[..., Any]) -> CodeManifest:
+        """What the step's fingerprint covers: the project code it reaches, the packages it
+        uses, its declared version, its output names and the serializers that may write them."""
+        from qflow.store.serializers import SERIALIZERS
+
+        options = {
+            "version": step.options.version,
+            "outputs": list(step.outputs),
+            "serializers": [s.name for s in SERIALIZERS],
+        }
+        return code_manifest(step.code_root, options)
+
+    def remember(self, manifest: CodeManifest) -> None:
+        """Save the manifest (under its sha256, the fingerprint) and the code texts it lists,
+        once per run, so later misses and ``qflow diff`` can explain a changed fingerprint."""
+        if manifest.fingerprint not in self._saved:
+            self._saved.add(manifest.fingerprint)
+            self.metadata.save_sources([manifest.json, *manifest.texts.values()])
 
     def stale_serializers(self, hit: StepRun) -> list[str]:
         """Outputs of ``hit`` written by another version of their serializer than today's."""
@@ -127,7 +145,8 @@ class StepIdentity:
     ) -> CacheDecision:
         """``inputs`` maps argument paths (``X``, ``scores[0]``) to artifacts, so the key
         does not change when steps elsewhere in the workflow are added or renumbered."""
-        fingerprint = self.fingerprint(step)
+        manifest = self.manifest(step)
+        fingerprint = manifest.fingerprint
         files = data_files(step, arguments)
         params = dict(node.params)
         params.update({f"data:{f.name}": f.sha256 for f in files})
@@ -138,18 +157,21 @@ class StepIdentity:
             return CacheDecision(key, fingerprint, previous, "resumed", files)
         forced = self._forced(node, step)
         if forced is not None:
+            self.remember(manifest)
             return CacheDecision(key, fingerprint, None, forced, files)
         hit = self.metadata.find_cached(key)
         if hit is not None:
             stale = self.stale_serializers(hit)
             if stale:
+                self.remember(manifest)
                 return CacheDecision(key, fingerprint, None, "; ".join(stale), files)
             if all(
                 r.inline is not None or self.artifacts.exists(r.key) for r in hit.outputs.values()
             ):
                 return CacheDecision(key, fingerprint, hit, "cache hit", files)
+        self.remember(manifest)
         return CacheDecision(
-            key, fingerprint, None, self._explain(name, fingerprint, params, inputs, files), files
+            key, fingerprint, None, self._explain(name, manifest, params, inputs, files), files
         )
 
     def _forced(self, node: Node, step: Step[..., Any]) -> str | None:
@@ -164,7 +186,7 @@ class StepIdentity:
     def _explain(
         self,
         name: str,
-        fingerprint: str,
+        manifest: CodeManifest,
         params: Mapping[str, str],
         inputs: Mapping[str, ArtifactRef],
         files: tuple[DataFileRecord, ...],
@@ -175,14 +197,14 @@ class StepIdentity:
         if before is None:
             return "first run of this step"
         changes = []
-        if before.fingerprint and before.fingerprint != fingerprint:
-            changes.append("code changed")
+        if before.fingerprint and before.fingerprint != manifest.fingerprint:
+            changes.extend(self.code_changes(before.fingerprint, manifest))
         for key in sorted(set(params) | set(before.params)):
             if key.startswith("data:"):
                 continue
             old, new = before.params.get(key), params.get(key)
             if old != new:
-                changes.append(f"param {key}: {old} → {new}")
+                changes.append(param_change(key, old, new))
         old_files = {f.name: f.sha256 for f in self.metadata.data_files(before.run_id, before.id)}
         for file in files:
             if old_files.get(file.name) not in (None, file.sha256):
@@ -192,3 +214,29 @@ class StepIdentity:
             if key in old_inputs and old_inputs[key] != ref.key:
                 changes.append(f"input {key} changed")
         return "; ".join(changes) or "not in the cache (outputs missing or never succeeded)"
+
+    def code_changes(self, before: str, manifest: CodeManifest) -> list[str]:
+        """What changed in the code since fingerprint ``before`` (``code changed`` when its
+        manifest was not saved: a run of an older QFlow)."""
+        text = self.metadata.source(before)
+        if text is None:
+            return ["code changed"]
+        return manifest_changes(json.loads(text), manifest.parsed) or ["code changed"]
+
+
+def param_change(key: str, old: str | None, new: str | None) -> str:
+    """``param C: 0.5 → 3.0``, with the types when they differ: ``param C: 1 (int) → 1.0
+    (float)`` (``old`` and ``new`` are canonical JSON texts; None when absent)."""
+    kinds = (_type_name(old), _type_name(new))
+    if None not in kinds and kinds[0] != kinds[1]:
+        return f"param {key}: {old} ({kinds[0]}) → {new} ({kinds[1]})"
+    return f"param {key}: {old} → {new}"
+
+
+def _type_name(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return type(json.loads(text)).__name__
+    except ValueError:
+        return None

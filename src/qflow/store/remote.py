@@ -320,6 +320,9 @@ class RemoteMetadataStore:
         found = self._call("environment", key=hash)
         return None if found is None else dict(found)
 
+    def save_sources(self, texts: Sequence[str]) -> list[str]:
+        return [str(k) for k in self._call("save_sources", texts=list(texts))]
+
     def source(self, key: str) -> str | None:
         found = self._call("source", key=key)
         return None if found is None else str(found)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 
 from qflow.errors import GraphValidationError
-from qflow.graph.fingerprint import cache_key, code_fingerprint, normalized_source
 from qflow.graph.model import Edge, Graph, Node
 from qflow.graph.render import to_dot, to_mermaid
 from qflow.graph.validate import validate
@@ -40,24 +39,6 @@ def test_duplicate_and_reserved_names_are_refused() -> None:
 def test_unknown_edge_end_is_refused() -> None:
     with pytest.raises(GraphValidationError, match="unknown step '9_x'"):
         validate(Graph("wf", (_node("0_a", 0),), (Edge("9_x", "return", "0_a", "x"),)))
-
-
-def test_fingerprint_ignores_formatting_comments_and_docstrings() -> None:
-    a = 'def f(x):\n    """Doc."""\n    # comment\n    return x+1\n'
-    b = "def f(x):\n\n    return (x + 1)\n"
-    c = "def f(x):\n    return x + 2\n"
-    assert normalized_source(a) == normalized_source(b)
-    assert code_fingerprint(a, None, {}) == code_fingerprint(b, None, {})
-    assert code_fingerprint(a, None, {}) != code_fingerprint(c, None, {})
-    assert code_fingerprint(a, "1", {}) != code_fingerprint(a, "2", {})
-    assert code_fingerprint(a, None, {"npy": "1"}) != code_fingerprint(a, None, {"npy": "2"})
-
-
-def test_cache_key_depends_on_inputs_and_params() -> None:
-    base = cache_key("f", {"x": "h1"}, {"C": "1.0"})
-    assert base == cache_key("f", {"x": "h1"}, {"C": "1.0"})
-    assert base != cache_key("f", {"x": "h2"}, {"C": "1.0"})
-    assert base != cache_key("f", {"x": "h1"}, {"C": "0.5"})
 
 
 def test_renderers_emit_every_node_and_edge() -> None:

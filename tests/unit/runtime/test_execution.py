@@ -286,7 +286,7 @@ def test_changed_code_is_explained_and_invalidates_downstream(project: Path) -> 
     again = qf.run(build(3), {}, project_dir=project)
     status = {s.name: s.status for s in again.steps}
     assert status == {"0_load": "cached", "1_scale": "succeeded", "2_total": "succeeded"}
-    assert again.step("1_scale").reason == "code changed"
+    assert again.step("1_scale").reason == "the step's code changed"
     assert again.step("2_total").load() == 9
 
 

@@ -211,6 +211,10 @@ class Key(_Body):
     key: Annotated[str, Field(min_length=1, max_length=64)]
 
 
+class Sources(_Body):
+    texts: Annotated[list[Text], Field(max_length=10_000)]
+
+
 def _refs(refs: dict[str, Ref] | None) -> dict[str, Any] | None:
     return None if refs is None else {k: wire.ref_from(v.model_dump()) for k, v in refs.items()}
 
@@ -313,6 +317,7 @@ METHODS: dict[str, tuple[type[_Body], Handler]] = {
     "workflows": (Nothing, lambda c, b: c.metadata.workflows()),
     "get_artifact": (Key, lambda c, b: wire.ref_to(c.metadata.get_artifact(b.key))),
     "source": (Key, lambda c, b: c.metadata.source(b.key)),
+    "save_sources": (Sources, lambda c, b: c.metadata.save_sources(b.texts)),
     "environment": (Key, lambda c, b: c.metadata.environment(b.key)),
 }
 
