@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import types
 from typing import Any
 
 import pluggy
@@ -35,7 +36,7 @@ class HookNotifier:
             try:
                 impl.function(*(kwargs[name] for name in impl.argnames))
             except Exception as exc:
-                self._report(impl.plugin_name, hook, exc)
+                self._report(_plugin_label(impl.plugin_name, impl.plugin), hook, exc)
 
     def _report(self, plugin: str, hook: str, exc: Exception) -> None:
         with self._lock:
@@ -49,3 +50,13 @@ class HookNotifier:
             type(exc).__name__,
             exc,
         )
+
+
+def _plugin_label(name: str, plugin: object) -> str:
+    """The name a plugin was registered under; for one registered without a name (pluggy
+    then uses its ``id``), its module or class."""
+    if not name.isdigit():
+        return name
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    return f"{type(plugin).__module__}.{type(plugin).__qualname__}"

@@ -1,0 +1,245 @@
+"""The event-driven scheduler: completions recorded at once, failing branches beside siblings,
+ready steps never waiting for unrelated ones, inputs isolated, plugins isolated."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import qflow as qf
+from qflow.errors import QFlowError, StepFailedError
+from qflow.graph.model import Node
+from qflow.plugins.markers import hookimpl
+from qflow.store import open_stores
+
+EXECUTORS = ["local", "parallel"]
+
+
+@qf.step
+def source(n: int) -> list[int]:
+    return list(range(n))
+
+
+@qf.step
+def boom(xs: list[int]) -> int:
+    raise ValueError("boom")
+
+
+@qf.step
+def sibling(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@qf.step
+def join(a: int, b: int) -> int:
+    return a + b
+
+
+@qf.step
+def after(b: int) -> int:
+    return b * 10
+
+
+@qf.workflow
+def failing_branch(n: int = 4) -> Any:
+    xs = source(n)
+    b = sibling(xs)
+    return join(boom(xs), b), after(b)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_failing_branch_skips_only_its_descendants(project: Path, executor: str) -> None:
+    with pytest.raises(StepFailedError, match="step 2_boom raised ValueError: boom") as failed:
+        qf.run(failing_branch, {"n": 4}, project_dir=project, executor=executor, workers=2)
+    run = qf.Client(project).run(failed.value.run_id)
+    status = {s.name: s.status for s in run.steps}
+    assert run.status == "failed"
+    assert status == {
+        "0_source": "succeeded",
+        "1_sibling": "succeeded",
+        "2_boom": "failed",
+        "3_join": "skipped",
+        "4_after": "succeeded",
+    }
+    assert run.step("1_sibling").load() == 6
+    assert run.step("4_after").load() == 60
+    assert run.step("3_join").reason == "skipped because 2_boom failed"
+
+
+class StoreWitness:
+    """Before each step starts, reads the store as another process would."""
+
+    def __init__(self, project: Path) -> None:
+        self.project = project
+        self.seen: list[dict[str, str]] = []
+
+    @hookimpl
+    def before_step(self, run_id: str, node: Node) -> None:
+        metadata, _ = open_stores(self.project)
+        self.seen.append({s.name: s.status for s in metadata.step_runs(run_id)})
+
+
+@qf.step
+def one(n: int) -> int:
+    return n
+
+
+@qf.step
+def two(n: int) -> int:
+    return n + 1
+
+
+@qf.step
+def three(n: int) -> int:
+    return n + 2
+
+
+@qf.workflow
+def independent(n: int = 1) -> Any:
+    return one(n), two(n), three(n)
+
+
+def test_local_records_each_step_before_starting_the_next(project: Path) -> None:
+    witness = StoreWitness(project)
+    qf.run(independent, {"n": 1}, project_dir=project, plugins=[witness])
+    assert [sorted(k for k, v in seen.items() if v == "succeeded") for seen in witness.seen] == [
+        [],
+        ["0_one"],
+        ["0_one", "1_two"],
+    ]
+    assert all(list(seen.values()).count("running") == 0 for seen in witness.seen)
+
+
+@qf.step
+def slow(n: int) -> int:
+    import time
+
+    time.sleep(2.0)
+    return n
+
+
+@qf.step
+def quick(x: int) -> int:
+    return x + 1
+
+
+@qf.step
+def after_map(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@qf.workflow
+def map_beside_slow(n: int = 3) -> Any:
+    return slow(n), after_map(quick.map(source(n)))
+
+
+def test_a_finished_map_releases_its_downstream_at_once(project: Path) -> None:
+    run = qf.run(map_beside_slow, {"n": 3}, project_dir=project, executor="parallel", workers=2)
+    started = run.step("after_map").started_at
+    assert started is not None and run.step("slow").ended_at is not None
+    assert started < run.step("slow").ended_at  # it did not wait for the unrelated step
+    assert run.step("after_map").load() == 6
+
+
+@qf.step
+def make_list(n: int) -> list[str]:
+    return [str(i) for i in range(n)]
+
+
+@qf.step
+def strip_all(values: list[str]) -> list[str]:
+    values.append("mutated")  # a step that edits its input in place
+    return values
+
+
+@qf.step
+def count(values: list[str]) -> int:
+    return len(values)
+
+
+@qf.step
+def bump(array: np.ndarray) -> float:
+    array += 100  # in place, on the array it was given
+    return float(array.sum())
+
+
+@qf.step
+def make_array(n: int) -> np.ndarray:
+    return np.arange(float(n))
+
+
+@qf.step
+def tag_item(x: int, seen: list[str]) -> list[str]:
+    seen.append(str(x))
+    return seen
+
+
+@qf.workflow
+def mutating(n: int = 3) -> Any:
+    values = make_list(n)
+    array = make_array(n)
+    return (
+        strip_all(values),
+        count(values),
+        bump(array),
+        bump(array),
+        tag_item.map(source(n), seen=values),
+    )
+
+
+def test_steps_that_mutate_their_inputs_get_the_same_results_on_every_executor(
+    project: Path,
+) -> None:
+    results = {}
+    for executor in EXECUTORS:
+        run = qf.run(mutating, {"n": 3}, project_dir=project, executor=executor, use_cache=False)
+        results[executor] = {
+            s.name: {k: ref.key for k, ref in s.outputs.items()}
+            for s in run.steps
+            if s.status == "succeeded"
+        }
+        assert run.step("count").load() == 3
+        assert run.step("4_bump").load() == run.step("5_bump").load() == 303.0
+        assert run.step("7_tag_item").load() == [["0", "1", "2", str(i)] for i in range(3)]
+        assert run.step("make_array").load().tolist() == [0.0, 1.0, 2.0]
+    assert results["local"] == results["parallel"]
+
+
+class Broken:
+    @hookimpl
+    def after_step(self, run_id: str, node: Node, status: str) -> None:
+        raise RuntimeError("tracker down")
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+    @hookimpl
+    def after_step(self, run_id: str, node: Node, status: str) -> None:
+        self.steps.append(node.name)
+
+
+@pytest.mark.parametrize("broken_first", [True, False], ids=["broken-first", "broken-last"])
+def test_a_failing_plugin_never_silences_the_others(
+    project: Path, broken_first: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    recording = Recording()
+    plugins = [Broken(), recording] if broken_first else [recording, Broken()]
+    with caplog.at_level(logging.WARNING):
+        qf.run(independent, {"n": 1}, project_dir=project, plugins=plugins)
+    assert recording.steps == ["0_one", "1_two", "2_three"]
+    warnings = [r.getMessage() for r in caplog.records if "tracker down" in r.getMessage()]
+    assert len(warnings) == 1  # once per plugin and hook
+    assert "Broken" in warnings[0] and "after_step" in warnings[0]
+
+
+def test_an_unknown_rerun_step_is_refused_before_anything_is_recorded(project: Path) -> None:
+    with pytest.raises(QFlowError, match=r"(?s)--rerun 'tow'.*no such step.*Did you mean: two"):
+        qf.run(independent, {"n": 1}, project_dir=project, rerun=["tow"])
+    metadata, _ = open_stores(project)
+    assert metadata.list_runs() == []
