@@ -44,30 +44,25 @@ class StepRecorder:
     step_name: str
     sinks: RunSinks
     buffer: list[MetricRow] = field(default_factory=list)
-    _append_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Never replaced, only appended to and trimmed from the front, so the logging thread
+    needs no lock: a flush takes the first ``n`` rows and deletes exactly those."""
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_metric(self, key: str, value: float, step: int | None, timestamp: float) -> None:
-        with self._append_lock:
-            buffer = self.buffer
-            buffer.append((self.run_id, self.step_run_id, key, value, step, timestamp))
-            full = len(buffer) >= FLUSH_EVERY_ROWS
-        if full:
+        buffer = self.buffer
+        buffer.append((self.run_id, self.step_run_id, key, value, step, timestamp))
+        if len(buffer) >= FLUSH_EVERY_ROWS:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is buffered; batches reach the sink in the order they were logged."""
+        """Write what is buffered; batches reach the sink in the order they were logged.
+        Rows stay buffered until the sink has taken them."""
         with self._write_lock:
-            with self._append_lock:
-                rows, self.buffer = self.buffer, []
-            if not rows:
+            count = len(self.buffer)
+            if not count:
                 return
-            try:
-                self.sinks.metrics(rows)
-            except Exception:
-                with self._append_lock:  # keep them for the next flush
-                    self.buffer[:0] = rows
-                raise
+            self.sinks.metrics(self.buffer[:count])
+            del self.buffer[:count]
 
     def open(self) -> None:
         _FLUSHER.watch(self)
