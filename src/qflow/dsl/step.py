@@ -11,7 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from qflow.dsl.tracing import NamedOutputs, StepOutput, current_trace, running_step
+from qflow.dsl.tracing import (
+    NamedOutputs,
+    StepOutput,
+    StepOutputs,
+    current_trace,
+    running_step,
+    user_location,
+)
 from qflow.errors import NestedStepError, StepSignatureError, TraceError, did_you_mean
 
 P = ParamSpec("P")
@@ -145,7 +152,7 @@ class Step(Generic[P, R]):
             return NamedOutputs(handles)  # type: ignore[return-value]
         if self.outputs == ("return",):
             return handles[0]  # type: ignore[return-value]
-        return handles  # type: ignore[return-value]
+        return StepOutputs(handles)  # type: ignore[return-value]
 
     def map(self, items: Any, /, *, max_parallel: int | None = None, **shared: Any) -> Any:
         """Call the step once per item of ``items`` (a list, or a step output that will be one)
@@ -175,7 +182,7 @@ class Step(Generic[P, R]):
         handles = tuple(StepOutput(name, output) for output in self.outputs)
         if self.options.outputs:
             return NamedOutputs(handles)
-        return handles[0] if self.outputs == ("return",) else handles
+        return handles[0] if self.outputs == ("return",) else StepOutputs(handles)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], location: str) -> dict[str, Any]:
         """Bind call arguments to the signature, with defaults, or explain what is wrong."""
@@ -203,6 +210,20 @@ def _plain(value: Any) -> Any:
 
         return OmegaConf.to_container(value, resolve=True)
     return value
+
+
+def _fields_need_dataclass(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
+    """``__new__`` of a class step with neither ``__init__`` nor ``@dataclass``."""
+    if (args or kwargs) and cls.__init__ is object.__init__:
+        given = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+        fields = ", ".join(getattr(cls, "__annotations__", {})) or "none declared"
+        raise StepSignatureError(
+            f"Class step {cls.__name__!r} cannot take arguments: {cls.__name__}({given}). "
+            f"It has no __init__ and is not a dataclass, so its fields ({fields}) cannot be set."
+            f"\nHint: add @dataclass under @qf.step (from dataclasses import dataclass)."
+            f"\n  at {user_location() or '?'}"
+        )
+    return object.__new__(cls)
 
 
 def _class_step(cls: type[T], options: StepOptions) -> type[T]:
@@ -234,6 +255,9 @@ def _class_step(cls: type[T], options: StepOptions) -> type[T]:
         return bound_step(*args, **kwargs)
 
     setattr(cls, "__call__", traced_call)  # noqa: B010
+    if cls.__new__ is object.__new__ and cls.__init__ is object.__init__:
+        # Checked when an instance is made, so ``@dataclass`` may sit above ``@qf.step`` too.
+        cls.__new__ = _fields_need_dataclass  # type: ignore[method-assign]
     cls.__qflow_step__ = options  # type: ignore[attr-defined]
     return cls
 

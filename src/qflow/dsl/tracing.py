@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dis
 import json
+import sys
+import sysconfig
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from qflow.errors import HandleMisuseError, TraceError
@@ -21,6 +26,97 @@ _HINT = (
     "Hint: a step's result only exists when the workflow runs. Pass it to another step, "
     "or decide on config values instead."
 )
+_QFLOW_DIR = str(Path(__file__).resolve().parent.parent)
+_STDLIB_DIRS = tuple({sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]} - {""})
+_UNPACK_SEQUENCE = dis.opmap["UNPACK_SEQUENCE"]
+_UNPACK_EX = dis.opmap["UNPACK_EX"]
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
+
+
+def _is_user_code(filename: str) -> bool:
+    if filename.startswith(("<frozen", _QFLOW_DIR)):
+        return False
+    return not any(
+        filename.startswith(folder) and "site-packages" not in filename for folder in _STDLIB_DIRS
+    )
+
+
+def user_location() -> str:
+    """``file:line`` of the innermost user code calling QFlow right now, or ``""``."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and not _is_user_code(frame.f_code.co_filename):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else ""
+
+
+def traceback_location(tb: TracebackType | None) -> str:
+    """``file:line`` of the innermost user code in a traceback, or ``""``."""
+    location = ""
+    while tb is not None:
+        if _is_user_code(tb.tb_frame.f_code.co_filename):
+            location = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return location
+
+
+def misuse_from(exc: BaseException, workflow: str) -> HandleMisuseError | None:
+    """A clear error for a builtin exception that a step output caused while ``workflow`` was
+    traced (``json.dumps(handle)``, ``pickle.dumps(handle)``...), else None."""
+    text = str(exc)
+    if not any(name in text for name in ("StepOutput", "NamedOutputs", "<output of step")):
+        return None
+    return HandleMisuseError(
+        f"Workflow {workflow!r} used a step output as a plain value: "
+        f"{type(exc).__name__}({text!r}).\n{_HINT}{_at(traceback_location(exc.__traceback__))}"
+    )
+
+
+def _at(location: str) -> str:
+    return f"\n  at {location}" if location else ""
+
+
+def _unpack_target(frame: FrameType | None) -> tuple[int, bool] | None:
+    """``(names, starred)`` when ``frame`` is unpacking into names right now
+    (``a, b = ...`` or ``a, *rest = ...``), else None."""
+    if frame is None:
+        return None
+    code, lasti = frame.f_code.co_code, frame.f_lasti
+    if lasti < 0 or lasti + 1 >= len(code):
+        return None
+    arg = code[lasti + 1]
+    if lasti >= 2 and code[lasti - 2] == _EXTENDED_ARG:
+        arg |= code[lasti - 1] << 8
+    if code[lasti] == _UNPACK_SEQUENCE:
+        return arg, False
+    if code[lasti] == _UNPACK_EX:
+        return (arg & 0xFF) + (arg >> 8), True
+    return None
+
+
+def _check_unpacking(handles: tuple[StepOutput, ...]) -> None:
+    """Raise a clear error when the caller unpacks ``handles`` into the wrong number of names."""
+    caller = sys._getframe(2)
+    target = _unpack_target(caller)
+    if target is None:
+        return
+    names, starred = target
+    count = len(handles)
+    if count == names or (starred and count >= names):
+        return
+    items = list(tuple.__iter__(handles))
+    node = items[0].node if items else "?"
+    step = node.split("_", 1)[-1]
+    outputs = ", ".join(h.output for h in items)
+    plural = "output" if count == 1 else "outputs"
+    wanted = f"at least {names}" if starred else str(names)
+    noun = "name" if count == 1 else "names"
+    location = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+    raise HandleMisuseError(
+        f"Wrong number of names to unpack step {step!r} ({node}) into: {wanted}. "
+        f"The step has {count} {plural} ({outputs}).\nHint: unpack into {count} {noun}, or "
+        "declare the outputs with @qf.step(outputs=(...)) or a tuple[...] return annotation."
+        f"{_at(location)}"
+    )
 
 
 class StepOutput:
@@ -41,12 +137,15 @@ class StepOutput:
         return f"<output of step {self.node}{suffix}>"
 
     def _misuse(self, action: str) -> NoReturn:
-        raise HandleMisuseError(f"Cannot {action} {self!r} while tracing the workflow. {_HINT}")
+        raise HandleMisuseError(
+            f"Cannot {action} {self!r} while tracing the workflow.\n{_HINT}{_at(user_location())}"
+        )
 
     def __bool__(self) -> bool:
         self._misuse("branch on (if/while/and/or)")
 
     def __iter__(self) -> Iterator[Any]:
+        _check_unpacking((self,))
         self._misuse("iterate over or unpack")
 
     def __len__(self) -> int:
@@ -81,7 +180,16 @@ class StepOutput:
     __float__ = __int__ = __index__ = __contains__ = _arith
 
 
-class NamedOutputs(tuple[StepOutput, ...]):
+class StepOutputs(tuple[StepOutput, ...]):
+    """The outputs of a step with several: unpacking them into the wrong number of names
+    raises ``HandleMisuseError`` naming the step, instead of Python's bare ``ValueError``."""
+
+    def __iter__(self) -> Iterator[StepOutput]:
+        _check_unpacking(self)
+        return tuple.__iter__(self)
+
+
+class NamedOutputs(StepOutputs):
     """Outputs of a step declared with ``outputs=(...)``: unpack them, or pick one by name."""
 
     _names: tuple[str, ...]
@@ -119,8 +227,8 @@ def substitute(value: Any, lookup: Callable[[StepOutput], Any]) -> Any:
     """``value`` with each handle replaced by ``lookup(handle)``, keeping the structure."""
     if isinstance(value, StepOutput):
         return lookup(value)
-    if isinstance(value, NamedOutputs):
-        return tuple(lookup(h) for h in value)
+    if isinstance(value, StepOutputs):
+        return tuple(lookup(h) for h in tuple.__iter__(value))
     if isinstance(value, list):
         return [substitute(item, lookup) for item in value]
     if isinstance(value, tuple):

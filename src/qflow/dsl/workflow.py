@@ -13,8 +13,9 @@ from qflow.dsl.tracing import (
     TraceContext,
     TracedWorkflow,
     current_trace,
+    misuse_from,
 )
-from qflow.errors import ConfigError, WorkflowReturnError, did_you_mean
+from qflow.errors import ConfigError, QFlowError, WorkflowReturnError, did_you_mean
 from qflow.graph.model import Graph
 from qflow.graph.validate import validate
 
@@ -109,6 +110,11 @@ class Workflow(Generic[P, R]):
         try:
             call: Callable[..., Any] = self.fn
             result = call(**self.config_arguments(config))
+        except (TypeError, ValueError, AttributeError) as exc:
+            misuse = None if isinstance(exc, QFlowError) else misuse_from(exc, self.name)
+            if misuse is None:
+                raise
+            raise misuse from exc
         finally:
             current_trace.reset(token)
         _check_result(result, self.name)
