@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from qflow.cli.app import run_cli
 from qflow.client import Client
 from qflow.errors import ConfigError
+from qflow.store.metadata.records import Run
 
 optuna = pytest.importorskip("optuna")
 
@@ -253,8 +258,11 @@ def test_resume_settles_an_abandoned_trial(sweep_project: Path) -> None:
     outcome = resume_sweep(first.sweep_id, trials=4)
     study = _study(sweep_project, first.sweep_id)
     assert study.trials[orphan.number].state == optuna.trial.TrialState.FAIL
-    assert len(outcome.results) == 1
-    assert len(study.trials) == 4
+    assert study.trials[orphan.number].user_attrs["qflow.interrupted"] is True
+    # the abandoned trial does not count: two more trials make four, the first one with the
+    # abandoned trial's parameters (it asked for none, so there are none to retry here)
+    assert [r.state for r in outcome.results] == ["complete", "complete"]
+    assert len(study.trials) == 5
 
 
 def test_missing_objective_stops_the_sweep(sweep_project: Path) -> None:
@@ -324,3 +332,158 @@ def test_cli_sweep_show_and_list(sweep_project: Path, capsys: pytest.CaptureFixt
 
     assert run_cli(["sweeps", "show", "nosuchsweep"]) == 1
     assert "No sweep 'nosuchsweep'" in capsys.readouterr().err
+
+
+# -- Ctrl-C in a real terminal ------------------------------------------------------------
+
+SLOW_WORKFLOW = textwrap.dedent(
+    """
+    import os
+    import time
+    import qflow as qf
+
+    @qf.step
+    def work(C: float) -> float:
+        with open(os.environ["SWEEP_STARTED"], "a") as started:
+            started.write(f"{C}\\n")
+        print(f"working on C={C}", flush=True)
+        time.sleep(2)
+        print("done", flush=True)
+        qf.log_metric("score", 1 - (C - 0.3) ** 2)
+        return C
+
+    @qf.workflow
+    def slow(cfg):
+        return work(cfg.model.C)
+    """
+)
+
+SLOW_CONFIG = textwrap.dedent(
+    """
+    model: {C: 1.0}
+    sweep:
+      objective: score
+      direction: maximize
+      params:
+        model.C: float(0, 1)
+    """
+)
+
+
+def _terminal(project: Path, args: list[str]) -> pexpect.spawn:
+    """``qflow ARGS`` in a pseudo-terminal 200 columns wide, as a user runs it."""
+    env = {**os.environ, "NO_COLOR": "1", "SWEEP_STARTED": str(project / "started.txt")}
+    qflow = str(Path(sys.executable).parent / "qflow")
+    return pexpect.spawn(
+        qflow, args, cwd=project, env=env, encoding="utf-8", timeout=120, dimensions=(40, 200)
+    )
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _started(project: Path) -> int:
+    path = project / "started.txt"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _runs_by_trial(project: Path, sweep_id: str) -> dict[int, list[Run]]:
+    runs: dict[int, list[Run]] = {}
+    for run in Client(project).metadata.list_runs(tags={"sweep.id": sweep_id}, limit=1000):
+        runs.setdefault(int(run.tags["sweep.trial"]), []).append(run)
+    return runs
+
+
+def _check_records(project: Path, sweep_id: str) -> dict[int, str]:
+    """Every trial agrees with its run; returns each trial's state (interrupted included)."""
+    from qflow.sweep.repair import recorded_as
+
+    runs = _runs_by_trial(project, sweep_id)
+    states = {}
+    for trial in _study(project, sweep_id).get_trials(deepcopy=False):
+        state = states[trial.number] = recorded_as(trial)
+        trial_runs = runs.get(trial.number, [])
+        assert len(trial_runs) <= 1, f"trial {trial.number} ran twice"
+        if trial_runs and trial_runs[0].status == "succeeded":
+            run = trial_runs[0]
+            assert state == "complete", f"trial {trial.number}'s run succeeded; it is {state}"
+            assert trial.value == pytest.approx(run.metrics_summary["score"])
+            assert trial.user_attrs["run_id"] == run.id
+        if state == "interrupted" and trial_runs:
+            assert trial_runs[0].status == "killed"
+        assert state != "running", f"trial {trial.number} left running"
+    return states
+
+
+@pytest.mark.parametrize("parallel", [1, 2], ids=["parallel-1", "parallel-2"])
+def test_ctrl_c_in_a_terminal_keeps_finished_trials_and_resume_finishes(
+    project: Path, parallel: int
+) -> None:
+    (project / "src").mkdir()
+    module = f"slowsweep_{uuid.uuid4().hex[:8]}"
+    (project / "src" / f"{module}.py").write_text(SLOW_WORKFLOW)
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "slow"\n[tool.qflow]\nworkflow-modules = ["{module}"]\n'
+    )
+    (project / "conf").mkdir()
+    (project / "conf" / "slow.yaml").write_text(SLOW_CONFIG)
+    options = ["--trials", "5", "--sampler", "random", "--seed", "7", "--pruner", "none"]
+    parallel_option = ["--parallel", str(parallel)] if parallel > 1 else []
+
+    sweep = _terminal(project, ["sweep", "slow", *options, *parallel_option])
+    sweep.expect(r"Sweep (\w+) of slow: 0 of 5 trials done[^\r\n]*\r\n")
+    sweep_id = sweep.match.group(1)
+    command = f"qflow sweep slow --resume {sweep_id}" + (f" --parallel {parallel}" * (parallel > 1))
+    sweep.expect(r"Ctrl-C stops it; continue it with: ([^\r\n]*)\r\n")
+    assert sweep.match.group(1) == command
+    for _ in range(2):
+        sweep.expect(r"trial +\d+ complete")
+    # the (2 + parallel)th trial to start was asked for after two trials had finished; it
+    # is at work (for two seconds) when Ctrl-C comes
+    _wait_for(lambda: _started(project) >= 2 + parallel, "one more trial to be working")
+    sweep.sendintr()  # Ctrl-C: SIGINT to the terminal's foreground process group
+    sweep.expect(pexpect.EOF)
+    sweep.close()
+    shown = _plain(sweep.before)
+    assert sweep.exitstatus == 130, shown
+    assert "Traceback" not in shown
+    assert f"Sweep {sweep_id} of 'slow' was interrupted" in shown
+    assert f"continue it with\r\n  {command}\r\n" in shown
+    assert "qflow resume " not in shown
+
+    states = _check_records(project, sweep_id)
+    finished = [n for n, state in states.items() if state == "complete"]
+    interrupted = [n for n, state in states.items() if state == "interrupted"]
+    assert len(finished) >= 2
+    assert interrupted, states  # the trial at work was stopped, not failed
+    assert set(states.values()) == {"complete", "interrupted"}
+    assert f"trial {interrupted[0]:>3} interrupted" in shown
+    finished_runs = {n: _runs_by_trial(project, sweep_id)[n][0].id for n in finished}
+    started_before = _started(project)
+
+    resume = _terminal(project, shlex.split(command)[1:])
+    resume.expect(pexpect.EOF, timeout=240)
+    resume.close()
+    assert resume.exitstatus == 0, resume.before
+    assert f"{len(finished)} of 5 trials done" in _plain(resume.before)
+
+    states = _check_records(project, sweep_id)
+    complete = [n for n, state in states.items() if state == "complete"]
+    assert len(complete) == 5
+    runs = _runs_by_trial(project, sweep_id)
+    assert {n: runs[n][0].id for n in finished} == finished_runs  # finished trials kept
+    new = [n for n in complete if n not in finished]
+    assert min(new) > max(states) - len(new)  # only new trials ran
+    assert _started(project) - started_before == len(new)  # and no finished one again
+    retried = {tuple(_study(project, sweep_id).trials[n].params.items()) for n in interrupted}
+    params = {tuple(_study(project, sweep_id).trials[n].params.items()) for n in new}
+    assert retried <= params  # the interrupted trials' parameters were tried again

@@ -63,7 +63,7 @@ def _print_start(start: SweepStart) -> None:
         )
     at_once = f", {start.parallel} at a time" if start.parallel > 1 else ""
     console.err.print(
-        f"Sweep [bold]{start.sweep_id}[/] of {escape(start.workflow)}: "
+        f"Sweep {start.sweep_id} of {escape(start.workflow)}: "
         f"{start.done} of {start.target} trials done{at_once}.\n"
         f"Ctrl-C stops it; continue it with: {escape(start.command)}",
         soft_wrap=True,
