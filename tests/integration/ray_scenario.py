@@ -212,6 +212,40 @@ def kill_worker_node(work: Path, address: str, worker: subprocess.Popen[bytes]) 
     return report
 
 
+def live_metrics(work: Path, address: str) -> dict[str, Any]:
+    """How long after ``qf.log_metric`` in a Ray task each point is readable in the store,
+    read here while the run goes on in a thread."""
+    folder = project(work, "live")
+    marks = work / "live-marks"
+    marks.mkdir()
+    config = {"epochs": 3, "marks": str(marks)}
+
+    def train() -> None:
+        qf.run(rw.live_metrics, config, project_dir=folder, executor="ray",
+               executor_options={"address": address})  # fmt: skip
+
+    runner = threading.Thread(target=train)
+    runner.start()
+    latency: dict[int, float] = {}
+    deadline = time.monotonic() + 90
+    while runner.is_alive() and len(latency) < 3 and time.monotonic() < deadline:
+        runs = qf.Client(folder).runs() if (folder / ".qflow" / "qflow.db").exists() else []
+        for point in runs[0].metric_history("loss") if runs else []:
+            mark = marks / f"logged-{int(point.step)}"
+            if int(point.step) not in latency and mark.exists():
+                latency[int(point.step)] = time.time() - float(mark.read_text())
+        time.sleep(0.02)
+    running_when_seen = runner.is_alive()
+    runner.join(120)
+    run = qf.Client(folder).runs()[0]
+    return {
+        "latency": [latency.get(epoch) for epoch in range(3)],
+        "running_when_seen": running_when_seen,
+        "status": run.status,
+        "stored": sorted(int(m.step) for m in run.metric_history("loss")),
+    }
+
+
 def private_postgres(work: Path) -> tuple[str, Callable[[], None]] | None:
     """A throwaway PostgreSQL server inside the namespace (the host's is not reachable from
     here): initdb as user postgres, trust auth, 127.0.0.1:5433. None without the binaries."""
@@ -272,6 +306,7 @@ def main() -> None:
             ("fan_out", lambda: fan_out(work, address)),
             ("policies", lambda: policies(work, address)),
             ("cli", lambda: command_line(work, address)),
+            ("live", lambda: live_metrics(work, address)),
             ("postgres", lambda: postgres_metadata(work, address, report["fan_out"]["local"])),
         ]
         if "kill-only" in sys.argv:

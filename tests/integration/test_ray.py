@@ -132,3 +132,13 @@ def test_qflow_run_on_ray_by_config_group_and_by_flags(report: dict[str, Any]) -
         assert cli[label]["total"] == sum(x * x for x in range(n))
         assert cli[label]["nodes"]
         assert "driver" not in cli[label]["nodes"]
+
+
+def test_metrics_of_a_running_ray_task_are_live(report: dict[str, Any]) -> None:
+    """Each point reaches the store through the executor's channel within a second of being
+    logged, while the task still runs, and exactly once."""
+    live = _phase(report, "live")
+    assert live["status"] == "succeeded"
+    assert live["running_when_seen"]
+    assert all(seconds is not None and seconds < 1.0 for seconds in live["latency"])
+    assert live["stored"] == [0, 1, 2]

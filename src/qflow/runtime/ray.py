@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qflow.errors import MissingExtraError, QFlowError
+from qflow.runtime.context import MetricRow
 from qflow.runtime.remote import WorkflowSpec, result_from_json, run_step, task_spec
 from qflow.runtime.task import StepTask, TaskResult
 from qflow.store.artifacts import _is_local
@@ -52,9 +53,17 @@ def import_ray() -> Any:
     return ray
 
 
-def ray_entry(spec: dict[str, Any]) -> dict[str, Any]:
-    """The body of every Ray task: the same worker entry point as ``qflow run-step``."""
-    return run_step(spec)
+def ray_entry(spec: dict[str, Any], channel: Any = None) -> dict[str, Any]:
+    """The body of every Ray task: the same worker entry point as ``qflow run-step``. Metrics
+    go to the coordinator through ``channel`` (a Ray queue) as the step's recorder flushes
+    them, so they are live and survive the task; the rest comes back with the result."""
+    if channel is None:
+        return run_step(spec)
+
+    def send(rows: list[MetricRow]) -> None:
+        channel.put([list(row) for row in rows])
+
+    return run_step(spec, send)
 
 
 def ray_options(resources: dict[str, float] | Any) -> dict[str, Any]:
@@ -142,6 +151,7 @@ class RayExecutor:
         self._ray: Any = None
         self._owns_connection = False
         self._remote: Any = None
+        self._channel: Any = None
         self._sinks: RunSinks | None = None
         self._artifacts_url = ""
         self._pending: dict[Any, _Pending] = {}
@@ -192,6 +202,9 @@ class RayExecutor:
         cpus = int(self._totals.get("CPU", 1))
         self._limit = self.max_in_flight or max(2 * cpus, 4)
         self._remote = ray.remote(ray_entry)
+        from ray.util.queue import Queue
+
+        self._channel = Queue(actor_options={"num_cpus": 0})
         self._sinks, self._artifacts_url = sinks, artifacts.url
         self._stopping.clear()
         self._pump = threading.Thread(target=self._pump_loop, name="qflow-ray", daemon=True)
@@ -233,7 +246,9 @@ class RayExecutor:
         name = pending.task.node.name
         if pending.task.item is not None:
             name = f"{name}[{pending.task.item}]"
-        ref = self._remote.options(**pending.options, max_retries=0, name=name).remote(pending.spec)
+        ref = self._remote.options(**pending.options, max_retries=0, name=name).remote(
+            pending.spec, self._channel
+        )
         timeout = pending.task.step.options.timeout
         pending.started = time.monotonic()
         pending.deadline = (
@@ -256,11 +271,19 @@ class RayExecutor:
                 if ready and rest:
                     more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
                     ready = [*ready, *more]
+                self._drain_metrics()  # a finished task's last points first
                 for ref in ready:
                     self._collect(ref)
                 self._check_deadlines()
             except Exception as exc:  # the cluster went away, or a sink failed
                 self._fail_all(f"{type(exc).__name__}: the Ray executor lost its tasks ({exc})")
+
+    def _drain_metrics(self) -> None:
+        """Record the metric batches workers sent since the last call."""
+        size = self._channel.qsize() if self._channel is not None else 0
+        if size and self._sinks is not None:
+            for batch in self._channel.get_nowait_batch(size):
+                self._sinks.metrics([tuple(row) for row in batch])
 
     def _collect(self, ref: Any) -> None:
         ray = self._ray
@@ -367,6 +390,12 @@ class RayExecutor:
         if ray is not None:
             for ref in refs:
                 ray.cancel(ref, force=True)
+            if self._channel is not None:
+                try:
+                    self._drain_metrics()
+                finally:
+                    ray.kill(self._channel.actor)
+                    self._channel = None
             if self._owns_connection and ray.is_initialized():
                 ray.shutdown()
             self._owns_connection = False

@@ -17,7 +17,7 @@ import base64
 import dataclasses
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from qflow.dsl.tracing import TracedWorkflow
 
 SPEC_VERSION = 1
+
+MetricsSink = Callable[[list[MetricRow]], None]
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,10 @@ class Records:
     tags: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     artifacts: list[tuple[str, int | None, str, ArtifactRef]] = field(default_factory=list)
 
-    def sinks(self, artifacts: ArtifactStore) -> RunSinks:
+    def sinks(self, artifacts: ArtifactStore, live_metrics: MetricsSink | None = None) -> RunSinks:
+        """Sinks that keep everything for the result, except metrics when ``live_metrics``
+        sends them to the coordinator as they are flushed (the Ray executor's channel)."""
+
         def artifact(run_id: str, step_run_id: int | None, name: str, source: Any) -> None:
             ref = (
                 artifacts.put_bytes(source)
@@ -108,7 +113,7 @@ class Records:
             self.artifacts.append((run_id, step_run_id, name, ref))
 
         return RunSinks(
-            self.metrics.extend,
+            live_metrics or self.metrics.extend,
             lambda run, sr, values: self.params.append((run, sr, dict(values))),
             lambda run, values: self.tags.append((run, dict(values))),
             artifact,
@@ -231,9 +236,10 @@ def build_task(spec: Mapping[str, Any], traced: TracedWorkflow) -> StepTask:
     )
 
 
-def run_step(spec: Mapping[str, Any]) -> dict[str, Any]:
+def run_step(spec: Mapping[str, Any], live_metrics: MetricsSink | None = None) -> dict[str, Any]:
     """Run the step call ``spec`` describes and return its JSON result (never raises for a
-    failure of user code; the result's ``status`` says ``failed``)."""
+    failure of user code; the result's ``status`` says ``failed``). With ``live_metrics``,
+    metrics go there as the step logs them instead of into the result."""
     if spec.get("version", SPEC_VERSION) != SPEC_VERSION:
         raise QFlowError(
             f"Task spec version {spec.get('version')!r} is not supported by this QFlow "
@@ -253,7 +259,7 @@ def run_step(spec: Mapping[str, Any]) -> dict[str, Any]:
         return _run_all_items(spec, traced, artifacts)
     records = Records()
     task = build_task(spec, traced)
-    result = execute(task, artifacts, records.sinks(artifacts))
+    result = execute(task, artifacts, records.sinks(artifacts, live_metrics))
     return result_to_json(result, records, task.node.name)
 
 
