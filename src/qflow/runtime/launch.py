@@ -18,6 +18,7 @@ from qflow.runtime.discovery import load_workflow
 from qflow.runtime.executor import create_executor
 from qflow.runtime.heartbeat import Heartbeat, interrupts_end_the_run
 from qflow.runtime.scheduler import Scheduler
+from qflow.store.metadata.records import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from qflow.graph.model import Graph
@@ -111,7 +112,7 @@ def launch(
         meta=run.meta,
         artifacts=artifacts,
     )
-    status: str = "killed"
+    status = RunStatus.KILLED
     error: str | None = "interrupted"
     try:
         with Heartbeat(metadata, run.id), interrupts_end_the_run():
@@ -119,7 +120,9 @@ def launch(
         status = outcome.status
         error = "; ".join(f"{k}: {v}" for k, v in outcome.failed.items()) or None
     except KeyboardInterrupt:
-        metadata.close_step_runs(run.id, "killed", "the run was interrupted (Ctrl-C or SIGTERM)")
+        metadata.close_step_runs(
+            run.id, StepStatus.KILLED, "the run was interrupted (Ctrl-C or SIGTERM)"
+        )
         raise RunKilledError(
             f"Run {run.id} of {wf.name!r} was interrupted; what it logged is kept.\n"
             f"Hint: qflow resume {run.id} continues it, reusing the finished steps."
@@ -160,17 +163,19 @@ def _resume_plan(
     metadata, _ = open_stores(project.root)
     metadata.mark_crashed_runs()
     old = metadata.get_run(run_id)
-    if old.status in ("succeeded", "running"):
+    if old.status in (RunStatus.SUCCEEDED, RunStatus.RUNNING):
         raise QFlowError(
             f"Run {old.id} is {old.status}; only failed, crashed or killed runs can be resumed."
             + (
                 "\nHint: qflow reproduce re-runs a finished run."
-                if old.status != "running"
+                if old.status != RunStatus.RUNNING
                 else "\nHint: wait for it, or stop its process first."
             )
         )
     finished = {
-        s.name: s for s in metadata.step_runs(old.id) if s.status in ("succeeded", "cached")
+        s.name: s
+        for s in metadata.step_runs(old.id)
+        if s.status in (StepStatus.SUCCEEDED, StepStatus.CACHED)
     }
     return old.meta.get("workflow_ref") or old.workflow, old.config, finished, old.id
 
