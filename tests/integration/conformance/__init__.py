@@ -1,0 +1,1 @@
+"""Conformance suite: graph shapes × executors × faults, with the same invariants after each."""
