@@ -487,3 +487,19 @@ def test_ctrl_c_in_a_terminal_keeps_finished_trials_and_resume_finishes(
     retried = {tuple(_study(project, sweep_id).trials[n].params.items()) for n in interrupted}
     params = {tuple(_study(project, sweep_id).trials[n].params.items()) for n in new}
     assert retried <= params  # the interrupted trials' parameters were tried again
+
+
+def test_cli_resume_names_the_workflow(
+    sweep_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qflow.sweep.driver import start_sweep
+
+    first = start_sweep("train", trials=1, sampler="random", pruner="none", seed=1)
+    assert run_cli(["sweep", "trian", "--resume", first.sweep_id]) == 1
+    err = capsys.readouterr().err
+    assert f"Sweep {first.sweep_id} sweeps the workflow 'train', not 'trian'" in err
+    assert run_cli(["sweep", "train", "--resume", first.sweep_id[:12], "--trials", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"Sweep {first.sweep_id} of train: 1 of 2 trials done." in err
+    assert f"continue it with: qflow sweep train --resume {first.sweep_id}\n" in err
+    assert len(_study(sweep_project, first.sweep_id).trials) == 2

@@ -2,9 +2,9 @@
 
 A sweep is an Optuna study named by the sweep id, stored beside the project's metadata store
 (``qflow.sweep.storage``). Its settings (workflow, overrides, search space, objective, sampler,
-number of trials) are saved with the study, so ``qflow sweep --resume ID`` continues it, from
-any machine that reaches the store, and several processes can work on one sweep at once:
-``trials`` is the study's total, shared by every process working on it.
+number of trials) are saved with the study, so ``qflow sweep WORKFLOW --resume ID`` continues
+it, from any machine that reaches the store, and several processes can work on one sweep at
+once: ``trials`` is the study's total, shared by every process working on it.
 
 Each trial is one normal run of the workflow with the trial's values as config overrides, on
 whatever executor is configured, tagged ``sweep.id`` and ``sweep.trial`` and recorded with
@@ -275,8 +275,11 @@ def resume_sweep(
 def _check_workflow(project: Project, given: str, saved: str, sweep_id: str) -> None:
     from qflow.runtime.discovery import load_workflow
 
-    if given == saved or load_workflow(given, project).name == load_workflow(saved, project).name:
+    if given == saved:
         return
+    with contextlib.suppress(QFlowError):
+        if load_workflow(given, project).name == load_workflow(saved, project).name:
+            return
     raise ConfigError(
         f"Sweep {sweep_id} sweeps the workflow {saved!r}, not {given!r}.\n"
         f"Hint: qflow sweep {shlex.quote(saved)} --resume {sweep_id}"

@@ -12,6 +12,7 @@ which stops its trials with SIGTERM (their runs end ``killed``) and settles them
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -83,7 +84,10 @@ def run_trial(
                 plugins=[reporter, *plugins],
                 tags={"sweep.id": job.sweep_id, "sweep.trial": str(job.number), **job.tags},
                 sweep_id=job.sweep_id,
-                command=f"qflow sweep --resume {job.sweep_id}  # trial {job.number}",
+                command=(
+                    f"qflow sweep {shlex.quote(job.workflow)} --resume {job.sweep_id}"
+                    f"  # trial {job.number}"
+                ),
             )
         except (KeyboardInterrupt, QFlowError) as exc:
             if reporter.pruned:
