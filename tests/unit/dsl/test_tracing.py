@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -199,3 +202,146 @@ def test_config_values_reach_steps_as_plain_data() -> None:
     call = traced.calls["0_takes"]
     assert type(call.arguments["options"]) is dict
     assert dict(traced.graph.nodes[0].params) == {"options": '{"a": 1}'}
+
+
+@qf.step
+def _pair() -> tuple[int, int]:
+    return 1, 2
+
+
+@qf.step
+def _one() -> int:
+    return 1
+
+
+def _line_of(marker: str) -> int:
+    lines = Path(__file__).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line.rstrip().endswith(marker))
+
+
+def test_unpacking_two_outputs_into_three_names_names_the_step_and_line() -> None:
+    @qf.workflow
+    def bad() -> Any:
+        a, _b, _c = _pair()  # unpack-three
+        return a
+
+    with pytest.raises(
+        HandleMisuseError, match=r"(?s)unpack step '_pair' \(0__pair\) into: 3\. .*has 2 outputs"
+    ) as raised:
+        bad.trace({})
+    assert f"at {__file__}:{_line_of('# unpack-three')}" in str(raised.value)
+
+
+def test_unpacking_two_outputs_into_one_starred_name_is_fine_and_into_too_few_is_not() -> None:
+    @qf.workflow
+    def starred() -> Any:
+        first, *_rest = _pair()
+        return first
+
+    assert starred.trace({}).result.node == "0__pair"
+
+    @qf.workflow
+    def too_many_required() -> Any:
+        a, _b, *_rest, _c = _pair()
+        return a
+
+    with pytest.raises(HandleMisuseError, match=r"into: at least 3\. The step has 2 outputs"):
+        too_many_required.trace({})
+
+
+def test_unpacking_one_output_names_the_step() -> None:
+    @qf.workflow
+    def bad() -> Any:
+        a, _b = _one()
+        return a
+
+    with pytest.raises(HandleMisuseError, match=r"unpack step '_one' .* into: 2\. .* 1 output \("):
+        bad.trace({})
+
+
+def test_exact_unpacking_and_iteration_still_work() -> None:
+    @qf.workflow
+    def good() -> Any:
+        low, high = _pair()
+        both = list(_pair())
+        return [low, high, *both]
+
+    assert [h.node for h in good.trace({}).result] == ["0__pair", "0__pair", "1__pair", "1__pair"]
+
+
+def test_json_dumps_of_a_handle_is_a_trace_error_at_the_users_line() -> None:
+    @qf.workflow
+    def bad() -> Any:
+        handle = _one()
+        json.dumps({"x": handle})  # dumps-line
+        return handle
+
+    with pytest.raises(
+        HandleMisuseError, match=r"(?s)Workflow 'bad' used a step output as a plain value.*Hint"
+    ) as raised:
+        bad.trace({})
+    assert f"at {__file__}:{_line_of('# dumps-line')}" in str(raised.value)
+    assert isinstance(raised.value.__cause__, TypeError)
+
+
+def test_other_errors_in_a_workflow_body_are_left_alone() -> None:
+    @qf.workflow
+    def bad() -> Any:
+        raise ValueError("mine")
+
+    with pytest.raises(ValueError, match="mine"):
+        bad.trace({})
+
+
+@pytest.mark.parametrize(
+    ("use", "action"),
+    [
+        (lambda h: bool(h), "branch on"),
+        (lambda h: h + 1, "compute with"),
+        (lambda h: h.shape, "read attribute 'shape'"),
+        (lambda h: f"{h:>3}", "format"),
+    ],
+    ids=["if", "add", "attribute", "format"],
+)
+def test_placeholder_misuse_gives_the_users_file_and_line(use: Any, action: str) -> None:
+    @qf.workflow
+    def bad() -> Any:
+        handle = _one()
+        use(handle)
+        return handle
+
+    with pytest.raises(HandleMisuseError, match=f"Cannot {action}") as raised:
+        bad.trace({})
+    assert f"at {__file__}:" in str(raised.value)
+    assert "/qflow/dsl/" not in str(raised.value).split("at ")[-1]
+
+
+@qf.step
+class _Undecorated:
+    factor: float = 1.0
+
+    def __call__(self, x: float) -> float:
+        return x * self.factor
+
+
+def test_class_step_without_dataclass_names_the_class_and_the_fix() -> None:
+    with pytest.raises(
+        StepSignatureError,
+        match=r"(?s)Class step '_Undecorated' cannot take arguments: _Undecorated\(factor=2\)\. "
+        r".*fields \(factor\).*Hint: add @dataclass under @qf.step",
+    ) as raised:
+        _Undecorated(factor=2)  # make-undecorated
+    assert f"at {__file__}:{_line_of('# make-undecorated')}" in str(raised.value)
+    assert _Undecorated()(2.0) == 2.0
+
+
+def test_dataclass_above_step_decorator_still_works() -> None:
+    @dataclasses.dataclass
+    @qf.step
+    class Outer:
+        factor: float = 1.0
+
+        def __call__(self, x: float) -> float:
+            return x * self.factor
+
+    assert Outer(factor=3)(2.0) == 6.0
