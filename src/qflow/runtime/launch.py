@@ -172,6 +172,7 @@ def _resume_plan(
                 else "\nHint: wait for it, or stop its process first."
             )
         )
+    metadata.close_step_runs(old.id, StepStatus.KILLED, "the run was resumed by a new run")
     finished = {
         s.name: s
         for s in metadata.step_runs(old.id)

@@ -57,14 +57,6 @@ on these shapes (chains, joins, maps, nested maps, retries, mutating inputs) to 
 suite within its time budget."""
 
 
-CRASHED_STEPS_STAY_OPEN = pytest.mark.xfail(
-    strict=True,
-    reason="defect in store/metadata/runs.py: mark_crashed_runs marks a dead coordinator's run "
-    "crashed but leaves its step runs running/pending forever; qflow resume does not close "
-    "them either (checked last, after every other invariant of the case passed)",
-)
-
-
 def _skip_reason(shape: Shape, executor: str, fault: str) -> str | None:
     if fault == WORKER_KILL and executor == "local":
         return "the local executor runs steps inside the coordinator: that is coordinator-kill-9"
@@ -80,8 +72,6 @@ def _matrix() -> list[Any]:
             for fault in FAULTS:
                 reason = _skip_reason(shape, executor, fault)
                 marks = [pytest.mark.skip(reason=reason)] if reason else []
-                if fault == COORDINATOR_KILL:
-                    marks.append(CRASHED_STEPS_STAY_OPEN)
                 cases.append(
                     pytest.param(
                         shape, executor, fault, marks=marks, id=f"{shape.name}-{executor}-{fault}"

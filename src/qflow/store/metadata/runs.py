@@ -90,7 +90,10 @@ class RunQueries(Database):
 
     @translated
     def mark_crashed_runs(self) -> list[str]:
-        """Mark "running" runs whose process died (on this host) or went silent as crashed."""
+        """Mark "running" runs whose process died (on this host) or went silent as crashed.
+
+        The open step runs of a run whose process is gone are closed as ``killed``; those of
+        a run that only went silent stay open until it is resumed (it may still be alive)."""
         now = time.time()
         host = socket.gethostname()
         with self.engine.begin() as conn:
@@ -99,23 +102,36 @@ class RunQueries(Database):
                     t.runs.c.status == "running"
                 )
             ).all()
-            crashed = [
+            dead = [
                 r.id
                 for r in running
-                if (r.host == host and r.pid is not None and not pid_alive(r.pid))
-                or (r.heartbeat_at or 0.0) < now - HEARTBEAT_TIMEOUT
+                if r.host == host and r.pid is not None and not pid_alive(r.pid)
             ]
-            if crashed:
+            silent = [
+                r.id
+                for r in running
+                if r.id not in dead and (r.heartbeat_at or 0.0) < now - HEARTBEAT_TIMEOUT
+            ]
+            if dead or silent:
                 conn.execute(
                     t.runs.update()
-                    .where(t.runs.c.id.in_(crashed), t.runs.c.status == "running")
+                    .where(t.runs.c.id.in_(dead + silent), t.runs.c.status == "running")
                     .values(
                         status="crashed",
                         ended_at=now,
                         error="The run's process died or stopped sending heartbeats.",
                     )
                 )
-        return crashed
+            if dead:  # its steps can never finish now; a silent run's still might
+                conn.execute(
+                    t.step_runs.update()
+                    .where(
+                        t.step_runs.c.run_id.in_(dead),
+                        t.step_runs.c.status.in_(("pending", "running")),
+                    )
+                    .values(status="killed", ended_at=now, error="the run's process died (crashed)")
+                )
+        return dead + silent
 
     @translated
     def get_run(self, run_id_or_prefix: str) -> Run:
