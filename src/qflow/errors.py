@@ -6,6 +6,7 @@ is wrong and how to fix it. The CLI prints them on one line without a traceback.
 ```
 QFlowError
 ├── ConfigError                     bad config file or override
+│   └── NotAProjectError            a read command run outside any QFlow project
 ├── TraceError                      the workflow function cannot be traced
 │   ├── HandleMisuseError           a step's future output used as a plain value
 │   ├── StepSignatureError          missing input, unknown keyword (also a TypeError)
@@ -57,6 +58,27 @@ class QFlowError(Exception):
 
 class ConfigError(QFlowError):
     """A config file or override is malformed or names an unknown key."""
+
+
+class NotAProjectError(ConfigError):
+    """A command that reads a project's runs was started outside any QFlow project."""
+
+    def __init__(self, message: str, *, folder: str = "") -> None:
+        super().__init__(message)
+        self.folder = folder
+
+    @classmethod
+    def for_folder(cls, folder: object, *, missing: bool = False) -> NotAProjectError:
+        what = (
+            "This folder does not exist"
+            if missing
+            else "Neither it nor a parent has a pyproject.toml with [tool.qflow] or a .qflow folder"
+        )
+        return cls(
+            f"Not a QFlow project: {str(folder)!r}. {what}.\n"
+            "Hint: cd into a project, pass --project, or run qflow new",
+            folder=str(folder),
+        )
 
 
 class TraceError(QFlowError):

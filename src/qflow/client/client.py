@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qflow.config.project import find_project
+from qflow.config.project import existing_project
 from qflow.errors import ArtifactNotFoundError, did_you_mean
 
 if TYPE_CHECKING:
@@ -128,8 +128,8 @@ class Client:
     def __init__(self, project_dir: str | Path | None = None) -> None:
         from qflow.store import open_stores
 
-        self.project = find_project(Path(project_dir) if project_dir else None)
-        self.metadata, self.artifacts = open_stores(self.project.root)
+        self.project = existing_project(Path(project_dir) if project_dir else None)
+        self.metadata, self.artifacts = open_stores(self.project.root, create=False)
         self.metadata.mark_crashed_runs()
 
     def runs(

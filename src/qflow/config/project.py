@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qflow.errors import ConfigError
+from qflow.errors import ConfigError, NotAProjectError
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,33 @@ class Project:
         return self.root / ".qflow"
 
 
+STORE_VARIABLES = ("QFLOW_STORE", "QFLOW_TRACKING_URI")
+"""Environment variables that point a project at stores outside its folder."""
+
+
 def find_project(start: Path | None = None) -> Project:
     """The nearest folder up from ``start`` with a ``[tool.qflow]`` table, else ``start``."""
     start = (start or Path.cwd()).resolve()
+    return _search(start) or Project(root=start, name=start.name)
+
+
+def existing_project(start: Path | None = None) -> Project:
+    """Like ``find_project``, for commands that only read what runs recorded: the project
+    must exist (or ``QFLOW_STORE`` / ``QFLOW_TRACKING_URI`` must name its store), else
+    ``NotAProjectError``, so reading never creates a store in a random folder."""
+    folder = (start or Path.cwd()).absolute()
+    if not folder.is_dir():
+        raise NotAProjectError.for_folder(folder, missing=True)
+    folder = folder.resolve()
+    found = _search(folder)
+    if found is not None:
+        return found
+    if any(os.environ.get(name) for name in STORE_VARIABLES):
+        return Project(root=folder, name=folder.name)
+    raise NotAProjectError.for_folder(folder)
+
+
+def _search(start: Path) -> Project | None:
     for folder in (start, *start.parents):
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
@@ -42,7 +67,7 @@ def find_project(start: Path | None = None) -> Project:
                 return _project_from(folder, data, table, pyproject)
         if (folder / ".qflow").is_dir():
             return Project(root=folder, name=folder.name)
-    return Project(root=start, name=start.name)
+    return None
 
 
 def _project_from(folder: Path, data: dict[str, object], table: object, source: Path) -> Project:

@@ -68,12 +68,14 @@ class QFlowRegistry:
 
     @classmethod
     def for_project(cls, project_dir: str | Path | None = None) -> QFlowRegistry:
-        """The registry of the project around ``project_dir`` (default: the current folder)."""
-        from qflow.config.project import find_project
+        """The registry of the project around ``project_dir`` (default: the current folder).
+        Outside a project it raises ``NotAProjectError``; it never creates a store, since a
+        model is only registered from a run that is already recorded."""
+        from qflow.config.project import existing_project
         from qflow.store import open_stores
 
-        project = find_project(Path(project_dir) if project_dir else None)
-        return cls(*open_stores(project.root))
+        project = existing_project(Path(project_dir) if project_dir else None)
+        return cls(*open_stores(project.root, create=False))
 
     def __repr__(self) -> str:
         return f"QFlowRegistry({self.metadata!r}, {self.artifacts!r})"

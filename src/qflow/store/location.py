@@ -24,14 +24,29 @@ def default_artifacts_url(project_dir: Path) -> str:
     )
 
 
-def open_stores(project_dir: Path) -> tuple[MetadataStore, ArtifactStore]:
+EMPTY_STORE_URL = "sqlite://"
+"""An in-memory store: what a reader sees of a project that has recorded nothing yet."""
+
+
+def open_stores(project_dir: Path, *, create: bool = True) -> tuple[MetadataStore, ArtifactStore]:
     """The metadata and artifact stores of the project in ``project_dir``; with
-    ``QFLOW_TRACKING_URI=http://host:port`` the metadata lives on that tracking server."""
+    ``QFLOW_TRACKING_URI=http://host:port`` the metadata lives on that tracking server.
+
+    With ``create=False`` (commands that only read) a SQLite store that does not exist yet
+    is not created: the reader gets an empty in-memory store and nothing is written."""
     if os.environ.get("QFLOW_TRACKING_URI"):
         from qflow.store.remote import open_stores as open_remote
 
         return open_remote(project_dir)  # type: ignore[return-value]
-    return (
-        MetadataStore(default_store_url(project_dir)),
-        ArtifactStore(default_artifacts_url(project_dir)),
-    )
+    url = default_store_url(project_dir)
+    if not create and _missing_sqlite_file(url):
+        url = EMPTY_STORE_URL
+    return MetadataStore(url), ArtifactStore(default_artifacts_url(project_dir))
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return False
+    path = url.removeprefix(prefix).split("?", 1)[0]
+    return path not in ("", ":memory:") and not Path(path).exists()

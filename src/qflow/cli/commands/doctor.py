@@ -11,11 +11,11 @@ from qflow.cli.options import ProjectOption
 def doctor(project: ProjectOption = None) -> None:
     """Check the metadata database's integrity and that every artifact it references exists
     and matches its hash. Exits 1 when something is wrong."""
-    from qflow.config.project import find_project
+    from qflow.config.project import existing_project
     from qflow.store import open_stores
     from qflow.store.doctor import check
 
-    metadata, artifacts = open_stores(find_project(project).root)
+    metadata, artifacts = open_stores(existing_project(project).root, create=False)
     problems, checked = check(metadata, artifacts)
     for problem in problems:
         console.out.print(f"[red]✗[/] {problem}", markup=True, highlight=False)

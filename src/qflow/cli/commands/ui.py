@@ -25,12 +25,12 @@ def ui(
     project: ProjectOption = None,
 ) -> None:
     """Open the web dashboard (runs, metrics, graphs, models, launches) for this project."""
-    from qflow.config.project import find_project
+    from qflow.config.project import existing_project
     from qflow.store.location import default_artifacts_url, default_store_url
     from qflow.web.server import serve
     from qflow.web.settings import Settings
 
-    found = find_project(project)
+    found = existing_project(project)
     settings = Settings(
         store_url=default_store_url(found.root),
         artifacts_url=default_artifacts_url(found.root),
