@@ -414,6 +414,10 @@ def _global_refs(
         return [value]
     if module_origin(module).kind != "project":
         return [type(value)]
+    while name in _definitions(module).imported:  # ``from helpers import FACTOR``
+        module, name = _definitions(module).imported[name]
+        if module_origin(module).kind != "project":
+            return [type(value)]
     label = f"{_module_file(module)}:{name}"
     if value is _UNDEFINED:  # not defined (yet): it counts once it is
         pieces.append((label, "value", f"{name}: undefined"))
@@ -422,25 +426,43 @@ def _global_refs(
     if literal is not None:
         pieces.append((label, "value", f"{name} = {literal}"))
         return [type(value)] if isinstance(value, enum.Enum) else []
-    statement = _assignments(module).get(name)
+    statement = _definitions(module).assigned.get(name)
     described = f"{name}: {type(value).__module__}.{type(value).__qualname__}"
     pieces.append((label, "value", statement or described))
     wrapped = getattr(value, "__wrapped__", None)
     return [type(value)] if wrapped is None else [type(value), wrapped]
 
 
+@dataclass(frozen=True)
+class _Definitions:
+    """A project module's top-level ``NAME = ...`` statements (normalised) and the names it
+    imports from other modules (name → (module, name there))."""
+
+    assigned: Mapping[str, str]
+    imported: Mapping[str, tuple[str, str]]
+
+
 @functools.cache
-def _assignments(module: str) -> Mapping[str, str]:
-    """Top-level ``NAME = ...`` statements of a project module, normalised, by name."""
-    source = _source(sys.modules[module]) if module in sys.modules else None
-    if source is None:
-        return {}
+def _definitions(module: str) -> _Definitions:
+    found = sys.modules.get(module)
+    source = _source(found) if found is not None else None
     try:
-        tree = ast.parse(source)
+        tree = ast.parse(source or "")
     except SyntaxError:
-        return {}
-    found: dict[str, str] = {}
+        tree = ast.Module([], [])
+    assigned: dict[str, str] = {}
+    imported: dict[str, tuple[str, str]] = {}
+    package = str(getattr(found, "__package__", None) or "")
     for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            origin = node.module or ""
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                origin = f"{base}.{origin}".strip(".")
+            for alias in node.names:
+                if origin != module:
+                    imported[alias.asname or alias.name] = (origin, alias.name)
+            continue
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
             targets = node.targets
@@ -450,8 +472,11 @@ def _assignments(module: str) -> Mapping[str, str]:
             for name in ast.walk(target):
                 if isinstance(name, ast.Name):
                     text = ast.unparse(node)
-                    found[name.id] = f"{found[name.id]}\n{text}" if name.id in found else text
-    return found
+                    assigned[name.id] = (
+                        f"{assigned[name.id]}\n{text}" if name.id in assigned else text
+                    )
+                    imported.pop(name.id, None)
+    return _Definitions(assigned, imported)
 
 
 def _class_node(cls: type) -> _Node:

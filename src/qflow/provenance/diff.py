@@ -1,16 +1,22 @@
 """Why two runs differ: config, params, metrics, code, environment, data files and outputs.
 
 ``diff_runs`` returns plain data (``qflow diff --json``); ``compare_runs`` puts several runs
-side by side (``qflow compare``). Steps are matched by their run name (``3_fit``).
+side by side (``qflow compare``). Steps are matched by their run name (``3_fit``). Values are
+compared with their types (``1`` and ``1.0`` differ, as they do in a cache key), and every step
+whose cache key differs is explained: the code it reaches (with the unified diff of each changed
+helper), its params, its inputs and its data files.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
 from qflow.environment import package_changes
+from qflow.graph.fingerprint import describe_piece, manifest_changes
+from qflow.runtime.cachekey import param_change
 
 if TYPE_CHECKING:
     from qflow.store.metadata.records import Run, StepRun
@@ -29,12 +35,19 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): data} if prefix else {}
 
 
+def _typed(value: Any) -> str:
+    """Equal only for the same value of the same type (``1`` and ``1.0``, ``True`` and ``1``
+    differ); NaN equals NaN."""
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
 def changed_values(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[Any]]:
-    """Keys whose values differ, as ``key: [a, b]`` (``"<missing>"`` when absent)."""
+    """Keys whose values (or their types) differ, as ``key: [a, b]`` (``"<missing>"`` when
+    absent)."""
     return {
         key: [a.get(key, _MISSING), b.get(key, _MISSING)]
         for key in sorted(a.keys() | b.keys())
-        if a.get(key, _MISSING) != b.get(key, _MISSING)
+        if _typed(a.get(key, _MISSING)) != _typed(b.get(key, _MISSING))
     }
 
 
@@ -67,10 +80,76 @@ def _source(metadata: MetadataStore, step: StepRun, cache: dict[str, str | None]
     return cache[step.source_key]
 
 
+def _manifest(metadata: MetadataStore, fingerprint: str | None) -> dict[str, Any] | None:
+    text = metadata.source(fingerprint) if fingerprint else None
+    return None if text is None else dict(json.loads(text))
+
+
+def reached_changes(
+    metadata: MetadataStore, a: dict[str, Any], b: dict[str, Any]
+) -> list[dict[str, str]]:
+    """Each piece of code whose hash differs between two manifests: what it is, the change
+    (``changed``, ``added``, ``no longer used``) and the unified diff of its normalised text."""
+    code_a, code_b = a.get("code", {}), b.get("code", {})
+    kinds = {**a.get("kinds", {}), **b.get("kinds", {})}
+    rows = []
+    for label in sorted(code_a.keys() | code_b.keys()):
+        hash_a, hash_b = code_a.get(label), code_b.get(label)
+        if hash_a == hash_b or label == b.get("step"):  # the step's own source: see "diff"
+            continue
+        text_a = (metadata.source(hash_a) or "") + "\n" if hash_a else ""
+        text_b = (metadata.source(hash_b) or "") + "\n" if hash_b else ""
+        what = describe_piece(label, kinds.get(label, "function"), "")
+        change = "added" if hash_a is None else "no longer used" if hash_b is None else "changed"
+        diff = "".join(
+            difflib.unified_diff(
+                text_a.splitlines(keepends=True),
+                text_b.splitlines(keepends=True),
+                f"a/{label}",
+                f"b/{label}",
+            )
+        )
+        rows.append({"label": label, "what": f"{what} {change}", "diff": diff})
+    return rows
+
+
+def cache_changes(
+    metadata: MetadataStore, a: list[StepRun], b: list[StepRun]
+) -> dict[str, list[str]]:
+    """Per step whose cache key differs: every difference that changed it, in the words of a
+    cache miss (``helper scale() in helpers.py changed``, ``param C: 1 (int) → 1.0 (float)``,
+    ``input X changed``, ``data file path changed``)."""
+    by_a = {s.name: s for s in a}
+    changes: dict[str, list[str]] = {}
+    for sb in b:
+        sa_ = by_a.get(sb.name)
+        if sa_ is None or sa_.cache_key == sb.cache_key or None in (sa_.cache_key, sb.cache_key):
+            continue
+        found: list[str] = []
+        if sa_.fingerprint != sb.fingerprint:
+            ma, mb = _manifest(metadata, sa_.fingerprint), _manifest(metadata, sb.fingerprint)
+            found.extend(manifest_changes(ma, mb) if ma and mb else ["code changed"])
+        for key in sorted(sa_.params.keys() | sb.params.keys()):
+            old, new = sa_.params.get(key), sb.params.get(key)
+            if old != new:
+                found.append(param_change(key, old, new))
+        for key in sorted(sa_.inputs.keys() | sb.inputs.keys()):
+            old_ref, new_ref = sa_.inputs.get(key), sb.inputs.get(key)
+            if (old_ref and old_ref.key) != (new_ref and new_ref.key):
+                found.append(f"input {key} changed")
+        files_a = {f.name: f.sha256 for f in metadata.data_files(sa_.run_id, sa_.id)}
+        for file in metadata.data_files(sb.run_id, sb.id):
+            if files_a.get(file.name) != file.sha256:
+                found.append(f"data file {file.name} changed")
+        changes[sb.name] = found or ["cache key changed"]
+    return changes
+
+
 def code_changes(
     metadata: MetadataStore, a: list[StepRun], b: list[StepRun]
 ) -> dict[str, dict[str, Any]]:
-    """Per step whose code changed: fingerprints and a unified diff of the source."""
+    """Per step whose code changed: fingerprints, a unified diff of the step's source and the
+    pieces of reached code that changed (``reached``), each with its own diff."""
     sources: dict[str, str | None] = {}
     by_a = {s.name: s for s in a}
     by_b = {s.name: s for s in b}
@@ -95,10 +174,12 @@ def code_changes(
                     f"b/{name}",
                 )
             )
+        ma, mb = _manifest(metadata, sa_.fingerprint), _manifest(metadata, sb.fingerprint)
         changes[name] = {
             "fingerprint": [sa_.fingerprint, sb.fingerprint],
             "source": [sa_.source_key, sb.source_key],
             "diff": diff,
+            "reached": reached_changes(metadata, ma, mb) if ma and mb else [],
         }
     return changes
 
@@ -158,6 +239,7 @@ def diff_runs(metadata: MetadataStore, run_a: str, run_b: str) -> dict[str, Any]
         "params": changed_values(a.params, b.params),
         "metrics": metric_changes(a.metrics_summary, b.metrics_summary),
         "code": code_changes(metadata, steps_a, steps_b),
+        "cache": cache_changes(metadata, steps_a, steps_b),
         "environment": environment_changes(metadata, a, b),
         "data": data_changes(metadata, a, b),
         "outputs": output_changes(steps_a, steps_b),

@@ -50,7 +50,7 @@ def unrelated(x):
 STEPS = '''
 import qflow as qf
 import cache_helpers
-from cache_helpers import Scaler
+from cache_helpers import Scaler, FACTOR as F
 
 
 def local(x):
@@ -60,7 +60,7 @@ def local(x):
 @qf.step(outputs=("a", "b"))
 def both(x):
     """Docstring."""
-    return cache_helpers.scale(local(x)), Scaler().apply(x)
+    return cache_helpers.scale(local(x)), Scaler().apply(x) * F
 
 
 @qf.step
@@ -78,7 +78,7 @@ def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
     for name in ("_NODES", "_MANIFESTS", "_ORIGINS"):
         monkeypatch.setattr(fingerprint, name, {})
     monkeypatch.setattr(
-        fingerprint, "_assignments", functools.cache(fingerprint._assignments.__wrapped__)
+        fingerprint, "_definitions", functools.cache(fingerprint._definitions.__wrapped__)
     )
 
     def load(helpers: str = HELPERS, steps: str = STEPS) -> Any:
@@ -90,7 +90,7 @@ def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[.
         fingerprint._NODES.clear()
         fingerprint._MANIFESTS.clear()
         fingerprint._ORIGINS.clear()
-        fingerprint._assignments.cache_clear()
+        fingerprint._definitions.cache_clear()
         return importlib.import_module("cache_steps")
 
     yield load

@@ -166,3 +166,9 @@ def test_diff_of_workflow_runs_shows_changed_step_code(project: Path) -> None:
     metadata, _ = open_stores(project)
     change = diff.diff_runs(metadata, a.id, b.id)["code"]["0_score"]
     assert "-        return n + 1" in change["diff"] and "+        return n + 2" in change["diff"]
+
+
+def test_changed_values_compare_types_as_the_cache_key_does() -> None:
+    a = {"C": 1, "flag": 1, "same": 0.5, "nan": float("nan")}
+    b = {"C": 1.0, "flag": True, "same": 0.5, "nan": float("nan")}
+    assert diff.changed_values(a, b) == {"C": [1, 1.0], "flag": [1, True]}

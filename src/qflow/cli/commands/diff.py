@@ -17,14 +17,22 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _typed(value: Any) -> str:
+    return f"{_value(value)} ({type(value).__name__})"
+
+
 def _print_changes(title: str, changes: dict[str, list[Any]]) -> None:
+    """``key: a → b``; with the types when they differ (``C: 1 (int) → 1.0 (float)``)."""
     from rich.markup import escape
 
     if not changes:
         return
     console.out.print(f"[bold]{title}[/]")
     for key, (a, b) in changes.items():
-        console.out.print(f"  {escape(key)}: {escape(_value(a))} → {escape(_value(b))}")
+        shown = (_value(a), _value(b))
+        if type(a) is not type(b) and "<missing>" not in (a, b):
+            shown = (_typed(a), _typed(b))
+        console.out.print(f"  {escape(key)}: {escape(shown[0])} → {escape(shown[1])}")
 
 
 def _print_diff(result: dict[str, Any]) -> None:
@@ -61,15 +69,23 @@ def _print_diff(result: dict[str, Any]) -> None:
         "outputs (artifact hash)",
         {k: [(v or "")[:12], (w or "")[:12]] for k, (v, w) in result["outputs"].items()},
     )
+    if result["cache"]:
+        console.out.print("[bold]cache keys[/]")
+        for name, reasons in result["cache"].items():
+            console.out.print(f"  {escape(name)}: {escape('; '.join(reasons))}")
     if result["code"]:
         console.out.print("[bold]code[/]")
         for name, change in result["code"].items():
             if "only_in" in change:
                 console.out.print(f"  {escape(name)}: only in run {change['only_in']}")
-            elif change["diff"]:
+                continue
+            if change["diff"]:
                 console.out.out(change["diff"], highlight=False, end="")
-            else:
+            elif not change["reached"]:
                 console.out.print(f"  {escape(name)}: fingerprint changed")
+            for piece in change["reached"]:
+                console.out.print(f"  {escape(name)}: {escape(piece['what'])}")
+                console.out.out(piece["diff"], highlight=False, end="")
 
 
 def diff(
