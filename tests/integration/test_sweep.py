@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
@@ -503,3 +504,42 @@ def test_cli_resume_names_the_workflow(
     assert f"Sweep {first.sweep_id} of train: 1 of 2 trials done." in err
     assert f"continue it with: qflow sweep train --resume {first.sweep_id}\n" in err
     assert len(_study(sweep_project, first.sweep_id).trials) == 2
+
+
+def test_trials_end_with_a_killed_sweep(project: Path) -> None:
+    """``kill -9`` of ``qflow sweep --parallel 2``: its trial processes stop on their own, and
+    their runs end ``killed`` (not ``running`` forever, not finished unobserved)."""
+    (project / "src").mkdir()
+    module = f"slowsweep_{uuid.uuid4().hex[:8]}"
+    (project / "src" / f"{module}.py").write_text(SLOW_WORKFLOW)
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "slow"\n[tool.qflow]\nworkflow-modules = ["{module}"]\n'
+    )
+    (project / "conf").mkdir()
+    (project / "conf" / "slow.yaml").write_text(SLOW_CONFIG)
+    options = ["--trials", "6", "--sampler", "random", "--seed", "7", "--pruner", "none"]
+    sweep = _terminal(project, ["sweep", "slow", *options, "--parallel", "2"])
+    sweep.expect(r"Sweep (\w+) of slow")
+    _wait_for(lambda: _started(project) >= 2, "two trials to be working")
+    trials = _children(sweep.pid)
+    assert trials, "no trial processes found"
+    os.kill(sweep.pid, signal.SIGKILL)
+    sweep.close(force=True)
+    _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in trials), "trials to end", 15)
+    runs = Client(project).metadata.list_runs(limit=100)
+    assert runs
+    assert {run.status for run in runs} <= {"killed", "succeeded"}
+    assert "killed" in {run.status for run in runs}
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found

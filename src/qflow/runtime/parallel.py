@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.errors import QFlowError
 from qflow.runtime.context import RunSinks
+from qflow.runtime.lifeline import end_with_parent
 from qflow.runtime.task import StepTask, TaskResult
 from qflow.runtime.worker import execute
 from qflow.store.metadata.records import StepStatus
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 KILL_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
-_PARENT_POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -70,18 +70,6 @@ def _signal_name(code: int | None) -> str:
         return f"signal {-code}"
 
 
-def _exit_with_parent(parent: int) -> None:
-    """End this worker (and the step it runs) as soon as its coordinator is gone, even when
-    the coordinator was killed with ``kill -9`` and could not say so."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(_PARENT_POLL_SECONDS)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="qflow-parent-watch", daemon=True).start()
-
-
 def _worker_main(
     inbox: Queue[Any], outbox: Queue[Any], artifacts: ArtifactStore, parent: int
 ) -> None:
@@ -89,7 +77,7 @@ def _worker_main(
     send metadata back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _exit_with_parent(parent)
+    end_with_parent(parent)
 
     def metrics(rows: list[Any]) -> None:
         outbox.put(("metrics", rows))

@@ -12,6 +12,7 @@ which stops its trials with SIGTERM (their runs end ``killed``) and settles them
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Iterable, Sequence
@@ -111,7 +112,9 @@ def run_trial(
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of a trial's own process: ``python -m qflow.sweep.trial SPEC.json``."""
     from qflow.runtime.heartbeat import interrupts_end_the_run
+    from qflow.runtime.lifeline import end_with_parent
 
+    end_with_parent(os.getppid(), orderly=True)  # a killed sweep leaves no trial behind
     args = list(sys.argv[1:] if argv is None else argv)
     spec_path = Path(args[0])
     spec: dict[str, Any] = json.loads(spec_path.read_text(encoding="utf-8"))
