@@ -21,16 +21,21 @@ PLOTS = ("optimization_history", "parallel_coordinate")
 
 
 def _project(project_dir: str | Path | None) -> Project:
-    from qflow.config.project import find_project
+    from qflow.config.project import existing_project
 
-    return find_project(Path(project_dir) if project_dir else None)
+    return existing_project(Path(project_dir) if project_dir else None)
 
 
 def _storage(project: Project) -> optuna.storages.BaseStorage:
-    from qflow.store.location import default_store_url
+    """The sweeps' storage, read-only in spirit: a project without a database yet reads an
+    empty one in memory, so listing sweeps never creates ``.qflow``."""
+    from qflow.store.location import EMPTY_STORE_URL, default_store_url
     from qflow.sweep.storage import open_storage
 
-    return open_storage(default_store_url(project.root))
+    url = default_store_url(project.root)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        url = EMPTY_STORE_URL
+    return open_storage(url)
 
 
 def list_sweeps(project_dir: str | Path | None = None) -> list[dict[str, Any]]:

@@ -21,6 +21,8 @@ READ_COMMANDS = [
     ["doctor"],
     ["report", "01ABC"],
     ["ui", "--port", "1"],
+    ["sweeps", "list"],
+    ["sweeps", "show", "01ABC"],
 ]
 
 
@@ -63,6 +65,7 @@ def test_read_command_in_a_fresh_project_shows_nothing_and_writes_nothing(
     (outside / "pyproject.toml").write_text('[project]\nname = "fresh"\n[tool.qflow]\n')
     assert run_cli(["runs"]) == 0
     assert run_cli(["models", "list"]) == 0
+    assert run_cli(["sweeps", "list"]) == 0
     assert "No runs yet" in capsys.readouterr().err
     assert sorted(p.name for p in outside.iterdir()) == ["pyproject.toml"]
 
