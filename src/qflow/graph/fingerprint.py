@@ -183,18 +183,21 @@ _VERSIONS: dict[str, tuple[str, str]] = {}
 
 
 def distribution_version(top: str, module: object = None) -> tuple[str, str]:
-    """(distribution, version) of an installed top-level package, looked up once per process."""
+    """(name, version) of an installed top-level package, looked up once per process: the
+    distribution of that name, else the package's ``__version__``, else (slow: it reads every
+    installed distribution's file list) the distribution that provides it."""
     if top not in _VERSIONS:
         found: tuple[str, str] | None = None
         try:
             found = (top, importlib.metadata.version(top))
         except importlib.metadata.PackageNotFoundError:
-            names = _packages_distributions().get(top)
-            if names:
-                found = (names[0], importlib.metadata.version(names[0]))
-        if found is None:
-            found = (top, str(getattr(module, "__version__", "unknown")))
-        _VERSIONS[top] = found
+            declared = getattr(module, "__version__", None)
+            if isinstance(declared, str):
+                found = (top, declared)
+            else:
+                names = _packages_distributions().get(top)
+                found = (names[0], importlib.metadata.version(names[0])) if names else None
+        _VERSIONS[top] = found or (top, "unknown")
     return _VERSIONS[top]
 
 

@@ -100,10 +100,14 @@ class StepIdentity:
         self.run_id = ""
         self._versions: dict[str, str] | None = None
         self._saved: set[str] = set()
+        self._manifests: dict[int, tuple[Step[..., Any], CodeManifest]] = {}
 
     def manifest(self, step: Step[..., Any]) -> CodeManifest:
         """What the step's fingerprint covers: the project code it reaches, the packages it
         uses, its declared version, its output names and the serializers that may write them."""
+        known = self._manifests.get(id(step))
+        if known is not None and known[0] is step:
+            return known[1]
         from qflow.store.serializers import SERIALIZERS
 
         options = {
@@ -111,7 +115,9 @@ class StepIdentity:
             "outputs": list(step.outputs),
             "serializers": [s.name for s in SERIALIZERS],
         }
-        return code_manifest(step.code_root, options)
+        manifest = code_manifest(step.code_root, options)
+        self._manifests[id(step)] = (step, manifest)
+        return manifest
 
     def remember(self, manifest: CodeManifest) -> None:
         """Save the manifest (under its sha256, the fingerprint) and the code texts it lists,
