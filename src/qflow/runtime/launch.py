@@ -129,7 +129,7 @@ def launch(
         ) from None
     finally:
         metadata.finish_run(run.id, status, error=error)
-        scheduler.notify("after_run", run_id=run.id, status=status, error=error)
+        scheduler.notify("after_run", run_id=run.id, status=str(status), error=error)
     if outcome.failed:
         first = next(iter(outcome.failed))
         raise StepFailedError(
