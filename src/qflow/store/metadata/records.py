@@ -30,10 +30,6 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"
     KILLED = "killed"
 
-    @property
-    def finished(self) -> bool:
-        return self not in (StepStatus.PENDING, StepStatus.RUNNING)
-
 
 @dataclass(frozen=True)
 class Run:
