@@ -365,9 +365,14 @@ class ArtifactStore:
             raise
 
     def _publish(self, file: IO[bytes] | _DirectFile, tmp: str, key: str) -> None:
-        """fsync the temp file and rename it into place, unless the blob exists already."""
+        """fsync the temp file and rename it into place, unless the blob exists already.
+
+        An existing blob is touched instead: ``qflow gc`` keeps blobs younger than its
+        ``--min-age`` and re-checks a candidate's mtime after moving it aside, so a blob this
+        run reuses is never collected under it. If gc took it away meanwhile, it is written."""
         dest = self._blob_path(key)
-        if dest.exists():
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(dest)
             os.unlink(tmp)
             return
         file.flush()
