@@ -20,6 +20,8 @@ QFlowError
 │   ├── ArtifactNotFoundError
 │   └── ModelNotFoundError          no registered model, version or alias of this name
 ├── ModelIntegrityError             a model's bytes do not match its registry record
+├── ArtifactIntegrityError (ValueError)  bytes that do not match their key or size, or a blob
+│                                   path that is not a regular file (symlink, folder)
 ├── SignatureMismatchError (ValueError)  model input that does not fit the model's signature
 ├── SerializationError              a step output that cannot be stored
 ├── InvalidNameError (ValueError)   a param/metric/tag/artifact name that cannot be stored
@@ -134,6 +136,15 @@ class ModelNotFoundError(NotFoundError):
 
 class ModelIntegrityError(QFlowError):
     """A model's stored bytes do not hash to what the registry recorded; it is not loaded."""
+
+
+class ArtifactIntegrityError(QFlowError, ValueError):
+    """Bytes that do not hash to their key or have another size, or a blob path that is not a
+    regular file inside the store (a symlink, a folder); the bytes are not used."""
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class SignatureMismatchError(QFlowError, ValueError):

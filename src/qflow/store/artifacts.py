@@ -15,13 +15,19 @@ import io
 import json
 import mmap
 import os
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from qflow.errors import ArtifactNotFoundError, QFlowError, SerializationError
+from qflow.errors import (
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    QFlowError,
+    SerializationError,
+)
 from qflow.store import serializers as ser
 
 if TYPE_CHECKING:
@@ -67,6 +73,30 @@ class ArtifactRef:
             type_name=str(d["type_name"]),
             pickled=bool(d["pickled"]),
             serializer_version=str(d.get("serializer_version") or ""),
+        )
+
+
+EMPTY_KEY = hashlib.sha256(b"").hexdigest()
+
+
+def check_inline(key: str, size: int, data: bytes) -> None:
+    """Refuse bytes that do not hash to ``key`` or whose length is not ``size``.
+
+    Raises:
+        ArtifactIntegrityError: naming the key, what it expected and what it got.
+    """
+    if len(data) != size:
+        raise ArtifactIntegrityError(
+            f"Artifact {key[:12]!r}: its bytes are {len(data)} long but the ref says {size}. "
+            "The bytes are refused. Hint: send the bytes the key was computed from.",
+            key=key,
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != key:
+        raise ArtifactIntegrityError(
+            f"Artifact {key[:12]!r}: its bytes hash to {digest[:12]!r}, not to the key. "
+            "The bytes are refused. Hint: an artifact key is the sha256 of its bytes.",
+            key=key,
         )
 
 
@@ -469,6 +499,48 @@ class ArtifactStore:
             return None
         path = self._blob_path(key)
         return path if path.exists() else None
+
+    def check_blob_size(self, ref: ArtifactRef) -> None:
+        """Refuse a ref whose blob this store holds with another size (or as a symlink or a
+        folder); a blob this store does not hold is not checked (another store may hold it)."""
+        if self._fs is not None:
+            return
+        info = self._lstat(ref.key)
+        if info is not None and info.st_size != ref.size:
+            raise ArtifactIntegrityError(
+                f"Artifact {ref.key[:12]!r}: the ref says {ref.size} bytes but the stored blob "
+                f"has {info.st_size}. The ref is refused. "
+                "Hint: an artifact's size is the length of the bytes its key was computed from.",
+                key=ref.key,
+            )
+
+    def _lstat(self, key: str) -> os.stat_result | None:
+        """The blob's own stat (not a symlink's target), or None when there is none.
+
+        Raises:
+            ArtifactIntegrityError: the blob path is a symlink, a folder or anything but a
+                regular file.
+        """
+        path = self._blob_path(key)
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            kind = (
+                "a symlink"
+                if stat.S_ISLNK(info.st_mode)
+                else "a folder"
+                if stat.S_ISDIR(info.st_mode)
+                else "not a regular file"
+            )
+            raise ArtifactIntegrityError(
+                f"Artifact {key[:12]!r}: the blob at {str(path)!r} is {kind}, not a regular "
+                "file. It is not read. Hint: run `qflow doctor`, then re-run the step that "
+                "wrote it (publishing repairs the blob).",
+                key=key,
+            )
+        return info
 
     def _blob_path(self, key: str) -> Path:
         return self._root / key[:2] / key[2:4] / key

@@ -1,5 +1,7 @@
 """Records to JSON and back, for the remote store: exact floats travel as their bits, bytes
-as base64; artifact keys must be sha256 hex, so a client can name only blobs in the store."""
+as base64; artifact keys must be sha256 hex, so a client can name only blobs in the store, and
+inline bytes must hash to their key and have their stated size (``ref_from`` refuses others with
+``ArtifactIntegrityError``), so a client cannot plant other bytes under a genuine key."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import struct
 from typing import Any
 
 from qflow.errors import InvalidValueError
-from qflow.store.artifacts import ArtifactRef
+from qflow.store.artifacts import ArtifactRef, check_inline
 from qflow.store.metadata.records import DataFileRecord, LoggedArtifact, Metric, Run, StepRun
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -45,10 +47,13 @@ def ref_from(data: dict[str, Any]) -> ArtifactRef:
             raise InvalidValueError(
                 f"The inline bytes of artifact {key[:12]!r} are not base64."
             ) from exc
+    size = int(data["size"])
+    if inline is not None:
+        check_inline(key, size, inline)
     return ArtifactRef(
         key,
         str(data["serializer"]),
-        int(data["size"]),
+        size,
         str(data["type_name"]),
         bool(data["pickled"]),
         inline,

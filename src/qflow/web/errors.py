@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.client.filters import FilterError
 from qflow.errors import (
+    ArtifactIntegrityError,
     ConfigError,
     GraphValidationError,
     InvalidNameError,
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 ERROR_STATUS: tuple[tuple[type[QFlowError], int, str], ...] = (
     (NotFoundError, 404, "not_found"),
     (FilterError, 400, "invalid_filter"),
+    (ArtifactIntegrityError, 400, "artifact_mismatch"),
     (TooManyLaunchesError, 429, "too_many_launches"),
     (SignatureMismatchError, 422, "signature_mismatch"),
     (ConfigError, 422, "invalid_config"),

@@ -1,18 +1,20 @@
 """The remote store: ``POST /api/store/METHOD`` runs one ``MetadataStore`` method for a
 client on another machine (``qflow.store.remote.RemoteMetadataStore``). Every body is a typed
-pydantic model; artifact refs carry only sha256 keys, never locations."""
+pydantic model; artifact refs carry only sha256 keys, never locations, and inline bytes are
+accepted only when they hash to their key and have their stated size (400 otherwise)."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from qflow.errors import InvalidValueError, QFlowError
 from qflow.store import wire
+from qflow.store.artifacts import ArtifactRef
 from qflow.web.app import Context, context
 from qflow.web.schemas import ERRORS
 
@@ -196,6 +198,13 @@ class ListRuns(_Body):
     tags: dict[str, Text] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 100
     filter: Annotated[str | None, Field(max_length=4000)] = None
+    include_archived: bool = False
+    include_deleted: bool = False
+
+
+class RunLifecycle(_Body):
+    run_ids: Annotated[list[Id], Field(min_length=1, max_length=10_000)]
+    lifecycle: Literal["active", "archived", "deleted"]
 
 
 def _list_runs(ctx: Context, body: ListRuns) -> list[dict[str, Any]]:
@@ -215,8 +224,17 @@ class Sources(_Body):
     texts: Annotated[list[Text], Field(max_length=10_000)]
 
 
-def _refs(refs: dict[str, Ref] | None) -> dict[str, Any] | None:
-    return None if refs is None else {k: wire.ref_from(v.model_dump()) for k, v in refs.items()}
+def _ref(ctx: Context, ref: Ref) -> ArtifactRef:
+    """The ref, its inline bytes checked against key and size (``wire.ref_from``); a ref to a
+    blob this server's artifact store holds is checked against that blob's size."""
+    checked = wire.ref_from(ref.model_dump())
+    if checked.inline is None:
+        ctx.artifacts.check_blob_size(checked)
+    return checked
+
+
+def _refs(ctx: Context, refs: dict[str, Ref] | None) -> dict[str, ArtifactRef] | None:
+    return None if refs is None else {k: _ref(ctx, v) for k, v in refs.items()}
 
 
 def _maybe_step(step: Any) -> Any:
@@ -242,8 +260,8 @@ METHODS: dict[str, tuple[type[_Body], Handler]] = {
         lambda c, b: c.metadata.finish_step_run(
             **{
                 **b.model_dump(exclude={"outputs", "inputs"}),
-                "outputs": _refs(b.outputs),
-                "inputs": _refs(b.inputs),
+                "outputs": _refs(c, b.outputs),
+                "inputs": _refs(c, b.inputs),
             }
         ),
     ),
@@ -263,9 +281,7 @@ METHODS: dict[str, tuple[type[_Body], Handler]] = {
     "set_tags": (SetTags, lambda c, b: c.metadata.set_tags(b.run_id, b.tags)),
     "log_run_artifact": (
         LogRunArtifact,
-        lambda c, b: c.metadata.log_run_artifact(
-            b.run_id, b.name, wire.ref_from(b.ref.model_dump()), b.step_run_id
-        ),
+        lambda c, b: c.metadata.log_run_artifact(b.run_id, b.name, _ref(c, b.ref), b.step_run_id),
     ),
     "finish_run": (FinishRun, lambda c, b: c.metadata.finish_run(b.run_id, b.status, b.error)),
     "heartbeat": (RunOnly, lambda c, b: c.metadata.heartbeat(b.run_id)),
@@ -314,6 +330,10 @@ METHODS: dict[str, tuple[type[_Body], Handler]] = {
         lambda c, b: [wire.logged_to(a) for a in c.metadata.run_artifacts(b.run_id)],
     ),
     "list_runs": (ListRuns, _list_runs),
+    "set_run_lifecycle": (
+        RunLifecycle,
+        lambda c, b: [wire.run_to(r) for r in c.metadata.set_run_lifecycle(b.run_ids, b.lifecycle)],
+    ),
     "workflows": (Nothing, lambda c, b: c.metadata.workflows()),
     "get_artifact": (Key, lambda c, b: wire.ref_to(c.metadata.get_artifact(b.key))),
     "source": (Key, lambda c, b: c.metadata.source(b.key)),
