@@ -7,10 +7,11 @@ the inserting transaction and retried when two registrations race for the same n
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
@@ -284,17 +285,28 @@ class ModelRegistryStore:
 
     @_translated
     def move_alias(self, name: str, alias: str, version: int | None, who: str) -> AliasChange:
-        """Point ``alias`` at ``version`` (None removes it) and record the move."""
+        """Point ``alias`` at ``version`` (None removes it) and record the move.
+
+        Moves of one model's aliases are serialized (see ``_model_locked``), so each history
+        entry's ``previous_version`` is the version the alias really pointed at, and concurrent
+        moves neither fail nor interleave.
+        """
         c = t.model_aliases.c
-        now = time.time()
-        with self.engine.begin() as conn:
+        with self._model_locked(name) as conn:
             previous = conn.execute(
                 sa.select(c.version).where(c.name == name, c.alias == alias)
             ).scalar()
-            conn.execute(t.model_aliases.delete().where(c.name == name, c.alias == alias))
-            if version is not None:
+            if version is None:
+                conn.execute(t.model_aliases.delete().where(c.name == name, c.alias == alias))
+            elif previous is None:
                 conn.execute(
                     t.model_aliases.insert().values(name=name, alias=alias, version=version)
+                )
+            else:
+                conn.execute(
+                    t.model_aliases.update()
+                    .where(c.name == name, c.alias == alias)
+                    .values(version=version)
                 )
             change: dict[str, Any] = {
                 "name": name,
@@ -302,10 +314,35 @@ class ModelRegistryStore:
                 "version": version,
                 "previous_version": None if previous is None else int(previous),
                 "who": who,
-                "changed_at": now,
+                "changed_at": time.time(),
             }
             conn.execute(t.alias_history.insert().values(**change))
         return AliasChange(**change)
+
+    @contextlib.contextmanager
+    def _model_locked(self, name: str) -> Iterator[Connection]:
+        """A transaction that holds the write lock for ``name``'s aliases until it commits.
+
+        SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock before the first read
+        (pysqlite would otherwise begin only at the first write, after the read). PostgreSQL:
+        ``SELECT ... FOR UPDATE`` on the model's row, which every move of its aliases takes
+        first (the row exists: aliases reference it).
+        """
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.execute(
+                    sa.select(t.registered_models.c.name)
+                    .where(t.registered_models.c.name == name)
+                    .with_for_update()
+                )
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
 
     @_translated
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
