@@ -5,6 +5,7 @@ recorded move put it, and the history is one chain (each move starts where the p
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def _concurrent_moves(project: Path, store_url: str | None) -> None:
     history = registry.alias_history("m", "production")
     assert len(history) == PROCESSES * MOVES
     assert history[0].previous_version is None
-    for before, after in zip(history, history[1:], strict=False):
+    for before, after in itertools.pairwise(history):
         assert after.previous_version == before.version, [
             (h.previous_version, h.version) for h in history
         ]
