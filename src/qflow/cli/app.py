@@ -40,7 +40,7 @@ app = typer.Typer(
 app.command("run")(run.run)
 app.command("run-step")(run_step)
 app.add_typer(export_app, name="export")
-app.command("runs")(runs.runs)
+app.add_typer(runs.app, name="runs")
 app.command("show")(runs.show)
 app.command("logs")(runs.logs)
 app.command("graph")(graph.graph)
@@ -96,7 +96,7 @@ def run_cli(args: Sequence[str] | None = None) -> int:
 
         err.print(Text.assemble(("Error: ", "bold red"), str(exc)))
         return exc.exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         return 130
     except Exception as exc:
         code = getattr(exc, "exit_code", None)

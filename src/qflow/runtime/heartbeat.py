@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType, TracebackType
@@ -56,10 +57,12 @@ class Heartbeat:
 
 
 @contextlib.contextmanager
-def interrupts_end_the_run() -> Iterator[None]:
+def interrupts_end_the_run(farewell: str = "") -> Iterator[None]:
     """Inside the block, the first Ctrl-C or SIGTERM raises ``KeyboardInterrupt``, so the run
     stops, flushes what it logged and is recorded as ``killed``; a second one while it is
-    stopping exits at once (code 130), and the run is then found ``crashed``."""
+    stopping exits at once (code 130), and the run is then found ``crashed``. Before that hard
+    exit the terminal's cursor is shown again (a live display hides it) and ``farewell`` is
+    printed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -68,6 +71,7 @@ def interrupts_end_the_run() -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
         if len(received) > 1:
+            _say_farewell(farewell)
             os._exit(130)
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
@@ -77,3 +81,17 @@ def interrupts_end_the_run() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _say_farewell(text: str) -> None:
+    stream = sys.__stderr__
+    if stream is None:
+        return
+    try:
+        if stream.isatty():
+            stream.write("\x1b[?25h\n")  # show the cursor rich's live display hid
+        if text:
+            stream.write(text + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass

@@ -52,6 +52,9 @@ def launch(
     the same inputs is reused, even when caching is off. ``executor_options`` go to the
     executor (``{"address": ...}`` for ray), over those of the config's ``executor`` group.
     """
+    from qflow.runtime import reads
+
+    reads.install()  # before user modules import pyarrow: its readers get wrapped
     project = find_project(Path(project_dir) if project_dir else None)
     reuse: dict[str, StepRun] = {}
     if resume_from is not None:
@@ -114,22 +117,28 @@ def launch(
     )
     status = RunStatus.KILLED
     error: str | None = "interrupted"
-    try:
-        with Heartbeat(metadata, run.id), interrupts_end_the_run():
-            outcome = scheduler.run(run.id)
-        status = outcome.status
-        error = "; ".join(f"{k}: {v}" for k, v in outcome.failed.items()) or None
-    except KeyboardInterrupt:
-        metadata.close_step_runs(
-            run.id, StepStatus.KILLED, "the run was interrupted (Ctrl-C or SIGTERM)"
-        )
-        raise RunKilledError(
-            f"Run {run.id} of {wf.name!r} was interrupted; what it logged is kept.\n"
-            f"Hint: qflow resume {run.id} continues it, reusing the finished steps."
-        ) from None
-    finally:
-        metadata.finish_run(run.id, status, error=error)
-        scheduler.notify("after_run", run_id=run.id, status=str(status), error=error)
+    farewell = (
+        f"Run {run.id} stopped at once (second interrupt); it will show as crashed.\n"
+        f"Hint: qflow resume {run.id} continues it, reusing the finished steps."
+    )
+    # Until the run is recorded as ended, a second interrupt exits at once with the farewell.
+    with interrupts_end_the_run(farewell):
+        try:
+            with Heartbeat(metadata, run.id):
+                outcome = scheduler.run(run.id)
+            status = outcome.status
+            error = "; ".join(f"{k}: {v}" for k, v in outcome.failed.items()) or None
+        except KeyboardInterrupt:
+            metadata.close_step_runs(
+                run.id, StepStatus.KILLED, "the run was interrupted (Ctrl-C or SIGTERM)"
+            )
+            raise RunKilledError(
+                f"Run {run.id} of {wf.name!r} was interrupted; what it logged is kept.\n"
+                f"Hint: qflow resume {run.id} continues it, reusing the finished steps."
+            ) from None
+        finally:
+            metadata.finish_run(run.id, status, error=error)
+            scheduler.notify("after_run", run_id=run.id, status=str(status), error=error)
     if outcome.failed:
         first = next(iter(outcome.failed))
         raise StepFailedError(

@@ -86,9 +86,13 @@ def test_a_second_ctrl_c_exits_at_once_and_leaves_no_worker(talky: Path) -> None
     screen = session.screen
     assert status == 130, screen
     assert TRACEBACK not in screen
+    run_id = shown.group(1)
+    assert f"qflow resume {run_id}" in screen, screen  # on either path, the way to continue
+    raw = session.log.getvalue()
+    if "stopped at once" in screen:  # the hard exit: the hidden cursor is shown again
+        assert raw.rfind(b"\x1b[?25h") > raw.rfind(b"\x1b[?25l"), raw[-300:]
     _, alive = psutil.wait_procs(descendants, timeout=10)
     assert not alive, f"left running after the run ended: {alive}"
-    run_id = shown.group(1)
     status_text, steps = recorded(run_id, talky)
     assert status_text in {"killed", "crashed"}, (status_text, steps)
     assert steps.get("0_first") == "succeeded", steps
