@@ -1,8 +1,12 @@
 """Decide whether a step call can come from the cache, and say why it cannot.
 
 The key is the hash of the step's code fingerprint, its input artifacts' hashes, its
-parameters (their canonical JSON, so ``1`` and ``1.0`` differ) and the hashes of the data files
-it reads. The fingerprint covers the project code the step reaches, the packages it uses and
+parameters (their canonical JSON, so ``1`` and ``1.0`` differ) and the hashes of its
+``qf.DataFile`` arguments. Every other file a step read is known only once it ran
+(``runtime.reads``): a hit is taken only if each file the cached step run read still has the
+content it read (checked through a stat cache, so unchanged files are not re-hashed).
+
+The fingerprint covers the project code the step reaches, the packages it uses and
 the decorator options that shape its outputs (``qflow.graph.fingerprint.code_manifest``); on a
 miss the manifest and the code texts are saved with the step run's metadata, so the next miss
 and ``qflow diff`` can name the helper that changed and show its diff.
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from qflow.dsl.values import DataFile
 from qflow.errors import QFlowError
 from qflow.graph.fingerprint import CodeManifest, cache_key, code_manifest, manifest_changes
+from qflow.runtime import reads
 from qflow.store.metadata.records import DataFileRecord
 
 if TYPE_CHECKING:
@@ -90,8 +95,10 @@ class StepIdentity:
         use_cache: bool,
         rerun: Collection[str],
         reuse: Mapping[str, StepRun] | None,
+        project_root: str = "",
     ) -> None:
         self.metadata = metadata
+        self.root = Path(project_root or ".").absolute()
         self.artifacts = artifacts
         self.workflow = workflow
         self.use_cache = use_cache
@@ -174,11 +181,36 @@ class StepIdentity:
             if all(
                 r.inline is not None or self.artifacts.exists(r.key) for r in hit.outputs.values()
             ):
-                return CacheDecision(key, fingerprint, hit, "cache hit", files)
+                seen = self.files_of(hit)
+                changed = reads.changed_reads(seen, self.root)
+                if changed:
+                    self.remember(manifest)
+                    return CacheDecision(key, fingerprint, None, "; ".join(changed), files)
+                return CacheDecision(key, fingerprint, hit, "cache hit", files + seen)
         self.remember(manifest)
         return CacheDecision(
             key, fingerprint, None, self._explain(name, manifest, params, inputs, files), files
         )
+
+    def files_of(self, step_run: StepRun) -> tuple[DataFileRecord, ...]:
+        """The files ``step_run`` read and wrote while it ran (not its ``qf.DataFile``s)."""
+        self.load_stat_cache()
+        return tuple(
+            f
+            for f in self.metadata.data_files(step_run.run_id, step_run.id)
+            if reads.is_read_record(f.name) or reads.is_write_record(f.name)
+        )
+
+    def load_stat_cache(self) -> None:
+        reads.STAT_CACHE.load(self.root / ".qflow")
+
+    def learn(self, files: Collection[reads.FileAccess], hashed_at: float) -> None:
+        """Keep the hashes a worker made of the files it read, for the next cache check."""
+        reads.learn(files, self.root, hashed_at)
+
+    def save(self) -> None:
+        """Save the stat cache (file hashes by size and mtime) for the next run."""
+        reads.STAT_CACHE.save(self.root / ".qflow")
 
     def _forced(self, node: Node, step: Step[..., Any]) -> str | None:
         if not self.use_cache:
@@ -211,10 +243,13 @@ class StepIdentity:
             old, new = before.params.get(key), params.get(key)
             if old != new:
                 changes.append(param_change(key, old, new))
-        old_files = {f.name: f.sha256 for f in self.metadata.data_files(before.run_id, before.id)}
+        recorded = self.metadata.data_files(before.run_id, before.id)
+        old_files = {f.name: f.sha256 for f in recorded}
         for file in files:
             if old_files.get(file.name) not in (None, file.sha256):
                 changes.append(f"data file {file.name} ({Path(file.path).name}) changed")
+        self.load_stat_cache()
+        changes.extend(reads.changed_reads(recorded, self.root))
         old_inputs = {k: r.key for k, r in before.inputs.items()}
         for key, ref in inputs.items():
             if key in old_inputs and old_inputs[key] != ref.key:

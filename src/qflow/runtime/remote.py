@@ -27,6 +27,7 @@ from qflow.errors import QFlowError
 from qflow.graph.model import NodeKind
 from qflow.runtime import mapping
 from qflow.runtime.context import MetricRow, RunSinks
+from qflow.runtime.reads import FileAccess
 from qflow.runtime.task import StepTask, TaskResult, handle_key
 from qflow.runtime.worker import execute
 from qflow.store.artifacts import ArtifactRef, ArtifactStore
@@ -163,6 +164,7 @@ def result_to_json(result: TaskResult, records: Records, node: str) -> dict[str,
         "stdout": result.stdout,
         "stderr": result.stderr,
         "records": records.to_json(),
+        "files": [dataclasses.asdict(f) for f in result.files],
     }
 
 
@@ -178,6 +180,7 @@ def result_from_json(data: Mapping[str, Any]) -> tuple[TaskResult, Records]:
         traceback=data.get("traceback"),
         stdout=data.get("stdout") or "",
         stderr=data.get("stderr") or "",
+        files=[FileAccess(**f) for f in data.get("files", [])],
     )
     return result, Records.from_json(data.get("records", {}))
 
@@ -194,6 +197,9 @@ def traced_workflow(ref: str, config: Mapping[str, Any], project_dir: str = "") 
     traced = _TRACED.get(key)
     if traced is None:
         from qflow.config.project import find_project
+        from qflow.runtime import reads
+
+        reads.install()
         from qflow.runtime.discovery import load_workflow
 
         folder = Path(project_dir) if project_dir and Path(project_dir).is_dir() else None

@@ -102,6 +102,7 @@ class Scheduler:
             use_cache=use_cache,
             rerun=rerun,
             reuse=reuse,
+            project_root=project_root,
         )
         self.refs: dict[str, ArtifactRef] = {}
         self.step_run_ids: dict[str, int] = {}
@@ -196,6 +197,7 @@ class Scheduler:
         finally:
             self.executor.shutdown()
             forget_steps(live)
+            self.identity.save()
         if self._waiting or self._ready or self.maps:
             raise QFlowInternalError(
                 f"run {run_id} ended with steps not finished: "
@@ -522,6 +524,11 @@ class Scheduler:
             started_at=result.started_at,
             ended_at=result.ended_at,
         )
+        if result.files:
+            self.metadata.record_data_files(
+                result.step_run_id, [f.to_record() for f in result.files]
+            )
+            self.identity.learn(result.files, result.started_at)
         if work.item is not None:
             state = self.maps[work.node]
             state.running -= 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qflow.errors import QFlowInternalError
@@ -12,6 +12,7 @@ from qflow.store.metadata.records import StepStatus
 if TYPE_CHECKING:
     from qflow.dsl.step import Step
     from qflow.graph.model import Node
+    from qflow.runtime.reads import FileAccess
     from qflow.store.artifacts import ArtifactRef
 
 
@@ -85,3 +86,5 @@ class TaskResult:
     traceback: str | None = None
     stdout: str = ""
     stderr: str = ""
+    files: list[FileAccess] = field(default_factory=list)
+    """The files the step read and wrote while it ran (``runtime.reads``)."""

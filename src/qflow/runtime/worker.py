@@ -6,7 +6,9 @@ This is the only code that runs user step functions; every executor calls it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
+import os
 import shutil
 import signal
 import sys
@@ -14,13 +16,16 @@ import tempfile
 import threading
 import time
 import traceback
+import typing
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from qflow.dsl.tracing import StepOutput, running_step, substitute
+from qflow.dsl.values import DataFile
 from qflow.errors import QFlowError
+from qflow.runtime import reads
 from qflow.runtime.capture import captured_output
 from qflow.runtime.context import RunSinks, StepRecorder, current_recorder
 from qflow.runtime.task import INLINE_MAX, StepTask, TaskResult, handle_key
@@ -28,6 +33,8 @@ from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
+
+_PATH_MAX = 4096
 
 
 def split_outputs(task: StepTask, value: Any) -> dict[str, Any]:
@@ -166,9 +173,43 @@ def _time_limit(seconds: float | None, step: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def file_capture(task: StepTask, artifacts: ArtifactStore) -> reads.Capture:
+    """What records the files the step reads and writes (never QFlow's own store)."""
+    root = os.path.abspath(task.project_root or ".")
+    exclude = [os.path.join(root, ".qflow")]
+    if "://" not in artifacts.url or artifacts.url.startswith("file://"):
+        exclude.append(os.path.expanduser(artifacts.url.removeprefix("file://")))
+    return reads.Capture(root, exclude=tuple(exclude))
+
+
+@functools.cache
+def _data_file_parameters(fn: Callable[..., Any]) -> frozenset[str]:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return frozenset()
+    return frozenset(name for name, hint in hints.items() if hint is DataFile)
+
+
+def _note_path_arguments(
+    capture: reads.Capture, task: StepTask, bound: inspect.BoundArguments
+) -> None:
+    """``str``/``Path`` arguments that name existing files count as read; ``qf.DataFile``
+    ones are part of the cache key already, so the capture leaves them out."""
+    declared = _data_file_parameters(task.step.fn)
+    for name, value in bound.arguments.items():
+        if not isinstance(value, str | Path) or len(str(value)) > _PATH_MAX:
+            continue
+        if isinstance(value, DataFile) or name in declared:
+            capture.skip(os.path.abspath(value))
+        elif os.path.isfile(value):
+            capture.note(os.path.abspath(value), False)
+
+
 def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskResult:
     """Run the task with its retry policy; never raises for a failure of user code."""
     options = task.step.options
+    capture = file_capture(task, artifacts)
     scratch: list[Path] = []
     timeout = options.timeout if isinstance(options.timeout, float) else None
     recorder = StepRecorder(task.run_id, task.step_run_id, task.node.name, sinks)
@@ -187,7 +228,8 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
                 try:
                     arguments = _resolve(task, artifacts)
                     bound = inspect.BoundArguments(task.step.signature, OrderedDict(arguments))
-                    with _time_limit(timeout, task.node.name):
+                    with _time_limit(timeout, task.node.name), reads.capturing(capture):
+                        _note_path_arguments(capture, task, bound)
                         value = _call(task, bound, timeout, scratch)
                     refs = _store(task, split_outputs(task, value), artifacts)
                 except QFlowError as exc:
@@ -221,4 +263,5 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
         traceback=trace,
         stdout=out.copy.getvalue(),
         stderr=err.copy.getvalue(),
+        files=capture.accesses(),
     )
