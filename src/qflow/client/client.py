@@ -140,20 +140,48 @@ class Client:
         tags: dict[str, str] | None = None,
         limit: int = 100,
         filter: str | None = None,
+        include_archived: bool = False,
+        include_deleted: bool = False,
     ) -> RunTable:
         """Runs newest first; ``filter`` is the runs filter language, e.g.
-        ``"metrics.accuracy > 0.9 and params.C = 0.5"`` (see ``qflow.client.filters``)."""
+        ``"metrics.accuracy > 0.9 and params.C = 0.5"`` (see ``qflow.client.filters``).
+        Archived and deleted runs are left out unless ``include_archived``/``include_deleted``."""
+        shown = {"include_archived": include_archived, "include_deleted": include_deleted}
         if filter:
             from qflow.client.queries import runs_matching
 
             records = runs_matching(
-                self.metadata, filter, workflow=workflow, status=status, tags=tags, limit=limit
+                self.metadata,
+                filter,
+                workflow=workflow,
+                status=status,
+                tags=tags,
+                limit=limit,
+                **shown,
             )
         else:
             records = self.metadata.list_runs(
-                workflow=workflow, status=status, tags=tags, limit=limit
+                workflow=workflow, status=status, tags=tags, limit=limit, **shown
             )
         return RunTable(RunView(r, self.metadata, self.artifacts) for r in records)
+
+    def delete_runs(self, *run_ids: str) -> list[RunView]:
+        """Delete runs (ids or unique prefixes): hidden at once, their rows and the blobs only
+        they used removed by the next ``qflow gc`` (``restore_runs`` undoes it until then).
+        A running run, or one a model version was registered from, refuses the whole call."""
+        return self._lifecycle(run_ids, "deleted")
+
+    def archive_runs(self, *run_ids: str) -> list[RunView]:
+        """Archive runs: hidden from listings (``include_archived=True`` shows them), kept."""
+        return self._lifecycle(run_ids, "archived")
+
+    def restore_runs(self, *run_ids: str) -> list[RunView]:
+        """Bring deleted (before ``qflow gc``) or archived runs back into listings."""
+        return self._lifecycle(run_ids, "active")
+
+    def _lifecycle(self, run_ids: tuple[str, ...], lifecycle: str) -> list[RunView]:
+        records = self.metadata.set_run_lifecycle(list(run_ids), lifecycle)
+        return [RunView(r, self.metadata, self.artifacts) for r in records]
 
     def run(self, run_id: str) -> RunView:
         """A run by id or unique id prefix."""

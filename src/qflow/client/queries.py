@@ -59,8 +59,13 @@ def runs_page(
     descending: bool = True,
     offset: int = 0,
     limit: int = 50,
+    include_archived: bool = False,
+    include_deleted: bool = False,
 ) -> RunsPage:
-    """One page of runs matching the filter, sorted server-side (NULLs last)."""
+    """One page of runs matching the filter, sorted server-side (NULLs last); archived and
+    deleted runs only when asked for."""
+    from qflow.store.metadata.runs import shown
+
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidValueError(f"limit {limit} is out of range; use 1 to {MAX_PAGE}.")
     if offset < 0:
@@ -69,7 +74,9 @@ def runs_page(
     dialect = engine.dialect.name
     where = filters.compile_filter(filter_text, dialect)
     order = filters.order_columns(sort or "created_at", dialect)
-    query = sa.select(t.runs)
+    query = sa.select(t.runs).where(
+        *shown(include_archived=include_archived, include_deleted=include_deleted)
+    )
     if where is not None:
         query = query.where(where)
     if workflow:
@@ -135,6 +142,8 @@ def summarize(conn: Connection, rows: Any) -> list[dict[str, Any]]:
             "parent_run_id": r.parent_run_id,
             "resumed_from": r.resumed_from,
             "error": r.error,
+            "archived_at": r.archived_at,
+            "deleted_at": r.deleted_at,
             "tags": tags[r.id],
             "params": params[r.id],
             "metrics": latest[r.id],
@@ -268,18 +277,28 @@ def runs_matching(
     status: str | None = None,
     tags: dict[str, str] | None = None,
     limit: int = 100,
+    include_archived: bool = False,
+    include_deleted: bool = False,
 ) -> list[Run]:
     """Runs matching the filter language (and the plain filters), newest first, as records;
-    what ``qf.Client.runs(filter=...)`` and ``qflow runs --filter`` use."""
+    what ``qf.Client.runs(filter=...)`` and ``qflow runs --filter`` use. Archived and deleted
+    runs only when asked for."""
     from qflow.store.metadata.records import Run
+    from qflow.store.metadata.runs import shown
 
     remote = getattr(metadata, "runs_matching", None)
     if remote is not None:  # a RemoteMetadataStore: the server runs the query
         found: list[Run] = remote(
-            filter_text, workflow=workflow, status=status, tags=tags, limit=limit
+            filter_text,
+            workflow=workflow,
+            status=status,
+            tags=tags,
+            limit=limit,
+            include_archived=include_archived,
+            include_deleted=include_deleted,
         )
         return found
-    clauses = []
+    clauses = shown(include_archived=include_archived, include_deleted=include_deleted)
     where = filters.compile_filter(filter_text, metadata.engine.dialect.name)
     if where is not None:
         clauses.append(where)

@@ -153,8 +153,18 @@ class RemoteMetadataStore:
         status: str | None = None,
         tags: dict[str, str] | None = None,
         limit: int = 100,
+        include_archived: bool = False,
+        include_deleted: bool = False,
     ) -> list[Run]:
-        found = self._call("list_runs", workflow=workflow, status=status, tags=tags, limit=limit)
+        found = self._call(
+            "list_runs",
+            workflow=workflow,
+            status=status,
+            tags=tags,
+            limit=limit,
+            include_archived=include_archived,
+            include_deleted=include_deleted,
+        )
         return [wire.run_from(r) for r in found]
 
     def runs_matching(
@@ -165,6 +175,8 @@ class RemoteMetadataStore:
         status: str | None = None,
         tags: dict[str, str] | None = None,
         limit: int = 100,
+        include_archived: bool = False,
+        include_deleted: bool = False,
     ) -> list[Run]:
         found = self._call(
             "list_runs",
@@ -173,7 +185,13 @@ class RemoteMetadataStore:
             tags=tags,
             limit=limit,
             filter=filter_text,
+            include_archived=include_archived,
+            include_deleted=include_deleted,
         )
+        return [wire.run_from(r) for r in found]
+
+    def set_run_lifecycle(self, run_ids: Sequence[str], lifecycle: str) -> list[Run]:
+        found = self._call("set_run_lifecycle", run_ids=list(run_ids), lifecycle=lifecycle)
         return [wire.run_from(r) for r in found]
 
     def workflows(self) -> list[str]:

@@ -1,4 +1,5 @@
-"""``qflow runs``, ``qflow show``, ``qflow logs``: read what runs recorded."""
+"""``qflow runs``, ``qflow show``, ``qflow logs``: read what runs recorded;
+``qflow runs delete|archive|restore``: a run's lifecycle."""
 
 from __future__ import annotations
 
@@ -32,10 +33,23 @@ def _run_json(run: RunView) -> dict[str, Any]:
         "params": record.params,
         "metrics": record.metrics_summary,
         "error": record.error,
+        "lifecycle": str(record.lifecycle),
+        "archived_at": record.archived_at,
+        "deleted_at": record.deleted_at,
     }
 
 
+app = typer.Typer(
+    help="List runs (newest first), or delete, archive and restore them.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback(invoke_without_command=True)
 def runs(
+    ctx: typer.Context,
     workflow: Annotated[
         str | None, typer.Option("--workflow", "-w", help="Only this workflow.")
     ] = None,
@@ -48,22 +62,38 @@ def runs(
         str | None,
         typer.Option("--filter", "-f", help='e.g. "metrics.acc > 0.9 and params.C = 0.5"'),
     ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="Archived and deleted runs too.")
+    ] = False,
+    archived: Annotated[bool, typer.Option("--archived", help="Archived runs too.")] = False,
     as_json: JsonOption = False,
     project: ProjectOption = None,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (archived and deleted ones with --all).
+
+    Subcommands: delete, archive, restore (qflow runs delete --help)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.table import Table
 
     table_runs = _client(project).runs(
-        workflow, status=status, tags=parse_tags(tag), limit=limit, filter=filter_text
+        workflow,
+        status=status,
+        tags=parse_tags(tag),
+        limit=limit,
+        filter=filter_text,
+        include_archived=show_all or archived,
+        include_deleted=show_all,
     )
     if as_json:
         console.print_json([_run_json(r) for r in table_runs])
         return
     metric_keys = sorted({k for r in table_runs for k in r.metrics_summary})[:4]
+    hidden = any(r.lifecycle != "active" for r in table_runs)
     table = Table(box=None, header_style="bold")
     table.add_column("run", no_wrap=True, min_width=26)
-    for column in ("workflow", "status", "started", "duration", *metric_keys):
+    columns = ("workflow", "status", *(("lifecycle",) if hidden else ()), "started", "duration")
+    for column in (*columns, *metric_keys):
         table.add_column(column, no_wrap=True)
     for r in table_runs:
         metrics = [
@@ -73,6 +103,7 @@ def runs(
             r.id,
             r.workflow,
             console.status(r.status),
+            *((str(r.lifecycle),) if hidden else ()),
             console.when(r.created_at)[5:16],
             console.duration(r.created_at, r.ended_at),
             *metrics,
@@ -176,3 +207,45 @@ def logs(
             if text:
                 console.out.print(f"[dim]{label}:[/]")
                 console.out.out(text.rstrip("\n"), highlight=False)
+
+
+RunIds = Annotated[list[str], typer.Argument(help="Run ids or unique prefixes of them.")]
+
+
+def _change(run_ids: list[str], lifecycle: str, as_json: bool, project: Any) -> None:
+    client = _client(project)
+    change = {
+        "deleted": client.delete_runs,
+        "archived": client.archive_runs,
+        "active": client.restore_runs,
+    }[lifecycle]
+    done = change(*run_ids)
+    if as_json:
+        console.print_json([_run_json(r) for r in done])
+        return
+    verb = {"deleted": "Deleted", "archived": "Archived", "active": "Restored"}[lifecycle]
+    for r in done:
+        console.out.print(f"{verb} {r.id} ({r.workflow}, {r.status}).")
+    if lifecycle == "deleted":
+        console.out.print(
+            "Hidden now; `qflow gc` removes their records and reclaims the artifacts only they "
+            "used. Until then `qflow runs restore RUN` brings them back."
+        )
+
+
+@app.command("delete")
+def delete(run_ids: RunIds, as_json: JsonOption = False, project: ProjectOption = None) -> None:
+    """Delete runs: hidden at once, removed (with the artifacts only they used) by qflow gc."""
+    _change(run_ids, "deleted", as_json, project)
+
+
+@app.command("archive")
+def archive(run_ids: RunIds, as_json: JsonOption = False, project: ProjectOption = None) -> None:
+    """Archive runs: hidden from qflow runs (see them with --archived or --all), kept."""
+    _change(run_ids, "archived", as_json, project)
+
+
+@app.command("restore")
+def restore(run_ids: RunIds, as_json: JsonOption = False, project: ProjectOption = None) -> None:
+    """Bring archived runs, or deleted ones before qflow gc, back into listings."""
+    _change(run_ids, "active", as_json, project)

@@ -19,6 +19,15 @@ class RunStatus(StrEnum):
     CRASHED = "crashed"
 
 
+class RunLifecycle(StrEnum):
+    """Whether a run shows in listings. Archived runs are hidden but kept; deleted runs are
+    hidden until ``qflow gc`` removes them and reclaims what only they used."""
+
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    DELETED = "deleted"
+
+
 class StepStatus(StrEnum):
     """How a step run stands. PENDING and RUNNING are open; the others are final."""
 
@@ -54,10 +63,21 @@ class Run:
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, object] = field(default_factory=dict)
     metrics_summary: dict[str, float] = field(default_factory=dict)
+    archived_at: float | None = None
+    deleted_at: float | None = None
 
     @property
     def duration(self) -> float | None:
         return None if self.ended_at is None else self.ended_at - self.created_at
+
+    @property
+    def lifecycle(self) -> RunLifecycle:
+        """Deleted wins over archived: a deleted run goes at the next ``qflow gc``."""
+        if self.deleted_at is not None:
+            return RunLifecycle.DELETED
+        if self.archived_at is not None:
+            return RunLifecycle.ARCHIVED
+        return RunLifecycle.ACTIVE
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from qflow.errors import (
+    InvalidValueError,
     RunNotFoundError,
     did_you_mean,
 )
 from qflow.ids import new_run_id
 from qflow.store.metadata import schema as t
 from qflow.store.metadata.database import Database, translated
-from qflow.store.metadata.records import Run
+from qflow.store.metadata.records import Run, RunLifecycle
 from qflow.store.metadata.rows import (
     bits_float,
     current_user,
@@ -28,6 +29,16 @@ from qflow.store.metadata.rows import (
 )
 
 HEARTBEAT_TIMEOUT = 120.0
+
+
+def shown(*, include_archived: bool = False, include_deleted: bool = False) -> list[Any]:
+    """WHERE clauses that hide archived and deleted runs unless asked for."""
+    clauses: list[Any] = []
+    if not include_archived:
+        clauses.append(t.runs.c.archived_at.is_(None))
+    if not include_deleted:
+        clauses.append(t.runs.c.deleted_at.is_(None))
+    return clauses
 
 
 class RunQueries(Database):
@@ -168,9 +179,16 @@ class RunQueries(Database):
         status: str | None = None,
         tags: dict[str, str] | None = None,
         limit: int = 100,
+        include_archived: bool = False,
+        include_deleted: bool = False,
     ) -> list[Run]:
-        """Runs matching every filter given, newest first."""
-        query = sa.select(t.runs).order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
+        """Runs matching every filter given, newest first; archived and deleted runs only
+        when asked for."""
+        query = (
+            sa.select(t.runs)
+            .where(*shown(include_archived=include_archived, include_deleted=include_deleted))
+            .order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
+        )
         if workflow is not None:
             query = query.where(t.runs.c.workflow == workflow)
         if status is not None:
@@ -242,3 +260,58 @@ class RunQueries(Database):
             meta = json.loads(conn.execute(query).scalar_one())
             meta.update(changes)
             conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(meta=dumps(meta)))
+
+    @translated
+    def set_run_lifecycle(self, run_ids: Sequence[str], lifecycle: str) -> list[Run]:
+        """Archive, delete (soft, until ``qflow gc``) or restore runs, by id or unique prefix.
+
+        All or nothing: a running run, or (for delete) one with a registered model version,
+        refuses the whole call with one line naming it. Returns the runs as they are now."""
+        try:
+            target = RunLifecycle(lifecycle)
+        except ValueError:
+            allowed = ", ".join(m.value for m in RunLifecycle)
+            raise InvalidValueError(
+                f"Run lifecycle {lifecycle!r} is not one of {allowed}."
+            ) from None
+        runs = [self.get_run(r) for r in dict.fromkeys(run_ids)]
+        ids = list(dict.fromkeys(r.id for r in runs))
+        if not ids:
+            return []
+        if target is not RunLifecycle.ACTIVE:
+            for run in runs:
+                if run.status == "running":
+                    raise InvalidValueError(
+                        f"Run {run.id} is still running; it cannot be {target.value}. "
+                        "Hint: stop it (Ctrl-C) or wait until it ends, then try again."
+                    )
+        now = time.time()
+        changes: dict[RunLifecycle, dict[str, float | None]] = {
+            RunLifecycle.ACTIVE: {"archived_at": None, "deleted_at": None},
+            RunLifecycle.ARCHIVED: {"archived_at": now, "deleted_at": None},
+            RunLifecycle.DELETED: {"deleted_at": now},
+        }
+        values = changes[target]
+        with self.engine.begin() as conn:
+            if target is RunLifecycle.DELETED:
+                self._refuse_registered(conn, ids)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                conn.execute(t.runs.update().where(t.runs.c.id.in_(chunk)).values(**values))
+        return [self.get_run(i) for i in ids]
+
+    def _refuse_registered(self, conn: Connection, ids: list[str]) -> None:
+        query = (
+            sa.select(
+                t.model_versions.c.run_id, t.model_versions.c.name, t.model_versions.c.version
+            )
+            .where(t.model_versions.c.run_id.in_(ids))
+            .order_by(t.model_versions.c.name, t.model_versions.c.version)
+        )
+        found = conn.execute(query).first()
+        if found is not None:
+            raise InvalidValueError(
+                f"Run {found.run_id} cannot be deleted: model {found.name!r} version "
+                f"{found.version} was registered from it. Hint: archive the run instead "
+                f"(qflow runs archive {found.run_id}), which hides it and keeps the model."
+            )

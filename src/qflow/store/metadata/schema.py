@@ -47,6 +47,9 @@ runs = Table(
     Column("heartbeat_at", Float),
     Column("error", Text),
     Column("meta", Text, nullable=False, server_default="{}"),
+    # Lifecycle (migration 0008): hidden from listings when set; deleted runs go at qflow gc.
+    Column("archived_at", Float),
+    Column("deleted_at", Float),
 )
 
 step_runs = Table(

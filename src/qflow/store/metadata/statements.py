@@ -24,17 +24,23 @@ _missing_output = (
     )
 )
 
+_deleted_run = sa.select(t.runs.c.id).where(
+    t.runs.c.id == t.step_runs.c.run_id, t.runs.c.deleted_at.is_not(None)
+)
+
 FIND_CACHED = (
     sa.select(t.step_runs)
     .where(
         t.step_runs.c.cache_key == sa.bindparam("cache_key"),
         t.step_runs.c.status == "succeeded",
         ~sa.exists(_missing_output),
+        ~sa.exists(_deleted_run),
     )
     .order_by(t.step_runs.c.id.desc())
     .limit(1)
 )
-"""The latest succeeded step run with a cache key whose outputs are all recorded."""
+"""The latest succeeded step run with a cache key whose outputs are all recorded, in a run
+that is not deleted (``qflow gc`` is about to take a deleted run's outputs)."""
 
 STEP_IO = (
     sa.select(t.step_io.c.step_run_id, t.step_io.c.direction, t.step_io.c.name, t.artifacts)

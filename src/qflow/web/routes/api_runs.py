@@ -46,9 +46,12 @@ def list_runs(
     order: Literal["asc", "desc"] = "desc",
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 50,
+    include_archived: bool = False,
+    include_deleted: bool = False,
 ) -> dict[str, Any]:
     """One page of runs (server-side filter, sort and pagination) with their params, tags and
-    latest metrics; ``param_keys``/``metric_keys`` name the columns on this page."""
+    latest metrics; ``param_keys``/``metric_keys`` name the columns on this page. Archived and
+    deleted runs are left out unless ``include_archived``/``include_deleted``."""
     page = queries.runs_page(
         ctx.metadata,
         filter_text=filter,
@@ -57,6 +60,8 @@ def list_runs(
         descending=order == "desc",
         offset=offset,
         limit=limit,
+        include_archived=include_archived,
+        include_deleted=include_deleted,
     )
     return {
         "runs": page.runs,
@@ -138,6 +143,9 @@ def get_run(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
         "parent_run_id": run.parent_run_id,
         "resumed_from": run.resumed_from,
         "sweep_id": run.sweep_id,
+        "lifecycle": str(run.lifecycle),
+        "archived_at": run.archived_at,
+        "deleted_at": run.deleted_at,
         "config": run.config,
         "meta": meta,
         "tags": run.tags,
@@ -146,6 +154,24 @@ def get_run(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
         "metric_keys": queries.metric_keys(ctx.metadata, run.id),
         "steps": [_step_json(s, run.created_at) for s in steps],
         "artifacts": artifacts,
+    }
+
+
+_LIFECYCLE = {"delete": "deleted", "archive": "archived", "restore": "active"}
+
+
+@router.post("/runs/{run_id}/{action}")
+def change_lifecycle(
+    ctx: Ctx, run_id: RunId, action: Literal["delete", "archive", "restore"]
+) -> dict[str, Any]:
+    """Delete (soft: hidden until ``qflow gc``), archive (hidden, kept) or restore a run.
+    A running run, or deleting one with a registered model version, is refused (422)."""
+    (run,) = ctx.metadata.set_run_lifecycle([run_id], _LIFECYCLE[action])
+    return {
+        "id": run.id,
+        "lifecycle": str(run.lifecycle),
+        "archived_at": run.archived_at,
+        "deleted_at": run.deleted_at,
     }
 
 
