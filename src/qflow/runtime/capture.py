@@ -60,6 +60,34 @@ class StreamCopy(io.TextIOBase):
         return getattr(self.stream, "encoding", None) or "utf-8"
 
 
+class LinePrefixer(io.TextIOBase):
+    """A worker process's echo: whole lines, each prefixed with the step that wrote it, so
+    steps running side by side in several processes never interleave mid-line. Each batch of
+    lines goes out in one write (atomic on a pipe or terminal up to 4 KiB)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.label = ""
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        if lines:
+            self.stream.write("".join(f"[{self.label}] {line}\n" for line in lines))
+            self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        """End a step: its last line, even without a newline, goes out with its prefix."""
+        if self._partial:
+            self.write("\n")
+        self.stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+
 @contextlib.contextmanager
 def captured_output() -> Iterator[tuple[StreamCopy, StreamCopy]]:
     """Capture ``sys.stdout`` and ``sys.stderr`` for the duration of one step."""

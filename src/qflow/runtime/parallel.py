@@ -14,11 +14,13 @@ Workers end by themselves when the coordinator dies, even by ``kill -9``: no orp
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -27,8 +29,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qflow.errors import QFlowError
+from qflow.runtime.capture import LinePrefixer
 from qflow.runtime.context import RunSinks
 from qflow.runtime.lifeline import end_with_parent
+from qflow.runtime.mapping import item_name
 from qflow.runtime.task import StepTask, TaskResult
 from qflow.runtime.worker import execute
 from qflow.store.metadata.records import StepStatus
@@ -95,12 +99,21 @@ def _worker_main(
         outbox.put(("artifact", run_id, step_run_id, name, ref))
 
     sinks = RunSinks(metrics, params, tags, artifact)
+    out, err = LinePrefixer(sys.stdout), LinePrefixer(sys.stderr)
+    sys.stdout, sys.stderr = out, err
     while True:
         message = inbox.get()
         if message is None:
             return
         task_id, task = message
-        result = execute(task, artifacts, sinks)
+        label = task.node.name if task.item is None else item_name(task.node.name, task.item)
+        out.label = err.label = label
+        try:
+            result = execute(task, artifacts, sinks)
+        finally:
+            with contextlib.suppress(OSError, ValueError):  # a closed terminal ends the echo
+                out.flush()
+                err.flush()
         outbox.put(("done", task_id, result))
 
 

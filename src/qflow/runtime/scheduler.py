@@ -55,13 +55,14 @@ class _MapState:
     pending: deque[int]
     outputs: list[dict[str, ArtifactRef] | None]
     running: int = 0
-    failed: str | None = None
+    failures: dict[int, str] = field(default_factory=dict)
+    """Errors of failed items by index; after the first, no new item starts."""
 
     @property
     def done(self) -> bool:
         if self.running:
             return False
-        return self.failed is not None or all(o is not None for o in self.outputs)
+        return bool(self.failures) or all(o is not None for o in self.outputs)
 
 
 @dataclass(frozen=True)
@@ -445,7 +446,7 @@ class Scheduler:
         node = self.graph.by_name[name]
         limit = node.max_parallel or len(state.outputs)
         moved = False
-        while state.pending and state.failed is None and state.running < limit:
+        while state.pending and not state.failures and state.running < limit:
             if not self.executor.can_submit():
                 break
             self._start_item(node, state, state.pending.popleft())
@@ -471,7 +472,7 @@ class Scheduler:
             self.metadata.finish_step_run(
                 step_run_id, status=StepStatus.FAILED, error=error, attempts=0
             )
-            state.failed = f"item {index} failed: {error}"
+            state.failures[index] = error
             return
         if decision.hit is not None:
             self._record_hit(node, step_run_id, decision, arguments, item=index)
@@ -481,7 +482,7 @@ class Scheduler:
 
     def _finish_map(self, node: Node) -> None:
         state = self.maps.pop(node.name)
-        if state.failed is not None:
+        if state.failures:
             for index in state.pending:
                 self.metadata.finish_step_run(
                     self._item_runs[(node.name, index)],
@@ -489,13 +490,26 @@ class Scheduler:
                     attempts=0,
                     reason="an earlier item failed",
                 )
-            self._finish_without_running(node, StepStatus.FAILED, error=state.failed)
+            error = self._map_error(node, state.failures)
+            self._finish_without_running(node, StepStatus.FAILED, error=error)
             return
         items = [outputs for outputs in state.outputs if outputs is not None]
         outputs = mapping.collect(node, items, self.artifacts)
         for output, ref in outputs.items():
             self.refs[handle_key(node.name, output)] = ref
         self._finish_without_running(node, StepStatus.SUCCEEDED, outputs=outputs)
+
+    def _map_error(self, node: Node, failures: Mapping[int, str]) -> str:
+        """The map's error: the failed item of lowest index (the same on every executor,
+        whatever finished first), with its input."""
+        index = min(failures)
+        try:
+            item = StepOutput(mapping.item_name(node.name, index), "item")
+            shown = f" ({self._value(item)!r:.60})"
+        except Exception:  # the error must not hide behind a failing load
+            shown = ""
+        more = f" ({len(failures) - 1} more items failed)" if len(failures) > 1 else ""
+        return f"item {index}{shown} failed: {failures[index]}{more}"
 
     # -- finishing -----------------------------------------------------------------------
 
@@ -533,7 +547,7 @@ class Scheduler:
             state = self.maps[work.node]
             state.running -= 1
             if failed and not catch:
-                state.failed = state.failed or f"item {work.item} failed: {result.error}"
+                state.failures[work.item] = result.error or "failed"
             else:
                 state.outputs[work.item] = outputs
             if state.done:

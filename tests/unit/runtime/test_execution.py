@@ -108,7 +108,7 @@ def test_map_without_catch_fails_the_map(project: Path) -> None:
     def failing_map(xs: list[int]) -> Any:
         return total_of(strict.map(xs, max_parallel=1))
 
-    with pytest.raises(StepFailedError, match="item 1 failed: ValueError: two") as info:
+    with pytest.raises(StepFailedError, match=r"item 1 \(2\) failed: ValueError: two") as info:
         qf.run(failing_map, {"xs": [1, 2, 3]}, project_dir=project)
     status = {s.name: s.status for s in qf.Client(project).run(info.value.run_id).steps}
     assert status["0_strict"] == "failed"

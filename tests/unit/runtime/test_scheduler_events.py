@@ -243,3 +243,58 @@ def test_an_unknown_rerun_step_is_refused_before_anything_is_recorded(project: P
         qf.run(independent, {"n": 1}, project_dir=project, rerun=["tow"])
     metadata, _ = open_stores(project)
     assert metadata.list_runs() == []
+
+
+@qf.step
+def chatter(word: str) -> int:
+    for i in range(200):
+        print(word, end="")  # partial lines, written while the other step writes too
+        print(f" {i}")
+    return 200
+
+
+@qf.workflow
+def two_chatty() -> Any:
+    return chatter("alpha"), chatter("beta")
+
+
+def test_parallel_workers_echo_whole_lines_with_the_step_prefix(
+    project: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = qf.run(two_chatty, {}, project_dir=project, executor="parallel", workers=2)
+    echoed = [line for line in capfd.readouterr().out.splitlines() if line.startswith("[")]
+    expected = {f"[0_chatter] alpha {i}" for i in range(200)}
+    expected |= {f"[1_chatter] beta {i}" for i in range(200)}
+    assert set(echoed) == expected and len(echoed) == 400
+    assert run.step("0_chatter").stdout.splitlines()[0] == "alpha 0"  # the log has no prefix
+
+
+@qf.step
+def picky(x: int) -> int:
+    import time
+
+    if x in (1, 4):
+        time.sleep(0.5 if x == 1 else 0.0)  # item 4 fails first in time
+        raise ValueError(f"bad {x}")
+    return x
+
+
+@qf.workflow
+def picky_map(n: int = 6) -> Any:
+    return after_map(picky.map(source(n)))
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_failed_map_names_its_lowest_failing_item_and_logs_show_every_item(
+    project: Path, executor: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qflow.cli.app import run_cli
+
+    pattern = r"step 1_picky raised item 1 \(1\) failed: ValueError: bad 1"
+    with pytest.raises(StepFailedError, match=pattern) as failed:
+        qf.run(picky_map, {"n": 6}, project_dir=project, executor=executor, workers=2)
+    capsys.readouterr()
+    assert run_cli(["logs", failed.value.run_id, "1_picky", "--project", str(project)]) == 0
+    shown = capsys.readouterr().out
+    assert "── 1_picky failed" in shown
+    assert "── 1_picky[1] failed" in shown and "ValueError: bad 1" in shown

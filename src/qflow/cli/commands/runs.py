@@ -197,9 +197,13 @@ def logs(
     step: Annotated[str | None, typer.Argument(help="Step run name (3_fit) or step name.")] = None,
     project: ProjectOption = None,
 ) -> None:
-    """Print the captured stdout/stderr (and traceback) of a run's steps."""
+    """Print the captured stdout/stderr (and traceback) of a run's steps; for a mapped step,
+    of each of its items too."""
     run = _client(project).run(run_id)
-    steps = [run.step(step)] if step else run.steps
+    steps = run.steps
+    if step:
+        name = run.step(step).record.name
+        steps = [s for s in run.steps if s.name == name or s.name.startswith(f"{name}[")]
     for s in steps:
         r = s.record
         console.out.print(f"[bold]── {r.name}[/] {console.status(r.status)}")
