@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pkgutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -45,15 +46,41 @@ def _import(module: str, project: Project) -> ModuleType:
         raise
 
 
+def _with_submodules(module: ModuleType) -> list[ModuleType]:
+    """``module`` and, for a package, every module under it (``workflows/*.py``), sorted."""
+    modules = [module]
+    path = getattr(module, "__path__", None)
+    if path is not None:
+        for info in sorted(
+            pkgutil.walk_packages(path, f"{module.__name__}."), key=lambda info: info.name
+        ):
+            modules.append(importlib.import_module(info.name))
+    return modules
+
+
+def workflow_modules(project: Project) -> tuple[str, ...]:
+    """The modules to search: ``[tool.qflow] workflow-modules``, else the project's
+    ``<package>.workflows`` package when there is one (``src/<package>/workflows/``)."""
+    if project.workflow_modules or project.workflows:
+        return project.workflow_modules
+    package = project.name.replace("-", "_").replace(".", "_")
+    if package.isidentifier():
+        for folder in (project.root / "src", project.root):
+            if (folder / package / "workflows").is_dir():
+                return (f"{package}.workflows",)
+    return ()
+
+
 def project_workflows(project: Project) -> dict[str, Workflow[..., Any]]:
-    """Every workflow the project declares, by name."""
+    """Every workflow the project declares, by name; a package listed in workflow-modules
+    stands for every module under it, so a new ``workflows/*.py`` needs no registration."""
     _add_paths(project)
     found: dict[str, Workflow[..., Any]] = {}
-    for module_name in project.workflow_modules:
-        module = _import(module_name, project)
-        for value in vars(module).values():
-            if isinstance(value, Workflow):
-                found[value.name] = value
+    for module_name in workflow_modules(project):
+        for module in _with_submodules(_import(module_name, project)):
+            for value in vars(module).values():
+                if isinstance(value, Workflow):
+                    found[value.name] = value
     for name, spec in project.workflows.items():
         found[name] = load_workflow(spec, project)
     return found
@@ -80,6 +107,6 @@ def load_workflow(spec: str, project: Project) -> Workflow[..., Any]:
     raise WorkflowNotFoundError(
         f"No workflow named {spec!r} in project {project.name or project.root}. "
         f"Known workflows: {', '.join(sorted(known)) or '(none)'}.{did_you_mean(spec, known)}\n"
-        "Hint: name it as module:function, or list its module under [tool.qflow] "
-        "workflow-modules in pyproject.toml."
+        "Hint: name it as module:function, or put its module under a package listed in "
+        "[tool.qflow] workflow-modules in pyproject.toml (every module there is searched)."
     )

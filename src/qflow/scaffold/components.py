@@ -38,17 +38,16 @@ class Kind:
 
 KINDS: dict[str, dict[str, Kind]] = {
     "tracker": {
-        "filetracker": Kind("tracker", "filetracker"),
         "mlflow": Kind(
             "tracker",
             "mlflow",
             (
                 Option(
                     "tracking_uri",
-                    "Address of the local or remote tracking server",
+                    "Address of local or remote tracking server",
                     ".qflow/tracker/mlflow",
                 ),
-                Option("registry_uri", "Address of the model registry"),
+                Option("registry_uri", "Address of local or remote model registry server"),
             ),
             extra="mlflow",
         ),
@@ -62,6 +61,7 @@ KINDS: dict[str, dict[str, Kind]] = {
             ),
             extra="wandb",
         ),
+        "filetracker": Kind("tracker", "filetracker"),
     },
     "executor": {
         "local": Kind("executor", "local"),
@@ -78,7 +78,10 @@ KINDS: dict[str, dict[str, Kind]] = {
         ),
     },
 }
-"""Group → kind name → kind. The first kind of each group is the default."""
+"""Group → kind name → kind, in the order the wizard lists them (the white paper's)."""
+
+DEFAULT_KIND = {"tracker": "filetracker", "executor": "local"}
+"""The kind a new project gets when nobody chooses."""
 
 ALWAYS = {"tracker": ("filetracker",), "executor": ("local", "parallel")}
 """Group options every new project gets, so switching is one override away."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -15,6 +16,7 @@ import yaml
 import qflow
 from qflow.cli.app import run_cli
 from qflow.config import load_config
+from qflow.errors import WorkflowNotFoundError
 from qflow.scaffold import project as scaffold_project
 
 
@@ -54,7 +56,10 @@ def test_new_with_flags_writes_the_documented_layout(
     out = capsys.readouterr().out
     assert code == 0, out
     root = tmp_path / "churn"
-    assert "Created project churn" in out
+    assert "SUCCESS: Project 'churn' is created successfully." in out
+    assert "SUCCESS: Component mlflow configured" in out
+    assert "SUCCESS: Component parallel configured" in out
+    assert "SUCCESS: Project 'churn' is configured." in out
     for relative in (
         "conf/logistic_regression.yaml",
         "conf/data/iris.yaml",
@@ -66,6 +71,10 @@ def test_new_with_flags_writes_the_documented_layout(
         "tests/test_workflows.py",
         "README.md",
         "requirements.lock",
+        "data/README.md",
+        "data/raw/.gitkeep",
+        "data/intermediate/.gitkeep",
+        "data/outputs/.gitkeep",
     ):
         assert (root / relative).is_file(), relative
     assert ".qflow/" in (root / ".gitignore").read_text().splitlines()
@@ -97,7 +106,7 @@ def test_pyproject_pins_and_lock_file(tmp_path: Path, cli: None) -> None:
     dependencies = pyproject["project"]["dependencies"]
     assert dependencies[0] == f"qflow-framework=={qflow.__version__}"
     assert all("==" in d for d in dependencies)
-    assert pyproject["tool"]["qflow"]["workflow-modules"] == ["demo.workflows.logistic_regression"]
+    assert pyproject["tool"]["qflow"]["workflow-modules"] == ["demo.workflows"]
     lines = [
         line for line in (root / "requirements.lock").read_text().splitlines() if line[:1] != "#"
     ]
@@ -117,7 +126,7 @@ def test_pyproject_pins_and_lock_file(tmp_path: Path, cli: None) -> None:
         ("bad-name", r"'bad-name' is not a valid Python package name.*--project-name bad_name"),
         ("1st", r"'1st' is not a valid Python package name"),
         ("class", r"'class' is a Python keyword"),
-        ("json", r"would shadow the module 'json'"),
+        ("json", r"would shadow the standard library module 'json'.*--project-name json_project"),
         ("taken", r"already exists\. Nothing was written"),
     ],
     ids=["dash", "digit", "keyword", "stdlib", "existing"],
@@ -131,8 +140,6 @@ def test_bad_names_are_refused_and_nothing_is_written(
     assert run_cli(["new", "-n", name, "-d", str(tmp_path), "--yes"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: ")
-    import re
-
     assert re.search(message, err.replace("\n", " ")), err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
@@ -155,7 +162,7 @@ def test_unknown_choice_given_as_a_flag_lists_the_choices(
 ) -> None:
     assert run_cli(["new", "-n", "demo", "-d", str(tmp_path), "--tracker", "mlfow", "-y"]) == 1
     err = capsys.readouterr().err
-    assert "Unknown tracker 'mlfow'. Choices: filetracker, mlflow, wandb." in err
+    assert "Unknown tracker 'mlfow'. Choices: mlflow, wandb, filetracker." in err
     assert "Did you mean: mlflow?" in err
     assert list(tmp_path.iterdir()) == []
     assert run_cli(["new", "-d", str(tmp_path), "--yes"]) == 1
@@ -165,14 +172,15 @@ def test_unknown_choice_given_as_a_flag_lists_the_choices(
 def test_interactive_wizard_in_a_real_terminal_session(tmp_path: Path) -> None:
     answers = [
         "demo",  # Name of the project
-        "mlfow",  # Select the tracker: a typo is asked again
+        "mlfow",  # Tracker to configure: a typo is asked again
         "mlflow",
-        "team_mlflow",  # Name of the configuration
+        "team_mlflow",  # Name of the new configuration
         "http://127.0.0.1:5000",  # tracking server
         "",  # model registry: default none
-        "parallel",  # Select the executor
-        "",  # Name of the configuration: default parallel
-        "4",  # workers
+        "parallel",  # Executor to configure
+        "",  # Name of the new configuration: default parallel
+        "four",  # workers: not a number, asked again
+        "4",
     ]
     result = subprocess.run(
         [sys.executable, "-m", "qflow", "new", "-d", str(tmp_path)],
@@ -187,20 +195,24 @@ def test_interactive_wizard_in_a_real_terminal_session(tmp_path: Path) -> None:
     out = result.stdout
     expected = [
         "Name of the project [example]: ",
-        "Trackers: filetracker, mlflow, wandb",
-        "Select the tracker [filetracker]: ",
-        "Error: 'mlfow' is not one of filetracker, mlflow, wandb.",
-        "Select the tracker [filetracker]: ",
-        "Configuring the component: 'mlflow'",
-        "Name of the configuration [mlflow]: ",
-        "Address of the local or remote tracking server [.qflow/tracker/mlflow]: ",
-        "Address of the model registry [none]: ",
-        "Executors: local, parallel, ray",
-        "Select the executor [local]: ",
-        "Configuring the component: 'parallel'",
-        "Name of the configuration [parallel]: ",
-        "Number of worker processes [none]: ",
-        "Created project demo",
+        "Tracker to configure (mlflow, wandb, filetracker) [filetracker]: ",
+        "Error: 'mlfow' is not one of mlflow, wandb, filetracker.",
+        "Tracker to configure (mlflow, wandb, filetracker) [filetracker]: ",
+        "SUCCESS: Project 'demo' is created successfully.",
+        "Configuring the component: 'mlflow':",
+        "Name of the new configuration [mlflow]: ",
+        "Address of local or remote tracking server [.qflow/tracker/mlflow]: ",
+        "Address of local or remote model registry server [null]: ",
+        "SUCCESS: Component mlflow configured",
+        "SUCCESS: Project 'demo' is configured.",
+        "Executor to configure (local, parallel, ray) [local]: ",
+        "Configuring the component: 'parallel':",
+        "Name of the new configuration [parallel]: ",
+        "Number of worker processes [null]: ",
+        "Error: Number of worker processes: 'four' is not a whole number (or 'none').",
+        "Number of worker processes [null]: ",
+        "SUCCESS: Component parallel configured",
+        "Project demo is in ",
     ]
     position = 0
     for text in expected:
@@ -216,3 +228,136 @@ def test_interactive_wizard_in_a_real_terminal_session(tmp_path: Path) -> None:
     assert _yaml(root / "conf/executor/parallel.yaml") == {"name": "parallel", "workers": 4}
     defaults = _yaml(root / "conf/logistic_regression.yaml")["defaults"]  # type: ignore[index]
     assert {"tracker": "team_mlflow"} in defaults and {"executor": "parallel"} in defaults
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("numpy", r"would shadow the package 'numpy' of numpy, a dependency of every new project"),
+        ("sklearn", r"would shadow the package 'sklearn' of scikit-learn"),
+        ("hydra", r"would shadow the package 'hydra' of hydra-core"),
+        ("pandas", r"would shadow the package 'pandas' of pandas"),
+        ("mlflow", r"would shadow the package 'mlflow' of mlflow"),
+        ("qflow", r"would shadow the package 'qflow' of qflow-framework"),
+        ("pexpect", r"would shadow the installed module 'pexpect' \(distribution pexpect\)"),
+        ("data", r"is a folder of the project itself"),
+    ],
+)
+def test_names_that_shadow_a_dependency_are_refused_with_a_suggestion(
+    tmp_path: Path, cli: None, capsys: pytest.CaptureFixture[str], name: str, reason: str
+) -> None:
+    assert run_cli(["new", "-n", name, "-d", str(tmp_path), "--yes"]) == 1
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert re.search(rf"Project name '{name}' {reason}.*Nothing was written", err), err
+    suggested = re.search(r"Hint: qflow new --project-name (\w+)", err)
+    assert suggested, err
+    assert suggested.group(1) == f"{name}_project"
+    assert list(tmp_path.iterdir()) == []
+    assert run_cli(["new", "-n", suggested.group(1), "-d", str(tmp_path), "--yes"]) == 0
+
+
+def test_a_name_refused_at_the_prompt_is_asked_again(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "qflow", "new", "-d", str(tmp_path)],
+        input="sklearn\nsk_demo\n\n\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Error: Project name 'sklearn' would shadow the package 'sklearn'" in result.stdout
+    assert result.stdout.count("Name of the project [example]: ") == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["sk_demo"]
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_new_project_is_a_git_repository_with_a_first_commit_without_an_identity(
+    tmp_path: Path, cli: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As in CI: no user.name / user.email anywhere; the repository gets a local one."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for variable in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "EMAIL"):
+        monkeypatch.delenv(variable, raising=False)
+    assert run_cli(["new", "-n", "demo", "-d", str(tmp_path), "--yes"]) == 0
+    root = tmp_path / "demo"
+    head = _git(root, "rev-parse", "--short", "HEAD")
+    assert f"first commit {head}" in capsys.readouterr().out
+    assert _git(root, "log", "--format=%s") == "Initial commit (qflow new)"
+    assert _git(root, "status", "--porcelain") == ""
+    tracked = _git(root, "ls-files").splitlines()
+    assert {"pyproject.toml", "data/README.md", "data/raw/.gitkeep", ".gitignore"} <= set(tracked)
+    assert _git(root, "config", "--local", "user.name") == "QFlow"
+    (root / "data" / "raw" / "big.csv").write_text("a,b\n1,2\n")
+    (root / ".qflow").mkdir()
+    assert _git(root, "status", "--porcelain") == ""  # data files and .qflow/ stay out of git
+
+
+def test_inside_a_repository_no_repository_is_made(
+    tmp_path: Path, cli: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _git(tmp_path, "init", "--quiet")
+    assert run_cli(["new", "-n", "demo", "-d", str(tmp_path), "--yes"]) == 0
+    assert "first commit" not in capsys.readouterr().out
+    assert not (tmp_path / "demo" / ".git").exists()
+    assert "demo/" in _git(tmp_path, "status", "--porcelain")
+
+
+def test_without_git_the_project_is_made_without_a_commit(
+    tmp_path: Path, cli: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert run_cli(["new", "-n", "demo", "-d", str(tmp_path), "--yes"]) == 0
+    assert (tmp_path / "demo" / "pyproject.toml").is_file()
+    assert not (tmp_path / "demo" / ".git").exists()
+
+
+def test_every_module_under_workflows_is_discovered(
+    tmp_path: Path, cli: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qflow.config import find_project
+    from qflow.runtime.discovery import load_workflow, project_workflows
+
+    assert run_cli(["new", "-n", "wfdemo", "-d", str(tmp_path), "--yes"]) == 0
+    root = tmp_path / "wfdemo"
+    (root / "src/wfdemo/workflows/extra.py").write_text(
+        "import qflow as qf\n\n\n@qf.step\ndef one() -> int:\n    return 1\n\n\n"
+        "@qf.workflow\ndef extra_flow() -> object:\n    return one()\n"
+    )
+    nested = root / "src/wfdemo/workflows/nightly"
+    nested.mkdir()
+    (nested / "__init__.py").write_text("")
+    (nested / "report.py").write_text(
+        "import qflow as qf\n\n\n@qf.step\ndef two() -> int:\n    return 2\n\n\n"
+        "@qf.workflow\ndef nightly_report() -> object:\n    return two()\n"
+    )
+    monkeypatch.syspath_prepend(str(root / "src"))
+    project = find_project(root)
+    assert project.workflow_modules == ("wfdemo.workflows",)
+    found = project_workflows(project)
+    assert {"logistic_regression", "extra_flow", "nightly_report"} <= set(found)
+    assert load_workflow("nightly_report", project).name == "nightly_report"
+    with pytest.raises(WorkflowNotFoundError, match=r"Known workflows: .*extra_flow"):
+        load_workflow("extra_flw", project)
+
+
+def test_a_ray_executor_adds_the_ray_extra(tmp_path: Path, cli: None) -> None:
+    from qflow.scaffold.project import _qflow_extras
+
+    if "ray" not in _qflow_extras():
+        pytest.skip("qflow-framework has no ray extra here")
+    args = ["new", "-n", "demo", "-d", str(tmp_path), "--tracker", "mlflow", "--executor", "ray"]
+    assert run_cli([*args, "--yes"]) == 0
+    dependencies = tomllib.loads((tmp_path / "demo/pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]
+    assert dependencies[0] == f"qflow-framework[mlflow,ray]=={qflow.__version__}"
+    assert _yaml(tmp_path / "demo/conf/executor/ray.yaml") == {"name": "ray", "address": None}

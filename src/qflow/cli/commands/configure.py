@@ -24,6 +24,7 @@ from qflow.cli.commands.new import (
     echo,
     given,
     prompt,
+    success,
 )
 from qflow.cli.options import ProjectOption
 
@@ -109,6 +110,7 @@ def configure(
         answers=answers,
         ask=None if yes else prompt,
         echo=echo,
+        success=success,
         project=found.name,
         default_kind=_current_kind(conf_dir, group),
     )

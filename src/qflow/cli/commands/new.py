@@ -11,7 +11,6 @@ import typer
 from qflow.cli import console
 
 if TYPE_CHECKING:
-    from qflow.scaffold import Component
     from qflow.scaffold.wizard import Ask
 
 TrackerOption = Annotated[
@@ -49,16 +48,41 @@ YesOption = Annotated[
 
 
 def prompt(question: str, default: str, choices: Sequence[str] | None) -> str:
-    """Ask on the terminal: ``Question [default]: ``; an answer not among choices is asked again."""
+    """Ask on the terminal as the white paper shows: ``Question (a, b, c) [default]: ``, the
+    choices and the default coloured as rich's prompts are; a blank answer takes the default
+    and an answer not among the choices is asked again."""
+    from rich.text import Text
+
+    shown = Text(question)
+    if choices:
+        shown.append(" (").append(", ".join(choices), style="prompt.choices").append(")")
+    shown.append(" ").append(f"[{default}]", style="prompt.default").append(": ")
     while True:
-        answer = str(typer.prompt(question, default=default)).strip()
+        try:
+            answer = console.out.input(shown).strip() or default
+        except EOFError:  # stdin ended: nobody is there to answer
+            console.out.print()
+            raise typer.Abort() from None
         if not choices or answer in choices:
             return answer
-        typer.echo(f"Error: {answer!r} is not one of {', '.join(choices)}.")
+        echo(f"Error: {answer!r} is not one of {', '.join(choices)}.")
 
 
 def echo(text: str) -> None:
-    typer.echo(text)
+    """A line of the dialogue, highlighted as rich does (quoted names, numbers, paths)."""
+    from rich.markup import escape
+
+    if text.startswith("Error: "):
+        console.out.print(f"[bold red]Error:[/] {escape(text[7:])}", highlight=True)
+    else:
+        console.out.print(escape(text), highlight=True)
+
+
+def success(text: str) -> None:
+    """A ``SUCCESS: …`` line of the white paper's dialogue."""
+    from rich.markup import escape
+
+    console.out.print(f"[bold green]SUCCESS:[/] {escape(text)}", highlight=True)
 
 
 def given(**answers: str | None) -> dict[str, str | None]:
@@ -66,26 +90,19 @@ def given(**answers: str | None) -> dict[str, str | None]:
     return {key: value for key, value in answers.items() if value is not None}
 
 
-def ask_tracker(
-    ask: Ask | None,
-    project: str,
-    tracker: str | None,
-    config_name: str | None,
-    answers: dict[str, str | None],
-    default_kind: str | None = None,
-) -> Component:
-    from qflow.scaffold import ask_component
+def ask_name(ask: Ask, parent: Path) -> str:
+    """The project's name, asked until it is one ``qflow new`` can use."""
+    from qflow.errors import QFlowError
+    from qflow.scaffold import check_project_name
 
-    return ask_component(
-        "tracker",
-        kind=tracker,
-        config_name=config_name,
-        answers=answers,
-        ask=ask,
-        echo=echo,
-        project=project,
-        default_kind=default_kind,
-    )
+    while True:
+        name = ask("Name of the project", "example", None)
+        try:
+            check_project_name(name, parent)
+        except QFlowError as exc:
+            echo(f"Error: {str(exc).splitlines()[0]}")
+            continue
+        return name
 
 
 def new(
@@ -108,38 +125,51 @@ def new(
     ray_address: RayAddressOption = None,
     yes: YesOption = False,
 ) -> None:
-    """Create a project: conf/ tree, example workflow, tests, notebook, pinned dependencies."""
+    """Create a project as the white paper's Fig. 1 shows: tracker, then QFlow's executor.
+
+    The project gets conf/, an example workflow, tests, a notebook, data/ folders, pinned
+    dependencies and a first git commit."""
     from qflow.errors import QFlowError
-    from qflow.scaffold import WORKFLOW, ask_component, check_project_name, create_project
+    from qflow.scaffold import WORKFLOW, check_project_name
+    from qflow.scaffold.wizard import Given, new_project
 
     ask: Ask | None = None if yes else prompt
+    parent = directory.resolve()
     if project_name is None:
         if ask is None:
             raise QFlowError("qflow new --yes needs --project-name NAME.")
-        project_name = ask("Name of the project", "example", None)
-    check_project_name(project_name, directory.resolve())
-    tracker_answers = given(
-        tracking_uri=tracking_uri,
-        registry_uri=registry_uri,
-        project=wandb_project,
-        entity=wandb_entity,
-        mode=wandb_mode,
+        project_name = ask_name(ask, parent)
+    check_project_name(project_name, parent)
+    tracker_given = Given(
+        tracker,
+        tracker_config_name,
+        given(
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+            project=wandb_project,
+            entity=wandb_entity,
+            mode=wandb_mode,
+        ),
     )
-    chosen_tracker = ask_tracker(ask, project_name, tracker, tracker_config_name, tracker_answers)
-    chosen_executor = ask_component(
-        "executor",
-        kind=executor,
-        config_name=executor_config_name,
-        answers=given(workers=workers, address=ray_address),
+    executor_given = Given(
+        executor, executor_config_name, given(workers=workers, address=ray_address)
+    )
+    made = new_project(
+        project_name,
+        parent,
+        tracker=tracker_given,
+        executor=executor_given,
         ask=ask,
         echo=echo,
-        project=project_name,
+        success=success,
     )
-    target = create_project(project_name, directory, [chosen_tracker, chosen_executor])
+    commit = f", first commit {made.commit}" if made.commit else ""
     console.out.print(
-        f"Created project [bold]{project_name}[/] in {target} "
-        f"(tracker: {chosen_tracker.config_name}, executor: {chosen_executor.config_name})."
+        f"Project {project_name} is in {made.root} (tracker: "
+        f"{made.component('tracker').config_name}, executor: "
+        f"{made.component('executor').config_name}{commit}).",
+        highlight=False,
     )
     console.out.print(
-        f"Next: cd {target} && pip install -e . && qflow run {WORKFLOW}", highlight=False
+        f"Next: cd {made.root} && pip install -e . && qflow run {WORKFLOW}", highlight=False
     )
