@@ -142,9 +142,11 @@ class ArtifactIntegrityError(QFlowError, ValueError):
     """Bytes that do not hash to their key or have another size, or a blob path that is not a
     regular file inside the store (a symlink, a folder); the bytes are not used."""
 
-    def __init__(self, message: str, *, key: str = "") -> None:
+    def __init__(self, message: str, *, key: str = "", detail: str = "") -> None:
         super().__init__(message)
         self.key = key
+        self.detail = detail
+        """What is wrong in a few words (e.g. "a symlink"), for reports such as qflow doctor."""
 
 
 class SignatureMismatchError(QFlowError, ValueError):

@@ -31,7 +31,7 @@ from qflow.errors import (
 from qflow.store import serializers as ser
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 _THREADED_HASH_MIN = 1 << 20
 # Object stores publish an object atomically, so these need no temp key + move.
@@ -98,6 +98,128 @@ def check_inline(key: str, size: int, data: bytes) -> None:
             "The bytes are refused. Hint: an artifact key is the sha256 of its bytes.",
             key=key,
         )
+
+
+VERIFY_ENV = "QFLOW_VERIFY"
+VERIFY_POLICIES = ("auto", "always", "size", "never")
+AUTO_HASH_MAX = 16 << 20
+"""Under the ``auto`` policy, blobs up to this size are hashed on every load; bigger ones
+(memory-mapped arrays, large tables) are checked by size only."""
+_PATH_LOADERS = frozenset({"npy", "file", "dir"})
+"""Serializers that load from the blob's path (memory map, path result, tar extraction)."""
+
+
+def verify_policy() -> str:
+    """How loads verify a blob, from ``QFLOW_VERIFY``.
+
+    ``auto`` (default): regular file, size, and sha256 for blobs up to 16 MiB; ``always``: also
+    sha256 of bigger blobs; ``size``: regular file and size; ``never``: regular file only.
+    """
+    from qflow.errors import ConfigError
+
+    value = os.environ.get(VERIFY_ENV, "").strip().lower() or "auto"
+    if value not in VERIFY_POLICIES:
+        raise ConfigError(
+            f"{VERIFY_ENV}={value!r} is not a verify policy. "
+            f"Use one of: {', '.join(VERIFY_POLICIES)}."
+        )
+    return value
+
+
+def _should_hash(policy: str, size: int) -> bool:
+    return policy == "always" or (policy == "auto" and size <= AUTO_HASH_MAX)
+
+
+def _known_size(ref: ArtifactRef) -> int | None:
+    """The ref's size, or None where a caller made a ref without one (size 0, non-empty key)."""
+    return None if ref.size == 0 and ref.key != EMPTY_KEY else ref.size
+
+
+def _check_size(key: str, expected: int | None, actual: int, policy: str) -> None:
+    if expected is not None and policy != "never" and actual != expected:
+        raise ArtifactIntegrityError(
+            f"Artifact {key[:12]!r}: the stored blob has {actual} bytes, not the {expected} "
+            "its record says; it was changed or truncated, so it is not loaded. "
+            "Hint: run `qflow doctor`, then re-run the step that wrote it (publishing "
+            "repairs the blob).",
+            key=key,
+        )
+
+
+def _check_hash(key: str, digest: str) -> None:
+    if digest != key:
+        raise ArtifactIntegrityError(
+            f"Artifact {key[:12]!r}: the stored blob hashes to {digest[:12]!r}, not to its "
+            "key; it was changed or corrupted, so it is not loaded. "
+            "Hint: run `qflow doctor`, then re-run the step that wrote it (publishing "
+            "repairs the blob).",
+            key=key,
+        )
+
+
+def _stream_digest(file: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: file.read(1 << 20), b""):
+        digest.update(chunk)
+    file.seek(0)
+    return digest.hexdigest()
+
+
+def _not_regular(key: str, path: Path, kind: str) -> ArtifactIntegrityError:
+    return ArtifactIntegrityError(
+        f"Artifact {key[:12]!r}: the blob at {str(path)!r} is {kind}, not a regular file "
+        "in the store. It is not read. Hint: run `qflow doctor`, then re-run the step that "
+        "wrote it (publishing repairs the blob).",
+        key=key,
+        detail=kind,
+    )
+
+
+def _remove_folder(path: Path) -> None:
+    """Remove a folder (or anything but a file or symlink) squatting on a blob's path;
+    ``os.replace`` replaces files and symlinks itself."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        import shutil
+
+        def _writable(function: Any, name: str, _: object) -> None:
+            os.chmod(os.path.dirname(name), 0o700)
+            function(name)
+
+        os.chmod(path, 0o700)
+        shutil.rmtree(path, onerror=_writable)
+
+
+def _read_only(folder: Path) -> None:
+    """Take write permission off everything under ``folder`` and itself (links untouched)."""
+    for parent, dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode & 0o555)
+        for name in dirs:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o555)
+    os.chmod(folder, 0o555)
+
+
+def _checked_member(member: dict[str, Any]) -> ArtifactRef:
+    """A collection member with inline bytes, checked against its key and size."""
+    data = base64.b64decode(member["inline"])
+    check_inline(str(member["key"]), int(member["size"]), data)
+    return ArtifactRef(
+        member["key"],
+        member["serializer"],
+        int(member["size"]),
+        member["type_name"],
+        bool(member["pickled"]),
+        data,
+        str(member.get("serializer_version") or ""),
+    )
 
 
 _DIRECT_CHUNK = 8 << 20
@@ -272,6 +394,7 @@ class ArtifactStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._fs: Any = None
+        self._real_root: str | None = None
         if _is_local(url):
             self._root = Path(url.removeprefix("file://")).expanduser().absolute()
             self._remote_root = ""
@@ -330,16 +453,7 @@ class ArtifactStore:
         """The artifacts a collection lists, in order."""
         raw = self.get(ArtifactRef(ref.key, "bytes", ref.size, "builtins.bytes", False))
         return [
-            ArtifactRef.from_dict(m)
-            if m["inline"] is None
-            else ArtifactRef(
-                m["key"],
-                m["serializer"],
-                int(m["size"]),
-                m["type_name"],
-                bool(m["pickled"]),
-                base64.b64decode(m["inline"]),
-            )
+            ArtifactRef.from_dict(m) if m["inline"] is None else _checked_member(m)
             for m in json.loads(raw)  # type: ignore[arg-type]
         ]
 
@@ -384,7 +498,7 @@ class ArtifactStore:
             if spill.file is None:
                 return key, sink.size, spill.buffer.getvalue()
             with spill.file as file:
-                self._publish(file, spill.path, key)
+                self._publish(file, spill.path, key, sink.size)
             return key, sink.size, None
         except BaseException:
             sink.wait()
@@ -394,17 +508,21 @@ class ArtifactStore:
                     os.unlink(spill.path)
             raise
 
-    def _publish(self, file: IO[bytes] | _DirectFile, tmp: str, key: str) -> None:
+    def _publish(self, file: IO[bytes] | _DirectFile, tmp: str, key: str, size: int) -> None:
         """fsync the temp file and rename it into place, unless the blob exists already.
 
         An existing blob is touched instead: ``qflow gc`` keeps blobs younger than its
         ``--min-age`` and re-checks a candidate's mtime after moving it aside, so a blob this
-        run reuses is never collected under it. If gc took it away meanwhile, it is written."""
+        run reuses is never collected under it. If gc took it away meanwhile, it is written.
+        A blob that is not intact (a symlink, a folder, another size, other bytes under the
+        ``QFLOW_VERIFY`` policy) is replaced: publishing repairs the store."""
         dest = self._blob_path(key)
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(dest)
-            os.unlink(tmp)
-            return
+        if self._intact(key, size):
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(dest, follow_symlinks=False)
+                os.unlink(tmp)
+                return
+        _remove_folder(dest)
         file.flush()
         os.fsync(file.fileno())
         os.chmod(tmp, 0o444)
@@ -424,7 +542,7 @@ class ArtifactStore:
                 sink = _HashingWriter(file)
                 dump(sink)
                 key = sink.hexdigest()
-                self._publish(file, tmp, key)
+                self._publish(file, tmp, key, sink.size)
             return key, sink.size
         except BaseException:
             if sink is not None:
@@ -441,7 +559,7 @@ class ArtifactStore:
                 dump(sink)
                 key = sink.hexdigest()
             dest = self._remote_path(key)
-            if not self._fs.exists(dest):
+            if not self._fs.exists(dest) or self._fs.size(dest) != sink.size:
                 protocols = self._fs.protocol
                 protocols = {protocols} if isinstance(protocols, str) else set(protocols)
                 if protocols & _ATOMIC_PROTOCOLS:
@@ -459,46 +577,211 @@ class ArtifactStore:
 
     def get(self, ref: ArtifactRef) -> object:
         """Load an artifact; local numpy arrays come back memory-mapped copy-on-write
-        (zero-copy reads; a reader's writes stay private to it)."""
+        (zero-copy reads; a reader's writes stay private to it).
+
+        What is read is verified first (``QFLOW_VERIFY``, see ``verify_policy``): a local blob
+        must be a regular file inside the store (never a symlink or a folder) of the size the
+        ref records, and its bytes must hash to its key when the policy says so.
+
+        Raises:
+            ArtifactNotFoundError: no blob for the key.
+            ArtifactIntegrityError: the blob is not what the ref describes.
+        """
         if ref.serializer == "collection":
             return [self.get(member) for member in self.collection_members(ref)]
         serializer = ser.by_name(ref.serializer)
         if ref.inline is not None:
             return serializer.load(io.BytesIO(ref.inline))
-        if self._fs is None:
-            path = self._blob_path(ref.key)
-            if not path.exists():
-                raise self._not_found(ref.key)
-            return serializer.load(path)
+        policy = verify_policy()
+        if self._fs is not None:
+            return self._get_remote(ref, serializer, policy)
+        path = self._blob_path(ref.key)
+        with self._open_blob(ref.key) as (file, info):
+            _check_size(ref.key, _known_size(ref), info.st_size, policy)
+            if not _should_hash(policy, info.st_size):
+                data = None
+            elif ref.serializer in _PATH_LOADERS or info.st_size > AUTO_HASH_MAX:
+                _check_hash(ref.key, _stream_digest(file))
+                data = None
+            else:
+                data = file.read()
+                _check_hash(ref.key, hashlib.sha256(data).hexdigest())
+        if ref.serializer == "dir":
+            return self._unpacked(ref.key, path)
+        if data is not None:
+            return serializer.load(io.BytesIO(data))
+        return serializer.load(path)
+
+    def _get_remote(self, ref: ArtifactRef, serializer: ser.Serializer, policy: str) -> object:
         remote = self._remote_path(ref.key)
         if not self._fs.exists(remote):
             raise self._not_found(ref.key)
+        if policy != "never":
+            _check_size(ref.key, _known_size(ref), int(self._fs.size(remote)), policy)
+        if _should_hash(policy, ref.size):
+            data = bytes(self._fs.cat_file(remote))
+            _check_hash(ref.key, hashlib.sha256(data).hexdigest())
+            source: ser.Source = io.BytesIO(data)
+            if ref.serializer == "dir":
+                return self._unpacked(ref.key, source)
+            return serializer.load(source)
         with self._fs.open(remote, "rb") as file:
+            if ref.serializer == "dir":
+                return self._unpacked(ref.key, file)
             return serializer.load(file)
 
-    def read_bytes(self, key: str) -> bytes:
-        """The stored bytes of a blob, as written."""
+    def _unpacked(self, key: str, source: ser.Source) -> Path:
+        """The folder a "dir" blob holds, extracted once per store and key and then reused
+        (read-only: an input folder is immutable like every artifact), so loads leave no temp
+        folders behind. Local stores keep it in ``<root>/.unpacked/<key>``, remote ones in the
+        system temp folder."""
         if self._fs is None:
-            path = self._blob_path(key)
-            if not path.exists():
+            base = self._root / ".unpacked"
+        else:
+            base = Path(tempfile.gettempdir()) / f"qflow-unpacked-{os.getuid()}"
+        target = base / key
+        with contextlib.suppress(FileNotFoundError):
+            info = os.lstat(target)
+            if stat.S_ISDIR(info.st_mode):
+                return target
+            os.unlink(target)  # not a folder (a symlink planted there): extract again
+        base.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=base, prefix=".unpack-"))
+        try:
+            ser.unpack_dir(source, staging, key)
+            _read_only(staging)
+            try:
+                os.rename(staging, target)
+            except OSError:  # another process extracted it first
+                if not target.is_dir() or target.is_symlink():
+                    raise
+                _remove_folder(staging)
+        except BaseException:
+            _remove_folder(staging)
+            raise
+        return target
+
+    def read_bytes(self, key: str, *, size: int | None = None, limit: int | None = None) -> bytes:
+        """The stored bytes of a blob, as written: a regular file inside the store, of ``size``
+        bytes when given; read whole, they must hash to ``key`` (any policy but ``never``)."""
+        policy = verify_policy()
+        if self._fs is None:
+            with self._open_blob(key) as (file, info):
+                if size is not None:
+                    _check_size(key, size, info.st_size, policy)
+                data = file.read() if limit is None else file.read(limit)
+        else:
+            remote = self._remote_path(key)
+            if not self._fs.exists(remote):
                 raise self._not_found(key)
-            return path.read_bytes()
+            data = bytes(self._fs.cat_file(remote))
+            if size is not None:
+                _check_size(key, size, len(data), policy)
+            data = data if limit is None else data[:limit]
+        if limit is None and policy != "never":
+            _check_hash(key, hashlib.sha256(data).hexdigest())
+        return data
+
+    def digest(self, key: str) -> str | None:
+        """sha256 of the blob's bytes as stored, or None when there is no blob.
+
+        Raises:
+            ArtifactIntegrityError: the blob path is a symlink or a folder.
+        """
+        if self._fs is None:
+            try:
+                with self._open_blob(key) as (file, _):
+                    return _stream_digest(file)
+            except ArtifactNotFoundError:
+                return None
         remote = self._remote_path(key)
         if not self._fs.exists(remote):
-            raise self._not_found(key)
-        return bytes(self._fs.cat_file(remote))
+            return None
+        digest = hashlib.sha256()
+        with self._fs.open(remote, "rb") as file:
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def exists(self, key: str) -> bool:
+        """Whether the store holds the blob as a regular file (a symlink or a folder at its
+        path does not count: a step whose output it is runs again and repairs it)."""
         if self._fs is None:
-            return self._blob_path(key).exists()
+            try:
+                return self._lstat(key) is not None
+            except ArtifactIntegrityError:
+                return False
         return bool(self._fs.exists(self._remote_path(key)))
 
     def local_path(self, key: str) -> Path | None:
-        """Where the blob is on local disk; None for remote stores and missing blobs."""
+        """Where the blob is on local disk; None for remote stores and missing blobs.
+
+        Raises:
+            ArtifactIntegrityError: the blob path is a symlink, a folder, or outside the store.
+        """
         if self._fs is not None:
             return None
+        if self._lstat(key) is None:
+            return None
         path = self._blob_path(key)
-        return path if path.exists() else None
+        self._check_inside(key, path)
+        return path
+
+    def intact(self, ref: ArtifactRef) -> bool:
+        """Whether ``ref`` can be loaded as recorded: inline, or a regular blob of its size
+        (and bytes, under the ``QFLOW_VERIFY`` policy). A cache hit should ask this rather
+        than ``exists``, so a damaged blob is rewritten by running the step again."""
+        if ref.inline is not None:
+            return True
+        if self._fs is not None:
+            remote = self._remote_path(ref.key)
+            return bool(self._fs.exists(remote)) and int(self._fs.size(remote)) == ref.size
+        return self._intact(ref.key, ref.size)
+
+    def _intact(self, key: str, size: int) -> bool:
+        """The blob is a regular file of ``size`` bytes (hashing to ``key`` under the policy)."""
+        try:
+            info = self._lstat(key)
+        except ArtifactIntegrityError:
+            return False
+        if info is None or info.st_size != size:
+            return False
+        policy = verify_policy()
+        if not _should_hash(policy, size):
+            return True
+        try:
+            with self._open_blob(key) as (file, _):
+                return _stream_digest(file) == key
+        except (ArtifactIntegrityError, ArtifactNotFoundError):
+            return False
+
+    @contextlib.contextmanager
+    def _open_blob(self, key: str) -> Iterator[tuple[IO[bytes], os.stat_result]]:
+        """The blob opened without following a symlink, checked to be a regular file inside
+        the store, with its stat."""
+        path = self._blob_path(key)
+        if self._lstat(key) is None:
+            raise self._not_found(key)
+        self._check_inside(key, path)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            raise self._not_found(key) from None
+        except OSError as exc:  # ELOOP: swapped for a symlink since the check
+            raise _not_regular(key, path, "a symlink") from exc
+        with os.fdopen(fd, "rb") as file:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise _not_regular(key, path, "not a regular file")
+            yield file, info
+
+    def _check_inside(self, key: str, path: Path) -> None:
+        """Refuse a blob whose folders lead out of the store (a symlinked ``ab/`` folder)."""
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self._root)
+        expected = os.path.join(self._real_root, key[:2], key[2:4])
+        if os.path.realpath(path.parent) != expected:
+            raise _not_regular(key, path, "reached through a symlinked folder, outside the store")
 
     def check_blob_size(self, ref: ArtifactRef) -> None:
         """Refuse a ref whose blob this store holds with another size (or as a symlink or a
@@ -534,12 +817,7 @@ class ArtifactStore:
                 if stat.S_ISDIR(info.st_mode)
                 else "not a regular file"
             )
-            raise ArtifactIntegrityError(
-                f"Artifact {key[:12]!r}: the blob at {str(path)!r} is {kind}, not a regular "
-                "file. It is not read. Hint: run `qflow doctor`, then re-run the step that "
-                "wrote it (publishing repairs the blob).",
-                key=key,
-            )
+            raise _not_regular(key, path, kind)
         return info
 
     def _blob_path(self, key: str) -> Path:

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from qflow.errors import ArtifactIntegrityError
+
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactStore
     from qflow.store.metadata.store import MetadataStore
@@ -23,20 +25,6 @@ class Problem:
         return f"{self.kind} {self.name}: {self.detail}"
 
 
-def _digest(artifacts: ArtifactStore, key: str) -> str | None:
-    """sha256 of the blob's bytes, or None when it is missing."""
-    path = artifacts.local_path(key)
-    if path is not None:
-        digest = hashlib.sha256()
-        with path.open("rb") as file:
-            for chunk in iter(lambda: file.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-    if not artifacts.exists(key):
-        return None
-    return hashlib.sha256(artifacts.read_bytes(key)).hexdigest()
-
-
 def check(metadata: MetadataStore, artifacts: ArtifactStore) -> tuple[list[Problem], int]:
     """Problems found, and how many artifacts were checked."""
     problems = [Problem("database", metadata.url, p) for p in metadata.integrity_problems()]
@@ -46,7 +34,11 @@ def check(metadata: MetadataStore, artifacts: ArtifactStore) -> tuple[list[Probl
         if ref.inline is not None:
             actual: str | None = hashlib.sha256(ref.inline).hexdigest()
         else:
-            actual = _digest(artifacts, ref.key)
+            try:
+                actual = artifacts.digest(ref.key)
+            except ArtifactIntegrityError as exc:
+                problems.append(Problem("artifact", ref.key, _kind_of(exc)))
+                continue
         if actual is None:
             problems.append(Problem("artifact", ref.key, "blob is missing from the store"))
         elif actual != ref.key:
@@ -54,3 +46,8 @@ def check(metadata: MetadataStore, artifacts: ArtifactStore) -> tuple[list[Probl
                 Problem("artifact", ref.key, f"content does not match its hash (got {actual})")
             )
     return problems, checked
+
+
+def _kind_of(exc: ArtifactIntegrityError) -> str:
+    what = exc.detail or "not a regular file"
+    return f"blob path is {what}, not a regular file (re-run the step that wrote it to repair)"
