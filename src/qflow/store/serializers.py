@@ -260,6 +260,53 @@ def _tar_info(root: Path, path: Path) -> tarfile.TarInfo:
     return info
 
 
+def _check_link(root: Path, path: Path) -> None:
+    """Refuse a symlink that points outside the folder being stored: its target would not be
+    stored, and unpacking such a link is refused."""
+    target = os.readlink(path)
+    resolved = os.path.normpath(os.path.join(os.path.dirname(path), target))
+    inside = os.path.normpath(root)
+    if os.path.isabs(target) or os.path.commonpath([inside, resolved]) != inside:
+        from qflow.errors import SerializationError
+
+        raise SerializationError(
+            f"Folder {str(root)!r} cannot be stored: its symlink "
+            f"{path.relative_to(root).as_posix()!r} points outside it ({target!r}). "
+            "Hint: copy the file into the folder, or make the link relative and inside it."
+        )
+
+
+def unpack_dir(source: Source, target: Path, key: str = "") -> None:
+    """Extract a stored folder's tar into the existing folder ``target``.
+
+    Only regular files, folders and links that stay inside ``target`` are extracted (tarfile's
+    ``data`` filter); anything else is refused as one line naming the member.
+
+    Raises:
+        SerializationError: a hostile or broken member, or bytes that are not a tar.
+    """
+    from qflow.errors import SerializationError
+
+    try:
+        if isinstance(source, Path):
+            with tarfile.open(source, mode="r:") as tar:
+                tar.extractall(target, filter="data")
+        else:
+            with tarfile.open(fileobj=source, mode="r|") as tar:
+                tar.extractall(target, filter="data")
+    except tarfile.FilterError as exc:
+        member = exc.tarinfo.name if exc.tarinfo is not None else "?"
+        raise SerializationError(
+            f"Folder artifact {key[:12]!r} cannot be loaded: its member {member!r} is refused "
+            f"({exc}). Only files, folders and links inside the folder are extracted."
+        ) from exc
+    except (tarfile.TarError, EOFError) as exc:
+        raise SerializationError(
+            f"Folder artifact {key[:12]!r} cannot be loaded: its bytes are not a readable tar "
+            f"({exc}). Hint: run `qflow doctor`."
+        ) from exc
+
+
 class DirSerializer:
     """A path to a folder, stored as a deterministic tar (sorted, no times or owners)."""
 
@@ -275,6 +322,8 @@ class DirSerializer:
         with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).parts):
                 info = _tar_info(root, path)
+                if info.issym():
+                    _check_link(root, path)
                 if info.isfile():
                     with path.open("rb") as file:
                         tar.addfile(info, file)
@@ -282,13 +331,16 @@ class DirSerializer:
                     tar.addfile(info)
 
     def load(self, source: Source) -> object:
+        """Extract into a new temp folder the caller owns (``ArtifactStore.get`` instead
+        extracts once per blob into the store's ``.unpacked`` folder and reuses it)."""
         target = Path(tempfile.mkdtemp(prefix="qflow-dir-"))
-        if isinstance(source, Path):
-            with tarfile.open(source, mode="r:") as tar:
-                tar.extractall(target, filter="data")
-        else:
-            with tarfile.open(fileobj=source, mode="r|") as tar:
-                tar.extractall(target, filter="data")
+        try:
+            unpack_dir(source, target)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(target, ignore_errors=True)
+            raise
         return target
 
 

@@ -14,6 +14,8 @@ from qflow.errors import InvalidValueError
 from qflow.names import check_artifact_path, check_name
 from qflow.runtime.context import current_recorder
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 def _as_float(key: str, value: object) -> float:
     if type(value) is float:
@@ -26,7 +28,31 @@ def _as_float(key: str, value: object) -> float:
             f"Metric {key!r} got {value!r} (a {type(value).__name__}); metrics must be real "
             "numbers. Hint: log text with qf.set_tag or qf.log_param instead."
         )
-    return float(value)
+    try:
+        return float(value)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidValueError(
+            f"Metric {key!r} got {_short(value)} which does not fit a float64 ({exc}). "
+            "Hint: log a smaller number (or its logarithm)."
+        ) from exc
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-10:]} ({len(text)} digits)"
+
+
+def _as_step(key: str, step: object) -> int:
+    """The step index as a plain int in the int64 range the stores keep."""
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidValueError(f"Metric {key!r}: step index {step!r} must be an int.")
+    index = int(step)
+    if not INT64_MIN <= index <= INT64_MAX:
+        raise InvalidValueError(
+            f"Metric {key!r}: step index {_short(index)} is outside the int64 range "
+            f"[{INT64_MIN}, {INT64_MAX}]. Hint: log a smaller step index."
+        )
+    return index
 
 
 def log_metric(key: str, value: float, step: int | None = None) -> None:
@@ -36,8 +62,8 @@ def log_metric(key: str, value: float, step: int | None = None) -> None:
     """
     check_name("metric", key)
     number = _as_float(key, value)
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-        raise InvalidValueError(f"Metric {key!r}: step index {step!r} must be an int.")
+    if step is not None:
+        step = _as_step(key, step)
     recorder = current_recorder.get()
     if recorder is not None:
         recorder.add_metric(key, number, step, time.time())
