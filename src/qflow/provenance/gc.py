@@ -202,9 +202,12 @@ def _restore_trash(root: Path) -> None:
             folder.rmdir()
 
 
-def _pause() -> None:
+def _pause(stage: str) -> None:
+    """Between gc's stages (``listed``: candidates chosen; ``moved``: candidates moved aside,
+    references not yet re-read). ``QFLOW_GC_PAUSE=SECONDS`` sleeps after listing, so tests
+    can run work against gc's window; tests also replace this function to act in it."""
     seconds = os.environ.get(PAUSE_ENV)
-    if seconds:
+    if seconds and stage == "listed":
         time.sleep(float(seconds))
 
 
@@ -229,7 +232,7 @@ def _sweep_local(
                 result.blobs += 1
                 result.keys.append(key)
         return
-    _pause()
+    _pause("listed")
     trash = root / TRASH / uuid.uuid4().hex
     trash.mkdir(parents=True, exist_ok=True)
     moved: list[tuple[str, Path, Path]] = []
@@ -238,6 +241,7 @@ def _sweep_local(
         with contextlib.suppress(FileNotFoundError):
             os.rename(path, aside)
             moved.append((key, path, aside))
+    _pause("moved")
     again = referenced_keys(metadata)  # what runs recorded while we walked
     for key, path, aside in moved:
         try:
@@ -271,7 +275,7 @@ def _sweep_remote(metadata: MetadataStore, url: str, result: Collected, keep: se
         if len(key := path.rsplit("/", 1)[-1]) == 64 and key not in keep
     ]
     if not result.dry_run and candidates:
-        _pause()
+        _pause("listed")
         keep = referenced_keys(metadata)
     for path, size in candidates:
         key = path.rsplit("/", 1)[-1]
