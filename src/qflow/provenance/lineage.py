@@ -10,6 +10,10 @@ Both directions return plain dicts (``--json``); ``render_tree`` and ``to_mermai
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qflow.errors import ArtifactNotFoundError, did_you_mean
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from qflow.store.metadata.store import MetadataStore
 
 FORWARD_DEPTH = 6
+_HEX = re.compile(r"[0-9a-f]{4,64}")
 
 
 def split_target(target: str) -> tuple[str, str | None]:
@@ -60,6 +65,111 @@ def _artifact(name: str, ref: ArtifactRef) -> dict[str, Any]:
 
 def _data_file(record: DataFileRecord) -> dict[str, Any]:
     return {"name": record.name, "path": record.path, "sha256": record.sha256, "size": record.size}
+
+
+def _path_forms(data: str, cwd: Path | None, root: Path | None) -> list[str]:
+    """``data`` as given, made absolute from ``cwd`` and from ``root`` (with and without
+    symlinks resolved), and relative to ``root``: the forms a step may have recorded."""
+    forms = [data]
+    given = Path(data).expanduser()
+    for base in (cwd, root):
+        if base is None:
+            continue
+        full = given if given.is_absolute() else base / given
+        for form in (Path(os.path.normpath(full)), full.resolve()):
+            forms.append(str(form))
+            if root is not None:
+                for top in (root, root.resolve()):
+                    if form.is_relative_to(top):
+                        forms.append(form.relative_to(top).as_posix())
+    return list(dict.fromkeys(forms))
+
+
+def _on_disk(data: str, cwd: Path | None, root: Path | None) -> Path | None:
+    given = Path(data).expanduser()
+    for base in (cwd, root):
+        if base is not None:
+            full = given if given.is_absolute() else base / given
+            if full.is_file():
+                return full
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _versions(records: list[DataFileRecord]) -> str:
+    runs: dict[str, set[str]] = {}
+    for record in records:
+        runs.setdefault(record.sha256, set()).add((record.step_name or "/").split("/")[0])
+    return ", ".join(
+        f"{sha[:12]} ({len(ids)} run{'s' if len(ids) > 1 else ''})" for sha, ids in runs.items()
+    )
+
+
+def data_reads(
+    metadata: MetadataStore,
+    data: str,
+    *,
+    cwd: Path | None = None,
+    root: Path | None = None,
+    disk: bool = True,
+) -> list[DataFileRecord]:
+    """The reads of one content of a data file, named by path or by sha256 (or a unique
+    prefix of at least 4 hex digits).
+
+    A path matches as the step recorded it, or relative to ``cwd`` or to the project
+    ``root``. If the file exists there now, the content is the file's current content; if
+    not (or with ``disk=False``: the dashboard never reads files a client names), the path
+    must have been read with one content only. Errors name the versions found.
+    """
+    on_disk = _on_disk(data, cwd, root) if disk else None
+    if on_disk is None and _HEX.fullmatch(data.lower()):
+        records = metadata.data_file_reads(sha256_prefix=data)
+        shas = list(dict.fromkeys(r.sha256 for r in records))
+        if len(shas) > 1:
+            shown = ", ".join(f"{s[:12]} ({r.path})" for s, r in _first_by_sha(records).items())
+            raise ArtifactNotFoundError(
+                f"Data sha256 prefix {data!r} matches {len(shas)} files: {shown}. "
+                "Hint: type more characters of the hash."
+            )
+        if records:
+            return records
+    records = metadata.data_file_reads(paths=_path_forms(data, cwd, root))
+    if not records:
+        raise ArtifactNotFoundError(
+            f"No step read a data file with path or sha256 {data!r}. Hint: give the path "
+            "relative to this folder or to the project root, or the file's sha256 (a unique "
+            "prefix is enough)."
+        )
+    if on_disk is not None:
+        current = _sha256(on_disk)
+        chosen = [r for r in records if r.sha256 == current]
+        if not chosen:
+            raise ArtifactNotFoundError(
+                f"No step read {data!r} as it is now (sha256 {current[:12]}); steps read other "
+                f"versions: {_versions(records)}. Hint: qflow lineage --data SHA256 for one of "
+                "those (a unique prefix is enough)."
+            )
+        return chosen
+    if len({r.sha256 for r in records}) > 1:
+        raise ArtifactNotFoundError(
+            f"Data file {data!r} was read in several versions: {_versions(records)}. "
+            "Hint: qflow lineage --data SHA256 for one of them (a unique prefix is enough)."
+        )
+    return records
+
+
+def _first_by_sha(records: list[DataFileRecord]) -> dict[str, DataFileRecord]:
+    first: dict[str, DataFileRecord] = {}
+    for record in records:
+        first.setdefault(record.sha256, record)
+    return first
 
 
 def backward(metadata: MetadataStore, run_id: str, target: str) -> dict[str, Any]:
@@ -146,8 +256,13 @@ def forward(
     run_id: str | None = None,
     target: str | None = None,
     data: str | None = None,
+    cwd: Path | None = None,
+    root: Path | None = None,
+    disk: bool = True,
 ) -> dict[str, Any]:
-    """Who used an artifact (``run_id`` + ``target``) or a data file (``data``: path or sha256).
+    """Who used an artifact (``run_id`` + ``target``) or a data file (``data``: a path, as
+    recorded or relative to ``cwd`` or the project ``root``, or a sha256 or unique prefix of
+    one); only the runs that read one content of the file (see ``data_reads``).
 
     Returns ``{"artifact"|"data_file": ..., "used_by": [{"run_id", "step", "input",
     "outputs": [{"name", "key", "used_by": [...]}]}]}``, following outputs a few levels down.
@@ -175,12 +290,7 @@ def forward(
         return node
 
     if data is not None:
-        records = metadata.data_file_uses(data)
-        if not records:
-            raise ArtifactNotFoundError(
-                f"No step read a data file with path or sha256 {data!r}. "
-                "Hint: give the path as the step recorded it, or the file's sha256."
-            )
+        records = data_reads(metadata, data, cwd=cwd, root=root, disk=disk)
         used_by = []
         for record in records:
             use_run, _, step = (record.step_name or "/").partition("/")

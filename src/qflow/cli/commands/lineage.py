@@ -23,19 +23,33 @@ def lineage(
     ] = False,
     data: Annotated[
         str | None,
-        typer.Option("--data", help="A data file (path or sha256) instead of RUN STEP."),
+        typer.Option(
+            "--data",
+            help="A data file instead of RUN STEP: a path (relative to here or to the project "
+            "root) or a sha256 (or unique prefix). Lists the runs that read that content.",
+        ),
     ] = None,
     mermaid: Annotated[bool, typer.Option("--mermaid", help="Print a Mermaid flowchart.")] = False,
     as_json: JsonOption = False,
     project: ProjectOption = None,
 ) -> None:
     """Show everything an artifact came from: steps, params, inputs, data files, code."""
+    from pathlib import Path
+
     from qflow.client import Client
     from qflow.provenance import lineage as lin
 
-    metadata = Client(project).metadata
+    client = Client(project)
+    metadata = client.metadata
     if data is not None or forward:
-        result = lin.forward(metadata, run_id=run_id, target=target, data=data)
+        result = lin.forward(
+            metadata,
+            run_id=run_id,
+            target=target,
+            data=data,
+            cwd=Path.cwd(),
+            root=client.project.root,
+        )
     else:
         if run_id is None or target is None:
             raise typer.BadParameter("give RUN and STEP[.OUTPUT] (or --data PATH --forward)")

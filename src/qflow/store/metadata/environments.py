@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -59,6 +60,41 @@ class EnvironmentQueries(Database):
                 (t.data_files.c.sha256 == path_or_sha256) | (t.data_files.c.path == path_or_sha256)
             )
             .order_by(t.step_runs.c.run_id, t.step_runs.c.position, t.data_files.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [
+                DataFileRecord(
+                    r.name,
+                    r.path,
+                    r.sha256,
+                    int(r.size),
+                    r.step_run_id,
+                    f"{r.run_id}/{r.step_name}",
+                )
+                for r in conn.execute(query)
+            ]
+
+    @translated
+    def data_file_reads(
+        self, *, paths: Sequence[str] = (), sha256_prefix: str | None = None
+    ) -> list[DataFileRecord]:
+        """Data files steps of runs that are not deleted read (not wrote) at one of ``paths``
+        or whose sha256 starts with ``sha256_prefix``, oldest run first; ``step_name`` is
+        ``run_id/step run name``."""
+        c = t.data_files.c
+        match: list[sa.ColumnElement[bool]] = []
+        if paths:
+            match.append(c.path.in_(list(paths)))
+        if sha256_prefix:
+            match.append(c.sha256.startswith(sha256_prefix.lower(), autoescape=True))
+        if not match:
+            return []
+        query = (
+            sa.select(t.data_files, t.step_runs.c.run_id, t.step_runs.c.name.label("step_name"))
+            .join(t.step_runs, t.step_runs.c.id == c.step_run_id)
+            .join(t.runs, t.runs.c.id == t.step_runs.c.run_id)
+            .where(sa.or_(*match), t.runs.c.deleted_at.is_(None), ~c.name.startswith("write:"))
+            .order_by(t.step_runs.c.run_id, t.step_runs.c.position, c.id)
         )
         with self.engine.connect() as conn:
             return [

@@ -345,8 +345,9 @@ def data_lineage(
     ctx: Ctx,
     data: Annotated[str, Query(min_length=1, max_length=4000, description="path or sha256")],
 ) -> dict[str, Any]:
-    """Which runs and steps read a data file (by path or sha256)."""
+    """Which runs and steps read one content of a data file (by path as recorded or relative
+    to the project, or by sha256 or a unique prefix of it)."""
     from qflow.provenance import lineage as lin
 
-    result = lin.forward(ctx.metadata, data=data)
+    result = lin.forward(ctx.metadata, data=data, root=ctx.settings.project_dir, disk=False)
     return {**result, "mermaid": lin.to_mermaid(result)}
