@@ -361,3 +361,23 @@ def test_a_ray_executor_adds_the_ray_extra(tmp_path: Path, cli: None) -> None:
     ]
     assert dependencies[0] == f"qflow-framework[mlflow,ray]=={qflow.__version__}"
     assert _yaml(tmp_path / "demo/conf/executor/ray.yaml") == {"name": "ray", "address": None}
+
+
+def test_without_workflow_modules_the_workflows_package_is_searched(
+    tmp_path: Path, cli: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qflow.config import find_project
+    from qflow.runtime.discovery import project_workflows
+
+    assert run_cli(["new", "-n", "bare", "-d", str(tmp_path), "--yes"]) == 0
+    root = tmp_path / "bare"
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text()
+    assert 'workflow-modules = ["bare.workflows"]\n' in text
+    pyproject.write_text(text.replace('workflow-modules = ["bare.workflows"]\n', ""))
+    monkeypatch.syspath_prepend(str(root / "src"))
+    project = find_project(root)
+    assert project.workflow_modules == ()
+    assert set(project_workflows(project)) == {"logistic_regression"}
+    (root / "src/bare/workflows").rename(root / "src/bare/flows")
+    assert project_workflows(project) == {}
