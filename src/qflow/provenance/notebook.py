@@ -10,6 +10,8 @@ notebook order. Imports are gathered at the top; IPython magics (``%``, ``!``) a
 keyword parameters; on a run, the values are injected papermill-style in a cell after it, the
 notebook is executed with ``nbclient`` (the ``notebooks`` extra), the executed notebook is logged
 as an artifact and returned as the step's output. The cache key follows the notebook's text.
+``qf.log_metric``/``log_param``/``set_tag``/``log_artifact``/``log_figure`` calls inside the
+notebook are recorded on the step (see ``qflow.provenance.notebook_records``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ if TYPE_CHECKING:
     from qflow.dsl.step import Step
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PATH_NAME = re.compile(r"(^|_)(path|file|filename|csv|parquet)$", re.IGNORECASE)
+_DATA_SUFFIX = re.compile(
+    r"\.(csv|tsv|txt|json|jsonl|parquet|pq|feather|arrow|orc|avro|xlsx?|xml|ya?ml|npy|npz|"
+    r"h5|hdf5|pkl|pickle|joblib|pt|pth|onnx|db|sqlite|zip|gz|bz2|xz|tar|png|jpe?g|tiff?|wav)$",
+    re.IGNORECASE,
+)
+_OUTPUT_NAME = re.compile(r"(out|save|dest|target|result|report|export)", re.IGNORECASE)
 _BUILTINS = set(dir(builtins))
 
 
@@ -166,6 +175,27 @@ def _parameters(cells: list[Cell]) -> dict[str, str]:
     return params
 
 
+def path_parameters(params: dict[str, str]) -> set[str]:
+    """Parameters whose default is an input file's path (a string ending in a data file's
+    suffix, or named ``*_path``/``*_file``; not names that sound like an
+    output: ``out``, ``save``, ``dest``, ``target``, ``result``, ``report``, ``export``): the
+    generated steps take them as ``qf.DataFile``, so the file's hash is recorded and is part
+    of the cache key."""
+    found = set()
+    for name, text in params.items():
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            continue
+        if not isinstance(value, str) or not value or value.endswith(("/", "\\")):
+            continue
+        if "://" in value or "\n" in value or _OUTPUT_NAME.search(name):
+            continue
+        if _PATH_NAME.search(name) or _DATA_SUFFIX.search(value):
+            found.add(name)
+    return found
+
+
 def convert(notebook_path: str | Path, output: str | Path, *, force: bool = False) -> Conversion:
     """Write a steps module made from the notebook to ``output``."""
     target = Path(output)
@@ -223,10 +253,13 @@ def convert(notebook_path: str | Path, output: str | Path, *, force: bool = Fals
     functions += [text for _, text, _, _ in cell_steps]
     result.steps += [name for name, _, _, _ in cell_steps]
     stem = re.sub(r"[^A-Za-z0-9_]+", "_", Path(notebook_path).stem).strip("_").lower()
-    workflow = _workflow(stem or "notebook", cell_steps, params)
+    workflow_name = stem if _IDENT.match(stem) else f"notebook_{stem}".rstrip("_")
+    while workflow_name in known or workflow_name in result.steps:  # count.ipynb has count()
+        workflow_name += "_workflow"
+    workflow = _workflow(workflow_name, cell_steps, params)
     if workflow:
         functions.append(workflow)
-        result.workflow = stem or "notebook"
+        result.workflow = workflow_name
     header = [
         f'"""Steps converted from {Path(notebook_path).name} by qflow convert.',
         "",
@@ -278,7 +311,8 @@ def _cell_steps(
             returns = f"\n    return {outputs[0]}"
         elif outputs:
             returns = f"\n    return {', '.join(outputs)}"
-        signature = ", ".join(inputs)
+        paths = path_parameters(params)
+        signature = ", ".join(f"{n}: qf.DataFile" if n in paths else n for n in inputs)
         text = f"{decorator}\ndef {name}({signature}):\n{indented}{returns}"
         steps.append((name, text, inputs, outputs))
     return steps
@@ -368,18 +402,26 @@ class NotebookRunner:
         import tempfile
 
         import qflow as qf
+        from qflow.provenance.notebook_records import CELL_TAG, Forwarder, shim_cell
+        from qflow.runtime.context import current_recorder
 
         injected = inject_parameters(read_notebook(self.path), values)
-        notebook = nbformat.reads(json.dumps(injected), as_version=4)  # type: ignore[no-untyped-call]
-        client = NotebookClient(
-            notebook,
-            timeout=int(self.timeout),
-            kernel_name="python3",
-            resources={"metadata": {"path": str(self.path.parent)}},
-        )
-        client.execute()
-        executed: dict[str, Any] = json.loads(nbformat.writes(notebook))  # type: ignore[no-untyped-call]
         with tempfile.TemporaryDirectory(prefix="qflow-notebook-") as tmp:
+            records = Path(tmp) / "records.jsonl"
+            injected["cells"].insert(0, shim_cell(records))
+            notebook = nbformat.reads(json.dumps(injected), as_version=4)  # type: ignore[no-untyped-call]
+            client = NotebookClient(
+                notebook,
+                timeout=int(self.timeout),
+                kernel_name="python3",
+                resources={"metadata": {"path": str(self.path.parent)}},
+            )
+            with Forwarder(records, current_recorder.get()):
+                client.execute()
+            executed: dict[str, Any] = json.loads(nbformat.writes(notebook))  # type: ignore[no-untyped-call]
+            executed["cells"] = [
+                c for c in executed["cells"] if CELL_TAG not in c["metadata"].get("tags", [])
+            ]
             out = Path(tmp) / self.path.name
             out.write_text(json.dumps(executed, indent=1), encoding="utf-8")
             qf.log_artifact(out, name=self.path.name)
