@@ -205,3 +205,60 @@ def test_dashboard_api_deletes_archives_and_restores_with_auth_and_csrf(
         assert bad.status_code == 422
         missing = api.post("/api/runs/nope/delete")
         assert missing.status_code == 404
+
+
+@pytest.mark.integration
+def test_lifecycle_through_the_tracking_server(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from qflow.store.remote import RemoteMetadataStore
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    token = "lifecycle-remote-0123456789"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QFLOW_")}
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "qflow", "server", "--port", str(port)),
+            *("--store", f"sqlite:///{tmp_path / 's.db'}", "--artifacts", str(tmp_path / "a")),
+        ],
+        env={**env, "QFLOW_SERVER_TOKEN": token, "NO_COLOR": "1"},
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+        store = RemoteMetadataStore(url, token)
+        runs = [store.create_run(workflow="wf", config={"i": i}) for i in range(3)]
+        for run in runs:
+            store.finish_run(run.id, "succeeded")
+        live = store.create_run(workflow="wf", config={})
+        with pytest.raises(InvalidValueError, match="is still running"):
+            store.set_run_lifecycle([runs[0].id, live.id], "deleted")
+        (gone,) = store.set_run_lifecycle([runs[0].id[:14]], "deleted")
+        (kept,) = store.set_run_lifecycle([runs[1].id], "archived")
+        assert (gone.lifecycle, kept.lifecycle) == ("deleted", "archived")
+        assert [r.id for r in store.list_runs()] == [live.id, runs[2].id]
+        assert len(store.list_runs(include_archived=True, include_deleted=True)) == 4
+        assert [r.id for r in store.runs_matching("params.x = 1", include_deleted=True)] == []
+        matched = store.runs_matching("status = 'succeeded'", include_deleted=True)
+        assert [r.id for r in matched] == [runs[2].id, runs[0].id]
+        store.set_run_lifecycle([runs[0].id, runs[1].id], "active")
+        assert len(store.list_runs()) == 4
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
