@@ -98,7 +98,17 @@ def test_generated_project_installs_tests_and_runs(
     assert swept.returncode == 0, swept.stderr
     assert swept.stdout.count("succeeded") == 2
 
-    shown = _run([python, "-m", "qflow", "runs", "--json"], root)
+    (root / "src/example/workflows/quick.py").write_text(
+        "import qflow as qf\n\n\n@qf.step\ndef answer() -> int:\n    return 42\n\n\n"
+        "@qf.workflow\ndef quick() -> object:\n    return answer()\n"
+    )
+    found = _run([python, "-m", "qflow", "run", "quick"], root)  # no registration needed
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "succeeded" in found.stdout
+
+    shown = _run(
+        [python, "-m", "qflow", "runs", "--json", "--workflow", "logistic_regression"], root
+    )
     assert shown.returncode == 0, shown.stderr
     import json
 
