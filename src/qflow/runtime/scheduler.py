@@ -293,6 +293,8 @@ class Scheduler:
         call = self.traced.calls[name]
         step_run_id = self.step_run_ids[name]
         self.notify("before_step", run_id=self._run_id, node=node)
+        items: dict[str, ArtifactRef] = {}
+        decision: CacheDecision | None = None
         try:
             blocked = self._condition_blocks(name)
             if blocked is None and node.kind is NodeKind.MAP:
@@ -306,7 +308,7 @@ class Scheduler:
             return
         if blocked is not None:
             self._finish_without_running(node, StepStatus.SKIPPED, reason=blocked)
-        elif node.kind is NodeKind.MAP:
+        elif decision is None:  # a map: its items are stored, each is decided on its own
             self._start_map(node, items)
         elif decision.hit is not None:
             self._record_hit(node, step_run_id, decision, call.arguments)
