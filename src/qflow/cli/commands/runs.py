@@ -213,7 +213,9 @@ def logs(
                 console.out.out(text.rstrip("\n"), highlight=False)
 
 
-RunIds = Annotated[list[str], typer.Argument(help="Run ids or unique prefixes of them.")]
+RunIds = Annotated[
+    list[str], typer.Argument(metavar="RUN...", help="Run ids or unique prefixes of them.")
+]
 
 
 def _change(run_ids: list[str], lifecycle: str, as_json: bool, project: Any) -> None:
