@@ -214,7 +214,7 @@ def logs(
 
 
 RunIds = Annotated[
-    list[str], typer.Argument(metavar="RUN...", help="Run ids or unique prefixes of them.")
+    list[str], typer.Argument(metavar="RUN", help="Run ids or unique prefixes of them.")
 ]
 
 
