@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
 URI_ENV = "QFLOW_TRACKING_URI"
 TOKEN_ENV = "QFLOW_TRACKING_TOKEN"
 TIMEOUT = 60.0
+RETRY_SECONDS = 60.0
+"""How long a call is retried while the tracking server is unreachable or restarting."""
+_TRANSIENT_STATUS = frozenset({502, 503, 504})
+_NOT_REPEATABLE = frozenset({"create_run", "create_step_runs"})
+"""Calls that would record twice if a request that reached the server were sent again."""
 _NOT_FOUND: dict[str, type[NotFoundError]] = {
     "get_step_run": StepNotFoundError,
     "get_artifact": ArtifactNotFoundError,
@@ -100,15 +106,41 @@ class RemoteMetadataStore:
         return client
 
     def _call(self, method: str, **body: Any) -> Any:
+        """POST one store call; transient failures (server unreachable or restarting, a
+        connection dropped, 502/503/504) are retried with backoff for ``RETRY_SECONDS``.
+
+        A request that may have reached the server is re-sent only for calls that are safe to
+        repeat: every call but ``create_run`` and ``create_step_runs``; a re-sent metric batch
+        carries ``retry`` so the server first checks whether it was stored already.
+        """
         import httpx
 
-        try:
-            response = self._client().post(f"/api/store/{method}", json=body)
-        except httpx.HTTPError as exc:
-            raise StoreError(
-                f"Cannot reach the tracking server at {self.url}: {exc}. "
-                "Hint: start it (qflow server) or fix QFLOW_TRACKING_URI."
-            ) from exc
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                response = self._client().post(f"/api/store/{method}", json=body)
+            except httpx.HTTPError as exc:
+                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                retryable = unsent or (
+                    method not in _NOT_REPEATABLE and isinstance(exc, httpx.TransportError)
+                )
+                if not retryable or time.monotonic() + delay > deadline:
+                    raise StoreError(
+                        f"Cannot reach the tracking server at {self.url}: {exc}. "
+                        "Hint: start it (qflow server) or fix QFLOW_TRACKING_URI."
+                    ) from exc
+            else:
+                if (
+                    response.status_code not in _TRANSIENT_STATUS
+                    or method in _NOT_REPEATABLE
+                    or time.monotonic() + delay > deadline
+                ):
+                    break
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            if method == "log_metrics":
+                body["retry"] = True
         if response.status_code == 200:
             return response.json()["result"]
         try:

@@ -27,6 +27,16 @@ from qflow.store.metadata.rows import (
 )
 
 METRIC_COLUMNS = ("run_id", "step_run_id", "key", "value", "bits", "step", "timestamp")
+METRIC_RETRY_SECONDS = 30.0
+"""How long a metric batch is retried through transient database failures."""
+
+
+def transient(exc: sa.exc.DBAPIError) -> bool:
+    """A failure worth retrying: the connection was lost or refused, or the database was
+    busy (SQLite "database is locked"); never a constraint or a bad value."""
+    return bool(exc.connection_invalidated) or isinstance(
+        exc, sa.exc.OperationalError | sa.exc.InterfaceError
+    )
 
 
 class LogQueries(Database):
@@ -34,9 +44,19 @@ class LogQueries(Database):
 
     @translated
     def log_metrics(
-        self, rows: Sequence[tuple[str, int | None, str, float, int | None, float]]
+        self,
+        rows: Sequence[tuple[str, int | None, str, float, int | None, float]],
+        *,
+        retry: bool = False,
     ) -> None:
-        """Append metric rows ``(run_id, step_run_id, key, value, step, timestamp)`` in bulk."""
+        """Append metric rows ``(run_id, step_run_id, key, value, step, timestamp)`` in bulk.
+
+        A transient failure (a connection lost or refused, the database busy) is retried with
+        backoff for up to ``METRIC_RETRY_SECONDS``. Each batch is one transaction, so before a
+        retry the batch's last row is looked up: if the failed attempt committed after all
+        (only its answer was lost), nothing is written again. ``retry=True`` does that check
+        before the first attempt too (a client re-sending a batch, see the remote store).
+        """
         if not rows:
             return
         try:
@@ -51,6 +71,43 @@ class LogQueries(Database):
             (row[0], row[1], row[2], None if v != v else v, bits, row[4], row[5])
             for row, v, bits in zip(rows, values, float_bits(values), strict=True)
         ]
+        deadline = time.monotonic() + METRIC_RETRY_SECONDS
+        delay = 0.05
+        check = retry
+        while True:
+            try:
+                if check and self._metric_row_exists(params[-1]):
+                    return
+                self._insert_metrics(params)
+                return
+            except sa.exc.DBAPIError as exc:
+                if not transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            check = True
+
+    def _metric_row_exists(self, row: tuple[object, ...]) -> bool:
+        """Whether this exact metric row (same run, step run, key, bits, step and timestamp)
+        is stored: the test of a batch that may have committed before its answer was lost."""
+        c = t.metrics.c
+        run_id, step_run_id, key, _, bits, step, timestamp = row
+        query = (
+            sa.select(sa.literal(1))
+            .where(
+                c.run_id == run_id,
+                c.key == key,
+                c.bits == bits,
+                c.timestamp == timestamp,
+                c.step.is_(None) if step is None else c.step == step,
+                c.step_run_id.is_(None) if step_run_id is None else c.step_run_id == step_run_id,
+            )
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def _insert_metrics(self, params: Sequence[tuple[object, ...]]) -> None:
         with self.engine.begin() as conn:
             quote = conn.dialect.identifier_preparer.quote
             columns = ", ".join(quote(c) for c in METRIC_COLUMNS)

@@ -102,6 +102,8 @@ class MetricRow(_Body):
 
 class LogMetrics(_Body):
     rows: Annotated[list[MetricRow], Field(max_length=1_000_000)]
+    retry: bool = False
+    """A re-sent batch: stored only if its last row is not stored already."""
 
 
 class LogParams(_Body):
@@ -271,7 +273,8 @@ METHODS: dict[str, tuple[type[_Body], Handler]] = {
             [
                 (r.run_id, r.step_run_id, r.key, wire.bits_float(r.bits), r.step, r.timestamp)
                 for r in b.rows
-            ]
+            ],
+            retry=b.retry,
         ),
     ),
     "log_params": (

@@ -1,0 +1,162 @@
+"""Issue 17: a lost connection is not fatal. On PostgreSQL, the backend doing a metric flush is
+terminated (``pg_terminate_backend``) several times during a run: the step succeeds and every
+metric is stored exactly once. A tracking server killed and restarted during a run: the client
+run succeeds, with every metric exactly once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import qflow as qf
+from tests.integration.reliability.conftest import (
+    TOKEN,
+    clean_env,
+    free_port,
+    start_server,
+    write_project,
+)
+
+pytestmark = pytest.mark.integration
+
+POINTS = 300
+
+WORKFLOWS = f"""
+import time
+
+import qflow as qf
+
+
+@qf.step
+def train(delay: float) -> int:
+    for i in range({POINTS}):
+        qf.log_metric("loss", 1.0 / (i + 1), step=i)
+        time.sleep(delay)
+    return {POINTS}
+
+
+@qf.workflow
+def live(cfg):
+    return train(cfg.delay)
+"""
+
+TERMINATE_WAITING_FLUSH = """
+select pg_terminate_backend(pid) from pg_stat_activity
+where datname = current_database() and pid <> pg_backend_pid()
+  and query ilike 'copy metrics%' and wait_event_type = 'Lock'
+"""
+
+
+def _terminator(url: str, locked: threading.Event, kills: list[int]) -> None:
+    """Lock the metrics table against writes, wait for a flush to block on it, terminate that
+    backend (a connection lost mid-transaction), and release the lock."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("begin")
+        admin.execute("lock table metrics in exclusive mode")
+        locked.set()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            admin.execute("select pg_stat_clear_snapshot()")
+            killed = admin.execute(TERMINATE_WAITING_FLUSH).fetchall()
+            if killed:
+                kills.append(len(killed))
+                break
+            time.sleep(0.01)
+        admin.execute("commit")
+
+
+@pytest.mark.postgres
+def test_metric_flushes_survive_terminated_postgres_connections(
+    project: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(project, WORKFLOWS, module="livewf")
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.setenv("QFLOW_STORE", postgres_url)
+    qf.run("live", overrides=["+delay=0.0"], project_dir=project)  # creates the schema
+    kills: list[int] = []
+    locked = threading.Event()
+    thread = threading.Thread(target=_terminator, args=(postgres_url, locked, kills))
+    thread.start()
+    try:
+        assert locked.wait(30)
+        # no delay: the step ends before the clock's first flush, so the step's closing
+        # flush is the one that blocks on the lock and loses its connection
+        run = qf.run("live", overrides=["+delay=0.000001"], project_dir=project)
+    finally:
+        thread.join(timeout=90)
+    assert kills == [1]
+    view = qf.Client(project).run(run.id)
+    assert view.status == "succeeded"
+    assert [s.status for s in view.steps] == ["succeeded"]
+    history = view.metric_history("loss")
+    assert [m.step for m in history] == list(range(POINTS))
+    assert [m.value for m in history] == [1.0 / (i + 1) for i in range(POINTS)]
+
+
+def test_a_client_run_survives_a_tracking_server_restart(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'server.db'}"
+    artifacts = tmp_path / "artifacts"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(store_url, artifacts, port)
+    project = write_project(tmp_path / "client", WORKFLOWS, module="livewf")
+    env = clean_env() | {
+        "QFLOW_TRACKING_URI": url,
+        "QFLOW_TRACKING_TOKEN": TOKEN,
+        "QFLOW_ARTIFACTS": str(artifacts),
+    }
+    script = (
+        "import qflow as qf\nprint(qf.run('live', overrides=['+delay=0.02'], project_dir='.').id)\n"
+    )
+    client = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)
+        assert client.poll() is None, client.communicate()
+        server.kill()
+        server.wait(timeout=30)
+        time.sleep(2)
+        server = start_server(store_url, artifacts, port)
+        out, err = client.communicate(timeout=120)
+        assert client.returncode == 0, err
+        run_id = out.strip().splitlines()[-1]
+    finally:
+        client.kill()
+        server.terminate()
+        server.wait(timeout=30)
+
+    from qflow.store import MetadataStore
+
+    store = MetadataStore(store_url)
+    assert store.get_run(run_id).status == "succeeded"
+    assert [s.status for s in store.step_runs(run_id)] == ["succeeded"]
+    history = store.metrics(run_id, "loss")
+    assert [m.step for m in history] == list(range(POINTS))
+    store.dispose()
+
+
+def test_a_resent_metric_batch_is_stored_once(metadata_store: object) -> None:
+    from qflow.store import MetadataStore
+
+    assert isinstance(metadata_store, MetadataStore)
+    run = metadata_store.create_run(workflow="w", config={})
+    rows = [(run.id, None, "loss", float(i), i, 1000.0 + i / 1000) for i in range(50)]
+    metadata_store.log_metrics(rows)
+    metadata_store.log_metrics(rows, retry=True)  # its answer was lost: sent again
+    assert len(metadata_store.metrics(run.id, "loss")) == 50
+    more = [(run.id, None, "loss", float(i), i, 2000.0 + i / 1000) for i in range(50)]
+    metadata_store.log_metrics(more, retry=True)  # not stored yet: stored
+    assert len(metadata_store.metrics(run.id, "loss")) == 100
