@@ -141,11 +141,23 @@ def show(
     """Show a run: steps, timings, params, metrics, artifacts."""
     from rich.table import Table
 
-    run = _client(project).run(run_id)
+    client = _client(project)
+    run = client.run(run_id)
+    files = client.metadata.data_files(run.record.id)
     if as_json:
         data = _run_json(run)
         data["steps"] = [_step_json(s) for s in run.steps]
         data["artifacts"] = [{"name": a.name, **a.ref.to_dict()} for a in run.artifacts]
+        data["files"] = [
+            {
+                "step": f.step_name,
+                "name": f.name,
+                "path": f.path,
+                "sha256": f.sha256,
+                "size": f.size,
+            }
+            for f in files
+        ]
         console.print_json(data)
         return
     record = run.record
@@ -189,6 +201,20 @@ def show(
     for artifact in run.artifacts:
         console.out.print(
             f"artifact {artifact.name}  {artifact.ref.size} bytes  {artifact.ref.key[:12]}"
+        )
+    _print_files(files)
+
+
+def _print_files(files: list[Any]) -> None:
+    """The files each step read and wrote (``qf.DataFile`` arguments as ``data``)."""
+    from qflow.runtime.reads import is_read_record, is_write_record
+
+    if files:
+        console.out.print("[bold]files[/]")
+    for f in files:
+        verb = "read" if is_read_record(f.name) else "wrote" if is_write_record(f.name) else "data"
+        console.out.print(
+            f"{f.step_name}  {verb:<5}  {f.path}  {f.sha256[:10]}  {f.size} bytes", highlight=False
         )
 
 
