@@ -2,7 +2,8 @@
 
 The code comes from where the run recorded it: the working tree when it still matches (same
 commit, same uncommitted diff), else a temporary ``git worktree`` of the recorded commit with
-the recorded diff applied, or the recorded source snapshot outside git. The new run goes to the
+the recorded diff applied, or the recorded source snapshot outside git. A ``qflow exec`` run's
+input files come from the copies it kept when they changed or went away. The new run goes to the
 same stores, in a fresh process (so no module of the current code is reused), with the cache
 off, and is tagged ``reproduces=RUN``. Environment differences (Python, platform, packages) are
 reported as warnings; each output's hash is compared with the original's.
@@ -165,6 +166,52 @@ def code_of(run: Run, artifacts: ArtifactStore, project_root: Path) -> Iterator[
     yield project_root, "the project folder (the run recorded no code version)"
 
 
+@contextlib.contextmanager
+def inputs_restored(run: Run, artifacts: ArtifactStore, folder: Path) -> Iterator[list[str]]:
+    """Put the files a ``qflow exec`` run read back where it read them, from the copies the
+    run kept: a missing one stays restored; a changed one is set aside while the block runs
+    and put back after it. Yields what was done (and what could not be), for the report."""
+    from qflow.runtime.reads import absolute, file_digest
+
+    recorded = (run.meta.get("files") or {}).get("read") or {}
+    notes: list[str] = []
+    set_aside: list[tuple[Path, Path]] = []
+    try:
+        for name, info in sorted(recorded.items()):
+            target = Path(absolute(name, folder))
+            try:
+                current: str | None = file_digest(target)[0]
+            except OSError:
+                current = None
+            if current == info["sha256"]:
+                continue
+            if "kept" not in info:
+                notes.append(
+                    f"input {name} {'changed' if current else 'is missing'} and was not kept "
+                    f"(over {info['size']} bytes limit): the reproduction reads what is there"
+                )
+                continue
+            data = artifacts.read_bytes(info["kept"])
+            if current is not None:
+                aside = target.with_name(f".{target.name}.qflow-reproduce")
+                os.replace(target, aside)
+                set_aside.append((target, aside))
+                notes.append(
+                    f"input {name} changed since the run: the run's copy was used, "
+                    "and yours put back afterwards"
+                )
+            else:
+                notes.append(f"input {name} was missing: restored from the run's copy")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.qflow-tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        yield notes
+    finally:
+        for target, aside in reversed(set_aside):
+            os.replace(aside, target)
+
+
 def _child_spec(run: Run, project_root: Path, folder: Path) -> dict[str, Any]:
     script = run.meta.get("script")
     if script:
@@ -228,8 +275,12 @@ def reproduce(run_id: str, *, project_dir: str | Path | None = None) -> Reproduc
     metadata, artifacts = open_stores(project.root)
     run = metadata.get_run(run_id)
     report = Reproduction(run.id, warnings=environment_warnings(metadata, run, project.root))
-    with code_of(run, artifacts, project.root) as (folder, where):
+    with (
+        code_of(run, artifacts, project.root) as (folder, where),
+        inputs_restored(run, artifacts, folder) as notes,
+    ):
         report.source = where
+        report.warnings.extend(notes)
         report.run_id = _launch_child(_child_spec(run, project.root, folder), folder, project.root)
     new = metadata.get_run(report.run_id)
     report.status = new.status

@@ -1,10 +1,14 @@
 """``qflow exec script.py [args]``: track a plain Python script as a run.
 
 The script runs in this process (``runpy``, as ``__main__``) inside a run with one step run,
-``0_main``, so ``qf.log_*`` calls in it record exactly as they do in a workflow step. An audit
-hook (``sys.addaudithook``, ``open`` events) sees every file the script opens; the files under
-the project it read are recorded with their sha256 (in the run's meta), the files it wrote are
-stored as the step's outputs (named by their path). Code (the script's text), arguments,
+``0_main``, so ``qf.log_*`` calls in it record exactly as they do in a workflow step. The
+capture steps use (``qflow.runtime.reads``: an audit hook plus pyarrow's readers) sees every
+file the script opens, inside the project or not; Python subprocesses report theirs through a
+``sitecustomize`` on ``PYTHONPATH`` (``runtime/sitehook``), and the run warns about those that
+cannot be seen (other programs, Python started with ``-I``/``-S``). The files read are recorded
+with their sha256, and kept in the artifact store up to ``QFLOW_EXEC_KEEP_MAX`` bytes each
+(100 MB) so ``qflow reproduce`` can put them back; the files written are stored as the step's
+outputs (named by their path). Code (the script's text), arguments,
 environment and stdout/stderr are recorded as for any run, so the run is listed, diffed,
 compared and reproduced like any other.
 """
@@ -16,19 +20,20 @@ import hashlib
 import os
 import runpy
 import shlex
+import shutil
 import sys
-import threading
+import tempfile
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qflow.config.project import Project, find_project
-from qflow.errors import WorkflowNotFoundError
+from qflow.config.project import find_project
+from qflow.errors import QFlowError, WorkflowNotFoundError
+from qflow.runtime import reads
 from qflow.runtime.capture import StreamCopy
 from qflow.runtime.context import MetricRow, RunSinks, StepRecorder, current_recorder
-from qflow.store.metadata.records import DataFileRecord
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
@@ -37,90 +42,82 @@ if TYPE_CHECKING:
 STEP_NAME = "0_main"
 OUTPUT_MAX = 1 << 30
 """Written files up to this size are stored as outputs; bigger ones are only hashed."""
-_CHUNK = 1 << 20
+KEEP_MAX = 100 * 1000 * 1000
+KEEP_MAX_VARIABLE = "QFLOW_EXEC_KEEP_MAX"
+SITEHOOK = Path(__file__).resolve().parent.parent / "runtime" / "sitehook"
 
 
-def file_digest(path: Path) -> tuple[str, int]:
-    """sha256 and size of a file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as file:
-        while chunk := file.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+def keep_max() -> int:
+    """Inputs up to this many bytes are kept in the artifact store (``QFLOW_EXEC_KEEP_MAX``,
+    bytes; default 100 MB), so ``qflow reproduce`` can put them back."""
+    text = os.environ.get(KEEP_MAX_VARIABLE, "")
+    try:
+        return int(text) if text else KEEP_MAX
+    except ValueError:
+        raise QFlowError(
+            f"{KEEP_MAX_VARIABLE}={text!r} is not a number of bytes. Hint: e.g. "
+            f"{KEEP_MAX_VARIABLE}=1000000000 keeps inputs up to 1 GB; 0 keeps none."
+        ) from None
 
 
 @dataclass
-class FileTracker:
-    """Collects the files under ``root`` opened for reading and for writing (audit hook)."""
+class Children:
+    """What the script's subprocesses did: Python ones report the files they open through
+    a ``sitecustomize`` on ``PYTHONPATH`` (``runtime/sitehook``), others cannot be seen."""
 
-    root: Path
-    exclude: tuple[Path, ...] = ()
-    read: dict[str, dict[str, Any]] = field(default_factory=dict)
-    written: set[str] = field(default_factory=set)
-    _busy: threading.local = field(default_factory=threading.local)
+    log_dir: Path
 
-    def relative(self, raw: object) -> str | None:
-        if isinstance(raw, int) or raw is None:
-            return None
-        try:
-            path = Path(os.path.abspath(os.fsdecode(raw)))  # type: ignore[arg-type]
-            rel = path.relative_to(self.root)
-        except (TypeError, ValueError):
-            return None
-        if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
-            return None
-        if path.suffix == ".pyc" or any(path == e or e in path.parents for e in self.exclude):
-            return None
-        return rel.as_posix()
-
-    def opened(self, raw: object, mode: object, flags: object) -> None:
-        if getattr(self._busy, "on", False):
-            return
-        rel = self.relative(raw)
-        if rel is None:
-            return
-        if isinstance(mode, str):
-            writing = any(c in mode for c in "wax+")
-        else:
-            bits = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-            writing = isinstance(flags, int) and bool(flags & bits)
-        if writing:
-            self.written.add(rel)
-        elif rel not in self.read and rel not in self.written:
-            self._busy.on = True
-            try:
-                sha, size = file_digest(self.root / rel)
-                self.read[rel] = {"sha256": sha, "size": size}
-            except OSError:
-                pass
-            finally:
-                self._busy.on = False
-
-
-_trackers: list[FileTracker] = []
-_hook_installed = False
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event == "open" and _trackers:
-        _trackers[-1].opened(*args[:3])
+    def merge(self, capture: reads.Capture) -> list[str]:
+        """Add what the children saw to ``capture``; return warnings about what was not
+        (``capture.programs``: the subprocesses the script started)."""
+        python, other = 0, []
+        for program in capture.programs:
+            name = os.path.basename(program)
+            if name.startswith("python") or program == sys.executable:
+                python += 1
+            elif name not in other:
+                other.append(name)
+        reported = 0
+        for log in sorted(self.log_dir.glob("*.log")):
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+                kind, _, path = line.partition("\t")
+                if kind == "p":
+                    reported += 1
+                elif kind in ("r", "w"):
+                    capture.note(path, kind == "w")
+        warnings = []
+        if python > reported:
+            missing = python - reported
+            warnings.append(
+                f"{missing} Python subprocess{'es' if missing > 1 else ''} of the script did "
+                "not report the files they opened (started with -I or -S, or with an "
+                "environment without PYTHONPATH); what they read and wrote is not recorded"
+            )
+        if other:
+            warnings.append(
+                f"files read or written by the script's non-Python subprocesses "
+                f"({', '.join(other)}) cannot be seen and are not recorded"
+            )
+        return warnings
 
 
 @contextlib.contextmanager
-def tracking(tracker: FileTracker) -> Any:
-    """Feed ``open`` events to ``tracker`` while the block runs (the hook stays installed,
-    as audit hooks cannot be removed, but does nothing when no tracker is active)."""
-    global _hook_installed
-    if not _hook_installed:
-        sys.addaudithook(_audit)
-        _hook_installed = True
-    _trackers.append(tracker)
+def children_reporting(log_dir: Path) -> Iterator[Children]:
+    """While the block runs, Python subprocesses load ``runtime/sitehook/sitecustomize.py``
+    and report the files they open to ``log_dir``; every subprocess started is counted."""
+    children = Children(log_dir)
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", reads.LOG_DIR_VARIABLE)}
+    paths = [str(SITEHOOK), *filter(None, (saved["PYTHONPATH"] or "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    os.environ[reads.LOG_DIR_VARIABLE] = str(log_dir)
     try:
-        yield tracker
+        yield children
     finally:
-        _trackers.remove(tracker)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def direct_sinks(metadata: MetadataStore, artifacts: ArtifactStore) -> RunSinks:
@@ -153,6 +150,7 @@ class ScriptRun:
     exit_code: int
     read: dict[str, dict[str, Any]]
     written: dict[str, dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -188,19 +186,37 @@ def _run_script(path: Path, args: Sequence[str]) -> tuple[int, str | None, str |
 
 
 def _store_written(
-    project: Project, tracker: FileTracker, artifacts: ArtifactStore
+    accesses: list[reads.FileAccess], root: Path, artifacts: ArtifactStore
 ) -> tuple[dict[str, ArtifactRef], dict[str, dict[str, Any]]]:
+    """Files the script wrote, stored as its outputs (named by their path) up to OUTPUT_MAX."""
     outputs: dict[str, ArtifactRef] = {}
     written: dict[str, dict[str, Any]] = {}
-    for rel in sorted(tracker.written):
-        path = project.root / rel
-        if not path.is_file():
+    for access in accesses:
+        if not access.write:
             continue
-        sha, size = file_digest(path)
-        written[rel] = {"sha256": sha, "size": size}
-        if size <= OUTPUT_MAX:
-            outputs[rel] = artifacts.put_path(path)
+        written[access.path] = {"sha256": access.sha256, "size": access.size}
+        if access.size <= OUTPUT_MAX:
+            outputs[access.path] = artifacts.put_path(reads.absolute(access.path, root))
     return outputs, written
+
+
+def _keep_read(
+    accesses: list[reads.FileAccess], root: Path, artifacts: ArtifactStore, limit: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, ArtifactRef]]:
+    """Files the script read; those up to ``limit`` bytes are kept in the artifact store
+    (``kept``: the blob), so the run can be reproduced after they changed or went away."""
+    read: dict[str, dict[str, Any]] = {}
+    kept: dict[str, ArtifactRef] = {}
+    for access in accesses:
+        if access.write:
+            continue
+        info: dict[str, Any] = {"sha256": access.sha256, "size": access.size}
+        if access.size <= limit:
+            with contextlib.suppress(OSError):
+                kept[access.path] = artifacts.put_path(reads.absolute(access.path, root))
+                info["kept"] = kept[access.path].key
+        read[access.path] = info
+    return read, kept
 
 
 def exec_script(
@@ -249,7 +265,14 @@ def exec_script(
     )
     metadata.start_step_run(step_run_id)
     recorder = StepRecorder(run.id, step_run_id, STEP_NAME, direct_sinks(metadata, artifacts))
-    tracker = FileTracker(project.root, exclude=(project.state_dir, path))
+    exclude = [str(project.state_dir), str(path)]
+    if "://" not in artifacts.url or artifacts.url.startswith("file://"):
+        exclude.append(os.path.expanduser(artifacts.url.removeprefix("file://")))
+    log_dir = Path(tempfile.mkdtemp(prefix="qflow-exec-"))
+    capture = reads.Capture(
+        str(project.root), exclude=(*exclude, str(log_dir)), log_dir=str(log_dir)
+    )
+    warnings: list[str] = []
     out, err = StreamCopy(sys.stdout), StreamCopy(sys.stderr)
     token = current_recorder.set(recorder)
     recorder.open()
@@ -258,16 +281,23 @@ def exec_script(
     trace: str | None = None
     try:
         with (
-            tracking(tracker),
+            children_reporting(log_dir) as children,
+            reads.capturing(capture),
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(err),
         ):
             code, error, trace = _run_script(path, args)
         status = "succeeded" if code == 0 else "failed"
+        warnings = children.merge(capture)
     finally:
         current_recorder.reset(token)
         recorder.close()
-        outputs, written = _store_written(project, tracker, artifacts)
+        shutil.rmtree(log_dir, ignore_errors=True)
+        for warning in warnings:
+            sys.stderr.write(f"qflow exec: warning: {warning}\n")
+        accesses = capture.accesses()
+        outputs, written = _store_written(accesses, project.root, artifacts)
+        read, kept = _keep_read(accesses, project.root, artifacts, keep_max())
         metadata.finish_step_run(
             step_run_id,
             status=status,
@@ -277,13 +307,11 @@ def exec_script(
             stdout=out.copy.getvalue(),
             stderr=err.copy.getvalue(),
         )
-        metadata.record_data_files(
-            step_run_id,
-            [
-                DataFileRecord(rel, rel, info["sha256"], info["size"])
-                for rel, info in sorted(tracker.read.items())
-            ],
-        )
-        metadata.update_run_meta(run.id, {"files": {"read": tracker.read, "written": written}})
+        metadata.record_data_files(step_run_id, [a.to_record() for a in accesses])
+        for name, ref in kept.items():
+            metadata.log_run_artifact(run.id, f"input:{name}", ref, step_run_id=step_run_id)
+        files = {"read": read, "written": written, "warnings": warnings}
+        metadata.update_run_meta(run.id, {"files": files})
         metadata.finish_run(run.id, status, error=error)
-    return ScriptRun(run.id, status, code, dict(tracker.read), written)
+    plain = {k: {"sha256": v["sha256"], "size": v["size"]} for k, v in read.items()}
+    return ScriptRun(run.id, status, code, plain, written, warnings)

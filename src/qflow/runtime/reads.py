@@ -28,6 +28,7 @@ import functools
 import hashlib
 import json
 import os
+import shlex
 import site
 import sys
 import sysconfig
@@ -216,6 +217,8 @@ class Capture:
     reads: dict[str, FileAccess] = field(default_factory=dict)
     writes: dict[str, None] = field(default_factory=dict)
     forward: Any = None
+    programs: list[str] = field(default_factory=list)
+    """The programs of the subprocesses started (recorded with a ``log_dir`` only)."""
 
     def __post_init__(self) -> None:
         self.root = os.path.abspath(self.root) if self.root else ""
@@ -318,16 +321,60 @@ def current_capture() -> Capture | None:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event != "open" or not _active:
+    if not _active:
         return
-    capture = current_capture()
-    if capture is None or getattr(_busy, "on", False):
-        return
-    _busy.on = True
+    if event == "open":
+        capture = current_capture()
+        if capture is None or getattr(_busy, "on", False):
+            return
+        _busy.on = True
+        try:
+            capture.opened(*args[:3])
+        finally:
+            _busy.on = False
+    elif event in _SPAWN_EVENTS:
+        capture = current_capture()
+        if capture is not None and capture.log_dir is not None:
+            capture.programs.append(_program(event, args))
+
+
+_SPAWN_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn"}
+)
+
+
+def _program(event: str, args: tuple[Any, ...]) -> str:
+    """The program a subprocess audit event starts (the first word of a shell command)."""
     try:
-        capture.opened(*args[:3])
-    finally:
-        _busy.on = False
+        if event == "subprocess.Popen":
+            program, argv = args[0], args[1]
+            if isinstance(argv, str | bytes) and program in (None, argv):
+                program = (shlex.split(os.fsdecode(argv)) or ["?"])[0]
+            elif program is None:
+                program = argv[0]
+        elif event == "os.system":
+            program = (shlex.split(os.fsdecode(args[0])) or ["?"])[0]
+        else:
+            program = args[1] if event == "os.spawn" else args[0]
+        return os.fsdecode(program)
+    except (IndexError, TypeError, ValueError):
+        return "?"
+
+
+LOG_DIR_VARIABLE = "QFLOW_READS_LOG_DIR"
+"""Where a Python subprocess of ``qflow exec`` reports what it opens (``runtime/sitehook``)."""
+
+
+def report_to(log_dir: str) -> None:
+    """In a subprocess of a ``qflow exec`` script: forward every file this process opens to
+    ``log_dir`` for the script's run to merge (called by ``runtime/sitehook``)."""
+    install()
+    capture = Capture("", exclude=(log_dir,), log_dir=log_dir)
+    capture.forward = open(  # noqa: SIM115 - open for the process's lifetime
+        os.path.join(log_dir, f"{os.getpid()}.log"), "a", buffering=1, encoding="utf-8"
+    )
+    capture.forward.write(f"p\t{os.getpid()}\n")
+    _active.append(capture)
 
 
 def _noted(capture: Capture, value: object, writing: bool) -> None:
@@ -378,9 +425,12 @@ def _after_fork() -> None:
             capture.reads.clear()
             capture.writes.clear()
             capture.forward = open(  # noqa: SIM115 - open for the child's lifetime
-                os.path.join(capture.log_dir, f"{os.getpid()}.log"), "a", buffering=1
+                os.path.join(capture.log_dir, f"{os.getpid()}.log"),
+                "a",
+                buffering=1,
+                encoding="utf-8",
             )
-            capture.forward.write(f"p\t{os.getpid()}\n")
+            capture.programs.clear()
         else:
             _active.remove(capture)
 

@@ -64,7 +64,10 @@ def test_exec_records_code_args_files_output_and_log_calls(
     assert out.key == hashlib.sha256(b"3").hexdigest()
     assert Path(artifacts.get(out)).read_text() == "3"  # type: ignore[arg-type]
     files = metadata.data_files(run.id)
-    assert [(f.path, f.sha256, f.step_name) for f in files] == [("data.csv", data_sha, "0_main")]
+    assert [(f.name, f.sha256, f.step_name) for f in files] == [
+        ("read:data.csv", data_sha, "0_main"),
+        ("write:out/result.txt", out.key, "0_main"),
+    ]
 
 
 def test_a_failing_script_fails_its_run_and_keeps_what_it_logged(
