@@ -70,6 +70,7 @@ class RemoteMetadataStore:
         self.url = url.rstrip("/")
         self.token = token or os.environ.get(TOKEN_ENV) or os.environ.get("QFLOW_SERVER_TOKEN")
         self._local = threading.local()
+        self._reached = False
 
     def __getstate__(self) -> dict[str, object]:
         return {"url": self.url, "token": self.token}
@@ -115,7 +116,9 @@ class RemoteMetadataStore:
         """
         import httpx
 
-        deadline = time.monotonic() + RETRY_SECONDS
+        # A server never reached (a wrong URI, not started) fails at once; one that answered
+        # before is restarting or briefly unreachable, and is waited for.
+        deadline = time.monotonic() + (RETRY_SECONDS if self._reached else 0.0)
         delay = 0.1
         while True:
             try:
@@ -131,6 +134,7 @@ class RemoteMetadataStore:
                         "Hint: start it (qflow server) or fix QFLOW_TRACKING_URI."
                     ) from exc
             else:
+                self._reached = True
                 if (
                     response.status_code not in _TRANSIENT_STATUS
                     or method in _NOT_REPEATABLE
