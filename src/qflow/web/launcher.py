@@ -5,10 +5,19 @@ The workflow must be one the project declares and every override must parse as
 OVERRIDES…`` so nothing a user types can become an option. The child writes to the same
 stores as the server (``QFLOW_STORE``/``QFLOW_ARTIFACTS``) and is tagged with the launch id,
 which is how the dashboard finds its run.
+
+A web client may change only the workflow's own config: an override must be ``key=value``
+(no ``+``/``~``), its key must not configure QFlow itself (``tracker``, ``executor``, the
+stores, ``hydra``…: where QFlow writes, which URLs it contacts, what runs the steps are the
+server's choice) and, when the workflow has a config file, must name a key that file has; no
+value may contain an interpolation (``${…}``, so no ``oc.env`` reading the server's
+environment). The config preview resolves ``${oc.env:…}`` in the project's own files to a
+placeholder, never to the server's environment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -17,6 +26,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +37,24 @@ MAX_RUNNING = 4
 MAX_OVERRIDES = 200
 _KEY = re.compile(r"^[A-Za-z_][\w-]*(?:\.[\w-]+|\[\d+\])*$")
 LAUNCH_TAG = "qflow.launch"
+SERVER_KEYS = frozenset(
+    {
+        "tracker",
+        "trackers",
+        "executor",
+        "store",
+        "stores",
+        "artifacts",
+        "registry",
+        "hydra",
+        "qflow",
+        "server",
+    }
+)
+"""Top-level config keys that configure QFlow itself; a web client cannot set them."""
+ENV_PLACEHOLDER = "<server environment: not shown>"
+_ENV_RESOLVERS = ("oc.env", "env")
+_RESOLVER_LOCK = threading.Lock()
 
 
 class TooManyLaunchesError(QFlowError):
@@ -85,8 +113,10 @@ def flatten(config: Any, prefix: str = "") -> list[dict[str, Any]]:
     return [{"key": prefix.rstrip("."), "value": config, "type": kind}]
 
 
-def check_overrides(overrides: list[str]) -> list[str]:
-    """Each override must be ``[+|~]key=value``; anything else is a ``ConfigError``."""
+def check_overrides(overrides: list[str], known: dict[str, Any] | None = None) -> list[str]:
+    """Each override must be ``key=value`` on the workflow's own config; anything else is a
+    ``ConfigError`` (see the module docstring). ``known`` is the workflow's config without
+    overrides, or None when it has no config file."""
     from qflow.config.loader import parse_override
 
     if len(overrides) > MAX_OVERRIDES:
@@ -94,10 +124,53 @@ def check_overrides(overrides: list[str]) -> list[str]:
     for text in overrides:
         if "\x00" in text or "\n" in text or "\r" in text:
             raise ConfigError(f"Override {text!r} contains a control character.")
-        _, key, _ = parse_override(text)
+        prefix, key, value = parse_override(text)
         if not _KEY.match(key):
             raise ConfigError(f"Override key {key!r} is not a dotted config key.")
+        top = re.split(r"[.\[]", key, maxsplit=1)[0]
+        if top in SERVER_KEYS:
+            raise ConfigError(
+                f"Override {text!r} is refused: {top!r} configures QFlow itself (trackers, "
+                "executors, stores), which only the server's own config decides. "
+                "Hint: change the workflow's own keys only."
+            )
+        if prefix or value is None:
+            raise ConfigError(
+                f"Override {text!r} is refused: from the dashboard only key=value on an "
+                "existing key can be set (no +key or ~key)."
+            )
+        if "${" in value:
+            raise ConfigError(
+                f"Override {text!r} is refused: values cannot hold interpolations or "
+                "resolvers (${...}) when launched from the dashboard. Hint: type the value."
+            )
+        if known is not None and top not in known:
+            raise ConfigError(
+                f"Override {text!r} is refused: the workflow's config has no key {top!r}."
+                f"{did_you_mean(top, known)}"
+            )
     return list(overrides)
+
+
+@contextlib.contextmanager
+def _environment_hidden() -> Iterator[None]:
+    """Resolve ``${oc.env:…}`` (and the legacy ``${env:…}``) to a placeholder while a config
+    is composed for a web client, so the server's environment never reaches it."""
+    from omegaconf.basecontainer import BaseContainer
+
+    resolvers: dict[str, Any] = BaseContainer._resolvers
+    with _RESOLVER_LOCK:
+        saved = {name: resolvers.get(name) for name in _ENV_RESOLVERS}
+        for name in _ENV_RESOLVERS:
+            resolvers[name] = lambda *args, **kwargs: ENV_PLACEHOLDER
+        try:
+            yield
+        finally:
+            for name, resolver in saved.items():
+                if resolver is None:
+                    resolvers.pop(name, None)
+                else:
+                    resolvers[name] = resolver
 
 
 class Launcher:
@@ -127,17 +200,23 @@ class Launcher:
 
     def config(self, name: str, overrides: list[str] | None = None) -> dict[str, Any]:
         """The workflow's resolved config, as the run would get it."""
-        from qflow.config.loader import load_config
+        from qflow.config.loader import config_file_for, load_config
         from qflow.config.project import find_project
 
         workflow = self.workflow(name)
         project = find_project(self.project_dir)
-        config = load_config(workflow.name, check_overrides(overrides or []), project.conf_dir)
+        with _environment_hidden():
+            known = (
+                load_config(workflow.name, [], project.conf_dir)
+                if config_file_for(workflow.name, project.conf_dir) is not None
+                else None
+            )
+            checked = check_overrides(overrides or [], known)
+            config = load_config(workflow.name, checked, project.conf_dir)
         return {"workflow": workflow.name, "config": config, "fields": flatten(config)}
 
     def start(self, name: str, overrides: list[str]) -> Launch:
         workflow = self.workflow(name)
-        overrides = check_overrides(overrides)
         self.config(workflow.name, overrides)  # a bad override fails here, before any process
         with self._lock:
             running = sum(1 for item in self.launches.values() if item.returncode is None)
