@@ -83,6 +83,11 @@ def data_files(step: Step[..., Any], arguments: Mapping[str, Any]) -> tuple[Data
     return tuple(found)
 
 
+_FILES_OF: dict[int, tuple[str, tuple[DataFileRecord, ...]]] = {}
+"""Files of finished step runs (which never change), by step run id, for this process:
+multiruns, sweeps and notebooks check a hit's reads without asking the store again."""
+
+
 class StepIdentity:
     """Computes cache decisions for one run; fingerprints are computed once per step."""
 
@@ -195,11 +200,15 @@ class StepIdentity:
     def files_of(self, step_run: StepRun) -> tuple[DataFileRecord, ...]:
         """The files ``step_run`` read and wrote while it ran (not its ``qf.DataFile``s)."""
         self.load_stat_cache()
-        return tuple(
-            f
-            for f in self.metadata.data_files(step_run.run_id, step_run.id)
-            if reads.is_read_record(f.name) or reads.is_write_record(f.name)
-        )
+        known = _FILES_OF.get(step_run.id)
+        if known is None or known[0] != step_run.run_id:
+            files = tuple(
+                f
+                for f in self.metadata.data_files(step_run.run_id, step_run.id)
+                if reads.is_read_record(f.name) or reads.is_write_record(f.name)
+            )
+            known = _FILES_OF[step_run.id] = (step_run.run_id, files)
+        return known[1]
 
     def load_stat_cache(self) -> None:
         reads.STAT_CACHE.load(self.root / ".qflow")

@@ -215,4 +215,3 @@ def test_changed_reads_name_each_changed_or_deleted_file(tmp_path: Path) -> None
         "file a.csv read by the step changed",
         "file c.csv read by the step was deleted",
     ]
-
