@@ -143,9 +143,25 @@ class ModelRegistryStore:
     ) -> list[ModelVersion]:
         v = t.model_versions.c
         a = t.artifacts.c
+        io = t.step_io.c
+        # the serializer of the registered step output itself (artifacts rows are shared by
+        # values with the same bytes); rows from before migration 0009 fall back to the artifact
         query = (
-            sa.select(t.model_versions, a.serializer, a.type_name, a.size)
+            sa.select(
+                t.model_versions,
+                sa.func.coalesce(io.serializer, a.serializer).label("serializer"),
+                sa.func.coalesce(io.type_name, a.type_name).label("type_name"),
+                a.size,
+            )
             .join(t.artifacts, a.key == v.artifact_key)
+            .outerjoin(
+                t.step_io,
+                sa.and_(
+                    io.step_run_id == v.step_run_id,
+                    io.direction == "out",
+                    io.name == v.output,
+                ),
+            )
             .where(v.name == name)
             .order_by(v.version)
         )

@@ -13,6 +13,7 @@ from qflow.errors import (
 )
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.metadata import schema as t
+from qflow.store.metadata import statements as st
 from qflow.store.metadata.database import Database, masked, translated
 from qflow.store.metadata.records import LoggedArtifact, Metric
 from qflow.store.metadata.rows import (
@@ -24,6 +25,7 @@ from qflow.store.metadata.rows import (
     is_number,
     ref_from_row,
     upsert,
+    use_row,
 )
 
 METRIC_COLUMNS = ("run_id", "step_run_id", "key", "value", "bits", "step", "timestamp")
@@ -198,16 +200,28 @@ class LogQueries(Database):
                         "step_run_id": step_run_id,
                         "name": name,
                         "artifact_key": ref.key,
+                        **use_row(ref),
                     }
                 ],
                 ["run_id", "name"],
-                ["step_run_id", "artifact_key"],
+                [
+                    "step_run_id",
+                    "artifact_key",
+                    "serializer",
+                    "serializer_version",
+                    "type_name",
+                    "pickled",
+                ],
             )
 
     @translated
     def run_artifacts(self, run_id: str) -> list[LoggedArtifact]:
         query = (
-            sa.select(t.run_artifacts.c.name, t.run_artifacts.c.step_run_id, t.artifacts)
+            sa.select(
+                t.run_artifacts.c.name,
+                t.run_artifacts.c.step_run_id,
+                *st.use_columns(t.run_artifacts),
+            )
             .join(t.artifacts, t.artifacts.c.key == t.run_artifacts.c.artifact_key)
             .where(t.run_artifacts.c.run_id == run_id)
             .order_by(t.run_artifacts.c.name)

@@ -70,6 +70,16 @@ def ref_from_row(row: Any) -> ArtifactRef:
     )
 
 
+def use_row(ref: ArtifactRef) -> dict[str, Any]:
+    """The columns a use of an artifact (step_io, run_artifacts) keeps about how to read it."""
+    return {
+        "serializer": ref.serializer,
+        "serializer_version": ref.serializer_version,
+        "type_name": ref.type_name,
+        "pickled": ref.pickled,
+    }
+
+
 def artifact_row(ref: ArtifactRef, now: float) -> dict[str, Any]:
     return {**ref.to_dict(), "created_at": now, "data": ref.inline}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -80,6 +82,18 @@ step_runs = Table(
     Index("ix_step_runs_run_id", "run_id"),
 )
 
+
+def _use_columns() -> list[Column[Any]]:
+    """A use of an artifact (a step's input or output, a logged file) records how to read it
+    back, since the artifacts row is shared by every value with the same bytes."""
+    return [
+        Column("serializer", String),
+        Column("serializer_version", String),
+        Column("type_name", String),
+        Column("pickled", Boolean),
+    ]
+
+
 artifacts = Table(
     "artifacts",
     metadata,
@@ -106,6 +120,10 @@ step_io = Table(
     Column("direction", String(3), primary_key=True),
     Column("name", String, primary_key=True),
     Column("artifact_key", String(64), ForeignKey("artifacts.key"), nullable=False, index=True),
+    # How this use's bytes are read back (migration 0009): two values with the same bytes
+    # (b"1" from a custom serializer, the JSON int 1) share a blob, not a serializer. NULL in
+    # rows written before 0009: the artifacts row's serializer applies.
+    *_use_columns(),
 )
 
 data_files = Table(
@@ -178,6 +196,7 @@ run_artifacts = Table(
     Column("step_run_id", Integer),
     Column("name", String, primary_key=True),
     Column("artifact_key", String(64), ForeignKey("artifacts.key"), nullable=False),
+    *_use_columns(),
 )
 
 # -- model registry (qflow.registry) ------------------------------------------------------------

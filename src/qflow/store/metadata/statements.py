@@ -14,6 +14,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from qflow.store.metadata import schema as t
 
+
+def use_columns(use: sa.Table) -> list[Any]:
+    """The artifacts row's columns for a use, with the use's own serializer, type and flag
+    when it recorded them (``ref_from_row`` reads the result)."""
+    a = t.artifacts.c
+    own = use.c
+    return [
+        a.key,
+        a.size,
+        a.data,
+        a.created_at,
+        sa.func.coalesce(own.serializer, a.serializer).label("serializer"),
+        sa.func.coalesce(own.serializer_version, a.serializer_version).label("serializer_version"),
+        sa.func.coalesce(own.type_name, a.type_name).label("type_name"),
+        sa.func.coalesce(own.pickled, a.pickled).label("pickled"),
+    ]
+
+
 _missing_output = (
     sa.select(t.step_io.c.step_run_id)
     .outerjoin(t.artifacts, t.artifacts.c.key == t.step_io.c.artifact_key)
@@ -43,7 +61,9 @@ FIND_CACHED = (
 that is not deleted (``qflow gc`` is about to take a deleted run's outputs)."""
 
 STEP_IO = (
-    sa.select(t.step_io.c.step_run_id, t.step_io.c.direction, t.step_io.c.name, t.artifacts)
+    sa.select(
+        t.step_io.c.step_run_id, t.step_io.c.direction, t.step_io.c.name, *use_columns(t.step_io)
+    )
     .join(t.artifacts, t.artifacts.c.key == t.step_io.c.artifact_key)
     .where(t.step_io.c.step_run_id.in_(sa.bindparam("ids", expanding=True)))
 )
@@ -71,7 +91,10 @@ def _copy(table: sa.Table, columns: tuple[str, ...]) -> sa.Insert:
 COPY_STEP_RECORDS = (
     _copy(t.metrics, ("key", "value", "bits", "step", "timestamp")),
     _copy(t.params, ("key", "value")),
-    _copy(t.run_artifacts, ("name", "artifact_key")),
+    _copy(
+        t.run_artifacts,
+        ("name", "artifact_key", "serializer", "serializer_version", "type_name", "pickled"),
+    ),
 )
 """Copy what a step run logged (metrics, params, files) onto another step run."""
 

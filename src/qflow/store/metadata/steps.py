@@ -25,6 +25,7 @@ from qflow.store.metadata.rows import (
     dumps,
     insert_ignore,
     ref_from_row,
+    use_row,
 )
 
 
@@ -171,7 +172,13 @@ class StepQueries(Database):
                 conn,
                 t.step_io,
                 [
-                    {"step_run_id": step_run_id, "direction": d, "name": n, "artifact_key": r.key}
+                    {
+                        "step_run_id": step_run_id,
+                        "direction": d,
+                        "name": n,
+                        "artifact_key": r.key,
+                        **use_row(r),
+                    }
                     for d, n, r in io
                 ],
             )
