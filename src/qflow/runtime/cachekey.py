@@ -19,10 +19,11 @@ the same step call, which no peer framework tells its users.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,17 +61,23 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
+def _data_file_parameters(fn: Callable[..., Any]) -> frozenset[str]:
+    """The parameters of ``fn`` annotated ``qf.DataFile`` (resolved once per function)."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return frozenset()
+    return frozenset(name for name, hint in hints.items() if hint is DataFile)
+
+
 def data_files(step: Step[..., Any], arguments: Mapping[str, Any]) -> tuple[DataFileRecord, ...]:
     """Hash every argument that is a ``qf.DataFile`` (by annotation or by value)."""
-    try:
-        hints = typing.get_type_hints(step.fn)
-    except Exception:
-        hints = {}
+    annotated = _data_file_parameters(step.fn)
     found = []
     for name, value in arguments.items():
         if not (
-            isinstance(value, DataFile)
-            or (hints.get(name) is DataFile and isinstance(value, str | Path))
+            isinstance(value, DataFile) or (name in annotated and isinstance(value, str | Path))
         ):
             continue
         path = Path(value).expanduser().resolve()
