@@ -55,9 +55,6 @@ def launch(
     from qflow.runtime import reads
 
     reads.install()  # before user modules import pyarrow: its readers get wrapped
-    from qflow.runtime import reads
-
-    reads.install()  # before user modules import pyarrow: its readers get wrapped
     project = find_project(Path(project_dir) if project_dir else None)
     reuse: dict[str, StepRun] = {}
     if resume_from is not None:
