@@ -185,12 +185,13 @@ def _remove_folder(path: Path) -> None:
     if stat.S_ISDIR(info.st_mode):
         import shutil
 
-        def _writable(function: Any, name: str, _: object) -> None:
-            os.chmod(os.path.dirname(name), 0o700)
-            function(name)
-
         os.chmod(path, 0o700)
-        shutil.rmtree(path, onerror=_writable)
+        for parent, dirs, _ in os.walk(path):  # read-only folders (an unpacked one) first
+            for name in dirs:
+                child = os.path.join(parent, name)
+                if not os.path.islink(child):
+                    os.chmod(child, 0o700)
+        shutil.rmtree(path)
 
 
 def _read_only(folder: Path) -> None:
