@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -182,6 +183,10 @@ class RayExecutor:
                     "--executor ray --address HOST:6379, executor.address=HOST:6379 in the "
                     "config, or set RAY_ADDRESS."
                 )
+            # ray.init replaces the process's SIGTERM handler with sys.exit: keep ours, so
+            # SIGTERM stops the run in order (recorded killed, tasks cancelled) as Ctrl-C does.
+            main_thread = threading.current_thread() is threading.main_thread()
+            sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
             try:
                 ray.init(
                     address=self.address,
@@ -195,6 +200,9 @@ class RayExecutor:
                     f"Hint: check it with `ray status --address {self.address}`; with token "
                     "authentication on, set RAY_AUTH_TOKEN to the cluster's token."
                 ) from exc
+            finally:
+                if sigterm is not None:
+                    signal.signal(signal.SIGTERM, sigterm)
             self._owns_connection = True
         nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")]
         check_shared_store(artifacts.url, nodes, shared=self.shared)

@@ -92,6 +92,14 @@ SIGTERM = "sigterm"
 FAULTS = [NO_FAULT, RAISES, WORKER_KILL, COORDINATOR_KILL, SIGINT, SIGTERM]
 PROCESS_FAULTS = {COORDINATOR_KILL, SIGINT, SIGTERM}
 
+HOLD_BEFORE_FAULT = 1.5
+"""Seconds between the held step's first metric and the fault (metrics are durable in 1 s)."""
+
+PROCESS_FAULT_SHAPES = {"linear", "diamond", "map_join", "nested_map", "retried", "mutating"}
+"""Coordinator faults stop the scheduler wherever it is, independent of the shape; they run
+on these shapes (chains, joins, maps, nested maps, retries, mutating inputs) to keep the
+suite within its time budget. Worker kills run on them too."""
+
 
 def write_plan(ctl: Path, **plan: str) -> None:
     ctl.mkdir(parents=True, exist_ok=True)

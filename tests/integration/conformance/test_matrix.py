@@ -23,7 +23,9 @@ from .conftest import remember_local, run_in_process
 from .invariants import (
     COORDINATOR_KILL,
     FAULTS,
+    HOLD_BEFORE_FAULT,
     NO_FAULT,
+    PROCESS_FAULT_SHAPES,
     PROCESS_FAULTS,
     RAISES,
     SHAPES,
@@ -48,13 +50,6 @@ from .invariants import (
 pytestmark = pytest.mark.integration
 
 EXECUTORS = ["local", "parallel"]
-HOLD_BEFORE_FAULT = 1.5
-"""Seconds between the held step's first metric and the fault (metrics are durable in 1 s)."""
-
-PROCESS_FAULT_SHAPES = {"linear", "diamond", "map_join", "nested_map", "retried", "mutating"}
-"""Coordinator faults stop the scheduler wherever it is, independent of the shape; they run
-on these shapes (chains, joins, maps, nested maps, retries, mutating inputs) to keep the
-suite within its time budget."""
 
 
 def _skip_reason(shape: Shape, executor: str, fault: str) -> str | None:
