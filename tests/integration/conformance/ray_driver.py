@@ -174,11 +174,10 @@ def coordinator_fault(shape: Shape, fault: str, work: Path, address: str) -> dic
     entry["run_id"] = stopped.id
     entry["stopped_status"] = stopped.status
     entry["stopped_steps"] = {step.name: step.status for step in stopped.steps}  # before resume
-    # `qflow resume` has no --address option: the executor reads RAY_ADDRESS.
     with (case / "resume.log").open("wb") as log:
         resumer = subprocess.run(
-            [QFLOW, "resume", stopped.id, "-e", "ray", "-C", str(project)],
-            stdout=log, stderr=subprocess.STDOUT, env={**env, "RAY_ADDRESS": address},
+            [QFLOW, "resume", stopped.id, "-e", "ray", "--address", address, "-C", str(project)],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
             timeout=180, check=False,
         )  # fmt: skip
     entry["resume_exit_code"] = resumer.returncode

@@ -12,9 +12,14 @@ from qflow.cli.options import ProjectOption
 
 def resume(
     run_id: Annotated[str, typer.Argument(help="The failed, crashed or killed run (or a prefix).")],
-    executor: Annotated[str, typer.Option("--executor", "-e", help="local or parallel.")] = "local",
+    executor: Annotated[
+        str, typer.Option("--executor", "-e", help="local, parallel or ray.")
+    ] = "local",
     workers: Annotated[
         int | None, typer.Option("--workers", "-w", help="Worker processes (parallel).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (executor ray).")
     ] = None,
     project: ProjectOption = None,
 ) -> None:
@@ -30,5 +35,6 @@ def resume(
         workers=workers,
         plugins=[default_progress()],
         resume_from=run_id,
+        executor_options={"address": address} if address else None,
     )
     console.out.print(f"Run [bold]{new_id}[/] {console.status('succeeded')} (resumed {run_id})")
