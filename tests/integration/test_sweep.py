@@ -543,3 +543,56 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+LOOP_WORKFLOW = textwrap.dedent(
+    """
+    import time
+    import qflow as qf
+
+    @qf.step
+    def fit(C: float, epochs: int) -> float:
+        quality = 1 - (C - 0.3) ** 2
+        for epoch in range(epochs):  # one step, a metric per epoch: the usual training loop
+            qf.log_metric("accuracy", quality * (epoch + 1) / epochs, step=epoch)
+            time.sleep(0.3)
+        return quality
+
+    @qf.workflow
+    def loop(cfg):
+        return fit(cfg.model.C, cfg.epochs)
+    """
+)
+
+
+def test_pruning_stops_a_training_loop_inside_one_step(project: Path) -> None:
+    """A pruned trial of a one-step training loop stops within a few epochs, not at its end
+    (its points are flushed while the step runs, and its next qf.log_metric raises)."""
+    from qflow.sweep.driver import start_sweep
+
+    module = f"loopwf_{uuid.uuid4().hex[:8]}"
+    (project / "src").mkdir()
+    (project / "src" / f"{module}.py").write_text(LOOP_WORKFLOW)
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "loop"\n[tool.qflow]\nworkflow-modules = ["{module}"]\n'
+    )
+    (project / "conf").mkdir()
+    (project / "conf" / "loop.yaml").write_text(
+        "epochs: 10\nmodel: {C: 1.0}\nsweep:\n  objective: accuracy\n  direction: maximize\n"
+        "  params:\n    model.C: float(0, 1)\n"
+    )
+    try:
+        outcome = start_sweep(
+            "loop", trials=8, sampler="random", pruner="median", seed=3, project_dir=project
+        )
+    finally:
+        sys.modules.pop(module, None)
+    pruned = [r for r in outcome.results if r.state == "pruned"]
+    assert pruned, [r.state for r in outcome.results]
+    client = Client(project)
+    for result in pruned:
+        run = client.run(result.run_id)
+        assert run.status == "killed"
+        last = max(int(m.step) for m in run.metric_history("accuracy"))
+        assert last < 9, f"trial {result.number} ran all its epochs"
+        assert run.duration is not None and run.duration < 2.9  # 10 epochs take 3 s

@@ -47,8 +47,13 @@ class StepRecorder:
     """Never replaced, only appended to and trimmed from the front, so the logging thread
     needs no lock: a flush takes the first ``n`` rows and deletes exactly those."""
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: BaseException | None = None
+    """Raised by the step's next ``add_metric``: a cooperative stop asked by another thread
+    (see ``stop_run``)."""
 
     def add_metric(self, key: str, value: float, step: int | None, timestamp: float) -> None:
+        if self.stop is not None:
+            raise self.stop
         buffer = self.buffer
         buffer.append((self.run_id, self.step_run_id, key, value, step, timestamp))
         if len(buffer) >= FLUSH_EVERY_ROWS:
@@ -92,6 +97,10 @@ class _Flusher:
                 self._pid = os.getpid()
                 threading.Thread(target=self._loop, name="qflow-metrics", daemon=True).start()
 
+    def open_recorders(self) -> list[StepRecorder]:
+        with self._lock:
+            return list(self._recorders)
+
     def forget(self, recorder: StepRecorder) -> None:
         with self._lock:
             self._recorders.discard(recorder)
@@ -100,9 +109,7 @@ class _Flusher:
         pid = os.getpid()
         while self._pid == pid:
             time.sleep(FLUSH_EVERY_SECONDS)
-            with self._lock:
-                recorders = list(self._recorders)
-            for recorder in recorders:
+            for recorder in self.open_recorders():
                 try:
                     recorder.flush()
                 except Exception:  # kept in the buffer; the step's last flush reports it
@@ -110,5 +117,18 @@ class _Flusher:
 
 
 _FLUSHER = _Flusher()
+
+
+def stop_run(run_id: str, error: BaseException) -> bool:
+    """Make the next ``qf.log_metric`` of every step of ``run_id`` running in this process
+    raise ``error``; False if none runs here. For observers on other threads (a sweep's
+    pruner) that must stop a step between two of its logged values."""
+    stopped = False
+    for recorder in _FLUSHER.open_recorders():
+        if recorder.run_id == run_id:
+            recorder.stop = error
+            stopped = True
+    return stopped
+
 
 current_recorder: ContextVar[StepRecorder | None] = ContextVar("qflow_recorder", default=None)

@@ -2,17 +2,19 @@
 
 Every value of the objective metric logged with a step index (``qf.log_metric("accuracy", v,
 step=epoch)``) is reported to the trial (``trial.report(value, step)``) when QFlow writes it
-to the store: when the step ends, or at least every second while it logs many values. After
+to the store: as the step logs them (flushed every 0.25 s) and when the step ends. After
 each batch the plugin asks ``trial.should_prune()``. Once the answer is yes:
 
 - the trial is recorded in Optuna as ``PRUNED`` and its QFlow run gets the tag
   ``sweep.pruned=true``;
-- the run is stopped early where that is safe: when the hook runs in the run's main thread (the
-  ``local`` executor) the plugin raises ``TrialPruned`` (a ``KeyboardInterrupt``) there; when
-  the trial runs in its own process (``--parallel`` > 1), a SIGINT to that process's main thread
-  stops it whatever the executor. QFlow then ends the run as ``killed``, keeping what it logged,
-  exactly as for Ctrl-C. Otherwise (threads of the ``parallel`` or ``ray`` executor inside the
-  sweep's own process) the run finishes, and only the records say it was pruned.
+- the run is stopped early: when the hook runs in the run's main thread (a step's last flush)
+  the plugin raises ``TrialPruned`` (a ``KeyboardInterrupt``) there; when the trial runs in
+  its own process (``--parallel`` > 1), a SIGINT to that process's main thread stops it
+  whatever the executor; when the recorder's background thread flushed the values of a step
+  running in this process (the ``local`` executor), the step's next ``qf.log_metric`` raises
+  ``TrialPruned``. QFlow then ends the run as ``killed``, keeping what it logged, exactly as
+  for Ctrl-C. Otherwise (workers of the ``parallel`` or ``ray`` executor inside the sweep's own
+  process) the run finishes, and only the records say it was pruned.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from qflow.plugins.markers import hookimpl
+from qflow.runtime.context import stop_run
 
 if TYPE_CHECKING:
     import optuna
@@ -108,7 +111,8 @@ class PruningReporter:
         message = f"trial {self.trial.number} pruned at step {index}"
         if threading.current_thread() is threading.main_thread():
             raise TrialPruned(message)
-        if self.own_process:
-            ident = threading.main_thread().ident
-            if ident is not None:
-                signal.pthread_kill(ident, signal.SIGINT)
+        ident = threading.main_thread().ident
+        if self.own_process and ident is not None:  # a signal also ends a blocking call
+            signal.pthread_kill(ident, signal.SIGINT)
+        elif self.run_id is not None:  # flushed by the recorder's thread: stop at the next log
+            stop_run(self.run_id, TrialPruned(message))
