@@ -71,7 +71,7 @@ def _path_forms(data: str, cwd: Path | None, root: Path | None) -> list[str]:
     """``data`` as given, made absolute from ``cwd`` and from ``root`` (with and without
     symlinks resolved), and relative to ``root``: the forms a step may have recorded."""
     forms = [data]
-    given = Path(data).expanduser()
+    given = _expanded(data)
     for base in (cwd, root):
         if base is None:
             continue
@@ -85,8 +85,16 @@ def _path_forms(data: str, cwd: Path | None, root: Path | None) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
+def _expanded(data: str) -> Path:
+    """``~`` and ``~user`` expanded; a user that does not exist leaves the path as given."""
+    try:
+        return Path(data).expanduser()
+    except RuntimeError:
+        return Path(data)
+
+
 def _on_disk(data: str, cwd: Path | None, root: Path | None) -> Path | None:
-    given = Path(data).expanduser()
+    given = _expanded(data)
     for base in (cwd, root):
         if base is not None:
             full = given if given.is_absolute() else base / given

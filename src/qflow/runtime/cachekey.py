@@ -190,9 +190,7 @@ class StepIdentity:
             if stale:
                 self.remember(manifest)
                 return CacheDecision(key, fingerprint, None, "; ".join(stale), files)
-            if all(
-                r.inline is not None or self.artifacts.exists(r.key) for r in hit.outputs.values()
-            ):
+            if all(self.artifacts.intact(r) for r in hit.outputs.values()):
                 seen = self.files_of(hit)
                 changed = reads.changed_reads(seen, self.root)
                 if changed:

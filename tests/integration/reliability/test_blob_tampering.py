@@ -153,3 +153,14 @@ def test_the_dashboard_never_serves_a_symlink_target(project: Path, tmp_path: Pa
         assert "is a symlink" in preview.text
         for response in (raw, preview):
             assert b"secret" not in response.content
+
+
+def test_a_cache_hit_on_a_damaged_blob_runs_the_step_again(project: Path) -> None:
+    """A truncated blob is no cache hit: the step runs again and the store holds it whole."""
+    _, path = _blob(project)
+    os.chmod(path, 0o644)
+    path.write_bytes(PAYLOAD[:100])
+    again = qf.run(blob_flow, {}, project_dir=project)
+    assert again.step("produce").status == "succeeded"
+    assert again.step("produce").load() == PAYLOAD
+    assert path.read_bytes() == PAYLOAD
