@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qflow.store.artifacts import UNPACKED_FOLDER, remove_folder
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -254,6 +256,7 @@ def _sweep_local(
             result.rescued += 1
             continue
         os.unlink(aside)
+        remove_folder(root / UNPACKED_FOLDER / key)  # a folder blob's extracted copy goes with it
         result.blobs += 1
         result.blob_bytes += stat.st_size
         result.keys.append(key)

@@ -175,7 +175,11 @@ def _not_regular(key: str, path: Path, kind: str) -> ArtifactIntegrityError:
     )
 
 
-def _remove_folder(path: Path) -> None:
+UNPACKED_FOLDER = ".unpacked"
+"""Where a local store keeps the extracted copy of each folder blob, by key."""
+
+
+def remove_folder(path: Path) -> None:
     """Remove a folder (or anything but a file or symlink) squatting on a blob's path;
     ``os.replace`` replaces files and symlinks itself."""
     try:
@@ -523,7 +527,7 @@ class ArtifactStore:
                 os.utime(dest, follow_symlinks=False)
                 os.unlink(tmp)
                 return
-        _remove_folder(dest)
+        remove_folder(dest)
         file.flush()
         os.fsync(file.fileno())
         os.chmod(tmp, 0o444)
@@ -637,7 +641,7 @@ class ArtifactStore:
         folders behind. Local stores keep it in ``<root>/.unpacked/<key>``, remote ones in the
         system temp folder."""
         if self._fs is None:
-            base = self._root / ".unpacked"
+            base = self._root / UNPACKED_FOLDER
         else:
             base = Path(tempfile.gettempdir()) / f"qflow-unpacked-{os.getuid()}"
         target = base / key
@@ -656,9 +660,9 @@ class ArtifactStore:
             except OSError:  # another process extracted it first
                 if not target.is_dir() or target.is_symlink():
                     raise
-                _remove_folder(staging)
+                remove_folder(staging)
         except BaseException:
-            _remove_folder(staging)
+            remove_folder(staging)
             raise
         return target
 

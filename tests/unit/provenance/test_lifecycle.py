@@ -262,3 +262,38 @@ def test_lifecycle_through_the_tracking_server(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@qf.step
+def folder_output(tag: str, out: str) -> Path:
+    folder = Path(out) / tag
+    folder.mkdir(parents=True)
+    (folder / "weights.bin").write_bytes(tag.encode() * 50_000)
+    return folder
+
+
+@qf.step
+def read_folder(folder: Path) -> int:
+    return len((folder / "weights.bin").read_bytes())
+
+
+@qf.workflow
+def folders(tag: str = "a", out: str = "") -> object:
+    return read_folder(folder_output(tag, out))
+
+
+def test_gc_reclaims_a_folder_blob_with_its_unpacked_copy(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qflow.store.artifacts import UNPACKED_FOLDER
+
+    run = qf.run(folders, {"tag": "a", "out": str(tmp_path / "w")}, project_dir=project)
+    key = run.step("folder_output").outputs["return"].key
+    unpacked = project / ".qflow" / "artifacts" / UNPACKED_FOLDER / key
+    assert unpacked.is_dir()  # the downstream step read the folder blob
+    qf.Client(project).delete_runs(run.id)
+    code, out, _ = _cli(capsys, "gc", "--min-age", "0", "--project", str(project))
+    assert code == 0, out
+    _, artifacts = open_stores(project)
+    assert not artifacts.exists(key)
+    assert not unpacked.exists()
