@@ -333,3 +333,49 @@ def test_diff_shows_the_changed_helper_and_a_param_type(user_project: Path) -> N
     assert "x: 1 (int) → 1.0 (float)" in text
     assert "helper scale() in cache_helpers.py changed" in text
     assert "-    return x + 100\n+    return x + 200" in text
+
+
+DEPENDENT = """
+import qflow as qf
+import fakedep
+
+
+@qf.step
+def uses_dependency(x: int) -> int:
+    return fakedep.bump(x)
+
+
+@qf.workflow
+def dependent(x: int = 1):
+    return uses_dependency(x)
+"""
+
+
+def test_a_dependency_version_change_reruns_the_steps_that_use_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed distribution (in a ``site-packages`` folder on the path, with its
+    ``.dist-info``) counts by name and version: upgrading it re-runs the step that calls it,
+    even when its code is not walked."""
+    site = project / "env" / "site-packages"
+    (site / "fakedep").mkdir(parents=True)
+    (site / "fakedep" / "__init__.py").write_text("def bump(x):\n    return x + 1\n")
+    info = site / "fakedep-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakedep\nVersion: 1.0\n")
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "dep"\n[tool.qflow]\nworkflow-modules = ["dependent"]\n'
+    )
+    (project / "dependent.py").write_text(textwrap.dedent(DEPENDENT))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    _qflow(project, "run", "dependent")
+    _qflow(project, "run", "dependent")  # unchanged: a hit
+    info.rename(site / "fakedep-1.1.dist-info")
+    (site / "fakedep-1.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fakedep\nVersion: 1.1\n"
+    )
+    _qflow(project, "run", "dependent")
+    runs = json.loads(_qflow(project, "runs", "--json"))
+    shown = [json.loads(_qflow(project, "show", r["id"], "--json"))["steps"][0] for r in runs]
+    assert [s["status"] for s in reversed(shown)] == ["succeeded", "cached", "succeeded"]
+    assert "fakedep 1.0 → 1.1" in shown[0]["reason"]
