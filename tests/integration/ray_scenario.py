@@ -246,6 +246,30 @@ def live_metrics(work: Path, address: str) -> dict[str, Any]:
     }
 
 
+def file_reads(work: Path, address: str) -> dict[str, Any]:
+    """A Ray task's file reads are recorded and make the cache miss when the file changes."""
+    folder = project(work, "reads")
+    data = work / "reads-data"
+    data.mkdir()
+    (data / "table.csv").write_text("a\nb\n")
+    config = {"folder": str(data)}
+
+    def run() -> Any:
+        return qf.run(rw.reads_a_file, config, project_dir=folder, executor="ray",
+                      executor_options={"address": address})  # fmt: skip
+
+    first, again = run(), run()
+    (data / "table.csv").write_text("a\nb\nc\n")
+    changed = run()
+    files = qf.Client(folder).metadata.data_files(first.id)
+    return {
+        "recorded": sorted(f.name for f in files),
+        "statuses": [r.step("0_read_table").status for r in (first, again, changed)],
+        "values": [r.step("0_read_table").load() for r in (first, changed)],
+        "reason": changed.step("0_read_table").reason,
+    }
+
+
 def private_postgres(work: Path) -> tuple[str, Callable[[], None]] | None:
     """A throwaway PostgreSQL server inside the namespace (the host's is not reachable from
     here): initdb as user postgres, trust auth, 127.0.0.1:5433. None without the binaries."""
@@ -307,6 +331,7 @@ def main() -> None:
             ("policies", lambda: policies(work, address)),
             ("cli", lambda: command_line(work, address)),
             ("live", lambda: live_metrics(work, address)),
+            ("reads", lambda: file_reads(work, address)),
             ("postgres", lambda: postgres_metadata(work, address, report["fan_out"]["local"])),
         ]
         if "kill-only" in sys.argv:

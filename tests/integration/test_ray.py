@@ -142,3 +142,12 @@ def test_metrics_of_a_running_ray_task_are_live(report: dict[str, Any]) -> None:
     assert live["running_when_seen"]
     assert all(seconds is not None and seconds < 1.0 for seconds in live["latency"])
     assert live["stored"] == [0, 1, 2]
+
+
+def test_file_reads_of_a_ray_task_are_recorded_and_checked(report: dict[str, Any]) -> None:
+    reads = _phase(report, "reads")
+    recorded = reads["recorded"]
+    assert any(name.startswith("read:") and name.endswith("table.csv") for name in recorded)
+    assert reads["statuses"] == ["succeeded", "cached", "succeeded"]
+    assert reads["values"] == [2, 3]
+    assert "table.csv" in reads["reason"]

@@ -17,6 +17,7 @@ the worker, and cancelled with ``ray.cancel(force=True)`` if it does not return 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -84,6 +85,16 @@ def ray_options(resources: dict[str, float] | Any) -> dict[str, Any]:
     if custom:
         options["resources"] = custom
     return options
+
+
+def _metrics_channel(ray: Any) -> Any:
+    """The queue workers send metric batches through: an actor on the driver's own node, so
+    it lives exactly as long as the run's coordinator can use it."""
+    from ray.util.queue import Queue
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
 
 
 def check_shared_store(url: str, node_addresses: list[str], *, shared: bool | None) -> None:
@@ -210,9 +221,7 @@ class RayExecutor:
         cpus = int(self._totals.get("CPU", 1))
         self._limit = self.max_in_flight or max(2 * cpus, 4)
         self._remote = ray.remote(ray_entry)
-        from ray.util.queue import Queue
-
-        self._channel = Queue(actor_options={"num_cpus": 0})
+        self._channel = _metrics_channel(ray)
         self._sinks, self._artifacts_url = sinks, artifacts.url
         self._stopping.clear()
         self._pump = threading.Thread(target=self._pump_loop, name="qflow-ray", daemon=True)
@@ -287,10 +296,20 @@ class RayExecutor:
                 self._fail_all(f"{type(exc).__name__}: the Ray executor lost its tasks ({exc})")
 
     def _drain_metrics(self) -> None:
-        """Record the metric batches workers sent since the last call."""
-        size = self._channel.qsize() if self._channel is not None else 0
-        if size and self._sinks is not None:
-            for batch in self._channel.get_nowait_batch(size):
+        """Record the metric batches workers sent since the last call. A channel that is
+        gone is dropped with a warning: workers then send their metrics with their results."""
+        if self._channel is None:
+            return
+        try:
+            size = self._channel.qsize()
+            batches = self._channel.get_nowait_batch(size) if size else []
+        except self._ray.exceptions.RayError as exc:
+            logger.warning("the metrics channel of the run is gone (%s); metrics now arrive "
+                           "when each step ends", type(exc).__name__)  # fmt: skip
+            self._channel = None
+            return
+        if self._sinks is not None:
+            for batch in batches:
                 self._sinks.metrics([tuple(row) for row in batch])
 
     def _collect(self, ref: Any) -> None:
@@ -398,12 +417,12 @@ class RayExecutor:
         if ray is not None:
             for ref in refs:
                 ray.cancel(ref, force=True)
-            if self._channel is not None:
-                try:
-                    self._drain_metrics()
-                finally:
-                    ray.kill(self._channel.actor)
-                    self._channel = None
+            channel = self._channel
+            self._drain_metrics()
+            if channel is not None:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    ray.kill(channel.actor)
+            self._channel = None
             if self._owns_connection and ray.is_initialized():
                 ray.shutdown()
             self._owns_connection = False

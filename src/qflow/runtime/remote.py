@@ -103,7 +103,19 @@ class Records:
 
     def sinks(self, artifacts: ArtifactStore, live_metrics: MetricsSink | None = None) -> RunSinks:
         """Sinks that keep everything for the result, except metrics when ``live_metrics``
-        sends them to the coordinator as they are flushed (the Ray executor's channel)."""
+        sends them to the coordinator as they are flushed (the Ray executor's channel). If the
+        channel fails, the remaining metrics travel with the result instead."""
+        live = [live_metrics]
+
+        def metrics(rows: list[MetricRow]) -> None:
+            send = live[0]
+            if send is not None:
+                try:
+                    send(rows)
+                    return
+                except Exception:  # the channel is gone: nothing may be lost
+                    live[0] = None
+            self.metrics.extend(rows)
 
         def artifact(run_id: str, step_run_id: int | None, name: str, source: Any) -> None:
             ref = (
@@ -114,7 +126,7 @@ class Records:
             self.artifacts.append((run_id, step_run_id, name, ref))
 
         return RunSinks(
-            live_metrics or self.metrics.extend,
+            metrics,
             lambda run, sr, values: self.params.append((run, sr, dict(values))),
             lambda run, values: self.tags.append((run, dict(values))),
             artifact,

@@ -132,3 +132,25 @@ def test_refs_survive_the_json_round_trip_with_every_field(tmp_path: Path) -> No
     for ref in (store.put([1, 2], inline_max=1024), store.put(list(range(5000)))):
         back = ref_from_json(json.loads(json.dumps(ref_to_json(ref))))
         assert dataclasses.asdict(back) == dataclasses.asdict(ref)
+
+
+def test_metrics_fall_back_to_the_result_when_the_live_channel_fails(tmp_path: Path) -> None:
+    """A Ray task whose metrics channel is gone loses no point: the first batch the channel
+    refuses, and every later one, travel with the task's result."""
+    from qflow.runtime.remote import Records
+    from qflow.store.artifacts import ArtifactStore
+
+    sent: list[list[Any]] = []
+
+    def channel(rows: list[Any]) -> None:
+        if sent:
+            raise ConnectionError("the channel's actor is gone")
+        sent.append(rows)
+
+    records = Records()
+    sinks = records.sinks(ArtifactStore(str(tmp_path / "a")), channel)
+    batches = [[("r", 1, "loss", float(i), i, 0.0)] for i in range(3)]
+    for batch in batches:
+        sinks.metrics(batch)
+    assert sent == [batches[0]]
+    assert records.metrics == [*batches[1], *batches[2]]
