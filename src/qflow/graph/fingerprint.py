@@ -365,9 +365,16 @@ def _source(obj: object) -> str | None:
         return None
 
 
+_NAMELESS_FILES = ("<string>", "<stdin>")
+"""Code compiled from these "files" (``exec(text)``, ``python -``) shares one name, so
+``linecache`` may hold another text under it: such code is fingerprinted by its bytecode."""
+
+
 def _code_text(fn: types.FunctionType, keep_decorators: bool) -> str:
-    """Normalised source, or (no source: built by ``exec``) the name and the bytecode."""
-    source = _source(fn)
+    """Normalised source, or (no trustworthy source: built by ``exec``) the name and the
+    bytecode."""
+    nameless = fn.__code__.co_filename in _NAMELESS_FILES
+    source = None if nameless else _source(fn)
     if source is not None:
         return normalized_source(source, keep_decorators=keep_decorators)
     lines = [fn.__qualname__]

@@ -221,3 +221,24 @@ def test_closures_and_defaults_count(load: Callable[..., Any]) -> None:
 def test_manifest_is_computed_once_per_function(load: Callable[..., Any]) -> None:
     module = load()
     assert _manifest(module) is _manifest(module)
+
+
+def test_exec_built_functions_are_told_apart_by_their_code_whatever_linecache_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every ``exec(text)`` compiles to the same file name, ``<string>``; linecache may hold
+    another text under it, so such code is fingerprinted by its bytecode."""
+    import linecache
+
+    from qflow.graph.fingerprint import code_manifest
+
+    def build(multiplier: int) -> Any:
+        namespace: dict[str, Any] = {}
+        exec(f"def scale(xs):\n    return [x * {multiplier} for x in xs]\n", namespace)
+        return namespace["scale"]
+
+    stale = (30, None, ["def scale(xs):\n", "    return xs\n"], "<string>")
+    monkeypatch.setitem(linecache.cache, "<string>", stale)
+    two, three, two_again = build(2), build(3), build(2)
+    assert code_manifest(two, {}).fingerprint != code_manifest(three, {}).fingerprint
+    assert code_manifest(two, {}).fingerprint == code_manifest(two_again, {}).fingerprint
