@@ -385,8 +385,11 @@ def _code_text(fn: types.FunctionType, keep_decorators: bool) -> str:
 
 
 def _function_node(fn: types.FunctionType, root: bool) -> _Node:
-    module = fn.__module__ or "__main__"
-    origin = module_origin(module)
+    # A function made by exec() without a module name belongs to no installed package: it
+    # is user code wherever ``__main__`` happens to live (``python -m pytest`` puts it in
+    # site-packages).
+    module = fn.__module__ or "<exec>"
+    origin = module_origin(module) if fn.__module__ else _Origin("project")
     if origin.kind != "project":
         return _package_node(origin)
     text = _code_text(fn, keep_decorators=not root)
