@@ -13,6 +13,11 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from qflow.errors import StoreError
+from qflow.store.metadata.filesystem import (
+    ALLOW_ENV,
+    network_filesystem,
+    network_sqlite_allowed,
+)
 from qflow.store.metadata.schema import VERSION_TABLE
 
 P = ParamSpec("P")
@@ -133,7 +138,9 @@ class Database:
         if url.get_backend_name() != "sqlite":
             return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.database).parent
+            _refuse_network_filesystem(folder)
+            folder.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url)
 
         @sa.event.listens_for(engine, "connect")
@@ -183,4 +190,16 @@ class Database:
         return StoreError(
             f"The metadata store at {where} failed: {reason}. "
             "Hint: check the database is reachable and not full, then retry."
+        )
+
+
+def _refuse_network_filesystem(folder: Path) -> None:
+    """SQLite on NFS/SMB can lose or corrupt what runs recorded: say so before it happens."""
+    kind = network_filesystem(folder)
+    if kind is not None and not network_sqlite_allowed():
+        raise StoreError(
+            f"The metadata database folder {str(folder)!r} is on a network file system "
+            f"({kind}), where SQLite's locks are unreliable: concurrent runs could corrupt it "
+            "or lose what they recorded.\nHint: use PostgreSQL (QFLOW_STORE=postgresql://…) "
+            f"or a local disk; to accept the risk, set {ALLOW_ENV}=1."
         )
