@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -73,7 +76,15 @@ app.command("server")(server)
 
 
 def run_cli(args: Sequence[str] | None = None) -> int:
-    """Run the CLI with ``args`` and return the exit code (tests call this in-process)."""
+    """Run the CLI with ``args`` and return the exit code (tests call this in-process).
+    A Ctrl-C anywhere, even while an error is being shown, is exit code 130."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: Sequence[str] | None) -> int:
     from qflow.errors import QFlowError
 
     argv = list(sys.argv[1:] if args is None else args)
@@ -96,7 +107,7 @@ def run_cli(args: Sequence[str] | None = None) -> int:
 
         err.print(Text.assemble(("Error: ", "bold red"), str(exc)))
         return exc.exit_code
-    except (typer.Abort, KeyboardInterrupt):
+    except typer.Abort:
         return 130
     except Exception as exc:
         code = getattr(exc, "exit_code", None)
@@ -110,4 +121,19 @@ def run_cli(args: Sequence[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run_cli())
+    # Once the command is done, a Ctrl-C (while the interpreter shuts down, joining threads)
+    # ends the process at once instead of printing a KeyboardInterrupt traceback.
+    try:
+        code = run_cli()
+        signal.signal(signal.SIGINT, _exit_interrupted)
+    except KeyboardInterrupt:  # one that came just before the handler was in place
+        signal.signal(signal.SIGINT, _exit_interrupted)
+        code = 130
+    sys.exit(code)
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(130)
