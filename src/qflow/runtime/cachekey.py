@@ -62,7 +62,7 @@ def hash_file(path: Path) -> str:
 
 
 @functools.cache
-def _data_file_parameters(fn: Callable[..., Any]) -> frozenset[str]:
+def data_file_parameters(fn: Callable[..., Any]) -> frozenset[str]:
     """The parameters of ``fn`` annotated ``qf.DataFile`` (resolved once per function)."""
     try:
         hints = typing.get_type_hints(fn)
@@ -73,7 +73,7 @@ def _data_file_parameters(fn: Callable[..., Any]) -> frozenset[str]:
 
 def data_files(step: Step[..., Any], arguments: Mapping[str, Any]) -> tuple[DataFileRecord, ...]:
     """Hash every argument that is a ``qf.DataFile`` (by annotation or by value)."""
-    annotated = _data_file_parameters(step.fn)
+    annotated = data_file_parameters(step.fn)
     found = []
     for name, value in arguments.items():
         if not (

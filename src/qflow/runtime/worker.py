@@ -6,7 +6,6 @@ This is the only code that runs user step functions; every executor calls it.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import os
 import shutil
@@ -16,9 +15,8 @@ import tempfile
 import threading
 import time
 import traceback
-import typing
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +24,7 @@ from qflow.dsl.tracing import StepOutput, running_step, substitute
 from qflow.dsl.values import DataFile
 from qflow.errors import QFlowError
 from qflow.runtime import reads
+from qflow.runtime.cachekey import data_file_parameters
 from qflow.runtime.capture import captured_output
 from qflow.runtime.context import RunSinks, StepRecorder, current_recorder
 from qflow.runtime.task import INLINE_MAX, StepTask, TaskResult, handle_key
@@ -182,21 +181,12 @@ def file_capture(task: StepTask, artifacts: ArtifactStore) -> reads.Capture:
     return reads.Capture(root, exclude=tuple(exclude))
 
 
-@functools.cache
-def _data_file_parameters(fn: Callable[..., Any]) -> frozenset[str]:
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        return frozenset()
-    return frozenset(name for name, hint in hints.items() if hint is DataFile)
-
-
 def _note_path_arguments(
     capture: reads.Capture, task: StepTask, bound: inspect.BoundArguments
 ) -> None:
     """``str``/``Path`` arguments that name existing files count as read; ``qf.DataFile``
     ones are part of the cache key already, so the capture leaves them out."""
-    declared = _data_file_parameters(task.step.fn)
+    declared = data_file_parameters(task.step.fn)
     for name, value in bound.arguments.items():
         if not isinstance(value, str | Path) or len(str(value)) > _PATH_MAX:
             continue
