@@ -81,20 +81,7 @@ def launch(
 
     metadata, artifacts = open_stores(project.root)
     metadata.mark_crashed_runs()
-    run = metadata.create_run(
-        workflow=wf.name,
-        config=resolved,
-        run_id=new_run_id(),
-        command=command if command is not None else shlex.join(sys.argv),
-        meta={
-            **environment_meta(project, executor, metadata, artifacts),
-            "workflow_ref": _workflow_ref(wf),
-        },
-        sweep_id=sweep_id,
-        resumed_from=resume_from,
-    )
-    if tags:
-        metadata.set_tags(run.id, dict(tags))
+    run_id = new_run_id()
     scheduler = Scheduler(
         traced,
         metadata,
@@ -106,48 +93,66 @@ def launch(
         reuse=reuse,
         project_root=str(project.root),
     )
-    scheduler.notify(
-        "before_run",
-        run_id=run.id,
-        workflow=wf.name,
-        graph=traced.graph,
-        config=resolved,
-        meta=run.meta,
-        artifacts=artifacts,
-    )
     status = RunStatus.KILLED
     error: str | None = "interrupted"
+    announced = False
     farewell = (
-        f"Run {run.id} stopped at once (second interrupt); it will show as crashed.\n"
-        f"Hint: qflow resume {run.id} continues it, reusing the finished steps."
+        f"Run {run_id} stopped at once (second interrupt); it will show as crashed.\n"
+        f"Hint: qflow resume {run_id} continues it, reusing the finished steps."
     )
-    # Until the run is recorded as ended, a second interrupt exits at once with the farewell.
+    # From before the run is recorded until it is recorded as ended, an interrupt ends it
+    # ``killed`` (a second one exits at once with the farewell): no window leaves it running.
     with interrupts_end_the_run(farewell):
         try:
-            with Heartbeat(metadata, run.id):
-                outcome = scheduler.run(run.id)
+            run = metadata.create_run(
+                workflow=wf.name,
+                config=resolved,
+                run_id=run_id,
+                command=command if command is not None else shlex.join(sys.argv),
+                meta={
+                    **environment_meta(project, executor, metadata, artifacts),
+                    "workflow_ref": _workflow_ref(wf),
+                },
+                sweep_id=sweep_id,
+                resumed_from=resume_from,
+            )
+            if tags:
+                metadata.set_tags(run_id, dict(tags))
+            announced = True
+            scheduler.notify(
+                "before_run",
+                run_id=run_id,
+                workflow=wf.name,
+                graph=traced.graph,
+                config=resolved,
+                meta=run.meta,
+                artifacts=artifacts,
+            )
+            with Heartbeat(metadata, run_id):
+                outcome = scheduler.run(run_id)
             status = outcome.status
             error = "; ".join(f"{k}: {v}" for k, v in outcome.failed.items()) or None
         except KeyboardInterrupt:
             metadata.close_step_runs(
-                run.id, StepStatus.KILLED, "the run was interrupted (Ctrl-C or SIGTERM)"
+                run_id, StepStatus.KILLED, "the run was interrupted (Ctrl-C or SIGTERM)"
             )
             raise RunKilledError(
-                f"Run {run.id} of {wf.name!r} was interrupted; what it logged is kept.\n"
-                f"Hint: qflow resume {run.id} continues it, reusing the finished steps."
+                f"Run {run_id} of {wf.name!r} was interrupted; what it logged is kept.\n"
+                f"Hint: qflow resume {run_id} continues it, reusing the finished steps."
             ) from None
         finally:
-            metadata.finish_run(run.id, status, error=error)
-            scheduler.notify("after_run", run_id=run.id, status=str(status), error=error)
+            metadata.finish_run(run_id, status, error=error)
+            if announced:
+                scheduler.notify("after_run", run_id=run_id, status=str(status), error=error)
     if outcome.failed:
         first = next(iter(outcome.failed))
         raise StepFailedError(
             first,
-            run.id,
-            f"Run {run.id} of {wf.name!r} failed: step {first} raised {outcome.failed[first]}\n"
-            f"Hint: qflow logs {run.id} {first} shows its traceback and output.",
+            run_id,
+            f"Run {run_id} of {wf.name!r} failed: step {first} raised {outcome.failed[first]}\n"
+            f"Hint: qflow logs {run_id} {first} shows its traceback and output.",
         )
-    return run.id
+    return run_id
 
 
 def _check_rerun(rerun: Collection[str], graph: Graph) -> None:
