@@ -6,8 +6,10 @@ Modules (each imported on its own; nothing heavy at import time):
 - ``comment``: ``LAUNCH: workflow key=value`` comments, parsed and checked;
 - ``github``: the GitHub Actions workflows (PR launches, exported schedules);
 - ``report``: a run's report in Markdown or HTML, compared against another run;
+- ``files``: atomic writes shared by the modules that write files;
 - ``infra``: the Terraform templates (``templates/terraform/<cloud>``);
 - ``schedule`` and ``scheduler``: the schedule file and the loop that runs it;
-- ``container``: the docker/podman command a containerised step runs;
-- ``pyenv``: cached per-step virtual environments.
+
+Containerised steps and per-step Python environments live in ``qflow.runtime``
+(``container``, ``pyenv``).
 """

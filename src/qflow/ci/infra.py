@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from qflow.ci.github import write_atomic
+from qflow.ci.files import write_atomic
 from qflow.errors import QFlowError, did_you_mean
 
 CLOUDS = ("aws", "gcp")

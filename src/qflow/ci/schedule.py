@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from qflow.ci.github import write_atomic
+from qflow.ci.files import write_atomic
 from qflow.errors import ConfigError, MissingExtraError, NotFoundError, did_you_mean
 
 FILE_NAME = "schedules.json"

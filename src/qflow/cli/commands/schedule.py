@@ -110,7 +110,8 @@ def export(
     project: ProjectOption = None,
 ) -> None:
     """Write the schedules as a GitHub Actions workflow (on: schedule: - cron: …)."""
-    from qflow.ci.github import SCHEDULE_WORKFLOW_PATH, schedule_workflow, write_atomic
+    from qflow.ci.files import write_atomic
+    from qflow.ci.github import SCHEDULE_WORKFLOW_PATH, schedule_workflow
     from qflow.errors import QFlowError
 
     if target != "github":
