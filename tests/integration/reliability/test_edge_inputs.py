@@ -80,6 +80,88 @@ def test_the_step_index_range_is_int64_inclusive() -> None:
         qf.log_metric("edge", 0.0, step=2**63)
 
 
+BIG_STEP_WORKFLOWS = """
+import qflow as qf
+
+
+@qf.step
+def logs() -> int:
+    for step in (2**62, 2**63 - 1, -(2**63)):
+        qf.log_metric("far", float(step % 7), step=step)
+    return 1
+
+
+@qf.workflow
+def far(cfg):
+    return logs()
+"""
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_int64_step_indices_are_stored_on_every_backend(
+    project: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """On PostgreSQL ``metrics.step`` was a 32-bit integer: step 2**62 failed when flushed."""
+    if backend == "postgres":
+        monkeypatch.setenv("QFLOW_STORE", request.getfixturevalue("postgres_url"))
+    write_project(project, BIG_STEP_WORKFLOWS, module="farwf")
+    monkeypatch.syspath_prepend(str(project))
+    run = qf.run("far", project_dir=project)
+    view = qf.Client(project).run(run.id)
+    assert view.status == "succeeded"
+    assert [(m.step, m.value) for m in view.metric_history("far")] == [
+        (2**62, float(2**62 % 7)),
+        (2**63 - 1, float((2**63 - 1) % 7)),
+        (-(2**63), float(-(2**63) % 7)),
+    ]
+
+
+@pytest.mark.postgres
+def test_the_step_column_is_widened_in_place_on_an_existing_postgres_store(
+    postgres_url: str,
+) -> None:
+    """A store created before migration 0010 keeps its metrics and then takes 64-bit steps."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from qflow.store import MetadataStore
+    from qflow.store.metadata.database import MIGRATIONS, normalize_url
+
+    engine = sa.create_engine(normalize_url(postgres_url))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0009")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (id, workflow, status, created_at, config, "
+                "host, \"user\", pid, command, meta) VALUES ('r1', 'w', "
+                "'running', 0, '{}', 'h', 'u', 1, '', '{}')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO metrics (run_id, key, value, bits, step, timestamp) "
+                "VALUES ('r1', 'old', 1.0, 0, 2147483647, 0)"
+            )
+        )
+    engine.dispose()
+    store = MetadataStore(postgres_url)  # migrates to the newest schema
+    try:
+        store.log_metrics([("r1", None, "new", 2.0, 2**62, 1.0)])
+        assert [(m.key, m.step) for m in store.metrics("r1")] == [
+            ("old", 2147483647),
+            ("new", 2**62),
+        ]
+    finally:
+        store.dispose()
+
+
 def _temp_dirs() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("qflow-dir-*")}
 

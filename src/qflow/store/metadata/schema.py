@@ -175,7 +175,7 @@ metrics = Table(
     Column("key", String, nullable=False),
     Column("value", Float),
     Column("bits", BigInteger, nullable=False),
-    Column("step", Integer),
+    Column("step", BigInteger),  # 64-bit on PostgreSQL since migration 0010
     Column("timestamp", Float, nullable=False),
     # Covering: a run's latest value of a metric is an index-only lookup (migration 0007).
     Index("ix_metrics_run_key_id_value", "run_id", "key", "id", "value"),
