@@ -1,10 +1,24 @@
 """GitHub Actions workflows: launches from pull-request comments, and exported schedules.
 
-The PR workflow never puts the comment into a script: the body reaches ``qflow ci
-parse-comment`` through an environment variable, the checked arguments reach ``qflow run``
-as a bash array read from a file, and the report is posted with ``gh pr comment
---body-file``. Only collaborators (``OWNER``, ``MEMBER``, ``COLLABORATOR``) can launch; the
-checkout keeps no credentials, and the token can read the code and write comments only.
+The PR workflow (``qflow ci init github``) has four jobs:
+
+- ``authorize`` (read-only token, no secrets): asks the API whether the commenter has write,
+  maintain or admin permission on the repository, and pins the pull request's head commit as
+  it is when the job runs; it refuses a head commit dated after the comment (pushed after the
+  approval), a closed pull request, and, unless ``allow_forks``, a pull request from a fork;
+- ``build`` (no secrets): checks out exactly that commit and installs the project into a
+  virtual environment, which it hands on as a workflow artifact; so ``pip install`` and any
+  build code of the pull request never see ``QFLOW_STORE`` or ``QFLOW_ARTIFACTS``;
+- ``launch``: bound to the ``qflow-launch`` environment (``qflow-fork-launch`` for forks,
+  where a maintainer sets required reviewers); checks out the same commit, unpacks the
+  environment, and puts the secrets only into the two steps that talk to the stores (the run
+  of the approved commit, and the report);
+- ``refused``: answers on the pull request when ``authorize`` said no.
+
+The comment never reaches a script: the body reaches ``qflow ci parse-comment`` through an
+environment variable, the checked arguments reach ``qflow run`` as a bash array read from a
+file, and the report is posted with ``gh pr comment --body-file``. Each launch has its own
+concurrency group (the comment's id), so no later comment can cancel a queued launch.
 """
 
 from __future__ import annotations
@@ -27,56 +41,158 @@ DEFAULT_INSTALL = "python -m pip install -e ."
 
 _PR_TEMPLATE = """\
 # Written by `qflow ci init github`: a pull-request comment "LAUNCH: <workflow> [key=value ...]"
-# by a collaborator runs the workflow on the PR's head and answers with a QFlow report.
+# by someone with write permission runs the workflow on the PR's head commit (pinned when the
+# comment is handled) and answers with a QFlow report.
 #
-# Secrets (optional): QFLOW_STORE (metadata store URL, e.g. the team's PostgreSQL) and
-# QFLOW_ARTIFACTS (s3://... or gs://...). Without them each launch uses a fresh SQLite store on
-# the runner, and the report has no earlier run of the base branch to compare against.
+# Secrets (optional; best as environment secrets of the `qflow-launch` environment):
+# QFLOW_STORE (metadata store URL, e.g. the team's PostgreSQL) and QFLOW_ARTIFACTS (s3://...,
+# gs://...). They reach only the steps that run the approved commit and write its report, never
+# the install. Without them each launch uses a fresh SQLite store on the runner, and the report
+# has no earlier run of the base branch to compare against.
+# Pull requests from forks: @FORKS_NOTE@
 name: qflow-launch
 
 on:
   issue_comment:
     types: [created]
 
-permissions:
-  contents: read
-  issues: write
-  pull-requests: write
+permissions: {}
 
 concurrency:
-  group: qflow-launch-${{ github.event.issue.number }}
+  group: qflow-launch-${{ github.event.issue.number }}-${{ github.event.comment.id }}
   cancel-in-progress: false
 
 jobs:
-  launch:
+  authorize:
     if: >-
       github.event.issue.pull_request &&
-      startsWith(github.event.comment.body, 'LAUNCH:') &&
-      contains(fromJSON('["OWNER", "MEMBER", "COLLABORATOR"]'),
-      github.event.comment.author_association)
+      startsWith(github.event.comment.body, 'LAUNCH:')
     runs-on: ubuntu-latest
-    timeout-minutes: @TIMEOUT@
-    env:
-      PR_NUMBER: ${{ github.event.issue.number }}
-      COMMENT_ID: ${{ github.event.comment.id }}
-      QFLOW_BASE_BRANCH: ${{ github.event.repository.default_branch }}
-      QFLOW_STORE: ${{ secrets.QFLOW_STORE }}
-      QFLOW_ARTIFACTS: ${{ secrets.QFLOW_ARTIFACTS }}
-      NO_COLOR: "1"
+    timeout-minutes: 5
+    permissions:
+      contents: read
+      pull-requests: read
+    outputs:
+      sha: ${{ steps.check.outputs.sha }}
+      fork: ${{ steps.check.outputs.fork }}
     steps:
-      - name: Check out the pull request's head
+      - name: Check the commenter's permission and pin the head commit
+        id: check
+        env:
+          GH_TOKEN: ${{ github.token }}
+          PR_NUMBER: ${{ github.event.issue.number }}
+          COMMENTER: ${{ github.event.comment.user.login }}
+          COMMENTED_AT: ${{ github.event.comment.created_at }}
+          ALLOW_FORKS: "@ALLOW_FORKS@"
+        run: |
+          set -euo pipefail
+          refuse() { echo "::error::$1"; echo "$1" >> "$GITHUB_STEP_SUMMARY"; exit 1; }
+          role=$(gh api "repos/$GITHUB_REPOSITORY/collaborators/$COMMENTER/permission" \\
+            --jq .role_name) || refuse "Could not read $COMMENTER's permission."
+          case "$role" in
+            admin|maintain|write) ;;
+            *) refuse "$COMMENTER has '$role' permission; launching needs write/maintain/admin." ;;
+          esac
+          gh api "repos/$GITHUB_REPOSITORY/pulls/$PR_NUMBER" > "$RUNNER_TEMP/pr.json"
+          state=$(jq -r .state "$RUNNER_TEMP/pr.json")
+          sha=$(jq -r .head.sha "$RUNNER_TEMP/pr.json")
+          head_repo=$(jq -r '.head.repo.full_name // ""' "$RUNNER_TEMP/pr.json")
+          [ "$state" = open ] || refuse "Pull request #$PR_NUMBER is $state."
+          [[ "$sha" =~ ^[0-9a-f]{40}$ ]] || refuse "No head commit found for #$PR_NUMBER."
+          fork=false
+          if [ "$head_repo" != "$GITHUB_REPOSITORY" ]; then
+            fork=true
+            [ "$ALLOW_FORKS" = true ] || refuse "Pull request #$PR_NUMBER comes from a fork \\
+          ($head_repo); fork launches are off (qflow ci init github --allow-forks)."
+          fi
+          committed=$(gh api "repos/$GITHUB_REPOSITORY/commits/$sha" \\
+            --jq .commit.committer.date)
+          if [[ "$committed" > "$COMMENTED_AT" ]]; then
+            refuse "Head commit $sha is dated $committed, after the comment ($COMMENTED_AT): \\
+          it was pushed after the launch was asked for. Comment LAUNCH: again to run it."
+          fi
+          echo "sha=$sha" >> "$GITHUB_OUTPUT"
+          echo "fork=$fork" >> "$GITHUB_OUTPUT"
+          echo "Launching $sha for $COMMENTER ($role)." >> "$GITHUB_STEP_SUMMARY"
+
+  build:
+    needs: authorize
+    runs-on: ubuntu-latest
+    timeout-minutes: 60
+    permissions:
+      contents: read
+    steps:
+      - name: Check out the approved commit
         uses: actions/checkout@v5
         with:
-          ref: refs/pull/${{ github.event.issue.number }}/head
+          ref: ${{ needs.authorize.outputs.sha }}
           persist-credentials: false
+
+      - name: Make sure it is the approved commit
+        env:
+          HEAD_SHA: ${{ needs.authorize.outputs.sha }}
+        run: test "$(git rev-parse HEAD)" = "$HEAD_SHA"
 
       - name: Set up Python
         uses: actions/setup-python@v6
         with:
           python-version: "@PYTHON@"
 
-      - name: Install the project
-        run: @INSTALL@
+      - name: Install the project (no secrets in this job)
+        run: |
+          python -m venv "$RUNNER_TEMP/venv"
+          source "$RUNNER_TEMP/venv/bin/activate"
+          @INSTALL@
+          tar -C "$RUNNER_TEMP" -czf "$RUNNER_TEMP/venv.tar.gz" venv
+
+      - name: Hand the environment on
+        uses: actions/upload-artifact@v6
+        with:
+          name: qflow-venv-${{ github.event.comment.id }}
+          path: ${{ runner.temp }}/venv.tar.gz
+          retention-days: 1
+
+  launch:
+    needs: [authorize, build]
+    runs-on: ubuntu-latest
+    timeout-minutes: @TIMEOUT@
+    environment: >-
+      ${{ needs.authorize.outputs.fork == 'true' && 'qflow-fork-launch' || 'qflow-launch' }}
+    permissions:
+      contents: read
+      issues: write
+      pull-requests: write
+    env:
+      PR_NUMBER: ${{ github.event.issue.number }}
+      COMMENT_ID: ${{ github.event.comment.id }}
+      HEAD_SHA: ${{ needs.authorize.outputs.sha }}
+      QFLOW_BASE_BRANCH: ${{ github.event.repository.default_branch }}
+      NO_COLOR: "1"
+    steps:
+      - name: Check out the approved commit
+        uses: actions/checkout@v5
+        with:
+          ref: ${{ needs.authorize.outputs.sha }}
+          persist-credentials: false
+
+      - name: Make sure it is the approved commit
+        run: test "$(git rev-parse HEAD)" = "$HEAD_SHA"
+
+      - name: Set up Python
+        uses: actions/setup-python@v6
+        with:
+          python-version: "@PYTHON@"
+
+      - name: Get the environment
+        uses: actions/download-artifact@v7
+        with:
+          name: qflow-venv-${{ github.event.comment.id }}
+          path: ${{ runner.temp }}
+
+      - name: Unpack the environment
+        run: |
+          tar -C "$RUNNER_TEMP" -xzf "$RUNNER_TEMP/venv.tar.gz"
+          echo "$RUNNER_TEMP/venv/bin" >> "$GITHUB_PATH"
 
       - name: Parse the comment
         id: parse
@@ -90,19 +206,26 @@ jobs:
 
       - name: Run the workflow
         id: run
+        env:
+          QFLOW_STORE: ${{ secrets.QFLOW_STORE }}
+          QFLOW_ARTIFACTS: ${{ secrets.QFLOW_ARTIFACTS }}
         run: |
           mapfile -t args < "$RUNNER_TEMP/launch.args"
-          qflow run "${args[@]}" --tag "github_pr=$PR_NUMBER" --tag "github_comment=$COMMENT_ID"
+          qflow run "${args[@]}" --tag "github_pr=$PR_NUMBER" \\
+            --tag "github_comment=$COMMENT_ID" --tag "github_sha=$HEAD_SHA"
 
       - name: Write the report
         id: report
         if: ${{ !cancelled() && steps.parse.outcome == 'success' }}
+        env:
+          QFLOW_STORE: ${{ secrets.QFLOW_STORE }}
+          QFLOW_ARTIFACTS: ${{ secrets.QFLOW_ARTIFACTS }}
         run: >-
           qflow report --tag "github_comment=$COMMENT_ID"
           --format markdown --compare-to base
           --output "$RUNNER_TEMP/report"
 
-      - name: Keep the report and its plots
+      - name: Keep the report
         if: ${{ !cancelled() && steps.report.outcome == 'success' }}
         uses: actions/upload-artifact@v6
         with:
@@ -125,9 +248,34 @@ jobs:
             body="$RUNNER_TEMP/failed.md"
             echo "QFlow: the launch failed before a run was recorded." > "$body"
           fi
-          printf '\\n[Logs, report and plots](%s)\\n' "$run_url" >> "$body"
+          printf '\\nCommit %s. [Logs and report](%s)\\n' "$HEAD_SHA" "$run_url" >> "$body"
           gh pr comment "$PR_NUMBER" --repo "$GITHUB_REPOSITORY" --body-file "$body"
+
+  refused:
+    needs: authorize
+    if: ${{ failure() && needs.authorize.result == 'failure' }}
+    runs-on: ubuntu-latest
+    timeout-minutes: 5
+    permissions:
+      issues: write
+      pull-requests: write
+    env:
+      GH_TOKEN: ${{ github.token }}
+      PR_NUMBER: ${{ github.event.issue.number }}
+      RUN_URL: ${{ github.server_url }}/${{ github.repository }}/actions/runs/${{ github.run_id }}
+    steps:
+      - name: Answer on the pull request
+        run: |
+          printf 'QFlow did not launch anything: the launch was refused (%s).\\n' \\
+            "permission, fork or a commit pushed after the comment; see $RUN_URL" > refused.md
+          gh pr comment "$PR_NUMBER" --repo "$GITHUB_REPOSITORY" --body-file refused.md
 """
+
+_FORKS_OFF = "refused (qflow ci init github --allow-forks turns them on)."
+_FORKS_ON = (
+    "allowed; they run in the `qflow-fork-launch` environment:\\n"
+    "# give it required reviewers (Settings > Environments) before anyone comments LAUNCH:."
+)
 
 
 def _check_python(version: str) -> str:
@@ -146,13 +294,19 @@ def _check_install(command: str) -> str:
 
 
 def pr_workflow(
-    *, python: str = "3.11", install: str = DEFAULT_INSTALL, timeout_minutes: int = 180
+    *,
+    python: str = "3.11",
+    install: str = DEFAULT_INSTALL,
+    timeout_minutes: int = 180,
+    allow_forks: bool = False,
 ) -> str:
     """The text of ``.github/workflows/qflow.yml``."""
     return (
         _PR_TEMPLATE.replace("@PYTHON@", _check_python(python))
         .replace("@INSTALL@", _check_install(install))
         .replace("@TIMEOUT@", str(int(timeout_minutes)))
+        .replace("@ALLOW_FORKS@", "true" if allow_forks else "false")
+        .replace("@FORKS_NOTE@", _FORKS_ON if allow_forks else _FORKS_OFF)
     )
 
 
@@ -163,12 +317,13 @@ def write_pr_workflow(
     install: str = DEFAULT_INSTALL,
     force: bool = False,
     output: Path | None = None,
+    allow_forks: bool = False,
 ) -> Path:
     """Write the PR-launch workflow under ``root``; refuse to overwrite without ``force``."""
     path = output if output is not None else root / PR_WORKFLOW_PATH
     if path.exists() and not force:
         raise QFlowError(f"{path} exists already; nothing was written. Hint: --force replaces it.")
-    write_atomic(path, pr_workflow(python=python, install=install))
+    write_atomic(path, pr_workflow(python=python, install=install, allow_forks=allow_forks))
     return path
 
 

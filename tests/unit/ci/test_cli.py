@@ -46,6 +46,10 @@ def test_ci_init_and_infra_init(ci_project: Path, capsys: pytest.CaptureFixture[
     assert code == 0 and (ci_project / ".github" / "workflows" / "qflow.yml").is_file()
     assert cli(capsys, "ci", "init", "github")[0] == 1  # exists: not replaced
     assert cli(capsys, "ci", "init", "gitlab")[0] == 1
+    code, _, err = cli(capsys, "ci", "init", "github", "--allow-forks", "--force")
+    assert code == 0, err
+    written = (ci_project / ".github" / "workflows" / "qflow.yml").read_text()
+    assert 'ALLOW_FORKS: "true"' in written and "qflow-fork-launch" in written
     code, out, _ = cli(capsys, "infra", "init", "gcp", "-o", "tf")
     assert code == 0 and (ci_project / "tf" / "kubernetes.tf").is_file()
     assert "terraform init" in out

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from qflow.ci.github import pr_workflow, schedule_workflow, write_pr_workflow
+from qflow.ci.github import DEFAULT_INSTALL, pr_workflow, schedule_workflow, write_pr_workflow
 from qflow.ci.schedule import Schedule
 from qflow.errors import QFlowError
 
@@ -49,25 +52,37 @@ def test_actionlint_catches_the_injection_the_template_avoids(tmp_path: Path) ->
     assert "github.event.comment.body" in result.stdout and "untrusted" in result.stdout
 
 
+def _walk(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, text) of every string in a parsed YAML document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            name = value.get("id") or value.get("name") if isinstance(value, dict) else None
+            yield from _walk(value, f"{path}[{name or index}]")
+    elif isinstance(node, str):
+        yield path, node
+
+
+def _steps(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s.get("id") or s["name"]: s for s in job["steps"]}
+
+
 def test_pr_workflow_structure() -> None:
     document = yaml.safe_load(pr_workflow(python="3.12"))
-    trigger = document[True]  # YAML 1.1 reads the key `on` as True
-    assert trigger == {"issue_comment": {"types": ["created"]}}
-    assert document["permissions"] == {
-        "contents": "read",
-        "issues": "write",
-        "pull-requests": "write",
-    }
-    job = document["jobs"]["launch"]
-    condition = " ".join(job["if"].split())
-    assert "github.event.issue.pull_request" in condition
-    assert "startsWith(github.event.comment.body, 'LAUNCH:')" in condition
-    assert '["OWNER", "MEMBER", "COLLABORATOR"]' in condition
-    assert "github.event.comment.author_association" in condition
-    steps = {s.get("id") or s["name"]: s for s in job["steps"]}
-    checkout = steps["Check out the pull request's head"]
-    assert checkout["with"]["ref"] == "refs/pull/${{ github.event.issue.number }}/head"
-    assert checkout["with"]["persist-credentials"] is False
+    assert document[True] == {"issue_comment": {"types": ["created"]}}  # YAML 1.1: on is True
+    assert document["permissions"] == {}  # each job asks for what it needs
+    jobs = document["jobs"]
+    assert set(jobs) == {"authorize", "build", "launch", "refused"}
+    assert jobs["authorize"]["permissions"] == {"contents": "read", "pull-requests": "read"}
+    assert jobs["build"]["permissions"] == {"contents": "read"}
+    assert jobs["launch"]["needs"] == ["authorize", "build"]
+    condition = " ".join(jobs["authorize"]["if"].split())
+    assert condition == (
+        "github.event.issue.pull_request && startsWith(github.event.comment.body, 'LAUNCH:')"
+    )
+    steps = _steps(jobs["launch"])
     assert steps["Set up Python"]["with"]["python-version"] == "3.12"
     parse = steps["parse"]
     assert parse["env"] == {"COMMENT_BODY": "${{ github.event.comment.body }}"}
@@ -75,9 +90,181 @@ def test_pr_workflow_structure() -> None:
     assert 'qflow run "${args[@]}"' in steps["run"]["run"]
     assert "--compare-to base" in steps["report"]["run"]
     assert "--body-file" in steps["Answer on the pull request"]["run"]
-    # No script interpolates anything from the event: only env variables reach the shell.
-    for step in job["steps"]:
-        assert "${{" not in step.get("run", ""), step
+    # No script interpolates anything: only environment variables reach the shell.
+    for where, text in _walk(jobs):
+        if where.endswith(".run"):
+            assert "${{" not in text, where
+
+
+def test_secrets_reach_only_the_run_and_report_steps() -> None:
+    """QFLOW_STORE/QFLOW_ARTIFACTS are in no job- or workflow-level env, in nothing of the
+    build job (where pip install runs the pull request's build code), and in no step that
+    installs: only in the two launch steps that talk to the stores."""
+    for forks in (False, True):
+        document = yaml.safe_load(pr_workflow(allow_forks=forks))
+        found = sorted(where for where, text in _walk(document) if "secrets." in text)
+        assert found == [
+            ".jobs.launch.steps[report].env.QFLOW_ARTIFACTS",
+            ".jobs.launch.steps[report].env.QFLOW_STORE",
+            ".jobs.launch.steps[run].env.QFLOW_ARTIFACTS",
+            ".jobs.launch.steps[run].env.QFLOW_STORE",
+        ]
+        build = document["jobs"]["build"]
+        install = _steps(build)["Install the project (no secrets in this job)"]["run"]
+        assert DEFAULT_INSTALL in install
+        assert "env" not in build and "environment" not in build
+        launch = document["jobs"]["launch"]
+        assert not any("pip" in s.get("run", "") for s in launch["steps"])
+        assert "QFLOW_STORE" not in json.dumps(launch["env"])
+
+
+def test_launch_runs_the_commit_pinned_when_the_comment_was_handled() -> None:
+    document = yaml.safe_load(pr_workflow())
+    text = pr_workflow()
+    assert "refs/pull/" not in text  # never "whatever the head is when the job starts"
+    jobs = document["jobs"]
+    assert jobs["authorize"]["outputs"]["sha"] == "${{ steps.check.outputs.sha }}"
+    for name in ("build", "launch"):
+        steps = _steps(jobs[name])
+        checkout = steps["Check out the approved commit"]
+        assert checkout["uses"].startswith("actions/checkout@")
+        assert checkout["with"] == {
+            "ref": "${{ needs.authorize.outputs.sha }}",
+            "persist-credentials": False,
+        }
+        verify = steps["Make sure it is the approved commit"]
+        assert verify["run"] == 'test "$(git rev-parse HEAD)" = "$HEAD_SHA"'
+        names = list(steps)
+        assert names.index("Make sure it is the approved commit") == 1
+    assert jobs["launch"]["env"]["HEAD_SHA"] == "${{ needs.authorize.outputs.sha }}"
+    assert '--tag "github_sha=$HEAD_SHA"' in _steps(jobs["launch"])["run"]["run"]
+
+
+def test_one_concurrency_group_per_launch() -> None:
+    """A later comment ("LGTM") starts a run of this workflow too; it must not share a group
+    with a queued launch, or GitHub cancels the launch."""
+    document = yaml.safe_load(pr_workflow())
+    concurrency = document["concurrency"]
+    assert "${{ github.event.comment.id }}" in concurrency["group"]
+    assert concurrency["cancel-in-progress"] is False
+    assert all("concurrency" not in job for job in document["jobs"].values())
+
+
+def test_forks_are_refused_unless_allowed() -> None:
+    refused = yaml.safe_load(pr_workflow())
+    check = _steps(refused["jobs"]["authorize"])["check"]
+    assert check["env"]["ALLOW_FORKS"] == "false"
+    allowed = yaml.safe_load(pr_workflow(allow_forks=True))
+    assert _steps(allowed["jobs"]["authorize"])["check"]["env"]["ALLOW_FORKS"] == "true"
+    environment = " ".join(allowed["jobs"]["launch"]["environment"].split())
+    assert environment == (
+        "${{ needs.authorize.outputs.fork == 'true' && 'qflow-fork-launch' || 'qflow-launch' }}"
+    )
+    assert "required reviewers" in pr_workflow(allow_forks=True)
+
+
+FAKE_GH = """#!/usr/bin/env bash
+# Answers the three API calls of the authorize step from files in $FAKE_API.
+case "$2" in
+  */collaborators/*/permission) file=permission.json ;;
+  */pulls/*) file=pull.json ;;
+  */commits/*) file=commit.json ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+echo "$2" >> "$FAKE_API/calls"
+if [ "${3:-}" = --jq ]; then jq -r "$4" "$FAKE_API/$file"; else cat "$FAKE_API/$file"; fi
+"""
+
+
+def authorize(
+    tmp_path: Path,
+    *,
+    role: str = "write",
+    head_repo: str = "org/repo",
+    committed: str = "2025-03-01T10:00:00Z",
+    state: str = "open",
+    allow_forks: bool = False,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str], str]:
+    """Run the authorize step's script with bash and jq against recorded API answers."""
+    jq = shutil.which("jq")
+    assert jq, "jq is missing (GitHub's runners have it; .ci/run installs it)"
+    document = yaml.safe_load(pr_workflow(allow_forks=allow_forks))
+    step = _steps(document["jobs"]["authorize"])["check"]
+    api = tmp_path / "api"
+    api.mkdir(exist_ok=True)
+    sha = "ab" * 20
+    (api / "permission.json").write_text(json.dumps({"permission": "x", "role_name": role}))
+    pull = {"state": state, "head": {"sha": sha, "repo": {"full_name": head_repo}}}
+    (api / "pull.json").write_text(json.dumps(pull))
+    (api / "commit.json").write_text(json.dumps({"commit": {"committer": {"date": committed}}}))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "gh").write_text(FAKE_GH)
+    (bin_dir / "gh").chmod(0o755)
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    output.write_text("")
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "FAKE_API": str(api),
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_REPOSITORY": "org/repo",
+        "GH_TOKEN": "t",
+        "PR_NUMBER": "7",
+        "COMMENTER": "alice",
+        "COMMENTED_AT": "2025-03-01T10:05:00Z",
+        "ALLOW_FORKS": step["env"]["ALLOW_FORKS"],
+    }
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, check=False
+    )
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    return done, outputs, (api / "calls").read_text() if (api / "calls").exists() else ""
+
+
+def test_authorize_pins_the_head_for_a_writer(tmp_path: Path) -> None:
+    for role in ("write", "maintain", "admin"):
+        done, outputs, calls = authorize(tmp_path, role=role)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert outputs == {"sha": "ab" * 20, "fork": "false"}
+    assert calls.splitlines()[:3] == [
+        "repos/org/repo/collaborators/alice/permission",
+        "repos/org/repo/pulls/7",
+        f"repos/org/repo/commits/{'ab' * 20}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ({"role": "triage"}, "alice has 'triage' permission; launching needs write/maintain/admin"),
+        ({"role": "read"}, "alice has 'read' permission"),
+        ({"head_repo": "mallory/repo"}, "comes from a fork (mallory/repo)"),
+        ({"committed": "2025-03-01T10:06:00Z"}, "pushed after the launch was asked for"),
+        ({"state": "closed"}, "Pull request #7 is closed"),
+    ],
+    ids=["triage", "read", "fork", "pushed-later", "closed"],
+)
+def test_authorize_refuses(tmp_path: Path, case: dict[str, str], message: str) -> None:
+    done, outputs, _ = authorize(tmp_path, **case)  # type: ignore[arg-type]
+    assert done.returncode == 1
+    assert message in done.stdout
+    assert message in (tmp_path / "summary").read_text()
+    assert "sha" not in outputs
+
+
+def test_authorize_lets_forks_in_when_allowed(tmp_path: Path) -> None:
+    done, outputs, _ = authorize(tmp_path, head_repo="mallory/repo", allow_forks=True)
+    assert done.returncode == 0, done.stdout
+    assert outputs == {"sha": "ab" * 20, "fork": "true"}
+
+
+def test_pr_workflow_with_forks_passes_actionlint(tmp_path: Path) -> None:
+    path = tmp_path / "qflow.yml"
+    path.write_text(pr_workflow(allow_forks=True, install="pip install -r req.txt -e ."))
+    result = lint(path)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -88,7 +275,7 @@ def test_pr_workflow_structure() -> None:
     ],
     ids=["python", "install"],
 )
-def test_pr_workflow_options_are_checked(options: dict[str, str], message: str) -> None:
+def test_pr_workflow_options_are_checked(options: dict[str, Any], message: str) -> None:
     with pytest.raises(QFlowError, match=message):
         pr_workflow(**options)
 

@@ -23,10 +23,21 @@ def init(
         str, typer.Option("--install", help="Command that installs the project.")
     ] = "python -m pip install -e .",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    allow_forks: Annotated[
+        bool,
+        typer.Option(
+            "--allow-forks",
+            help="Launch pull requests from forks too, in the qflow-fork-launch environment "
+            "(give it required reviewers).",
+        ),
+    ] = False,
     project: ProjectOption = None,
 ) -> None:
-    """Write .github/workflows/qflow.yml: a comment 'LAUNCH: WORKFLOW key=value …' by a
-    collaborator runs the workflow on the PR's head and answers with a report."""
+    """Write .github/workflows/qflow.yml: a comment 'LAUNCH: WORKFLOW key=value …' by someone
+    with write permission runs the workflow on the PR's head commit and answers with a report.
+
+    The install runs without secrets; QFLOW_STORE/QFLOW_ARTIFACTS reach only the run and the
+    report steps, in the qflow-launch environment."""
     from qflow.ci.github import write_pr_workflow
     from qflow.config import find_project
     from qflow.errors import QFlowError
@@ -34,11 +45,14 @@ def init(
     if provider != "github":
         raise QFlowError(f"CI provider {provider!r} is not supported; use: github.")
     root = find_project(project).root
-    path = write_pr_workflow(root, python=python, install=install, force=force)
+    path = write_pr_workflow(
+        root, python=python, install=install, force=force, allow_forks=allow_forks
+    )
     console.out.print(f"Wrote {path}")
     console.out.print(
-        "[dim]Optional secrets: QFLOW_STORE and QFLOW_ARTIFACTS (the team's stores), so "
-        "reports compare against runs of the base branch.[/]"
+        "[dim]Optional secrets, best as secrets of the environment qflow-launch: QFLOW_STORE "
+        "and QFLOW_ARTIFACTS (the team's stores), so reports compare against runs of the "
+        "base branch.[/]"
     )
 
 
