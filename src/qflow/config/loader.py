@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,8 @@ def load_config(
             parse_override(text)
         return _from_overrides(overrides)
     _check_yaml(config_file)
-    return _compose(config_file, list(overrides))
+    with _yaml_view(config_file) as composable:
+        return _compose(composable, list(overrides), config_file.parent)
 
 
 def config_file_for(workflow: str, conf_dir: Path | None) -> Path | None:
@@ -49,13 +52,41 @@ def config_file_for(workflow: str, conf_dir: Path | None) -> Path | None:
     return _config_file(workflow, conf_dir)
 
 
+CONFIG_SUFFIXES = (".yaml", ".yml")
+"""Both are read; where both exist for one name, ``.yaml`` wins."""
+
+
 def _config_file(workflow: str, conf_dir: Path | None) -> Path | None:
     if conf_dir is None or not conf_dir.is_dir():
         return None
-    for candidate in (conf_dir / f"{workflow}.yaml", conf_dir / "config.yaml"):
-        if candidate.is_file():
-            return candidate
+    for stem in (workflow, "config"):
+        for suffix in CONFIG_SUFFIXES:
+            candidate = conf_dir / f"{stem}{suffix}"
+            if candidate.is_file():
+                return candidate
     return None
+
+
+@contextlib.contextmanager
+def _yaml_view(config_file: Path) -> Iterator[Path]:
+    """``config_file`` as Hydra can compose it. Hydra reads only ``.yaml``; when the folder
+    holds ``.yml`` files (Kedro's ``parameters_data_science.yml``), compose from a temporary
+    mirror of the folder where each ``.yml`` is linked as ``.yaml``."""
+    conf_dir = config_file.parent.resolve()
+    if not any(conf_dir.rglob("*.yml")):
+        yield config_file
+        return
+    with tempfile.TemporaryDirectory(prefix="qflow-conf-") as tmp:
+        mirror = Path(tmp)
+        for path in sorted(conf_dir.rglob("*")):
+            if path.is_dir() or path.suffix not in CONFIG_SUFFIXES:
+                continue
+            target = (mirror / path.relative_to(conf_dir)).with_suffix(".yaml")
+            if path.suffix == ".yml" and path.with_suffix(".yaml").is_file():
+                continue  # .yaml wins
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+        yield mirror / f"{config_file.stem}.yaml"
 
 
 def _from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
@@ -107,11 +138,12 @@ def _try_compose(config_file: Path, overrides: list[str]) -> dict[str, Any] | No
         return None
 
 
-def _compose(config_file: Path, overrides: list[str]) -> dict[str, Any]:
+def _compose(config_file: Path, overrides: list[str], conf_dir: Path) -> dict[str, Any]:
+    """Compose ``config_file`` (perhaps in a ``_yaml_view`` mirror); errors name the
+    options and groups of the user's ``conf_dir``."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    conf_dir = config_file.parent
     parsed = parse_overrides(overrides, config_file.stem, conf_dir)
     try:
         config = _hydra_compose(config_file, overrides)

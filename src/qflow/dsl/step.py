@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from qflow.config.tree import to_plain
 from qflow.dsl.tracing import (
     NamedOutputs,
     StepOutput,
@@ -203,13 +204,9 @@ class Step(Generic[P, R]):
 
 
 def _plain(value: Any) -> Any:
-    """Config containers become plain dicts and lists before they reach a step."""
-    module = type(value).__module__
-    if module.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(value, resolve=True)
-    return value
+    """Config containers (``Config``, OmegaConf's) become plain dicts and lists before they
+    reach a step, so a step's arguments and cache key never depend on how they were made."""
+    return to_plain(value)
 
 
 def _fields_need_dataclass(cls: type[Any], *args: Any, **kwargs: Any) -> Any:

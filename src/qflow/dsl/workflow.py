@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from qflow.config.signature import check_parameters, parameter_types, signature_defaults
+from qflow.config.tree import Config, to_config
 from qflow.dsl.tracing import (
     NamedOutputs,
     StepOutput,
@@ -59,12 +62,16 @@ class Workflow(Generic[P, R]):
         return f"<workflow {self.name}{self.signature}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        # Mappings (a slice of the caller's config) arrive as ``Config``, as under qflow run.
+        call: Callable[..., R] = self.fn
+        args_ = [to_config(a) if isinstance(a, Mapping) else a for a in args]
+        kwargs_ = {k: to_config(v) if isinstance(v, Mapping) else v for k, v in kwargs.items()}
         trace = current_trace.get()
         if trace is None:
-            return self.fn(*args, **kwargs)
+            return call(*args_, **kwargs_)
         trace.groups.append(self.name)
         try:
-            return self.fn(*args, **kwargs)
+            return call(*args_, **kwargs_)
         finally:
             trace.groups.pop()
 
@@ -73,12 +80,20 @@ class Workflow(Generic[P, R]):
         params = list(self.signature.parameters)
         return len(params) == 1 and params[0] in CONFIG_PARAMETER_NAMES
 
-    def config_arguments(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The keyword arguments the function is called with for ``config``."""
+    def defaults(self) -> dict[str, Any]:
+        """The config a run gets without a config file or overrides: the parameters'
+        defaults (``{}`` for a workflow that takes the whole config as ``cfg``)."""
         if self.takes_config_object:
-            from omegaconf import OmegaConf
+            return {}
+        return signature_defaults(self.signature)
 
-            return {next(iter(self.signature.parameters)): OmegaConf.create(dict(config))}
+    def config_arguments(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments the function is called with for ``config``: a ``Config``
+        (attribute and item access) for a ``cfg`` parameter; else each key bound to its
+        parameter, checked against the parameter's annotation (or its default's type),
+        with mappings as ``Config``."""
+        if self.takes_config_object:
+            return {next(iter(self.signature.parameters)): Config(config)}
         known = self.signature.parameters
         config = {k: v for k, v in config.items() if k not in FRAMEWORK_KEYS or k in known}
         for key in config:
@@ -100,16 +115,48 @@ class Workflow(Generic[P, R]):
                 f"Workflow {self.name!r} needs a value for {', '.join(map(repr, missing))}. "
                 f"Hint: qflow run {self.name} {missing[0]}=VALUE"
             )
-        return dict(config)
+        checked = check_parameters(self.name, parameter_types(self.fn, self.signature), config)
+        unset = {
+            name: param.default
+            for name, param in known.items()
+            if name not in checked and isinstance(param.default, Mapping)
+        }
+        return {key: to_config(value) for key, value in {**unset, **checked}.items()}
 
-    def trace(self, config: Mapping[str, Any] | None = None) -> TracedWorkflow:
-        """Run the function once with ``config``, recording step calls into a graph."""
+    def unbound_parameters(self, config: Mapping[str, Any]) -> list[str]:
+        """Parameters without a default that ``config`` gives no value (``model_input_table``
+        of a workflow fed by another one): ``qflow run --from RUN`` takes them from RUN."""
+        if self.takes_config_object:
+            return []
+        return [
+            name
+            for name, param in self.signature.parameters.items()
+            if param.default is inspect.Parameter.empty and name not in config
+        ]
+
+    def trace(
+        self, config: Mapping[str, Any] | None = None, *, inputs: Collection[str] = ()
+    ) -> TracedWorkflow:
+        """Run the function once with ``config``, recording step calls into a graph.
+
+        Each parameter named in ``inputs`` gets the output of a call of its own (a step of
+        that name that never runs: the run binds it to an earlier run's output) instead of a
+        config value."""
         config = dict(config or {})
         context = TraceContext(self.name)
         token = current_trace.set(context)
         try:
             call: Callable[..., Any] = self.fn
-            result = call(**self.config_arguments(config))
+            if inputs:
+                checked = copy.copy(self)
+                checked.signature = self.signature.replace(
+                    parameters=[p for n, p in self.signature.parameters.items() if n not in inputs]
+                )
+                arguments = checked.config_arguments(config)
+                arguments.update({name: _input_handle(context, name) for name in inputs})
+            else:
+                arguments = self.config_arguments(config)
+            result = call(**arguments)
         except (TypeError, ValueError, AttributeError) as exc:
             misuse = None if isinstance(exc, QFlowError) else misuse_from(exc, self.name)
             if misuse is None:
@@ -120,6 +167,22 @@ class Workflow(Generic[P, R]):
         _check_result(result, self.name)
         graph = validate(Graph(self.name, tuple(context.nodes), tuple(context.edges)))
         return TracedWorkflow(graph=graph, calls=context.calls, result=result, config=config)
+
+
+def bound_input() -> Any:
+    """The function of a workflow parameter bound to an earlier run's output: the run takes
+    the output instead of calling it."""
+    raise QFlowError(
+        "A workflow parameter taken from an earlier run was run as a step. "
+        "Hint: run the workflow with --from RUN."
+    )
+
+
+def _input_handle(context: TraceContext, parameter: str) -> StepOutput:
+    from qflow.dsl.step import Step, StepOptions
+
+    step: Step[[], Any] = Step(bound_input, StepOptions(name=parameter, cache=False))
+    return StepOutput(context.add(step, {}, ("return",), ""), "return")
 
 
 def workflow(fn: Callable[P, R] | None = None, /, *, name: str | None = None) -> Any:
