@@ -88,6 +88,14 @@ def start_server(store_url: str, artifacts: Path, port: int) -> subprocess.Popen
             time.sleep(0.1)
 
 
+def assert_doctor_clean(project: Path) -> None:
+    """``qflow doctor`` finds the database whole and every artifact present and matching its
+    hash (run in this process, with this process's QFLOW_STORE)."""
+    from qflow.cli.app import run_cli
+
+    assert run_cli(["doctor", "--project", str(project)]) == 0
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A fresh ``qflow server`` over SQLite; yields (URL, its artifact folder)."""

@@ -16,6 +16,7 @@ import pytest
 import qflow as qf
 from tests.integration.reliability.conftest import (
     TOKEN,
+    assert_doctor_clean,
     clean_env,
     free_port,
     start_server,
@@ -98,6 +99,114 @@ def test_metric_flushes_survive_terminated_postgres_connections(
     history = view.metric_history("loss")
     assert [m.step for m in history] == list(range(POINTS))
     assert [m.value for m in history] == [1.0 / (i + 1) for i in range(POINTS)]
+
+
+STEPS = 12
+
+CHAIN_WORKFLOWS = f"""
+import time
+
+import qflow as qf
+
+
+@qf.step
+def stage(previous: int, index: int) -> int:
+    qf.log_param("index", index)
+    qf.set_tag(f"stage{{index}}", "done")
+    for i in range(20):
+        qf.log_metric("loss", float(index * 100 + i), step=i)
+    time.sleep(0.2)
+    return previous + index
+
+
+@qf.workflow
+def chain(cfg):
+    total = 0
+    for index in range({STEPS}):
+        total = stage(total, index)
+    return total
+"""
+
+# Each target: a table to lock, so that the next store call writing it (or a row referencing
+# it) waits and is terminated mid-statement.
+TARGETS = ("step_runs", "params", "tags", "runs", "step_io", "metrics")
+
+TERMINATE_WAITING = """
+select pid, query from pg_stat_activity
+where datname = current_database() and pid <> pg_backend_pid() and wait_event_type = 'Lock'
+"""
+
+
+def _terminate_every_kind(url: str, done: threading.Event, killed: list[tuple[str, str]]) -> None:
+    """Round after round over TARGETS: lock the table, wait for a store call to block on it,
+    terminate that backend, release; until the run is done."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        while not done.is_set():
+            for table in TARGETS:
+                admin.execute("begin")
+                admin.execute(f"lock table {table} in exclusive mode")
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and not done.is_set():
+                    admin.execute("select pg_stat_clear_snapshot()")
+                    waiting = admin.execute(TERMINATE_WAITING).fetchall()
+                    for pid, query in waiting:
+                        admin.execute("select pg_terminate_backend(%s)", (pid,))
+                        killed.append((table, " ".join(str(query).split())[:60]))
+                    if waiting:
+                        break
+                    time.sleep(0.005)
+                admin.execute("commit")
+
+
+@pytest.mark.postgres
+def test_a_run_survives_connections_terminated_during_every_kind_of_store_call(
+    project: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting and finishing step runs, params, tags, lineage, heartbeats and the run's end:
+    each call whose backend is terminated mid-statement is made again, and nothing is stored
+    twice."""
+    write_project(project, CHAIN_WORKFLOWS, module="chainwf")
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.setenv("QFLOW_STORE", postgres_url)
+    from qflow.store import MetadataStore
+
+    MetadataStore(postgres_url).dispose()  # the schema exists before tables are locked
+    killed: list[tuple[str, str]] = []
+    done = threading.Event()
+    thread = threading.Thread(target=_terminate_every_kind, args=(postgres_url, done, killed))
+    thread.start()
+    try:
+        run = qf.run("chain", project_dir=project)
+    finally:
+        done.set()
+        thread.join(timeout=60)
+    assert {table for table, _ in killed} == set(TARGETS), killed
+    view = qf.Client(project).run(run.id)
+    assert view.status == "succeeded"
+    assert [s.status for s in view.steps] == ["succeeded"] * STEPS
+    assert view.steps[-1].load() == sum(range(STEPS))
+    store = MetadataStore(postgres_url)
+    try:
+        with store.engine.connect() as conn:
+            import sqlalchemy as sa
+
+            def count(table: str) -> int:
+                return int(conn.execute(sa.text(f"select count(*) from {table}")).scalar_one())
+
+            assert count("runs") == 1
+            assert count("step_runs") == STEPS
+            assert count("params") == STEPS
+            assert count("tags") >= STEPS
+            assert count("metrics") == STEPS * 20
+            assert count("step_io") == 2 * STEPS - 1  # an output each, an input after the first
+        assert sorted(m.value for m in store.metrics(run.id, "loss")) == sorted(
+            float(index * 100 + i) for index in range(STEPS) for i in range(20)
+        )
+    finally:
+        store.dispose()
+    assert_doctor_clean(project)
 
 
 def test_a_client_run_survives_a_tracking_server_restart(tmp_path: Path) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import enum
 import functools
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from qflow.errors import StoreError
 from qflow.store.metadata.filesystem import (
@@ -48,19 +51,114 @@ def first_line(exc: BaseException) -> str:
     return lines[0].rstrip(".") if lines else type(cause).__name__
 
 
+STORE_RETRY_SECONDS = 30.0
+"""How long a store call is retried through transient database failures."""
+
+_RETRYABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
+_in_call: contextvars.ContextVar[bool] = contextvars.ContextVar("qflow_store_call", default=False)
+_commit_sent: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "qflow_commit_sent", default=False
+)
+
+
+class Retry(enum.Enum):
+    """When a store call that failed on a transient error is made again."""
+
+    IDEMPOTENT = "idempotent"
+    """Always: running it twice records what running it once does."""
+    UNCOMMITTED = "uncommitted"
+    """Only if the failure came before a COMMIT was sent (nothing of it can be recorded);
+    after that, whether the commit happened is unknown, and a second run could record twice."""
+    NEVER = "never"
+    """Never here: the method retries by itself."""
+
+
+def retryable(exc: SQLAlchemyError) -> bool:
+    """A failure that may pass when the call is made again: the connection was lost, refused
+    or shut down by the server, a deadlock or serialization conflict, SQLite busy; never a
+    constraint, a bad value, a missing table or a full disk."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if state is not None:
+        return str(state).startswith("08") or state in _RETRYABLE_SQLSTATES
+    if isinstance(exc, OperationalError):
+        message = str(exc.orig).lower()
+        if "sqlite" in type(exc.orig).__module__:
+            return "database is locked" in message or "database table is locked" in message
+        return True  # a client-side connection failure (refused, closed): no SQLSTATE
+    return isinstance(exc, InterfaceError)
+
+
+def _track_commits(engine: Engine) -> None:
+    """Note in the caller's context whether a COMMIT has been sent since the last BEGIN:
+    a failure after it leaves unknown whether the transaction was recorded."""
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(_conn: Any) -> None:
+        _commit_sent.set(False)
+
+    @sa.event.listens_for(engine, "commit")
+    def _commit(_conn: Any) -> None:
+        _commit_sent.set(True)
+
+
+@overload
+def translated(method: Callable[Concatenate[S, P], R], /) -> Callable[Concatenate[S, P], R]: ...
+
+
+@overload
 def translated(
-    method: Callable[Concatenate[S, P], R],
-) -> Callable[Concatenate[S, P], R]:
-    """Turn database errors into one-line ``StoreError``s that name the store."""
+    *, retry: Retry
+) -> Callable[[Callable[Concatenate[S, P], R]], Callable[Concatenate[S, P], R]]: ...
 
-    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(self, *args, **kwargs)
-        except SQLAlchemyError as exc:
-            raise self._store_error(exc) from exc
 
-    functools.update_wrapper(wrapper, method)
-    return wrapper
+def translated(
+    method: Callable[Concatenate[S, P], R] | None = None, /, *, retry: Retry = Retry.IDEMPOTENT
+) -> (
+    Callable[Concatenate[S, P], R]
+    | Callable[[Callable[Concatenate[S, P], R]], Callable[Concatenate[S, P], R]]
+):
+    """Turn database errors into one-line ``StoreError``s that name the store, and make the
+    call again, with backoff for up to ``STORE_RETRY_SECONDS``, after a transient failure (a
+    connection killed or refused, the server restarting, a deadlock) as ``retry`` allows.
+
+    Only once the store has connected (a wrong URL fails at once), and only for the outermost
+    store call: one that calls another is retried as a whole.
+    """
+
+    def decorate(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+        def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            if _in_call.get():
+                return method(self, *args, **kwargs)
+            deadline = time.monotonic() + STORE_RETRY_SECONDS
+            delay = 0.05
+            while True:
+                outer = _in_call.set(True)
+                _commit_sent.set(False)
+                try:
+                    return method(self, *args, **kwargs)
+                except SQLAlchemyError as exc:
+                    again = (
+                        retry is not Retry.NEVER
+                        and self._engine is not None
+                        and retryable(exc)
+                        and not (retry is Retry.UNCOMMITTED and _commit_sent.get())
+                        and time.monotonic() + delay < deadline
+                    )
+                    if not again:
+                        raise self._store_error(exc) from exc
+                finally:
+                    _in_call.reset(outer)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+        functools.update_wrapper(wrapper, method)
+        return wrapper
+
+    return decorate if method is None else decorate(method)
 
 
 @contextlib.contextmanager
@@ -136,7 +234,9 @@ class Database:
                 "Hint: use sqlite:///path/to/qflow.db or postgresql://user@host/db in QFLOW_STORE."
             ) from exc
         if url.get_backend_name() != "sqlite":
-            return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            _track_commits(engine)
+            return engine
         if url.database and url.database != ":memory:":
             folder = Path(url.database).parent
             _refuse_network_filesystem(folder)
@@ -155,6 +255,7 @@ class Database:
                 cursor.execute(f"PRAGMA {pragma}")
             cursor.close()
 
+        _track_commits(engine)
         return engine
 
     def _migrate(self, engine: Engine) -> None:

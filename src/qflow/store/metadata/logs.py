@@ -14,7 +14,7 @@ from qflow.errors import (
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.metadata import schema as t
 from qflow.store.metadata import statements as st
-from qflow.store.metadata.database import Database, masked, translated
+from qflow.store.metadata.database import Database, Retry, masked, translated
 from qflow.store.metadata.records import LoggedArtifact, Metric
 from qflow.store.metadata.rows import (
     artifact_row,
@@ -44,7 +44,7 @@ def transient(exc: sa.exc.DBAPIError) -> bool:
 class LogQueries(Database):
     """What steps log: metrics, params, tags and files; artifact rows."""
 
-    @translated
+    @translated(retry=Retry.NEVER)  # retries by itself, checking for a committed batch
     def log_metrics(
         self,
         rows: Sequence[tuple[str, int | None, str, float, int | None, float]],

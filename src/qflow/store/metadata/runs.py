@@ -19,7 +19,7 @@ from qflow.errors import (
 )
 from qflow.ids import new_run_id
 from qflow.store.metadata import schema as t
-from qflow.store.metadata.database import Database, translated
+from qflow.store.metadata.database import Database, Retry, translated
 from qflow.store.metadata.records import Run, RunLifecycle
 from qflow.store.metadata.rows import (
     bits_float,
@@ -44,7 +44,7 @@ def shown(*, include_archived: bool = False, include_deleted: bool = False) -> l
 class RunQueries(Database):
     """Runs: create, finish, find, list, and detect crashed ones."""
 
-    @translated
+    @translated(retry=Retry.UNCOMMITTED)  # without run_id, a second try is a second run
     def create_run(
         self,
         *,

@@ -18,7 +18,7 @@ from qflow.errors import (
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.metadata import schema as t
 from qflow.store.metadata import statements as st
-from qflow.store.metadata.database import Database, translated
+from qflow.store.metadata.database import Database, Retry, translated
 from qflow.store.metadata.records import DataFileRecord, StepRun
 from qflow.store.metadata.rows import (
     artifact_row,
@@ -32,7 +32,7 @@ from qflow.store.metadata.rows import (
 class StepQueries(Database):
     """Step runs: their lifecycle, lineage, cache lookups and data files."""
 
-    @translated
+    @translated(retry=Retry.UNCOMMITTED)  # inserts a new row each time
     def create_step_run(
         self,
         *,
@@ -64,7 +64,7 @@ class StepQueries(Database):
             ).scalar_one()
             return int(step_run_id)
 
-    @translated
+    @translated(retry=Retry.UNCOMMITTED)  # inserts new rows each time
     def create_step_runs(self, run_id: str, entries: Sequence[Mapping[str, Any]]) -> list[int]:
         """Record many pending step runs in one transaction; ids come back in entry order.
 
@@ -251,7 +251,7 @@ class StepQueries(Database):
             found = self._step_runs(conn, conn.execute(query).all())
         return found[0] if found else None
 
-    @translated
+    @translated(retry=Retry.UNCOMMITTED)  # inserts new rows each time
     def record_data_files(self, step_run_id: int, files: Sequence[DataFileRecord]) -> None:
         """Remember the data files (path and hash) a step run read."""
         rows = [
@@ -326,12 +326,12 @@ class StepQueries(Database):
             key = hashlib.sha256(data).hexdigest()
             keys.append(key)
             if key not in known:
-                known.add(key)
                 ref = ArtifactRef(key, "bytes", len(data), "builtins.str", False, data)
                 rows.append(artifact_row(ref, now))
         if rows:
             with self.engine.begin() as conn:
                 insert_ignore(conn, t.artifacts, rows)
+        known.update(keys)  # only once stored: a failed attempt is written again on retry
         return keys
 
     @translated
