@@ -1,16 +1,19 @@
 """QFlow's own plugin, registered through the ``qflow`` entry point like any other plugin.
 
 It provides the ``filetracker`` tracker (QFlow's own metadata and artifact store, which records
-every run anyway, so the tracker object adds nothing) and the ``local`` executor.
+every run anyway, so the tracker object adds nothing) and QFlow's serializers (numpy, Parquet,
+JSON, bytes, files, folders, pickle). The other built-ins are registered by plugins in the
+layer that implements them, under QFlow's other entry points: the executors
+(``qflow.runtime.plugin``), the MLflow and W&B trackers (``qflow.integrations.plugin``) and
+the model registries (``qflow.registry.plugin``).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from qflow.plugins.markers import hookimpl
+from qflow.store.serializers import BUILTIN_SERIALIZERS, Serializer
 
 
 class FileTracker:
@@ -22,26 +25,11 @@ class FileTracker:
         return "FileTracker()"
 
 
-class LazyFactory:
-    """A factory named by ``module:attribute``, imported on first call (as entry points are)."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def __repr__(self) -> str:
-        return self.target
-
-    def __call__(self, **options: Any) -> Any:
-        module, _, attribute = self.target.partition(":")
-        factory: Callable[..., Any] = getattr(importlib.import_module(module), attribute)
-        return factory(**options)
-
-
 @hookimpl
 def register_trackers() -> Mapping[str, Callable[..., object]]:
     return {"filetracker": FileTracker}
 
 
 @hookimpl
-def register_executors() -> Mapping[str, Callable[..., object]]:
-    return {"local": LazyFactory("qflow.runtime.executor:LocalExecutor")}
+def register_serializers() -> Sequence[Serializer]:
+    return BUILTIN_SERIALIZERS

@@ -7,10 +7,13 @@ under the entry-point group ``qflow``::
     [project.entry-points.qflow]
     my_plugin = "my_package.plugin"
 
-QFlow's own built-ins (the ``filetracker`` tracker, the ``local`` executor) are registered the
-same way, by the ``builtin`` entry point of ``qflow-framework`` (``qflow.plugins.builtin``);
-``qflow plugins`` lists what is loaded and where it comes from. A plugin that cannot be imported
-is reported once by name as a warning, and QFlow starts without it.
+QFlow's own built-ins are registered the same way, by ``qflow-framework``'s entry points:
+``builtin`` (``qflow.plugins.builtin``: the ``filetracker`` tracker and the serializers),
+``builtin-executors`` (``local``, ``parallel``, ``ray``), ``builtin-trackers`` (``mlflow``,
+``wandb``) and ``builtin-registries`` (``builtin``, ``mlflow``). ``qflow plugins`` lists what is
+loaded and where it comes from; ``qflow.plugins.registry.plugin_registry()`` looks extensions up
+by name. A plugin that cannot be imported is reported once by name as a warning, and QFlow
+starts without it.
 
 Two kinds of hooks:
 

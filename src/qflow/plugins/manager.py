@@ -11,7 +11,7 @@ import functools
 import importlib.metadata
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pluggy
 
@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
 """Name of QFlow's own plugin (``qflow.plugins.builtin``), registered by entry point."""
+
+DISTRIBUTION = "qflow-framework"
+"""QFlow's distribution: its entry points (the built-ins) are registered first."""
 
 _reported: set[str] = set()
 
@@ -75,10 +78,32 @@ def _report(source: PluginSource) -> None:
     )
 
 
-def _load_entry_points(manager: QFlowPluginManager) -> None:
-    for entry in importlib.metadata.entry_points(group=PROJECT_NAME):
-        if manager.is_blocked(entry.name) or manager.has_plugin(entry.name):
+@dataclass(frozen=True)
+class _Loaded:
+    """What scanning the entry points found: the plugins that loaded, and the failures."""
+
+    plugins: tuple[tuple[str, object, PluginSource], ...]
+    failures: tuple[PluginSource, ...]
+
+
+@functools.cache
+def _entry_point_plugins() -> _Loaded:
+    """Scan the ``qflow`` entry points and load each plugin, once per process.
+
+    QFlow's own entry points come first, so its built-ins keep their names when a plugin
+    provides the same one.
+    """
+    entries = sorted(
+        importlib.metadata.entry_points(group=PROJECT_NAME),
+        key=lambda e: e.dist is None or e.dist.metadata["Name"] != DISTRIBUTION,
+    )
+    plugins: list[tuple[str, object, PluginSource]] = []
+    failures: list[PluginSource] = []
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.name in seen:
             continue
+        seen.add(entry.name)
         dist = entry.dist
         source = PluginSource(
             entry.name,
@@ -90,33 +115,55 @@ def _load_entry_points(manager: QFlowPluginManager) -> None:
             plugin = entry.load()
             if isinstance(plugin, type):
                 plugin = plugin()
-            manager.register(plugin, name=entry.name)
+            path = _path_of(plugin)
         except Exception as exc:
-            failed = PluginSource(**{**source.__dict__, "error": f"{type(exc).__name__}: {exc}"})
+            failures.append(replace(source, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        plugins.append((entry.name, plugin, replace(source, path=path)))
+    return _Loaded(tuple(plugins), tuple(failures))
+
+
+def _register_entry_points(manager: QFlowPluginManager) -> None:
+    loaded = _entry_point_plugins()
+    for name, plugin, source in loaded.plugins:
+        if manager.is_blocked(name) or manager.has_plugin(name):
+            continue
+        try:
+            manager.register(plugin, name=name)
+        except Exception as exc:
+            failed = replace(source, error=f"{type(exc).__name__}: {exc}")
             manager.failures.append(failed)
             _report(failed)
             continue
-        manager.sources[entry.name] = PluginSource(**{**source.__dict__, "path": _path_of(plugin)})
+        manager.sources[name] = source
+    for failed in loaded.failures:
+        if not manager.is_blocked(failed.name):
+            manager.failures.append(failed)
+            _report(failed)
 
 
 def create_plugin_manager(
     plugins: Iterable[object] = (), *, disabled: Iterable[str] = (), entry_points: bool = True
 ) -> QFlowPluginManager:
     """A manager with QFlow's hook specs, the installed plugins (unless disabled) and
-    ``plugins``. Registering a class instead of an instance is refused with a hint."""
+    ``plugins``. Registering a class instead of an instance is refused with a hint.
+
+    The entry points are scanned and their plugins loaded once per process; a later manager
+    (a run's, with the run's trackers) registers the same plugin objects again.
+    """
     manager = QFlowPluginManager()
     for spec in hookspecs.ALL_SPECS:
         manager.add_hookspecs(spec)
     for name in disabled:
         manager.set_blocked(name)
     if entry_points:
-        _load_entry_points(manager)
+        _register_entry_points(manager)
     if not manager.has_plugin(BUILTIN) and not manager.is_blocked(BUILTIN):
         from qflow.plugins import builtin
 
         manager.register(builtin, name=BUILTIN)
         manager.sources[BUILTIN] = PluginSource(
-            BUILTIN, builtin.__name__, "qflow-framework", _version(), _path_of(builtin)
+            BUILTIN, builtin.__name__, DISTRIBUTION, _version(), _path_of(builtin)
         )
     for plugin in plugins:
         if isinstance(plugin, type):
@@ -126,19 +173,18 @@ def create_plugin_manager(
             )
         manager.register(plugin)
     manager.trace.root.setwriter(logger.debug)
-    from qflow.plugins.extensions import install_serializers
-
-    install_serializers(manager)
     return manager
 
 
 def _version() -> str:
-    from qflow import __version__
-
-    return __version__
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 @functools.cache
 def default_plugin_manager() -> QFlowPluginManager:
-    """The installed plugins, loaded once per process: for lookups by the CLI and executors."""
+    """The process's plugin manager: the installed plugins, loaded once per process. Look
+    extensions up through ``qflow.plugins.registry.plugin_registry()``, which caches them."""
     return create_plugin_manager()

@@ -31,6 +31,7 @@ __all__ = [
     "list_models",
     "load",
     "mlflow",
+    "model_registry",
     "register",
     "registry",
     "set_alias",
@@ -56,6 +57,15 @@ def mlflow(
     return MlflowRegistry(
         tracking_uri, registry_uri=registry_uri, source=QFlowRegistry.for_project(project_dir)
     )
+
+
+def model_registry(name: str = "builtin", **options: Any) -> Any:
+    """The model registry ``name`` from the plugin registry (``builtin``, ``mlflow`` or a
+    plugin's), built with ``options`` (``project_dir=``, ``tracking_uri=``...); an unknown
+    name lists the known ones."""
+    from qflow.plugins.registry import plugin_registry
+
+    return plugin_registry().create("model_registries", name, options)
 
 
 def register(

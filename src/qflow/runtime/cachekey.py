@@ -127,12 +127,12 @@ class StepIdentity:
         known = self._manifests.get(id(step))
         if known is not None and known[0] is step:
             return known[1]
-        from qflow.store.serializers import SERIALIZERS
+        from qflow.store.serializers import current
 
         options = {
             "version": step.options.version,
             "outputs": list(step.outputs),
-            "serializers": [s.name for s in SERIALIZERS],
+            "serializers": current().names(),
         }
         manifest = code_manifest(step.code_root, options)
         self._manifests[id(step)] = (step, manifest)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Protocol
 
-from qflow.errors import QFlowError, did_you_mean
+from qflow.errors import QFlowError
 from qflow.runtime.worker import execute
 
 if TYPE_CHECKING:
@@ -36,7 +35,8 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int | None = None) -> None:
+        """``workers`` is accepted (an executor config may set it) and ignored: one at a time."""
         self._artifacts: ArtifactStore | None = None
         self._sinks: RunSinks | None = None
 
@@ -57,40 +57,10 @@ class LocalExecutor:
         self._artifacts = self._sinks = None
 
 
-def _parallel(**options: object) -> Executor:
-    from qflow.runtime.parallel import ParallelExecutor
-
-    return ParallelExecutor(**options)  # type: ignore[arg-type]
-
-
-def _ray(**options: object) -> Executor:
-    from qflow.runtime.ray import RayExecutor
-
-    return RayExecutor(**options)  # type: ignore[arg-type]
-
-
-EXECUTORS: dict[str, Callable[..., Executor]] = {
-    "local": LocalExecutor,
-    "parallel": _parallel,
-    "ray": _ray,
-}
-
-
 def create_executor(name: str, **options: object) -> Executor:
-    """An executor by name, built in or from a plugin; unknown names list the known ones."""
-    factory = EXECUTORS.get(name)
-    if factory is None:
-        from qflow.plugins.extensions import by_name
+    """The executor ``name`` from the plugin registry (``local``, ``parallel``, ``ray`` or a
+    plugin's), built with ``options``; an unknown name lists the known ones."""
+    from qflow.plugins.registry import plugin_registry
 
-        provided = by_name("executors")
-        if name in provided:
-            executor: Executor = provided[name].value(**options)
-            return executor
-        known = sorted({*EXECUTORS, *provided})
-        raise QFlowError(
-            f"Unknown executor {name!r}; known executors: {', '.join(known)}."
-            f"{did_you_mean(name, known)}"
-        )
-    if name == "local":
-        options.pop("workers", None)
-    return factory(**options)
+    executor: Executor = plugin_registry().create("executors", name, options)
+    return executor

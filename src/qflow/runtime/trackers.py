@@ -2,18 +2,17 @@
 
 ``tracker`` is a name (``mlflow``), a list of names, a table with a ``name`` and the tracker's
 options (``{name: mlflow, tracking_uri: http://127.0.0.1:5000, experiment: churn}``) or a list
-of those. ``filetracker``, QFlow's own metadata store, is always on and needs no plugin.
+of those. ``filetracker``, QFlow's own metadata store, is always on.
 
-The built-in trackers are a name → factory table here, not ``qflow`` entry points, because an
-entry point is registered on every run, and these must only be on when the config asks for
-them (and must not import mlflow or wandb before then). Other packages add trackers through
-the entry-point group ``qflow.trackers``: a factory called with ``project_root=`` and the
+Every tracker comes from the plugin registry: ``filetracker`` from QFlow's ``builtin``
+plugin, ``mlflow`` and ``wandb`` from its ``builtin-trackers`` plugin (imported only when a
+run uses them), others from third-party plugins' ``register_trackers`` hook. A tracker
+factory is called with ``project_root=`` and ``strict=`` when it accepts them, and the
 options.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,51 +21,25 @@ from typing import Any
 from qflow.errors import ConfigError, did_you_mean
 
 BUILTIN_TRACKER = "filetracker"
-ENTRY_POINT_GROUP = "qflow.trackers"
-
-_FACTORIES: dict[str, str] = {
-    "mlflow": "qflow.integrations.mlflow:MlflowTracker",
-    "wandb": "qflow.integrations.wandb:WandbTracker",
-}
-
-
-def _entry_points() -> dict[str, Any]:
-    """Tracker factories by name: entry points ``qflow.trackers``, then plugins' answers to
-    a ``register_trackers`` hook where the plugin manager has one (first one wins)."""
-    from importlib.metadata import entry_points
-
-    found: dict[str, Any] = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    from qflow.plugins.manager import create_plugin_manager
-
-    hook = getattr(create_plugin_manager().hook, "register_trackers", None)
-    for provided in hook() if hook is not None else []:
-        for name, factory in (provided or {}).items():
-            found.setdefault(name, factory)
-    return found
 
 
 def known_trackers() -> list[str]:
     """Every tracker name the config may use, built-ins first."""
-    extra = sorted(set(_entry_points()) - set(_FACTORIES) - {BUILTIN_TRACKER})
-    return [BUILTIN_TRACKER, *_FACTORIES, *extra]
+    from qflow.plugins.registry import plugin_registry
+
+    return plugin_registry().names("trackers")
 
 
 def tracker_factory(name: str) -> Callable[..., object]:
     """The factory registered for ``name``; ``ConfigError`` listing the known names if none."""
-    if name in _FACTORIES:
-        module, _, attr = _FACTORIES[name].partition(":")
-        factory: Callable[..., object] = getattr(importlib.import_module(module), attr)
-        return factory
-    found = _entry_points().get(name)
-    if found is None:
-        known = known_trackers()
+    from qflow.plugins.registry import plugin_registry
+
+    try:
+        return plugin_registry().factory("trackers", name)
+    except ConfigError as exc:
         raise ConfigError(
-            f"Unknown tracker {name!r}. Known trackers: {', '.join(known)}."
-            f"{did_you_mean(name, known)}\n"
-            "Hint: set tracker=filetracker|mlflow|wandb, or a list of them."
-        )
-    loaded: Callable[..., object] = found.load() if hasattr(found, "load") else found
-    return loaded
+            f"{exc}\nHint: set tracker=filetracker|mlflow|wandb, or a list of them."
+        ) from exc
 
 
 def tracker_specs(value: object) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import pickle
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO, Protocol
 
@@ -364,7 +364,7 @@ class PickleSerializer:
         return pickle.load(source)
 
 
-SERIALIZERS: list[Serializer] = [
+BUILTIN_SERIALIZERS: tuple[Serializer, ...] = (
     NpySerializer(),
     ParquetSerializer(),
     JsonSerializer(),
@@ -372,42 +372,108 @@ SERIALIZERS: list[Serializer] = [
     FileSerializer(),
     DirSerializer(),
     PickleSerializer(),
-]
-"""Tried in order; the first whose ``matches`` is true stores the value."""
+)
+"""QFlow's own formats, in the order they are tried; pickle, the last resort, is last.
 
-PICKLE: Serializer = SERIALIZERS[-1]
+QFlow's ``builtin`` plugin provides them through the ``register_serializers`` hook, like any
+plugin's serializers."""
+
+PICKLE: Serializer = BUILTIN_SERIALIZERS[-1]
+
+
+class SerializerRegistry:
+    """The serializers an artifact store may use, in the order they are tried: QFlow's
+    specific formats, then the plugins' serializers, then pickle.
+
+    The process's registry is built once by the plugin registry (``qflow.plugins.registry``)
+    from every plugin's ``register_serializers`` hook; the artifact store asks for it with
+    ``current()``. Without plugins (this layer alone) it holds the built-in formats.
+    """
+
+    def __init__(self, serializers: Iterable[Serializer] = BUILTIN_SERIALIZERS) -> None:
+        self._items: list[Serializer] = [PICKLE]
+        for serializer in serializers:
+            self.register(serializer)
+
+    def __iter__(self) -> Iterator[Serializer]:
+        return iter(self._items)
+
+    def __repr__(self) -> str:
+        return f"SerializerRegistry({', '.join(self.names())})"
+
+    def register(self, serializer: Serializer) -> None:
+        """Add ``serializer``, tried before pickle and after the ones already here.
+
+        Registering the same name again with the same class does nothing; another class under
+        a taken name is refused with ``ValueError``.
+        """
+        for existing in self._items:
+            if existing.name == serializer.name:
+                if type(existing) is type(serializer):
+                    return
+                raise ValueError(
+                    f"serializer name {serializer.name!r} is taken by {type(existing).__name__}"
+                )
+        self._items.insert(len(self._items) - 1, serializer)
+
+    def choose(self, value: object) -> Serializer:
+        """The serializer for ``value`` (pickle when nothing more specific fits)."""
+        return next(s for s in self._items if s.matches(value))
+
+    def by_name(self, name: str) -> Serializer:
+        """The serializer that wrote an artifact, from the name recorded in its ref."""
+        for serializer in self._items:
+            if serializer.name == name:
+                return serializer
+        raise KeyError(name)
+
+    def names(self) -> list[str]:
+        return [s.name for s in self._items]
+
+    def versions(self) -> dict[str, str]:
+        """Name → version of every serializer (a cached output written by another version of
+        its serializer is not reused)."""
+        return {s.name: s.version for s in self._items}
+
+
+_source: Callable[[], SerializerRegistry] | None = None
+_builtin: SerializerRegistry | None = None
+
+
+def provide(source: Callable[[], SerializerRegistry]) -> None:
+    """Tell this layer where the process's serializers come from (the plugin registry does,
+    once: this layer cannot import the plugins layer above it)."""
+    global _source
+    _source = source
+
+
+def current() -> SerializerRegistry:
+    """The process's serializers: the plugin registry's, else the built-in formats."""
+    global _builtin
+    if _source is not None:
+        return _source()
+    if _builtin is None:
+        _builtin = SerializerRegistry()
+    return _builtin
 
 
 def register(serializer: Serializer) -> None:
-    """Add a plugin's serializer, tried after the built-in formats and before pickle.
-
-    Registering the same name again with the same class does nothing; another class under a
-    taken name is refused with ``ValueError``.
-    """
-    for existing in SERIALIZERS:
-        if existing.name == serializer.name:
-            if type(existing) is type(serializer):
-                return
-            raise ValueError(
-                f"serializer name {serializer.name!r} is taken by {type(existing).__name__}"
-            )
-    SERIALIZERS.insert(SERIALIZERS.index(PICKLE), serializer)
+    """Add a serializer to the process's registry, for code that ships no plugin (a plugin
+    provides its serializers with the ``register_serializers`` hook instead)."""
+    current().register(serializer)
 
 
 def choose(value: object) -> Serializer:
     """The serializer for ``value`` (pickle when nothing more specific fits)."""
-    return next(s for s in SERIALIZERS if s.matches(value))
+    return current().choose(value)
 
 
 def by_name(name: str) -> Serializer:
     """The serializer that wrote an artifact, from the name recorded in its ref."""
-    for serializer in SERIALIZERS:
-        if serializer.name == name:
-            return serializer
-    raise KeyError(name)
+    return current().by_name(name)
 
 
 def serializer_versions() -> dict[str, str]:
     """Name → version of every serializer (a cached output written by another version of its
     serializer is not reused)."""
-    return {s.name: s.version for s in SERIALIZERS}
+    return current().versions()

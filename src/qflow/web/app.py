@@ -12,55 +12,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from qflow.web import errors
+from qflow.web.context import Context, context
 from qflow.web.security import SecurityMiddleware
 from qflow.web.settings import Settings
 
 __all__ = ["Context", "Settings", "context", "create_app"]
-
-if TYPE_CHECKING:
-    from qflow.registry.builtin import QFlowRegistry
-    from qflow.store.artifacts import ArtifactStore
-    from qflow.store.metadata.store import MetadataStore
-    from qflow.web.launcher import Launcher
-    from qflow.web.predict import ModelCache
-
-
-class Context:
-    """What routes share: the stores, the registry, launches and loaded models."""
-
-    def __init__(self, settings: Settings) -> None:
-        from qflow.registry.builtin import QFlowRegistry
-        from qflow.store.artifacts import ArtifactStore
-        from qflow.store.metadata.store import MetadataStore
-        from qflow.web.predict import ModelCache
-
-        self.settings = settings
-        self.metadata: MetadataStore = MetadataStore(settings.store_url)
-        self.artifacts: ArtifactStore = ArtifactStore(settings.artifacts_url)
-        self.registry: QFlowRegistry = QFlowRegistry(self.metadata, self.artifacts)
-        self.models: ModelCache = ModelCache(self.registry)
-        self.launcher: Launcher | None = None
-        if settings.project_dir is not None:
-            from qflow.web.launcher import Launcher
-
-            self.launcher = Launcher(
-                settings.project_dir, settings.store_url, settings.artifacts_url
-            )
-
-    def close(self) -> None:
-        if self.launcher is not None:
-            self.launcher.close()
-        self.metadata.dispose()
-
-
-def context(request: Request) -> Context:
-    ctx: Context = request.app.state.ctx
-    return ctx
 
 
 def create_app(settings: Settings) -> FastAPI:

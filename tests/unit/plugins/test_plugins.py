@@ -17,8 +17,9 @@ import pytest
 import qflow as qf
 from qflow.cli.app import run_cli
 from qflow.errors import ConfigError, QFlowError
-from qflow.plugins import create_plugin_manager, hookimpl, hookspecs
-from qflow.plugins.extensions import by_name, create_extension, create_trackers
+from qflow.plugins import PluginRegistry, create_plugin_manager, hookimpl, hookspecs
+from qflow.plugins.extensions import by_name
+from qflow.plugins.registry import create_trackers, plugin_registry
 from qflow.runtime.executor import create_executor
 from qflow.store import serializers
 
@@ -40,13 +41,24 @@ def test_builtins_come_from_qflows_own_entry_point() -> None:
     assert source.distribution == "qflow-framework"
     assert source.target == "qflow.plugins.builtin"
     assert by_name("trackers", manager)["filetracker"].plugin == "builtin"
-    assert repr(create_trackers("filetracker", manager)[0]) == "FileTracker()"
+    registry = PluginRegistry(manager)
+    assert repr(create_trackers("filetracker", registry)[0]) == "FileTracker()"
+    assert registry.get("executors", "parallel").plugin == "builtin-executors"
+    assert registry.get("trackers", "mlflow").plugin == "builtin-trackers"
+    assert registry.get("model_registries", "mlflow").plugin == "builtin-registries"
+    assert registry.names("executors")[:3] == ["local", "parallel", "ray"]
+    assert registry.names("trackers")[:3] == ["filetracker", "mlflow", "wandb"]
+    assert registry.names("model_registries")[:2] == ["builtin", "mlflow"]
+    assert registry.serializers.names()[:6] == ["npy", "parquet", "json", "bytes", "file", "dir"]
+    assert registry.serializers.names()[-1] == "pickle"
+    for name in ("npy", "parquet", "json", "bytes", "file", "dir", "pickle"):
+        assert registry.get("serializers", name).plugin == "builtin"
 
 
-def test_builtins_are_registered_even_without_entry_points() -> None:
+def test_the_builtin_plugin_is_registered_even_without_entry_points() -> None:
     manager = create_plugin_manager(entry_points=False)
     assert manager.has_plugin("builtin")
-    assert "local" in by_name("executors", manager)
+    assert "filetracker" in by_name("trackers", manager)
     assert "testplugin" not in dict(manager.list_name_plugin())
 
 
@@ -68,14 +80,17 @@ def test_plugin_serializer_stores_its_type_and_loads_it_back(
     assert ref.serializer == "money"
     assert not ref.pickled
     assert run.step("price").load() == Money(1250, "EUR")
-    names = [s.name for s in serializers.SERIALIZERS]
+    names = plugin_registry().serializers.names()
     assert names.index("money") == names.index("pickle") - 1
+    assert serializers.current() is plugin_registry().serializers
     assert run.meta["executor"] == "inline"
 
 
 def test_plugin_executor_and_tracker_by_name(test_plugin: str, tmp_path: Path) -> None:
     assert create_executor("inline").name == "inline"
-    with pytest.raises(QFlowError, match=r"Unknown executor 'inlin'.*inline, local"):
+    with pytest.raises(
+        QFlowError, match=r"Unknown executor 'inlin'; installed: local, parallel, ray, inline"
+    ):
         create_executor("inlin")
     events = tmp_path / "events.jsonl"
     trackers = create_trackers([{"name": "recorder", "path": str(events)}, "filetracker"])
@@ -103,7 +118,13 @@ def test_unknown_or_malformed_extension_names_list_the_choices(test_plugin: str)
     with pytest.raises(ConfigError, match=r"must be a name or a mapping with a 'name' key"):
         create_trackers([{"tracking_uri": "x"}])
     with pytest.raises(ConfigError, match=r"does not accept the options nope"):
-        create_extension("trackers", "filetracker", {"nope": 1})
+        plugin_registry().create("trackers", "filetracker", {"nope": 1})
+    with pytest.raises(
+        ConfigError, match=r"(?s)Unknown model registry 'mlfow'.*Did you mean: mlflow"
+    ):
+        plugin_registry().create("model_registries", "mlfow")
+    with pytest.raises(ConfigError, match=r"Unknown extension kind 'executor'.*executors"):
+        plugin_registry().get("executor", "local")
 
 
 def test_plugin_command_and_plugins_listing_through_the_cli(
@@ -123,7 +144,9 @@ def test_plugin_command_and_plugins_listing_through_the_cli(
         "serializers": ["money"],
         "commands": ["hello"],
     }
-    assert rows["builtin"]["provides"]["executors"] == ["local"]
+    assert rows["builtin-executors"]["provides"]["executors"] == ["local", "parallel", "ray"]
+    assert rows["builtin-trackers"]["provides"]["trackers"] == ["mlflow", "wandb"]
+    assert rows["builtin-registries"]["provides"]["model_registries"] == ["builtin", "mlflow"]
     assert run_cli(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "testplugin" in out and "qflow-test-plugin 0.1.0" in out and "commands: hello" in out
@@ -135,8 +158,8 @@ class _Faulty:
         raise RuntimeError("boom")
 
     @hookimpl
-    def register_executors(self) -> dict[str, Any]:
-        return {"local": object, "faulty": object}
+    def register_trackers(self) -> dict[str, Any]:
+        return {"filetracker": object, "faulty": object}
 
 
 def test_a_failing_register_hook_is_reported_and_the_rest_still_counts(
@@ -145,23 +168,24 @@ def test_a_failing_register_hook_is_reported_and_the_rest_still_counts(
     manager = create_plugin_manager([_Faulty()], entry_points=False)
     with caplog.at_level(logging.WARNING):
         assert by_name("commands", manager) == {}
-        executors = by_name("executors", manager)
-    assert executors["local"].plugin == "builtin"
-    assert "faulty" in executors
+        trackers = by_name("trackers", manager)
+    assert trackers["filetracker"].plugin == "builtin"
+    assert "faulty" in trackers
     text = caplog.text
     assert "failed in register_commands" in text and "RuntimeError: boom" in text
-    assert "also provides the executor 'local'; the one from 'builtin' is used" in text
+    assert "also provides the tracker 'filetracker'; the one from 'builtin' is used" in text
 
 
 def test_serializer_names_must_be_unique() -> None:
     class Other:
         name, version, pickled = "json", "1", False
 
+    registry = serializers.SerializerRegistry()
     with pytest.raises(ValueError, match="serializer name 'json' is taken by JsonSerializer"):
-        serializers.register(Other())  # type: ignore[arg-type]
-    before = list(serializers.SERIALIZERS)
-    serializers.register(serializers.JsonSerializer())
-    assert before == serializers.SERIALIZERS
+        registry.register(Other())  # type: ignore[arg-type]
+    before = registry.names()
+    registry.register(serializers.JsonSerializer())
+    assert before == registry.names()
 
 
 def test_registering_a_class_is_refused_with_a_hint() -> None:

@@ -30,8 +30,7 @@ def server(
 ) -> None:
     """Serve the REST API and dashboard over shared stores; refuses to listen beyond this
     machine without a token."""
-    from qflow.web.server import serve
-    from qflow.web.settings import Settings
+    from qflow.web import Settings, serve
 
     settings = Settings(
         store_url=store,

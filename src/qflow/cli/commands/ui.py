@@ -27,8 +27,7 @@ def ui(
     """Open the web dashboard (runs, metrics, graphs, models, launches) for this project."""
     from qflow.config.project import existing_project
     from qflow.store.location import default_artifacts_url, default_store_url
-    from qflow.web.server import serve
-    from qflow.web.settings import Settings
+    from qflow.web import Settings, serve
 
     found = existing_project(project)
     settings = Settings(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi import Path as PathParam
 
-from qflow.web.app import Context, context
+from qflow.web.context import Context, context
 from qflow.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api/models", tags=["models"], responses=ERRORS)

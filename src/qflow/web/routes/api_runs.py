@@ -12,7 +12,7 @@ from fastapi import Path as PathParam
 from qflow.client import queries
 from qflow.errors import ArtifactNotFoundError
 from qflow.web import graphs
-from qflow.web.app import Context, context
+from qflow.web.context import Context, context
 from qflow.web.previews import KEY, image_type, preview, read_bytes
 from qflow.web.schemas import ERRORS
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qflow.errors import InvalidValueError, QFlowError
 from qflow.store import wire
 from qflow.store.artifacts import ArtifactRef
-from qflow.web.app import Context, context
+from qflow.web.context import Context, context
 from qflow.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api/store", tags=["store"], responses=ERRORS)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 
 from qflow.errors import WorkflowNotFoundError
-from qflow.web.app import Context, context
+from qflow.web.context import Context, context
 from qflow.web.launcher import LAUNCH_TAG, Launcher
 from qflow.web.schemas import ERRORS, ConfigRequest, LaunchRequest
 

@@ -1,0 +1,1 @@
+"""Executors, the scheduler, the cache and resume: how a traced graph runs."""
