@@ -18,6 +18,9 @@ class Project:
     name: str = ""
     workflow_modules: tuple[str, ...] = ()
     workflows: dict[str, str] = field(default_factory=dict)
+    log_level: str = "INFO"
+    """``[tool.qflow] log-level``: the level at which steps' log records are kept
+    (``QFLOW_LOG_LEVEL`` overrides it for one command)."""
 
     @property
     def conf_dir(self) -> Path:
@@ -85,6 +88,15 @@ def _project_from(folder: Path, data: dict[str, object], table: object, source: 
             f"[tool.qflow] workflows in {source} must map names to 'module:function', "
             'for example workflows = { train = "example.workflows:train" }.'
         )
+    level = table.get("log-level", "INFO")
+    if not isinstance(level, str) or level.upper() not in LOG_LEVELS:
+        raise ConfigError(
+            f"[tool.qflow] log-level in {source} is {level!r}; it must be one of "
+            f'{", ".join(LOG_LEVELS)}, for example log-level = "DEBUG".'
+        )
     project_table = data.get("project", {})
     name = project_table.get("name", folder.name) if isinstance(project_table, dict) else ""
-    return Project(folder, str(name), tuple(modules), dict(named))
+    return Project(folder, str(name), tuple(modules), dict(named), level.upper())
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 
@@ -94,3 +95,69 @@ def captured_output() -> Iterator[tuple[StreamCopy, StreamCopy]]:
     out, err = StreamCopy(sys.stdout), StreamCopy(sys.stderr)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         yield out, err
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+DEFAULT_LOG_LEVEL = logging.INFO
+
+
+class StepLogHandler(logging.Handler):
+    """Writes a step's log records into its captured stderr. When the user's own logging
+    setup (``logging.basicConfig``, Ray's) already prints them, the record is only kept,
+    not echoed a second time."""
+
+    def __init__(self, err: StreamCopy, level: int, echo: bool) -> None:
+        super().__init__(level)
+        self.err = err
+        self.echo = echo
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + "\n"
+            if self.echo:
+                self.err.write(text)
+            else:
+                self.err.copy.write(text)
+        except Exception:  # logging must never fail the step
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def captured_logging(err: StreamCopy, level: int, loggers: Iterable[str]) -> Iterator[None]:
+    """Keep the log records of one step at ``level`` and above in its stderr.
+
+    ``loggers`` are the project's (the step's top-level package): the ones the user has not
+    given a level of their own log at ``level`` while the step runs; third-party loggers
+    keep their levels (WARNING through the root logger, as Python does by default).
+    """
+    root = logging.getLogger()
+    echo = not any(not isinstance(h, StepLogHandler) for h in root.handlers)
+    handler = StepLogHandler(err, level, echo)
+    changed: list[logging.Logger] = []
+    for name in dict.fromkeys(loggers):
+        logger = root if name == "root" else logging.getLogger(name)
+        if logger.level == logging.NOTSET or (logger is root and root.level > level):
+            changed.append(logger)
+    previous = {id(lg): lg.level for lg in changed}
+    for logger in changed:
+        logger.setLevel(level)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for logger in changed:
+            logger.setLevel(previous[id(logger)])
+
+
+def log_level(text: str | int | None) -> int:
+    """A level from its name (``DEBUG``, ``info``) or number; ``None`` is the default."""
+    if text is None or text == "":
+        return DEFAULT_LOG_LEVEL
+    if isinstance(text, int):
+        return text
+    if text.strip().isdigit():
+        return int(text)
+    level = logging.getLevelName(text.strip().upper())
+    return level if isinstance(level, int) else DEFAULT_LOG_LEVEL

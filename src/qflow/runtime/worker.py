@@ -6,6 +6,7 @@ This is the only code that runs user step functions; every executor calls it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import os
 import shutil
@@ -25,7 +26,7 @@ from qflow.dsl.values import DataFile
 from qflow.errors import QFlowError
 from qflow.runtime import reads
 from qflow.runtime.cachekey import data_file_parameters
-from qflow.runtime.capture import captured_output
+from qflow.runtime.capture import captured_logging, captured_output, log_level
 from qflow.runtime.context import RunSinks, StepRecorder, current_recorder
 from qflow.runtime.task import INLINE_MAX, StepTask, TaskResult, handle_key
 from qflow.store.metadata.records import StepStatus
@@ -196,6 +197,27 @@ def _note_path_arguments(
             capture.note(os.path.abspath(value), False)
 
 
+@functools.lru_cache(maxsize=16)
+def _project_log_level(root: str) -> str:
+    from qflow.config.project import find_project
+    from qflow.errors import ConfigError
+
+    try:
+        return find_project(Path(root)).log_level
+    except ConfigError:  # refused at launch already; a worker keeps the default
+        return "INFO"
+
+
+def _log_settings(task: StepTask) -> tuple[int, list[str]]:
+    """The level a step's log records are kept at (``QFLOW_LOG_LEVEL``, else the project's
+    ``[tool.qflow] log-level``, else INFO) and the project's loggers: the step's package."""
+    level = os.environ.get("QFLOW_LOG_LEVEL") or (
+        _project_log_level(task.project_root) if task.project_root else None
+    )
+    module = str(getattr(task.step.fn, "__module__", "") or "")
+    return log_level(level), [module.split(".")[0]] if module else []
+
+
 def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskResult:
     """Run the task with its retry policy; never raises for a failure of user code."""
     options = task.step.options
@@ -212,7 +234,7 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
     token_rec = current_recorder.set(recorder)
     recorder.open()
     try:
-        with captured_output() as (out, err):
+        with captured_output() as (out, err), captured_logging(err, *_log_settings(task)):
             while True:
                 attempts += 1
                 try:
