@@ -269,3 +269,95 @@ def test_a_resent_metric_batch_is_stored_once(metadata_store: object) -> None:
     more = [(run.id, None, "loss", float(i), i, 2000.0 + i / 1000) for i in range(50)]
     metadata_store.log_metrics(more, retry=True)  # not stored yet: stored
     assert len(metadata_store.metrics(run.id, "loss")) == 100
+
+
+WAIT_AT_COMMIT = """
+create function qflow_wait_at_commit() returns trigger language plpgsql as $$
+begin perform pg_advisory_xact_lock_shared(4242); return null; end $$;
+create constraint trigger wait_at_commit after insert or update on step_runs
+  deferrable initially deferred for each row execute function qflow_wait_at_commit();
+create constraint trigger wait_at_commit after insert or update on tags
+  deferrable initially deferred for each row execute function qflow_wait_at_commit();
+"""
+
+
+def _kill_one(url: str, hold: str, release: str, query: str, ready: threading.Event) -> None:
+    """Hold a lock, terminate the first backend waiting on it whose query starts with
+    ``query``, then release it."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(hold)
+        ready.set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            admin.execute("select pg_stat_clear_snapshot()")
+            found = admin.execute(
+                "select pid from pg_stat_activity where datname = current_database() "
+                "and wait_event_type = 'Lock' and query ilike %s",
+                (query + "%",),
+            ).fetchall()
+            if found:
+                admin.execute("select pg_terminate_backend(%s)", (found[0][0],))
+                break
+            time.sleep(0.005)
+        admin.execute(release)
+
+
+@pytest.mark.postgres
+def test_a_call_killed_during_commit_is_retried_only_if_idempotent(postgres_url: str) -> None:
+    """Killed while its COMMIT waits (a deferred trigger blocks on a lock), a call cannot know
+    whether its transaction was recorded: an idempotent one (``set_tags``, ``finish_step_run``)
+    is made again; one inserting new rows (``create_step_runs``) fails with one line rather
+    than risk recording twice. Killed before COMMIT, it is made again."""
+    import psycopg
+
+    from qflow.errors import StoreError
+    from qflow.store import MetadataStore
+
+    store = MetadataStore(postgres_url)
+    run = store.create_run(workflow="w", config={}, run_id="r" * 26)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(WAIT_AT_COMMIT)
+
+    def killed_once(hold: str, release: str, query: str) -> threading.Thread:
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=_kill_one, args=(postgres_url, hold, release, query, ready)
+        )
+        thread.start()
+        assert ready.wait(30)
+        return thread
+
+    def count(table: str) -> int:
+        with psycopg.connect(postgres_url) as conn:
+            found = conn.execute(f"select count(*) from {table}").fetchone()
+            return int(found[0]) if found else -1
+
+    commit = ("select pg_advisory_lock(4242)", "select pg_advisory_unlock(4242)", "commit")
+    entry = {"name": "0_s", "step": "s", "position": 0, "params": {}}
+    try:
+        thread = killed_once(*commit)
+        with pytest.raises(StoreError, match=r"metadata store at .* failed"):
+            store.create_step_runs(run.id, [entry])
+        thread.join()
+        assert count("step_runs") == 0
+
+        thread = killed_once(*commit)
+        store.set_tags(run.id, {"k": "v"})
+        thread.join()
+        assert count("tags") == 1
+
+        lock = ("begin; lock table step_runs in exclusive mode", "commit", "insert into step_runs")
+        thread = killed_once(*lock)
+        [step_run] = store.create_step_runs(run.id, [entry])
+        thread.join()
+        assert count("step_runs") == 1
+
+        thread = killed_once(*commit)
+        store.finish_step_run(step_run, status="succeeded")
+        thread.join()
+        assert [s.status for s in store.step_runs(run.id)] == ["succeeded"]
+        assert store.get_run(run.id).tags == {"k": "v"}
+    finally:
+        store.dispose()
