@@ -6,6 +6,7 @@ import dis
 import json
 import sys
 import sysconfig
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -111,11 +112,44 @@ def _check_unpacking(handles: tuple[StepOutput, ...]) -> None:
     wanted = f"at least {names}" if starred else str(names)
     noun = "name" if count == 1 else "names"
     location = f"{caller.f_code.co_filename}:{caller.f_lineno}"
+    hint = _bare_tuple_hint(node, names) or (
+        f"Hint: unpack into {count} {noun}, or declare the outputs with "
+        "@qf.step(outputs=(...)) or a tuple[...] return annotation."
+    )
     raise HandleMisuseError(
         f"Wrong number of names to unpack step {step!r} ({node}) into: {wanted}. "
-        f"The step has {count} {plural} ({outputs}).\nHint: unpack into {count} {noun}, or "
-        "declare the outputs with @qf.step(outputs=(...)) or a tuple[...] return annotation."
-        f"{_at(location)}"
+        f"The step has {count} {plural} ({outputs}).\n{hint}{_at(location)}"
+    )
+
+
+def _bare_tuple_hint(node: str, parts: int | None = None) -> str:
+    """For a step annotated ``-> tuple`` (or ``-> list``, ``tuple[X, ...]``): how to make each
+    part an output of its own, since such an annotation declares one output; else ``""``."""
+    trace = current_trace.get()
+    call = trace.calls.get(node) if trace is not None else None
+    if call is None or call.step.options.outputs:
+        return ""
+    fn = call.step.fn
+    try:
+        annotation = typing.get_type_hints(fn).get("return")
+    except Exception:
+        annotation = getattr(fn, "__annotations__", {}).get("return")
+    origin = typing.get_origin(annotation) or annotation
+    args = typing.get_args(annotation)
+    if origin not in (tuple, list, "tuple", "list") or (
+        origin is tuple and args and ... not in args
+    ):
+        return ""
+    shown = getattr(annotation, "__name__", None) if not args else None
+    shown = shown or str(annotation).replace("typing.", "")
+    n = parts if parts and parts > 1 else 2
+    types_ = ", ".join(["T"] * n)
+    names = ", ".join(f'"out{i}"' for i in range(n))
+    return (
+        f"Step {call.step.name!r} is annotated -> {shown}, which declares one output (the "
+        f"whole {shown}). Hint: annotate it -> tuple[{types_}] with one type per output, or "
+        f"declare the outputs by name with @qf.step(outputs=({names})); then each part is an "
+        "output of its own that other steps can take."
     )
 
 
@@ -152,6 +186,12 @@ class StepOutput:
         self._misuse("take len() of")
 
     def __getitem__(self, key: object) -> Any:
+        hint = _bare_tuple_hint(self.node)
+        if hint:
+            raise HandleMisuseError(
+                f"Cannot index [{key!r}] into {self!r} while tracing the workflow.\n{hint}"
+                f"{_at(user_location())}"
+            )
         self._misuse(f"index [{key!r}] into")
 
     def __getattr__(self, name: str) -> Any:

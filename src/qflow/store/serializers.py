@@ -161,22 +161,64 @@ class ParquetSerializer:
         return frame
 
 
-def _is_json(value: object) -> bool:
+def _is_json(value: object, tuples: bool = False) -> bool:
     kind = type(value)
     if kind in _JSON_SCALARS:
         return True
-    if kind is list:
-        return all(_is_json(item) for item in value)  # type: ignore[attr-defined]
+    if kind is list or (tuples and kind is tuple):
+        return all(_is_json(item, tuples) for item in value)  # type: ignore[attr-defined]
     if kind is dict:
-        return all(type(k) is str and _is_json(v) for k, v in value.items())  # type: ignore[attr-defined]
+        return all(type(k) is str and _is_json(v, tuples) for k, v in value.items())  # type: ignore[attr-defined]
     return False
+
+
+_TYPED = "__qflow_json__"
+"""Key of the wrapper of a JSON document that holds tuples: ``{"__qflow_json__": 1, "value": …}``
+where, inside ``value``, every tuple is ``{"t": [...]}`` and every dict ``{"d": {...}}``."""
+
+
+def _needs_types(value: object) -> bool:
+    """Whether plain JSON would lose a type: a tuple anywhere, or a dict that looks like the
+    typed wrapper (so a user's dict is never mistaken for one when loaded)."""
+    kind = type(value)
+    if kind is tuple:
+        return True
+    if kind is list:
+        return any(_needs_types(item) for item in value)  # type: ignore[attr-defined]
+    if kind is dict:
+        if _TYPED in value:  # type: ignore[operator]
+            return True
+        return any(_needs_types(item) for item in value.values())  # type: ignore[attr-defined]
+    return False
+
+
+def _typed(value: Any) -> Any:
+    if type(value) is tuple:
+        return {"t": [_typed(v) for v in value]}
+    if type(value) is list:
+        return [_typed(v) for v in value]
+    if type(value) is dict:
+        return {"d": {k: _typed(v) for k, v in value.items()}}
+    return value
+
+
+def _untyped(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_untyped(v) for v in value]
+    if isinstance(value, dict):
+        if "t" in value:
+            return tuple(_untyped(v) for v in value["t"])
+        return {k: _untyped(v) for k, v in value["d"].items()}
+    return value
 
 
 class JsonSerializer:
     """JSON-able values as canonical UTF-8 JSON (sorted keys), so equal values share a key.
 
-    Types are matched exactly: tuples, numpy scalars and ``bool``/``int`` subclasses would come
-    back as a different type, so they go to pickle instead.
+    Types are matched exactly, so a value loads back as what was stored: tuples (at any depth)
+    are written as a typed document (``_TYPED``) and load as tuples again; numpy scalars and
+    ``bool``/``int`` subclasses would come back as a different type, so they go to pickle.
+    Values without tuples are written exactly as before, so their artifacts keep their keys.
     """
 
     name = "json"
@@ -185,17 +227,22 @@ class JsonSerializer:
 
     def matches(self, value: object) -> bool:
         try:
-            return _is_json(value)
+            return _is_json(value, tuples=True)
         except RecursionError:
             return False
 
     def dump(self, value: object, sink: Sink) -> None:
+        if _needs_types(value):
+            value = {_TYPED: 1, "value": _typed(value)}
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         sink.write(text.encode("utf-8"))
 
     def load(self, source: Source) -> object:
         data = source.read_bytes() if isinstance(source, Path) else source.read()
-        return json.loads(data.decode("utf-8"))
+        value = json.loads(data.decode("utf-8"))
+        if type(value) is dict and value.get(_TYPED) == 1 and set(value) == {_TYPED, "value"}:
+            return _untyped(value["value"])
+        return value
 
 
 class BytesSerializer:
