@@ -33,7 +33,7 @@ from qflow.errors import MissingExtraError, QFlowError
 from qflow.runtime.context import MetricRow
 from qflow.runtime.remote import WorkflowSpec, result_from_json, run_step, task_spec
 from qflow.runtime.task import StepTask, TaskResult
-from qflow.store.artifacts import _is_local
+from qflow.store.artifacts import is_local_url
 from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def check_shared_store(url: str, node_addresses: list[str], *, shared: bool | No
             "reach it. Hint: set QFLOW_ARTIFACTS to a shared store (s3://…, gs://…, or a "
             "shared folder)."
         )
-    if not _is_local(url):
+    if not is_local_url(url):
         return
     declared = shared if shared is not None else os.environ.get(SHARED_ENV) == "1"
     if declared:
