@@ -1,21 +1,31 @@
 """Render a :class:`~qflow.ci.report.ReportData` as GitHub-flavoured Markdown or HTML.
 
 Every value that came from a run (metric names, config values, diffs) is escaped: table cells
-lose ``|`` and line breaks, HTML is escaped, code goes into fences it cannot close.
+lose ``|`` and line breaks, HTML is escaped, code goes into fences it cannot close, chart
+titles keep only plain characters, and links are only http(s) URLs of plain characters.
+
+Markdown charts are Mermaid ``xychart-beta`` blocks, which GitHub draws in comments and
+files: at most ``MAX_CHARTS`` metrics of at most ``MAX_CHART_POINTS`` evenly spaced points
+each (the last point always kept), so a comment stays far below GitHub's 65,536 characters.
 """
 
 from __future__ import annotations
 
 import html
+import math
+import re
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qflow.ci.report import ReportData
+    from qflow.ci.report import ReportData, Series
 
 _ICON = {"succeeded": "✅", "failed": "❌", "crashed": "💥", "killed": "⛔", "running": "⏳"}
 _MAX_DIFF_LINES = 200
+MAX_CHARTS = 12
+MAX_CHART_POINTS = 60
 
 
 def number(value: Any) -> str:
@@ -61,10 +71,65 @@ def summary_rows(data: ReportData) -> list[tuple[str, str]]:
         rows.append(("git", f"{commit}{f' ({branch})' if branch else ''}{dirty}"))
     if run.error:
         rows.append(("error", run.error[:300]))
-    for tracker in data.trackers:
-        ids = ", ".join(f"{k} {v}" for k, v in tracker.items() if k != "tracker")
-        rows.append((str(tracker["tracker"]), ids or "–"))
     return rows
+
+
+def tracker_rows(data: ReportData) -> list[list[str]]:
+    """tracker | experiment | run | more, one row per tracker (QFlow's own store first)."""
+    rows = []
+    for ids in data.trackers:
+        name = str(ids.get("tracker"))
+        experiment = ids.get("experiment_id") or ids.get("project") or ids.get("experiment")
+        if ids.get("experiment_id") and ids.get("experiment"):
+            experiment = f"{ids['experiment_id']} ({ids['experiment']})"
+        run = ids.get("run_id") or (f"group {ids['group']}" if ids.get("group") else None)
+        shown = {"tracker", "experiment_id", "experiment", "project", "run_id"}
+        if not ids.get("run_id"):
+            shown.add("group")
+        more = "; ".join(f"{k} {v}" for k, v in ids.items() if k not in shown)
+        label = f"QFlow ({name})" if name == "filetracker" else name
+        rows.append([label, experiment or "–", run or "–", more or "–"])
+    return rows
+
+
+def _sample(points: Series) -> Series:
+    if len(points) <= MAX_CHART_POINTS:
+        return points
+    step = (len(points) - 1) / (MAX_CHART_POINTS - 1)
+    return [points[round(i * step)] for i in range(MAX_CHART_POINTS)]
+
+
+def mermaid_number(value: float) -> str:
+    """A number as Mermaid's xychart reads it: no exponent (``1e-05`` is a parse error)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} cannot be charted")
+    if abs(value) < 1e-12:
+        return "0"
+    text = f"{value:.6g}"
+    if "e" in text:
+        text = format(Decimal(text), "f")
+    return text
+
+
+def mermaid_chart(key: str, points: Series) -> str:
+    """A Mermaid ``xychart-beta`` line chart of one metric's history (x: the step)."""
+    title = re.sub(r"[^A-Za-z0-9 _./:+-]", "_", key)[:80] or "metric"
+    sampled = _sample(points)
+    steps = ", ".join(mermaid_number(x) for x, _ in sampled)
+    values = ", ".join(mermaid_number(y) for _, y in sampled)
+    return "\n".join(
+        [
+            "xychart-beta",
+            f'  title "{title}"',
+            f'  x-axis "step" [{steps}]',
+            f'  y-axis "{title}"',
+            f"  line [{values}]",
+        ]
+    )
+
+
+def _md_link(label: str, url: str) -> str:
+    return f"[{md_cell(label)}]({url})"
 
 
 def _metric_header(compare: bool) -> list[str]:
@@ -125,22 +190,32 @@ def _table(header: list[str], rows: list[list[str]], cell: Callable[[Any], str])
     return lines
 
 
-def render_markdown(data: ReportData, plots: dict[str, str]) -> str:
-    """Markdown for a PR comment; ``plots`` maps metric keys to image paths (relative)."""
+def render_markdown(data: ReportData) -> str:
+    """Markdown for a PR comment: nothing in it needs a file next to it or another host."""
     run = data.run
     compare = data.baseline is not None
     out = [f"## QFlow run `{run.id}`: {md_cell(run.workflow)} {run.status}", ""]
     out += _table(["", ""], [[k, v] for k, v in summary_rows(data)], md_cell)
+    if data.links:
+        out += ["", " · ".join(_md_link(label, url) for label, url in data.links)]
+    out += ["", "### Trackers", ""]
+    out += _table(["tracker", "experiment", "run", "more"], tracker_rows(data), md_cell)
+    if data.runtime:
+        out += ["", "### Runtime", ""]
+        out += _table(["", ""], [[k, v] for k, v in data.runtime], md_cell)
     out += ["", "### Metrics", ""]
     if data.metrics:
         rows = [_metric_cells(r, compare) for r in data.metrics]
         out += _table(_metric_header(compare), rows, md_cell)
     else:
         out.append("No metrics were logged.")
-    if plots:
+    if data.series:
         out += ["", "### Metric history", ""]
-        out += [f"![{md_cell(key)}]({path})" for key, path in plots.items()]
-        out += ["", "_The plots are PNG files in the report's folder (`plots/`)._"]
+        for index, (key, points) in enumerate(list(data.series.items())[:MAX_CHARTS]):
+            out += [*([""] if index else []), "```mermaid", mermaid_chart(key, points), "```"]
+        left = len(data.series) - MAX_CHARTS
+        if left > 0:
+            out += ["", f"_{left} more metric histories are in the report's plots/ folder._"]
     out += ["", "### Comparison", ""]
     if data.baseline is None:
         out.append(data.baseline_note or "No baseline run was asked for (`--compare-to`).")
@@ -197,8 +272,20 @@ def render_html(data: ReportData, images: dict[str, str]) -> str:
         f"<title>QFlow run {_h(run.id)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>QFlow run <code>{_h(run.id)}</code>: {_h(run.workflow)} {_h(run.status)}</h1>",
         _html_table(["", ""], [[k, v] for k, v in summary_rows(data)]),
-        "<h2>Metrics</h2>",
     ]
+    if data.links:
+        parts.append(
+            "<p>"
+            + " · ".join(f"<a href='{url}'>{_h(label)}</a>" for label, url in data.links)
+            + "</p>"
+        )
+    parts += [
+        "<h2>Trackers</h2>",
+        _html_table(["tracker", "experiment", "run", "more"], tracker_rows(data)),
+    ]
+    if data.runtime:
+        parts += ["<h2>Runtime</h2>", _html_table(["", ""], [[k, v] for k, v in data.runtime])]
+    parts.append("<h2>Metrics</h2>")
     if data.metrics:
         rows = [_metric_cells(r, compare) for r in data.metrics]
         parts.append(_html_table(_metric_header(compare), rows))

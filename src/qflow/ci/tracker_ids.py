@@ -6,6 +6,7 @@ Ids recorded on the run win: ``run.meta["trackers"][name]`` (a table such as
 tracker the run's config names: MLflow is asked for the parent run tagged ``qflow.run_id``
 (when mlflow is installed; a tracker that does not answer is a note, not an error), and the
 W&B project and group follow from the names the W&B tracker uses (``<workflow>-<run id>``).
+QFlow's own store comes first: its experiment is the workflow, its run id the run's.
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ def tracker_ids(run: Run, project_root: Path | None) -> list[dict[str, str]]:
     except QFlowError:
         specs = []
     names = [str(s["name"]) for s in specs if s["name"] != BUILTIN_TRACKER]
-    rows = []
+    rows = [{"tracker": BUILTIN_TRACKER, "experiment": run.workflow, "run_id": run.id}]
     for name in dict.fromkeys([*names, *recorded]):
+        if name == BUILTIN_TRACKER:
+            continue
         ids = dict(recorded.get(name, {}))
         options = next((s for s in specs if s["name"] == name), {"name": name})
         options = {k: v for k, v in options.items() if k != "name"}

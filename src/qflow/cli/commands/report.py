@@ -27,9 +27,18 @@ def report(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the report and its plots.")
     ] = Path("qflow-report"),
+    server_url: Annotated[
+        str | None,
+        typer.Option(
+            "--server-url",
+            help="The QFlow server's address, to link the run (default: $QFLOW_SERVER_URL, "
+            "else $QFLOW_TRACKING_URI).",
+        ),
+    ] = None,
     project: ProjectOption = None,
 ) -> None:
-    """Write a run's report: run and tracker ids, metrics, metric-history plots, and what
+    """Write a run's report: tracker ids, runtime, metrics, metric histories (Mermaid charts
+    in Markdown, which GitHub draws in PR comments; PNGs in HTML and in plots/), and what
     changed against another run (metrics, config, code, data)."""
     from qflow.ci.report import find_run, write_report
     from qflow.client import Client
@@ -46,5 +55,6 @@ def report(
         fmt="html" if fmt == "html" else "markdown",
         compare_to=compare_to,
         project_root=client.project.root,
+        server_url=server_url,
     )
     console.out.print(f"Wrote {path}")
