@@ -103,12 +103,19 @@ def _runs(client: Any, qflow_run_id: str) -> tuple[Any, dict[str, Any]]:
     return parent, children
 
 
-def _check_everything_logged(tracking_uri: str, run: Any, *, cache_hit: bool = False) -> None:
+def _check_everything_logged(
+    tracking_uri: str, run: Any, *, cache_hit: bool = False, model_id: str | None = None
+) -> str:
+    """Check the MLflow copy of ``run``; return the id of the model logged for step fit."""
     client = MlflowClient(tracking_uri)
     parent, children = _runs(client, run.id)
     assert parent.info.run_name == f"train-{run.id}"
     assert parent.info.status == "FINISHED"
     assert parent.data.params == {"rows": "150", "C": "0.5"}
+    # the parent carries the latest value of every step metric, with its history
+    assert parent.data.metrics == {"loss": 0.2, "accuracy": run.step("evaluate").load()}
+    loss = client.get_metric_history(parent.info.run_id, "loss")
+    assert sorted((m.step, m.value) for m in loss) == [(i, 1.0 / (i + 1)) for i in range(5)]
     assert parent.data.tags["qflow.status"] == "succeeded"
     if not cache_hit:  # tags belong to the run that set them; the cache copies step records
         assert parent.data.tags["stage"] == "evaluated"
@@ -130,14 +137,26 @@ def _check_everything_logged(tracking_uri: str, run: Any, *, cache_hit: bool = F
         [parent.info.experiment_id],
         filter_string=f"source_run_id = '{fit.info.run_id}'",
     )
-    assert [m.name for m in models] == ["model"]
+    if model_id is None:
+        assert [m.name for m in models] == ["model"]
+    else:  # a cached step links the model logged before instead of logging another copy
+        assert models == []
+        models = [client.get_logged_model(model_id)]
+    assert fit.data.tags["qflow.model_id"] == models[0].model_id
+    assert models[0].tags["qflow.artifact_key"] == next(iter(run.step("fit").outputs.values())).key
     with _tracking(tracking_uri):
+        requirements = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{models[0].artifact_location}/requirements.txt"
+        )
         model = mlflow.sklearn.load_model(models[0].model_uri)
         signature = mlflow.models.get_model_info(models[0].model_uri).signature
     X = run.step("load_data").load("X")
     expected = run.step("fit").load().predict(X)
     assert (model.predict(X) == expected).all()
     assert signature is not None and signature.inputs.input_names() == list(X.columns)
+    packages = {line.split("==")[0] for line in Path(requirements).read_text().split()}
+    assert {"mlflow", "scikit-learn", "skops"} <= packages
+    return str(models[0].model_id)
 
 
 def _tracking(uri: str) -> Any:
@@ -153,10 +172,27 @@ def test_local_store_gets_parent_children_params_metrics_files_and_model(
     assert run.status == "succeeded"
     store = project / ".qflow" / "tracker" / "mlflow"
     assert (store / "mlflow.db").is_file()
-    _check_everything_logged(f"sqlite:///{store / 'mlflow.db'}", run)
+    model_id = _check_everything_logged(f"sqlite:///{store / 'mlflow.db'}", run)
 
     again = qf.run(tw.train, {**CONFIG, "tracker": "mlflow"}, project_dir=project)
-    _check_everything_logged(f"sqlite:///{store / 'mlflow.db'}", again, cache_hit=True)
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    _check_everything_logged(uri, again, cache_hit=True, model_id=model_id)
+    fit = _runs(MlflowClient(uri), again.id)[1]["1_fit"]
+    assert [o.model_id for o in fit.outputs.model_outputs] == [model_id]
+
+
+def test_params_are_plain_strings_and_run_tags_reach_the_parent(project: Path) -> None:
+    config = {"rows": 30, "C": 0.5, "site": "A", "tracker": "mlflow"}
+    run = qf.run(tw.by_site, config, project_dir=project, tags={"purpose": "baseline"})
+    client = MlflowClient(f"sqlite:///{project / '.qflow/tracker/mlflow/mlflow.db'}")
+    experiment = client.get_experiment_by_name("by_site")
+    found = client.search_runs([experiment.experiment_id], "params.site = 'A'")
+    names = sorted(r.info.run_name for r in found)
+    assert names == ["1_count_site", f"by_site-{run.id}"]
+    step = next(r for r in found if r.info.run_name == "1_count_site")
+    assert step.data.params == {"site": "A", "weights": "[1, 2]", "strict": "True"}
+    parents = client.search_runs([experiment.experiment_id], "tags.purpose = 'baseline'")
+    assert [r.info.run_name for r in parents] == [f"by_site-{run.id}"]
 
 
 def test_failed_step_ends_its_child_run_failed(project: Path) -> None:
@@ -174,10 +210,17 @@ def test_failed_step_ends_its_child_run_failed(project: Path) -> None:
     assert parent.info.status == "FAILED"
 
 
-def test_tracking_server_gets_everything(project: Path, mlflow_server: str) -> None:
+def test_tracking_server_gets_everything_without_console_noise(
+    project: Path, mlflow_server: str, capfd: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     tracker = {"name": "mlflow", "tracking_uri": mlflow_server}
+    caplog.set_level(logging.INFO)
     run = qf.run(tw.train, {**CONFIG, "tracker": tracker}, project_dir=project)
     _check_everything_logged(mlflow_server, run)
+    out, err = capfd.readouterr()
+    assert "View run" not in out + err and "View experiment" not in out + err
+    logged = [r.getMessage() for r in caplog.records if r.name == "qflow.integrations.mlflow"]
+    assert any(m.startswith(f"MLflow run of {run.id}: {mlflow_server}/#/") for m in logged)
 
 
 def test_server_down_warns_once_then_sync_sends_the_run(
@@ -202,11 +245,42 @@ def test_server_down_warns_once_then_sync_sends_the_run(
     assert "3 steps" in capsys.readouterr().out
     _check_everything_logged(mlflow_server, run)
 
-    assert run_cli(["sync", run.id, "--tracking-uri", mlflow_server, "-C", str(project)]) == 1
-    assert "already in" in capsys.readouterr().err
+    again = ["sync", run.id, "--tracking-uri", mlflow_server, "-C", str(project)]
+    assert run_cli(again) == 0
+    assert "already whole in mlflow; nothing sent" in capsys.readouterr().out
+    client = MlflowClient(mlflow_server)
+    _, children = _runs(client, run.id)
+    assert len(children) == 3
     replace = ["sync", run.id, "--tracking-uri", mlflow_server, "--replace", "-C", str(project)]
     assert run_cli(replace) == 0
+    assert "replaced 4 runs" in capsys.readouterr().out
     _check_everything_logged(mlflow_server, run)
+
+
+def test_sync_completes_a_partial_copy_left_by_an_outage(
+    project: Path, mlflow_server: str, capsys: Any
+) -> None:
+    """An outage mid-run leaves the parent and the step running in MLflow: the printed
+    ``qflow sync`` replaces that copy with the whole run, and nothing stays RUNNING."""
+    tracker = {"name": "mlflow", "tracking_uri": mlflow_server}
+    run = qf.run(tw.train, {**CONFIG, "tracker": tracker}, project_dir=project)
+    client = MlflowClient(mlflow_server)
+    parent, children = _runs(client, run.id)
+    # what the tracker leaves when the server goes away after step fit started
+    client.delete_run(children["2_evaluate"].info.run_id)
+    client.update_run(children["1_fit"].info.run_id, status="RUNNING")
+    client.update_run(parent.info.run_id, status="RUNNING")
+    client.delete_tag(parent.info.run_id, "qflow.status")
+
+    assert run_cli(["sync", run.id, "--tracker", "mlflow", "-C", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "params" in out and "0 params" not in out
+    assert "(replaced 3 runs there)" in out
+    _check_everything_logged(mlflow_server, run)
+    found = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`qflow.run_id` = '{run.id}'"
+    )
+    assert len(found) == 4 and {r.info.status for r in found} == {"FINISHED"}
 
 
 def test_sync_to_a_dead_server_is_one_error_line(project: Path, capsys: Any) -> None:

@@ -90,7 +90,8 @@ def test_offline_run_is_a_group_with_one_wandb_run_per_step(
 ) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    run = qf.run(tw.train, {"rows": 150, "C": 0.5, "tracker": "wandb"}, project_dir=project)
+    config = {"rows": 150, "C": 0.5, "tracker": "wandb"}
+    run = qf.run(tw.train, config, project_dir=project, tags={"purpose": "baseline"})
     runs = _offline_runs(project / ".qflow" / "tracker" / "wandb")
     group = f"train-{run.id}"
     assert sorted(runs) == sorted(["0_load_data", "1_fit", "2_evaluate", group])
@@ -100,10 +101,10 @@ def test_offline_run_is_a_group_with_one_wandb_run_per_step(
     assert workflow["job_type"] == "workflow"
     assert workflow["config"]["rows"] == 150 and workflow["config"]["C"] == 0.5
     assert workflow["summary"]["qflow_status"] == "succeeded"
-    assert "stage:evaluated" in workflow["tags"]
+    assert "stage:evaluated" in workflow["tags"] and "purpose:baseline" in workflow["tags"]
     fit = runs["1_fit"]
     assert fit["job_type"] == "fit" and fit["exit_code"] == 0
-    assert fit["config"]["C"] == "0.5" and fit["config"]["n_features"] == 4
+    assert fit["config"]["C"] == 0.5 and fit["config"]["n_features"] == 4
     losses = [(row["qflow_step"], row["loss"]) for row in fit["history"] if "loss" in row]
     assert losses == [(i, 1.0 / (i + 1)) for i in range(5)]
     assert fit["summary"]["qflow_status"] == "succeeded"
@@ -125,3 +126,48 @@ def test_failed_step_exits_nonzero(project: Path, monkeypatch: pytest.MonkeyPatc
     assert runs["1_explode"]["exit_code"] == 1
     assert runs["1_explode"]["summary"]["qflow_status"] == "failed"
     assert runs["1_explode"]["summary"]["before_error"] == 1.0
+
+
+def test_step_params_keep_their_types(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    config = {"rows": 30, "C": 0.5, "site": "A", "tracker": "wandb"}
+    qf.run(tw.by_site, config, project_dir=project)
+    step = _offline_runs(project / ".qflow" / "tracker" / "wandb")["1_count_site"]
+    assert step["config"]["site"] == "A"
+    assert step["config"]["weights"] == [1, 2] and step["config"]["strict"] is True
+
+
+def test_sync_twice_never_duplicates(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from qflow.cli.app import run_cli
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run = qf.run(tw.train, {"rows": 150, "C": 0.5}, project_dir=project)
+    folder = project / ".qflow" / "tracker" / "wandb"
+    sync = ["sync", run.id, "--tracker", "wandb", "-C", str(project)]
+    assert run_cli(sync) == 0
+    assert "Synced run" in capsys.readouterr().out
+    first = _offline_runs(folder)
+    assert len(first) == 4
+    assert run_cli(sync) == 0
+    assert "already whole in wandb; nothing sent" in capsys.readouterr().out
+    assert len(list(folder.glob("wandb/offline-run-*"))) == 4
+    assert run_cli([*sync, "--replace"]) == 0
+    assert "replaced 4 runs" in capsys.readouterr().out
+    again = _offline_runs(folder)
+    assert sorted(again) == sorted(first) and len(list(folder.glob("wandb/offline-run-*"))) == 4
+    assert again["1_fit"]["summary"]["qflow_status"] == "succeeded"
+
+
+def test_settings_error_is_shown_whole(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """W&B's settings errors name the bad field on a later line; the warning keeps them."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_X_STATS_SAMPLING_INTERVAL", "not-a-number")
+    run = qf.run(tw.train, {"rows": 150, "C": 0.5, "tracker": "wandb"}, project_dir=project)
+    assert run.status == "succeeded"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "qflow.trackers"]
+    assert len(warnings) == 1
+    assert "x_stats_sampling_interval" in warnings[0] and "\n" in warnings[0]

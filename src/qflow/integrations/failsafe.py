@@ -21,8 +21,12 @@ logger = logging.getLogger("qflow.trackers")
 class Failsafe:
     """Guards a tracker's hook bodies: ``with self.failsafe.guard("before_step"): ...``."""
 
-    def __init__(self, label: str, name: str, target: str, *, strict: bool = False) -> None:
+    def __init__(
+        self, label: str, name: str, target: str, *, strict: bool = False, whole: bool = False
+    ) -> None:
         self.label = label
+        self.whole = whole
+        """Show the whole error message, not its first line."""
         self.name = name
         self.target = target
         self.strict = strict
@@ -43,7 +47,7 @@ class Failsafe:
             self.fail(what, exc)
 
     def fail(self, what: str, exc: BaseException) -> None:
-        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        reason = f"{type(exc).__name__}: {_whole(exc) if self.whole else _first_line(exc)}"
         if self.strict:
             raise TrackerError(
                 f"{self.label} tracker at {self.target} failed in {what}: {reason}.\n"
@@ -84,3 +88,8 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     line = text.splitlines()[0]
     return line if len(line) <= 300 else line[:297] + "..."
+
+
+def _whole(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 3000 else text[:2997] + "..."

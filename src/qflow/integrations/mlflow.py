@@ -4,14 +4,24 @@ Mapping:
 
 - experiment: the workflow's name (or the ``experiment`` option);
 - parent run ``<workflow>-<run id>``: the resolved config as params (dotted keys), run-level
-  params/metrics/tags/files, tags ``qflow.run_id``, ``qflow.workflow``, ``qflow.git_commit``
-  (and MLflow's ``mlflow.source.git.commit``) and the final ``qflow.status``;
+  params/metrics/tags/files, the run's tags (``qflow run --tag k=v``), tags ``qflow.run_id``,
+  ``qflow.workflow``, ``qflow.git_commit`` (and MLflow's ``mlflow.source.git.commit``) and the
+  final ``qflow.status``; and every metric a step logs, under its own key with its whole step
+  history, so MLflow's runs table, chart view and compare work on parent runs alone (the
+  latest value is the one shown; a key that several steps log holds all their points);
 - child run per step, named like the step run (``3_FitLogisticRegression``), tagged
   ``mlflow.parentRunId``: the step's params and logged params, metrics with their step index,
   ``qflow.status``, ``qflow.cache_hit``, ``qflow.duration_s``, files from ``qf.log_artifact``
   and ``qf.log_figure``; a scikit-learn estimator it returns is logged as an MLflow model
-  (sklearn flavor) with a signature inferred from the step's inputs. A failed step's child run
-  ends FAILED, a skipped one KILLED.
+  (sklearn flavor, skops format; requirements scikit-learn and skops pinned, plus mlflow) with
+  a signature inferred from the step's inputs, tagged ``qflow.artifact_key``. A cached step's
+  child run is linked (as a model output) to the model already logged for that artifact
+  instead of logging another copy. A failed step's child run ends FAILED, a skipped one KILLED.
+
+Params are written as MLflow users write them: ``str(value)`` (``site`` → ``A``, not ``"A"``),
+so ``search_runs("params.site = 'A'")`` finds them. MLflow's console output ("View run …" and
+its logger) goes to QFlow's log (logger ``qflow.integrations.mlflow``/``mlflow``), not to the
+terminal under the progress display.
 
 The only module (with ``wandb.py``) that imports mlflow, and only once a run starts. Every hook
 body is guarded by :class:`~qflow.integrations.failsafe.Failsafe`: the first failure logs one
@@ -21,6 +31,7 @@ timeout short (10 s) during a run, unless ``MLFLOW_HTTP_REQUEST_*`` variables ar
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -29,7 +40,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +58,7 @@ DEFAULT_FOLDER = ".qflow/tracker/mlflow"
 _MAX_PARAM = 6000
 _MAX_TAG = 5000
 _SAMPLE_ROWS = 20
+_BATCH = 1000  # MLflow's limit of metrics per log_batch
 _STATUS = {"succeeded": "FINISHED", "cached": "FINISHED", "failed": "FAILED"}
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
@@ -97,8 +109,74 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def as_text(value: object, limit: int = _MAX_PARAM) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    """``str(value)`` (as ``mlflow.log_param`` writes it), cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def param_value(text: str) -> Any:
+    """A step parameter's value from its graph form (canonical JSON, else ``repr``)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@contextlib.contextmanager
+def folded_logging(name: str) -> Iterator[None]:
+    """Route logger ``name``'s records to QFlow's handlers (the root logger) instead of the
+    handler the library installed on it, which writes under the progress display."""
+    library = logging.getLogger(name)
+    handlers, propagate = list(library.handlers), library.propagate
+    for handler in handlers:
+        library.removeHandler(handler)
+    library.propagate = True
+    try:
+        yield
+    finally:
+        library.propagate = propagate
+        for handler in handlers:
+            library.addHandler(handler)
+
+
+@contextlib.contextmanager
+def use_registry_uri(uri: str) -> Iterator[None]:
+    """MLflow's fluent API reads a global registry URI (and ``MLFLOW_REGISTRY_URI``): point it
+    at ``uri`` for the block, then put both back."""
+    import os
+
+    from mlflow.tracking._model_registry import utils
+
+    previous, env = utils._registry_uri, os.environ.get("MLFLOW_REGISTRY_URI")
+    setattr(utils, "_registry_uri", uri)  # noqa: B010 (typed None in mlflow)
+    os.environ["MLFLOW_REGISTRY_URI"] = uri
+    try:
+        yield
+    finally:
+        utils._registry_uri = previous
+        if env is None:
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
+        else:
+            os.environ["MLFLOW_REGISTRY_URI"] = env
+
+
+def recorded_tags(project_root: Path, run_id: str) -> dict[str, str]:
+    """The tags a run was started with (``qflow run --tag k=v``), read from QFlow's store:
+    they are set before ``before_run``, so no ``on_tags`` hook carries them."""
+    from qflow.client import Client
+
+    try:
+        reader = Client(project_root)
+    except Exception as exc:  # no readable store here: later tags still come via on_tags
+        logger.debug("run tags of %s not read: %s", run_id, exc)
+        return {}
+    try:
+        return dict(reader.metadata.get_run(run_id).tags)
+    except Exception as exc:
+        logger.debug("run tags of %s not read: %s", run_id, exc)
+        return {}
+    finally:
+        reader.metadata.dispose()
 
 
 def _ms(seconds: float | None) -> int:
@@ -139,6 +217,7 @@ class MlflowTracker:
         self._artifacts: ArtifactStore | None = None
         self._refs: dict[tuple[str, str], ArtifactRef] = {}
         self._run_id = ""
+        self._folded = contextlib.ExitStack()
 
     def __repr__(self) -> str:
         return f"MlflowTracker({masked(self.tracking_uri)!r})"
@@ -152,8 +231,13 @@ class MlflowTracker:
 
             retries = "2" if self.failsafe.strict else "0"
             self.failsafe.set_env(
-                {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": retries, "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+                {
+                    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": retries,
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+                }
             )
+            self._folded.enter_context(folded_logging("mlflow"))
 
             if self.local_folder is not None:
                 self.local_folder.mkdir(parents=True, exist_ok=True)
@@ -187,6 +271,18 @@ class MlflowTracker:
                 )
                 ids = [r.info.run_id for r in runs]
         return ids
+
+    def synced_complete(self, run_id: str, workflow: str, ids: Sequence[str]) -> bool:
+        """True when the runs ``ids`` hold the whole of QFlow run ``run_id``: the parent ended
+        with its ``qflow.status`` and no child is still RUNNING (an outage mid-run leaves them
+        RUNNING; ``qflow sync`` then replaces that partial copy)."""
+        runs = [self.client.get_run(i) for i in ids]
+        parents = [r for r in runs if r.data.tags.get("qflow.kind") == "run"]
+        return (
+            len(parents) == 1
+            and "qflow.status" in parents[0].data.tags
+            and all(r.info.status != "RUNNING" for r in runs)
+        )
 
     def delete_runs(self, ids: Sequence[str]) -> None:
         with self.failsafe.guard("deleting runs synced before"):
@@ -228,6 +324,9 @@ class MlflowTracker:
             self.client.log_batch(
                 self._parent, params=[Param(k[:250], as_text(v)) for k, v in params.items()]
             )
+            run_tags = recorded_tags(self.project_root, run_id)
+            if run_tags:
+                self._set_tags(self._parent, run_tags)
 
     @hookimpl
     def after_run(self, run_id: str, status: str, error: str | None) -> None:
@@ -245,6 +344,14 @@ class MlflowTracker:
                 self._set_tags(self._parent, tags)
                 final = "FINISHED" if status == "succeeded" else "FAILED"
                 self.client.set_terminated(self._parent, final, end_time=end)
+                if self.tracking_uri.startswith(("http://", "https://")):
+                    logger.info(
+                        "MLflow run of %s: %s/#/experiments/%s/runs/%s",
+                        run_id,
+                        masked(self.tracking_uri).rstrip("/"),
+                        self._experiment_id,
+                        self._parent,
+                    )
         finally:
             self.close()
 
@@ -252,6 +359,7 @@ class MlflowTracker:
         """Forget the connection; put back the environment variables set for it."""
         self._client = None
         self.failsafe.restore_env()
+        self._folded.close()
         if self._reader is not None:
             self._reader.metadata.dispose()
             self._reader = None
@@ -282,7 +390,7 @@ class MlflowTracker:
         self._children[node.name] = child
         self._open.add(node.name)
         if node.params:
-            params = [Param(k, as_text(v)) for k, v in node.params]
+            params = [Param(k, as_text(param_value(v))) for k, v in node.params]
             self.client.log_batch(child, params=params)
         return child
 
@@ -325,7 +433,7 @@ class MlflowTracker:
                 self._replay_cached(node.name)
             if status in ("succeeded", "cached") and self.log_models:
                 try:
-                    self._log_models(node, outputs, child)
+                    self._log_models(node, outputs, child, cached=status == "cached")
                 except Exception as exc:  # a model that will not log is not an outage
                     if self.failsafe.strict:
                         raise
@@ -351,7 +459,12 @@ class MlflowTracker:
                 Metric(key, value, int(ts * 1000), 0 if index is None else index)
                 for key, value, index, ts in rows
             ]
-            self.client.log_batch(self._target(step), metrics=metrics)
+            targets = [self._target(step)]
+            if step is not None and self._parent is not None:
+                targets.append(self._parent)  # MLflow's runs table and charts read parents
+            for target in targets:
+                for start in range(0, len(metrics), _BATCH):
+                    self.client.log_batch(target, metrics=metrics[start : start + _BATCH])
 
     @hookimpl
     def on_params(self, run_id: str, step: str | None, params: Mapping[str, Any]) -> None:
@@ -405,30 +518,63 @@ class MlflowTracker:
 
     # -- models ---------------------------------------------------------------------------
 
-    def _log_models(self, node: Node, outputs: Mapping[str, ArtifactRef], child: str) -> None:
-        """Log each scikit-learn estimator among the outputs as an MLflow model."""
+    def _log_models(
+        self, node: Node, outputs: Mapping[str, ArtifactRef], child: str, *, cached: bool
+    ) -> None:
+        """Log each scikit-learn estimator among the outputs as an MLflow model, or link the
+        child run to the model already logged for the same artifact (a cached step)."""
         sklearn_outputs = {k: r for k, r in outputs.items() if r.type_name.startswith("sklearn.")}
         if not sklearn_outputs or self._artifacts is None:
             return
+        for output, ref in sklearn_outputs.items():
+            name = "model" if len(outputs) == 1 else f"model_{output}"
+            if cached and self._link_logged_model(ref.key, child):
+                continue
+            model = self._artifacts.get(ref)
+            self._log_model(node, model, name, ref.key, child)
+
+    def _link_logged_model(self, key: str, child: str) -> bool:
+        """Record on ``child`` the model logged before for artifact ``key``, if there is one."""
+        from mlflow.entities import LoggedModelOutput
+
+        found = self.client.search_logged_models(
+            [self._experiment_id],
+            filter_string=f"tags.`qflow.artifact_key` = '{key}'",
+            max_results=1,
+        )
+        if not found:
+            return False
+        model = found[0]
+        self.client.log_outputs(child, [LoggedModelOutput(model.model_id, 0)])
+        self._set_tags(
+            child,
+            {"qflow.model_id": model.model_id, "qflow.model_source_run": model.source_run_id},
+        )
+        return True
+
+    def _log_model(self, node: Node, model: Any, name: str, key: str, child: str) -> None:
         import mlflow
         import mlflow.sklearn
-        import sklearn
         from mlflow.tracking._tracking_service.utils import _use_tracking_uri
         from sklearn.base import BaseEstimator
 
-        for output, ref in sklearn_outputs.items():
-            model = self._artifacts.get(ref)
-            if not isinstance(model, BaseEstimator):
-                continue
-            name = "model" if len(outputs) == 1 else f"model_{output}"
-            signature = self._signature(node, model)
-            with _use_tracking_uri(self.tracking_uri), mlflow.start_run(run_id=child, nested=True):
-                mlflow.sklearn.log_model(
-                    model,
-                    name=name,
-                    signature=signature,
-                    pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-                )
+        if not isinstance(model, BaseEstimator):
+            return
+        signature = self._signature(node, model)
+        with (
+            _use_tracking_uri(self.tracking_uri),
+            use_registry_uri(self.registry_uri or self.tracking_uri),
+            mlflow.start_run(run_id=child, nested=True),
+        ):
+            info = mlflow.sklearn.log_model(
+                model,
+                name=name,
+                signature=signature,
+                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+                pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+                tags={"qflow.artifact_key": key, "qflow.run_id": self._run_id},
+            )
+        self._set_tags(child, {"qflow.model_id": info.model_id})
 
     def _signature(self, node: Node, model: Any) -> Any:
         """Best effort: the signature of ``model.predict`` on a sample of a 2-D input."""

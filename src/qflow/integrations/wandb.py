@@ -4,7 +4,8 @@ W&B has no nested runs, so the mapping uses its grouping instead:
 
 - project: the workflow's name (or the ``project`` option); group ``<workflow>-<run id>``;
 - one W&B run per step run, named like it (``3_FitLogisticRegression``), ``job_type`` the step's
-  name, its params (and logged params) as config, its metrics against a ``qflow_step`` x-axis
+  name, its params (and logged params) as config with their own types (``0.01``, not
+  ``"0.01"``), its metrics against a ``qflow_step`` x-axis
   (the QFlow step index, so keys logged out of order keep their own steps), summary
   ``qflow_status``, ``qflow_cache_hit``, ``qflow_duration_s``; exit code 1 when it failed;
 - one more W&B run in the group, named ``<workflow>-<run id>`` with ``job_type`` ``workflow``:
@@ -19,14 +20,16 @@ off for the rest of the run, like every tracker.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from qflow.errors import ConfigError
 from qflow.integrations.failsafe import Failsafe
-from qflow.integrations.mlflow import flatten, require
+from qflow.integrations.mlflow import flatten, param_value, recorded_tags, require
 from qflow.plugins.markers import hookimpl
 
 if TYPE_CHECKING:
@@ -62,13 +65,15 @@ class WandbTracker:
         self.project = project
         self.entity = entity
         self.mode = cast("Mode | None", mode)
-        self.failsafe = Failsafe("W&B", "wandb", entity or "wandb", strict=strict)
+        # W&B's settings errors (pydantic) need every line: the first names no field.
+        self.failsafe = Failsafe("W&B", "wandb", entity or "wandb", strict=strict, whole=True)
         self.project_root = project_root
         self.replaying = False
         """True while ``qflow sync`` replays a run: cached steps' records come with it."""
         self._runs: dict[str | None, Any] = {}
         self._group = ""
         self._project = ""
+        self._run_id = ""
 
     def __repr__(self) -> str:
         return f"WandbTracker(dir={str(self.dir)!r})"
@@ -79,6 +84,7 @@ class WandbTracker:
         self.dir.mkdir(parents=True, exist_ok=True)
         settings = wandb.Settings(console="off", quiet=True, silent=True, x_disable_stats=True)
         run = wandb.init(
+            id=wandb_run_id(self._run_id, name),
             project=self._project,
             entity=self.entity,
             group=self._group,
@@ -93,6 +99,40 @@ class WandbTracker:
         run.define_metric(STEP_AXIS)
         run.define_metric("*", step_metric=STEP_AXIS)
         return run
+
+    def _folders(self, run_id: str, names: Sequence[str]) -> dict[str, list[Path]]:
+        """Local W&B run folders (offline or online) of ``names`` of QFlow run ``run_id``."""
+        found: dict[str, list[Path]] = {}
+        for name in names:
+            wid = wandb_run_id(run_id, name)
+            folders = sorted((self.dir / "wandb").glob(f"*run-*-{wid}"))
+            if folders:
+                found[name] = folders
+        return found
+
+    def synced_runs(self, run_id: str, workflow: str, steps: Sequence[str] = ()) -> list[str]:
+        """Local folders of W&B runs already holding QFlow run ``run_id`` (``qflow sync``).
+
+        W&B run ids are derived from the QFlow run and step names, so the folders are found
+        by id, in offline and online mode alike (runs synced from another machine are not
+        seen)."""
+        found = self._folders(run_id, [f"{workflow}-{run_id}", *steps])
+        return [str(folder) for folders in found.values() for folder in folders]
+
+    def synced_complete(self, run_id: str, workflow: str, ids: Sequence[str]) -> bool:
+        """True when the workflow run of ``run_id`` was finished by this tracker (a marker
+        written after its last record; W&B's offline folders have no summary file)."""
+        return self._marker(run_id, workflow).is_file()
+
+    def _marker(self, run_id: str, workflow: str) -> Path:
+        return self.dir / "qflow-finished" / wandb_run_id(run_id, f"{workflow}-{run_id}")
+
+    def delete_runs(self, ids: Sequence[str]) -> None:
+        """Remove local W&B run folders (and the finished marker of their QFlow run)."""
+        for folder in ids:
+            shutil.rmtree(folder, ignore_errors=True)
+            marker = self.dir / "qflow-finished" / Path(folder).name.rpartition("-")[2]
+            marker.unlink(missing_ok=True)
 
     def _run_for(self, step: str | None) -> Any:
         return self._runs.get(step) or self._runs.get(None)
@@ -114,6 +154,7 @@ class WandbTracker:
         self._runs = {}
         self._project = self.project or workflow
         self._group = f"{workflow}-{run_id}"
+        self._run_id = run_id
         with self.failsafe.guard("before_run"):
             values = flatten({k: v for k, v in config.items() if k != "tracker"})
             git = meta.get("git")
@@ -121,12 +162,16 @@ class WandbTracker:
             if isinstance(git, Mapping) and git.get("commit"):
                 values["qflow_git_commit"] = git["commit"]
             self._runs[None] = self._init(self._group, "workflow", values)
+            tags = recorded_tags(self.project_root, run_id)
+            if tags:
+                self.on_tags(run_id=run_id, tags=tags)
 
     @hookimpl
     def before_step(self, run_id: str, node: Node) -> None:
         if self._active() and node.name not in self._runs:
             with self.failsafe.guard("before_step"):
-                config = {"qflow_run_id": run_id, "qflow_step": node.step, **dict(node.params)}
+                params = {k: param_value(v) for k, v in node.params}
+                config = {"qflow_run_id": run_id, "qflow_step": node.step, **params}
                 self._runs[node.name] = self._init(node.name, node.step, config)
 
     @hookimpl
@@ -180,6 +225,9 @@ class WandbTracker:
                 {"qflow_status": status, **({"qflow_error": error} if error else {})}
             )
             run.finish(exit_code=0 if status == "succeeded" else 1)
+            marker = self._marker(run_id, self._group.removesuffix(f"-{run_id}"))
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(status, encoding="utf-8")
 
     @hookimpl
     def on_metrics(
@@ -233,6 +281,12 @@ class WandbTracker:
                 artifact = wandb.Artifact(_artifact_name(f"{run.name}-{name}"), type="file")
                 artifact.add_file(path, name=name)
                 run.log_artifact(artifact)
+
+
+def wandb_run_id(run_id: str, name: str) -> str:
+    """The W&B run id of one QFlow step run (or the workflow run): the same every time, so
+    a second ``qflow sync`` finds the first one's runs instead of adding new ones."""
+    return "q" + hashlib.sha256(f"{run_id}/{name}".encode()).hexdigest()[:24]
 
 
 def _artifact_name(text: str) -> str:

@@ -10,15 +10,17 @@ raises ``TrackerError`` instead of being skipped with a warning.
 
 from __future__ import annotations
 
+import inspect
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qflow.errors import ConfigError, TrackerError
+from qflow.errors import ConfigError
 from qflow.graph.model import Edge, Graph, Node
+from qflow.integrations.mlflow import flatten
 from qflow.runtime.trackers import BUILTIN_TRACKER, tracker_specs, trackers_from_config
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ class SyncReport:
     params: int = 0
     artifacts: int = 0
     replaced: int = 0
+    skipped: list[str] = field(default_factory=list)
+    """Trackers that already held the whole run (nothing sent there)."""
 
 
 def sync_run(
@@ -51,8 +55,11 @@ def sync_run(
     project_dir: str | Path | None = None,
 ) -> SyncReport:
     """Send run ``run_id`` (or a unique prefix) to ``tracker``, or to the trackers its config
-    named. ``tracking_uri`` overrides where an MLflow tracker sends it. A run already in the
-    tracker is refused unless ``replace`` (which deletes the copy there first)."""
+    named. ``tracking_uri`` overrides where an MLflow tracker sends it.
+
+    Idempotent: a tracker already holding the whole run is skipped (``replace`` sends it
+    again); a partial copy (left by an outage mid-run: runs still RUNNING, no final status) is
+    deleted there and the run sent whole."""
     from qflow.client import Client
 
     client = Client(project_dir)
@@ -65,20 +72,27 @@ def sync_run(
             "which already has everything.\nHint: qflow sync RUN --tracker mlflow"
         )
     report = SyncReport(run.id, [s["name"] for s in specs if s["name"] != BUILTIN_TRACKER])
+    sent = 0
     try:
-        for plugin in trackers:
-            report.replaced += _clear_previous(plugin, run, replace)
+        for spec, plugin in zip(_named(specs), trackers, strict=True):
+            cleared = _clear_previous(plugin, run, replace)
+            if cleared is None:
+                report.skipped.append(str(spec["name"]))
+                continue
+            report.replaced += cleared
             _replay(plugin, client, run, report)
+            sent += 1
     finally:
         for plugin in trackers:
             close = getattr(plugin, "close", None)
             if callable(close):
                 close()
         client.metadata.dispose()
-    report.steps //= len(trackers)
-    report.metrics //= len(trackers)
-    report.params //= len(trackers)
-    report.artifacts //= len(trackers)
+    if sent:
+        report.steps //= sent
+        report.metrics //= sent
+        report.params //= sent
+        report.artifacts //= sent
     return report
 
 
@@ -100,19 +114,22 @@ def _specs(config: Mapping[str, Any], tracker: str | None, uri: str | None) -> l
     return specs
 
 
-def _clear_previous(plugin: object, run: RunView, replace: bool) -> int:
+def _clear_previous(plugin: Any, run: RunView, replace: bool) -> int | None:
+    """Delete a partial (or, with ``replace``, any) copy of the run in the tracker; return
+    how many runs went, or None when the tracker already holds the whole run."""
     find = getattr(plugin, "synced_runs", None)
     if find is None:
         return 0
-    previous: list[str] = find(run.id, run.workflow)
-    if previous and not replace:
-        raise TrackerError(
-            f"Run {run.id} is already in {plugin!r} ({len(previous)} runs tagged "
-            f"qflow.run_id={run.id}). Hint: qflow sync {run.id} --replace deletes them there and "
-            "sends the run again."
-        )
-    if previous:
-        plugin.delete_runs(previous)  # type: ignore[attr-defined]
+    if "steps" in inspect.signature(find).parameters:
+        previous: list[str] = find(run.id, run.workflow, [s.record.name for s in run.steps])
+    else:
+        previous = find(run.id, run.workflow)
+    if not previous:
+        return 0
+    complete = getattr(plugin, "synced_complete", None)
+    if not replace and complete is not None and complete(run.id, run.workflow, previous):
+        return None
+    plugin.delete_runs(previous)
     return len(previous)
 
 
@@ -133,24 +150,10 @@ def _graph(run: RunView) -> Graph:
 
 
 def _logged_params(client: Client, run_id: str) -> dict[int | None, dict[str, Any]]:
-    """Params logged with ``qf.log_param`` by step run id (None: run level).
-
-    The metadata store has no read call for these per step yet, so this reads its table.
-    """
-    import sqlalchemy as sa
-
-    from qflow.store.metadata import schema
-
-    table = schema.params
-    query = (
-        sa.select(table.c.step_run_id, table.c.key, table.c.value)
-        .where(table.c.run_id == run_id)
-        .order_by(table.c.id)
-    )
+    """Params logged with ``qf.log_param`` by step run id (None: run level)."""
     found: dict[int | None, dict[str, Any]] = {}
-    with client.metadata.engine.connect() as conn:
-        for step_run_id, key, value in conn.execute(query):
-            found.setdefault(step_run_id, {})[key] = json.loads(value)
+    for step_run_id, key, value in client.metadata.param_rows(run_id):
+        found.setdefault(step_run_id, {})[key] = value
     return found
 
 
@@ -198,6 +201,8 @@ def _replay(plugin: object, client: Client, run: RunView, report: SyncReport) ->
     files: dict[int | None, list[tuple[str, ArtifactRef]]] = {}
     for artifact in run.artifacts:
         files.setdefault(artifact.step_run_id, []).append((artifact.name, artifact.ref))
+    report.params += len(flatten({k: v for k, v in record.config.items() if k != "tracker"}))
+    report.params += sum(len(node.params) for node in graph.nodes)
     hook.before_run(
         run_id=record.id,
         workflow=record.workflow,
@@ -259,3 +264,8 @@ def _records(
             path.write_bytes(value if isinstance(value, bytes) else Path(str(value)).read_bytes())
         hook.on_artifact(run_id=run_id, step=step, name=name, path=str(path))
         report.artifacts += 1
+
+
+def _named(specs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The specs that make a tracker plugin (all but the built-in filetracker)."""
+    return [s for s in specs if s["name"] != BUILTIN_TRACKER]
