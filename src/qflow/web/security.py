@@ -170,19 +170,28 @@ class SecurityMiddleware:
     async def _forward(self, scope: Scope, receive: Receive, send: Send, csrf: str | None) -> None:
         received = 0
         started = False
+        too_large = False
         limit = self.max_body_bytes
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise _TooLarge
             return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
+            if too_large:
+                # The app caught _TooLarge while reading the body (FastAPI turns it into
+                # "There was an error parsing the body"): answer 413 instead, once.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _respond(send, 413, "too_large", f"The body exceeds {limit} bytes.")
+                return
             if message["type"] == "http.response.start":
                 started = True
                 extra = [

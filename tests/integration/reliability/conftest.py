@@ -58,21 +58,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(store_url: str, artifacts: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    store_url: str, artifacts: Path, port: int, *extra: str
+) -> subprocess.Popen[bytes]:
     """``qflow server`` on 127.0.0.1:``port``; returns once it answers /health."""
+    command = ["server", "--store", store_url, "--artifacts", str(artifacts), "--port", str(port)]
+    return start_qflow([*command, *extra], port)
+
+
+def start_qflow(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    """``qflow ARGS`` (``server`` or ``ui``) with the token in QFLOW_SERVER_TOKEN, listening on
+    127.0.0.1:``port``; returns once it answers /health."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qflow",
-            "server",
-            "--store",
-            store_url,
-            "--artifacts",
-            str(artifacts),
-            "--port",
-            str(port),
-        ],
+        [sys.executable, "-m", "qflow", *args],
         env={**clean_env(), "QFLOW_SERVER_TOKEN": TOKEN, "NO_COLOR": "1"},
         stderr=subprocess.DEVNULL,
     )

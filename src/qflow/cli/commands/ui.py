@@ -23,6 +23,10 @@ def ui(
         ),
     ] = None,
     project: ProjectOption = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-host", help="A host name clients use (repeatable; DNS rebinding)."),
+    ] = None,
 ) -> None:
     """Open the web dashboard (runs, metrics, graphs, models, launches) for this project."""
     from qflow.config.project import existing_project
@@ -37,6 +41,7 @@ def ui(
         token=token or os.environ.get("QFLOW_SERVER_TOKEN") or None,
         host=host,
         port=port,
+        extra_allowed_hosts=tuple(allowed_host or ()),
     )
 
     def ready(url: str) -> None:
