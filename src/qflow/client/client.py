@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qflow.config.project import existing_project
+from qflow.runtime.reads import (
+    CLIENT_LOAD,
+    CLIENT_RUN,
+    CLIENT_RUNS,
+    note_client_read,
+    run_ids_digest,
+)
 from qflow.errors import ArtifactNotFoundError, did_you_mean
 
 if TYPE_CHECKING:
@@ -15,6 +23,12 @@ if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactStore
     from qflow.store.metadata.records import LoggedArtifact, Metric, Run, StepRun
     from qflow.store.metadata.store import MetadataStore
+
+
+def _note(record: str, sha256: str, size: int) -> None:
+    """Inside a running step, what the step read through the client is recorded with its
+    file reads: an input of the step (lineage) and a condition of its cache hits."""
+    note_client_read(record, sha256, size)
 
 
 class MetricHistory(list["Metric"]):
@@ -57,7 +71,9 @@ class StepView:
                 f"Step {self.record.name!r} has no output {output!r}; it has "
                 f"{', '.join(outputs) or '(none)'}.{did_you_mean(output, outputs)}"
             )
-        return self._artifacts.get(outputs[output])
+        ref = outputs[output]
+        _note(f"{CLIENT_LOAD}{self.record.run_id}/{self.record.name}.{output}", ref.key, ref.size)
+        return self._artifacts.get(ref)
 
 
 class RunView:
@@ -163,6 +179,10 @@ class Client:
             records = self.metadata.list_runs(
                 workflow=workflow, status=status, tags=tags, limit=limit, **shown
             )
+        query = {"workflow": workflow, "status": status, "tags": tags, "limit": limit}
+        query.update(shown, **({"filter": filter} if filter else {}))
+        ids = [r.id for r in records]
+        _note(CLIENT_RUNS + json.dumps(query, sort_keys=True), run_ids_digest(ids), len(ids))
         return RunTable(RunView(r, self.metadata, self.artifacts) for r in records)
 
     def delete_runs(self, *run_ids: str) -> list[RunView]:
@@ -185,7 +205,9 @@ class Client:
 
     def run(self, run_id: str) -> RunView:
         """A run by id or unique id prefix."""
-        return RunView(self.metadata.get_run(run_id), self.metadata, self.artifacts)
+        record = self.metadata.get_run(run_id)
+        _note(f"{CLIENT_RUN}{record.id}", run_ids_digest([record.id]), 1)
+        return RunView(record, self.metadata, self.artifacts)
 
     def workflows(self) -> list[str]:
         return self.metadata.workflows()

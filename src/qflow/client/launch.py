@@ -26,11 +26,18 @@ def run(
     tags: Mapping[str, str] | None = None,
     sweep_id: str | None = None,
     executor_options: Mapping[str, Any] | None = None,
+    from_run: str | None = None,
+    from_steps: Sequence[str] = (),
+    to_steps: Sequence[str] = (),
 ) -> RunView:
     """Run ``workflow`` with ``config`` (or the project's config plus ``overrides``).
 
     ``executor`` is ``local`` or ``parallel`` (with ``workers``); by default the config's
     ``executor`` group decides, else ``local``.
+
+    ``from_steps``/``to_steps`` run part of the workflow; what the chosen steps need from the
+    steps left out, and workflow parameters no config value gives, come from run
+    ``from_run`` (``qflow run --from RUN --from-steps ... --to-steps ...``).
 
     Returns the finished run. A failed step raises ``StepFailedError`` (with ``.run_id``);
     everything logged before the failure stays in the store.
@@ -50,5 +57,8 @@ def run(
         tags=tags,
         command="",
         executor_options=executor_options,
+        from_run=from_run,
+        from_steps=from_steps,
+        to_steps=to_steps,
     )
     return Client(project_dir).run(run_id)

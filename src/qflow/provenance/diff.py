@@ -1,7 +1,9 @@
 """Why two runs differ: config, params, metrics, code, environment, data files and outputs.
 
 ``diff_runs`` returns plain data (``qflow diff --json``); ``compare_runs`` puts several runs
-side by side (``qflow compare``). Steps are matched by their run name (``3_fit``). Values are
+side by side (``qflow compare``). Steps are matched by a stable key (``match_steps``): the
+step, its parameters and where its inputs come from, so two ``load_csv`` calls swapped in the
+workflow still compare like with like; they are shown under the second run's names. Values are
 compared with their types (``1`` and ``1.0`` differ, as they do in a cache key), and every step
 whose cache key differs is explained: the code it reaches (with the unified diff of each changed
 helper), its params, its inputs and its data files.
@@ -9,6 +11,7 @@ helper), its params, its inputs and its data files.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import math
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.environment import package_changes
 from qflow.graph.fingerprint import describe_piece, manifest_changes
-from qflow.runtime.cachekey import param_change
+from qflow.runtime.cachekey import param_change, step_run_keys
 
 if TYPE_CHECKING:
     from qflow.store.metadata.records import Run, StepRun
@@ -207,13 +210,19 @@ def environment_changes(metadata: MetadataStore, a: Run, b: Run) -> dict[str, An
     return env
 
 
-def data_changes(metadata: MetadataStore, a: Run, b: Run) -> dict[str, list[Any]]:
-    """Data files read (by step and name) whose hash differs or that only one run read."""
+def data_changes(
+    metadata: MetadataStore, a: Run, b: Run, names_a: dict[int, str] | None = None
+) -> dict[str, list[Any]]:
+    """Data files read (by step and name) whose hash differs or that only one run read;
+    ``names_a`` renames ``a``'s step runs (by id) to their partners' names in ``b``."""
 
-    def files(run: Run) -> dict[str, str]:
-        return {f"{f.step_name}:{f.name}": f.sha256 for f in metadata.data_files(run.id)}
+    def files(run: Run, names: dict[int, str]) -> dict[str, str]:
+        return {
+            f"{names.get(f.step_run_id or -1, f.step_name)}:{f.name}": f.sha256
+            for f in metadata.data_files(run.id)
+        }
 
-    return changed_values(files(a), files(b))
+    return changed_values(files(a, names_a or {}), files(b, {}))
 
 
 def output_changes(a: list[StepRun], b: list[StepRun]) -> dict[str, list[Any]]:
@@ -225,10 +234,61 @@ def output_changes(a: list[StepRun], b: list[StepRun]) -> dict[str, list[Any]]:
     return changed_values(outputs(a), outputs(b))
 
 
+def match_steps(a: list[StepRun], b: list[StepRun]) -> list[tuple[StepRun | None, StepRun | None]]:
+    """Pair the step runs of two runs: first by stable key (``cachekey.stable_keys``: same
+    step, same parameters, inputs from the same calls), then what is left of each step in
+    call order (a changed parameter still pairs a step called once). Unpaired ones are
+    ``(a, None)`` or ``(None, b)``. Pairs come in ``b``'s order, then ``a``'s leftovers."""
+    keys_a, keys_b = step_run_keys(a), step_run_keys(b)
+    by_key_a = {keys_a[s.name]: s for s in a}
+    paired: dict[str, StepRun] = {}
+    for sb in b:
+        found = by_key_a.get(keys_b[sb.name])
+        if found is not None and found.name not in {p.name for p in paired.values()}:
+            paired[sb.name] = found
+    used = {s.name for s in paired.values()}
+    left: dict[tuple[str, bool], list[StepRun]] = {}
+    for sa_ in a:
+        if sa_.name not in used:
+            left.setdefault((sa_.step, sa_.name.endswith("]")), []).append(sa_)
+    pairs: list[tuple[StepRun | None, StepRun | None]] = []
+    for sb in b:
+        match = paired.get(sb.name)
+        if match is None:
+            queue = left.get((sb.step, sb.name.endswith("]")))
+            match = queue.pop(0) if queue else None
+        pairs.append((match, sb))
+    pairs.extend((sa_, None) for queue in left.values() for sa_ in queue)
+    return pairs
+
+
+def aligned_steps(
+    a: list[StepRun], b: list[StepRun]
+) -> tuple[list[StepRun], list[StepRun], dict[str, str]]:
+    """``a``'s step runs renamed to the names of their partners in ``b`` (so every
+    comparison by name compares like with like), ``b`` unchanged, and ``{b name: a name}``
+    for each pair whose names differ."""
+    renamed: list[StepRun] = []
+    moved: dict[str, str] = {}
+    names_b = {s.name for s in b}
+    for sa_, sb in match_steps(a, b):
+        if sa_ is None:
+            continue
+        if sb is None:
+            name = sa_.name if sa_.name not in names_b else f"{sa_.name} (a)"
+        else:
+            name = sb.name
+            if sa_.name != sb.name:
+                moved[sb.name] = sa_.name
+        renamed.append(dataclasses.replace(sa_, name=name))
+    return renamed, b, moved
+
+
 def diff_runs(metadata: MetadataStore, run_a: str, run_b: str) -> dict[str, Any]:
     """Everything that differs between two runs (ids or unique prefixes)."""
     a, b = metadata.get_run(run_a), metadata.get_run(run_b)
-    steps_a, steps_b = metadata.step_runs(a.id), metadata.step_runs(b.id)
+    steps_a, steps_b, moved = aligned_steps(metadata.step_runs(a.id), metadata.step_runs(b.id))
+    names_a = {s.id: s.name for s in steps_a}
     statuses = changed_values(
         {s.name: s.status for s in steps_a}, {s.name: s.status for s in steps_b}
     )
@@ -241,9 +301,10 @@ def diff_runs(metadata: MetadataStore, run_a: str, run_b: str) -> dict[str, Any]
         "code": code_changes(metadata, steps_a, steps_b),
         "cache": cache_changes(metadata, steps_a, steps_b),
         "environment": environment_changes(metadata, a, b),
-        "data": data_changes(metadata, a, b),
+        "data": data_changes(metadata, a, b, names_a),
         "outputs": output_changes(steps_a, steps_b),
         "steps": statuses,
+        "matched": moved,
     }
 
 

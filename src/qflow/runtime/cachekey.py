@@ -22,8 +22,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,12 +32,13 @@ from typing import TYPE_CHECKING, Any
 from qflow.dsl.values import DataFile
 from qflow.errors import QFlowError
 from qflow.graph.fingerprint import CodeManifest, cache_key, code_manifest, manifest_changes
+from qflow.graph.model import EdgeKind
 from qflow.runtime import reads
 from qflow.store.metadata.records import DataFileRecord
 
 if TYPE_CHECKING:
     from qflow.dsl.step import Step
-    from qflow.graph.model import Node
+    from qflow.graph.model import Graph, Node
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
     from qflow.store.metadata.records import StepRun
     from qflow.store.metadata.store import MetadataStore
@@ -192,7 +194,7 @@ class StepIdentity:
                 return CacheDecision(key, fingerprint, None, "; ".join(stale), files)
             if all(self.artifacts.intact(r) for r in hit.outputs.values()):
                 seen = self.files_of(hit)
-                changed = reads.changed_reads(seen, self.root)
+                changed = reads.changed_reads(seen, self.root) + self.changed_queries(seen)
                 if changed:
                     self.remember(manifest)
                     return CacheDecision(key, fingerprint, None, "; ".join(changed), files)
@@ -210,10 +212,32 @@ class StepIdentity:
             files = tuple(
                 f
                 for f in self.metadata.data_files(step_run.run_id, step_run.id)
-                if reads.is_read_record(f.name) or reads.is_write_record(f.name)
+                if reads.is_read_record(f.name)
+                or reads.is_write_record(f.name)
+                or reads.is_client_record(f.name)
             )
             known = _FILES_OF[step_run.id] = (step_run.run_id, files)
         return known[1]
+
+    def changed_queries(self, records: Collection[DataFileRecord]) -> list[str]:
+        """Why recorded ``qf.Client`` queries of runs no longer hold: each is asked again
+        and must return the same runs (``runs of movie_stats read by the step changed``)."""
+        reasons = []
+        for record in records:
+            if not record.name.startswith(reads.CLIENT_RUNS):
+                continue
+            query = json.loads(record.name.removeprefix(reads.CLIENT_RUNS))
+            text = query.pop("filter", None)
+            found = (
+                self.metadata.runs_matching(text, **query)
+                if text
+                else self.metadata.list_runs(**query)
+            )
+            if reads.run_ids_digest(r.id for r in found) != record.sha256:
+                what = query.get("workflow") or "the project"
+                latest = f" (latest now {found[0].id})" if found else ""
+                reasons.append(f"runs of {what} read by the step changed{latest}")
+        return reasons
 
     def load_stat_cache(self) -> None:
         reads.STAT_CACHE.load(self.root / ".qflow")
@@ -295,3 +319,71 @@ def _type_name(text: str | None) -> str | None:
         return type(json.loads(text)).__name__
     except ValueError:
         return None
+
+
+# -- stable step identity ------------------------------------------------------------------
+
+_ITEM = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+@dataclass(frozen=True)
+class CallShape:
+    """What identifies a step call apart from its place in call order: the step, its
+    constant parameters (canonical texts) and where each input comes from, as
+    ``(argument path, source call's name, source output)``."""
+
+    name: str
+    step: str
+    params: Mapping[str, str]
+    inputs: Sequence[tuple[str, str, str]] = ()
+
+
+def stable_keys(calls: Iterable[CallShape]) -> dict[str, str]:
+    """A key per call (given in trace order) that survives reordering: ``step@digest`` where
+    the digest covers the parameters and the keys of the calls feeding each input, and
+    ``#n`` tells apart the n-th call of the same step with the same inputs. A mapped item
+    (``3_fit[2]``) is its map's key plus ``[2]``. Two runs' calls with the same key are the
+    same call, whatever their run names (``0_load_csv`` / ``1_load_csv``)."""
+    keys: dict[str, str] = {}
+    count: dict[str, int] = {}
+    for call in calls:
+        item = _ITEM.match(call.name)
+        if item is not None and item.group(1) in keys:
+            keys[call.name] = f"{keys[item.group(1)]}[{item.group(2)}]"
+            continue
+        sources = sorted((arg, keys.get(src, "?"), out) for arg, src, out in call.inputs)
+        basis = json.dumps([call.step, sorted(call.params.items()), sources])
+        key = f"{call.step}@{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
+        seen = count.get(key, 0)
+        count[key] = seen + 1
+        keys[call.name] = key if seen == 0 else f"{key}#{seen}"
+    return keys
+
+
+def graph_keys(graph: Graph) -> dict[str, str]:
+    """``stable_keys`` of a traced graph's calls (data edges are the inputs)."""
+    inputs: dict[str, list[tuple[str, str, str]]] = {n.name: [] for n in graph.nodes}
+    for edge in graph.edges:
+        if edge.kind is EdgeKind.DATA:
+            inputs[edge.target].append((edge.target_arg, edge.source, edge.output))
+    return stable_keys(
+        CallShape(n.name, n.step, dict(n.params), inputs[n.name]) for n in graph.nodes
+    )
+
+
+def step_run_keys(step_runs: Sequence[StepRun]) -> dict[str, str]:
+    """``stable_keys`` of a recorded run's step runs (in position order): each input is
+    traced to the closest earlier step run of the run that wrote the same artifact."""
+    producers: dict[str, list[tuple[int, str, str]]] = {}
+    for step_run in step_runs:
+        for output, ref in step_run.outputs.items():
+            producers.setdefault(ref.key, []).append((step_run.position, step_run.name, output))
+    shapes = []
+    for step_run in step_runs:
+        inputs = []
+        for arg, ref in step_run.inputs.items():
+            before = [p for p in producers.get(ref.key, []) if p[0] < step_run.position]
+            source = max(before) if before else (0, "", "")
+            inputs.append((arg, source[1], source[2]))
+        shapes.append(CallShape(step_run.name, step_run.step, step_run.params, inputs))
+    return stable_keys(shapes)

@@ -10,18 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.config.loader import load_config
 from qflow.config.project import Project, find_project
-from qflow.dsl.workflow import Workflow
-from qflow.errors import QFlowError, RunKilledError, StepFailedError, did_you_mean
+from qflow.dsl.workflow import Workflow, bound_input
+from qflow.errors import ConfigError, QFlowError, RunKilledError, StepFailedError, did_you_mean
 from qflow.ids import new_run_id
 from qflow.plugins.manager import create_plugin_manager
 from qflow.runtime.discovery import load_workflow
 from qflow.runtime.executor import create_executor
 from qflow.runtime.heartbeat import Heartbeat, interrupts_end_the_run
+from qflow.runtime.partial import plan
 from qflow.runtime.scheduler import Scheduler
 from qflow.store.metadata.records import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from qflow.graph.model import Graph
+    from qflow.runtime.partial import Binding
     from qflow.store.artifacts import ArtifactStore
     from qflow.store.metadata.records import StepRun
     from qflow.store.metadata.store import MetadataStore
@@ -43,6 +45,9 @@ def launch(
     sweep_id: str | None = None,
     resume_from: str | None = None,
     executor_options: Mapping[str, Any] | None = None,
+    from_run: str | None = None,
+    from_steps: Sequence[str] = (),
+    to_steps: Sequence[str] = (),
 ) -> str:
     """Run ``workflow`` and return the run id; raise ``StepFailedError`` if a step failed.
 
@@ -51,6 +56,11 @@ def launch(
     id), the workflow and config of that run are used again and every step it finished with
     the same inputs is reused, even when caching is off. ``executor_options`` go to the
     executor (``{"address": ...}`` for ray), over those of the config's ``executor`` group.
+
+    ``from_steps``/``to_steps`` run part of the workflow (``runtime.partial``); the outputs
+    the chosen steps need from the steps left out, and the workflow parameters no config
+    value gives, are taken from run ``from_run`` (by default, for steps, the latest run of
+    the workflow that has them) and recorded as cached from it.
     """
     from qflow.runtime import reads
 
@@ -65,19 +75,50 @@ def launch(
     resolved = (
         dict(config) if config is not None else load_config(wf.name, overrides, project.conf_dir)
     )
-    traced = wf.trace(resolved)
+    unbound = wf.unbound_parameters(resolved)
+    if unbound and from_run is None:
+        raise ConfigError(
+            f"Workflow {wf.name!r} needs a value for {', '.join(map(repr, unbound))}.\n"
+            f"Hint: qflow run {wf.name} {unbound[0]}=VALUE, or --from RUN to take it from "
+            "an output of an earlier run."
+        )
+    traced = wf.trace(resolved, inputs=unbound)
     _check_rerun(rerun, traced.graph)
+    from qflow.store import open_stores
+
+    bound: Mapping[str, Binding] = {}
+    inputs_from: str | None = None
+    if from_run is not None or from_steps or to_steps:
+        metadata, _ = open_stores(project.root)
+        partial_plan = plan(
+            metadata,
+            traced,
+            from_run=from_run,
+            from_steps=from_steps,
+            to_steps=to_steps,
+            inputs={
+                name: call.step.name
+                for name, call in traced.calls.items()
+                if call.step.fn is bound_input
+            },
+        )
+        traced, bound, inputs_from = partial_plan.traced, partial_plan.bound, partial_plan.source
     executor, options = _executor_options(executor, executor_options, resolved)
     runner = create_executor(executor, **{**options, **({"workers": workers} if workers else {})})
     if hasattr(runner, "bind_workflow"):
         from qflow.runtime.remote import WorkflowSpec
 
+        if unbound:
+            raise QFlowError(
+                f"Workflow parameters taken from run {from_run} ({', '.join(unbound)}) work on "
+                f"the local and parallel executors, not on {executor!r} (its workers trace the "
+                "workflow from the config alone).\nHint: -e parallel."
+            )
+
         runner.bind_workflow(WorkflowSpec(_workflow_ref(wf), resolved, str(project.root)))
     from qflow.runtime.trackers import trackers_from_config
 
     hooks = create_plugin_manager([*plugins, *trackers_from_config(resolved, project.root)])
-
-    from qflow.store import open_stores
 
     metadata, artifacts = open_stores(project.root)
     metadata.mark_crashed_runs()
@@ -92,6 +133,7 @@ def launch(
         rerun=rerun,
         reuse=reuse,
         project_root=str(project.root),
+        bound=bound,
     )
     status = RunStatus.KILLED
     error: str | None = "interrupted"
@@ -112,6 +154,7 @@ def launch(
                 meta={
                     **environment_meta(project, executor, metadata, artifacts),
                     "workflow_ref": _workflow_ref(wf),
+                    **_partial_meta(inputs_from, from_steps, to_steps, unbound),
                 },
                 sweep_id=sweep_id,
                 resumed_from=resume_from,
@@ -153,6 +196,25 @@ def launch(
             f"Hint: qflow logs {run_id} {first} shows its traceback and output.",
         )
     return run_id
+
+
+def _partial_meta(
+    inputs_from: str | None,
+    from_steps: Sequence[str],
+    to_steps: Sequence[str],
+    inputs: Sequence[str],
+) -> dict[str, Any]:
+    """What a partial or cross-run invocation records in the run's ``meta``."""
+    meta: dict[str, Any] = {}
+    if inputs_from is not None:
+        meta["inputs_from"] = inputs_from
+    if from_steps:
+        meta["from_steps"] = list(from_steps)
+    if to_steps:
+        meta["to_steps"] = list(to_steps)
+    if inputs:
+        meta["inputs"] = list(inputs)
+    return meta
 
 
 def _check_rerun(rerun: Collection[str], graph: Graph) -> None:

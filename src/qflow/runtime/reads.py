@@ -51,6 +51,15 @@ WRITE = "write:"
 """Prefixes of the ``name`` of a data-file record made by the capture (``read:data/x.csv``);
 ``qf.DataFile`` arguments keep their argument's name, which cannot contain a colon."""
 
+CLIENT = "client:"
+CLIENT_RUNS = "client:runs "
+CLIENT_RUN = "client:run "
+CLIENT_LOAD = "client:load "
+"""Records of what a step read through ``qf.Client`` (name and path alike): a query of runs
+(``client:runs {json}``, sha256 of the run ids it returned), a run looked up by id
+(``client:run ID``) and an output loaded (``client:load RUN/STEP.OUTPUT``, the artifact's
+key). A cache hit is taken only if each recorded query still returns the same runs."""
+
 RACY_NS = 2_000_000_000
 """A stat entry is trusted only for files last modified this long before they were hashed."""
 
@@ -76,6 +85,8 @@ class FileAccess:
     def to_record(self) -> DataFileRecord:
         from qflow.store.metadata.records import DataFileRecord
 
+        if self.path.startswith(CLIENT):
+            return DataFileRecord(self.path, self.path, self.sha256, self.size)
         return DataFileRecord(
             f"{WRITE if self.write else READ}{self.path}", self.path, self.sha256, self.size
         )
@@ -83,6 +94,23 @@ class FileAccess:
 
 def is_read_record(name: str) -> bool:
     return name.startswith(READ)
+
+
+def is_client_record(name: str) -> bool:
+    return name.startswith(CLIENT)
+
+
+def run_ids_digest(run_ids: Iterable[str]) -> str:
+    """What a recorded query of runs is compared by: the sha256 of the ids, in order."""
+    return hashlib.sha256("\n".join(run_ids).encode()).hexdigest()
+
+
+def note_client_read(path: str, sha256: str, size: int) -> None:
+    """``qf.Client`` read something (``CLIENT_*`` record ``path``) in the running step:
+    record it with the step's file reads. Does nothing outside a step."""
+    capture = current_capture()
+    if capture is not None and capture.forward is None:
+        capture.client.setdefault(path, FileAccess(path, sha256, size, 0))
 
 
 def is_write_record(name: str) -> bool:
@@ -217,6 +245,8 @@ class Capture:
     reads: dict[str, FileAccess] = field(default_factory=dict)
     writes: dict[str, None] = field(default_factory=dict)
     forward: Any = None
+    client: dict[str, FileAccess] = field(default_factory=dict)
+    """What the step read through ``qf.Client`` (``note_client_read``)."""
     programs: list[str] = field(default_factory=list)
     """The programs of the subprocesses started (recorded with a ``log_dir`` only)."""
 
@@ -289,6 +319,7 @@ class Capture:
             if digest is not None:
                 rel = relative_to_root(path, self.root)
                 found.append(FileAccess(rel, digest[0], digest[1], digest[2], write=True))
+        found.extend(self.client.values())
         return found
 
 
@@ -597,6 +628,8 @@ def changed_reads(records: Iterable[DataFileRecord], root: str | Path, limit: in
 def learn(accesses: Iterable[FileAccess], root: str | Path, hashed_at: float) -> None:
     """Remember the hashes a worker made (at or after ``hashed_at``) in this process's cache."""
     for access in accesses:
+        if access.path.startswith(CLIENT):
+            continue
         STAT_CACHE.learn(
             absolute(access.path, root),
             access.sha256,

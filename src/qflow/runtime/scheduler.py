@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from qflow.dsl.tracing import StepOutput, walk_handles
 from qflow.errors import QFlowError, QFlowInternalError
 from qflow.graph.model import NodeKind
 from qflow.plugins.notify import HookNotifier
-from qflow.runtime import mapping
+from qflow.runtime import mapping, reads
 from qflow.runtime.cachekey import CacheDecision, StepIdentity
 from qflow.runtime.context import MetricRow, RunSinks
 from qflow.runtime.task import StepTask, TaskResult, forget_steps, handle_key, register_steps
@@ -35,8 +35,10 @@ if TYPE_CHECKING:
     from qflow.dsl.tracing import TracedWorkflow
     from qflow.graph.model import Node
     from qflow.runtime.executor import Executor
+    from qflow.runtime.partial import Binding
+    from qflow.runtime.reads import FileAccess
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
-    from qflow.store.metadata.records import StepRun
+    from qflow.store.metadata.records import DataFileRecord, StepRun
     from qflow.store.metadata.store import MetadataStore
 
 
@@ -88,6 +90,7 @@ class Scheduler:
         rerun: Collection[str] = (),
         reuse: Mapping[str, StepRun] | None = None,
         project_root: str = "",
+        bound: Mapping[str, Binding] | None = None,
     ) -> None:
         self.traced = traced
         self.graph = traced.graph
@@ -96,6 +99,8 @@ class Scheduler:
         self.executor = executor
         self.notify = HookNotifier(hooks)
         self.project_root = project_root
+        self.bound = dict(bound or {})
+        """Calls answered by an earlier run's step runs (a partial run: ``runtime.partial``)."""
         self.identity = StepIdentity(
             metadata,
             artifacts,
@@ -276,6 +281,26 @@ class Scheduler:
             for path, handle in walk_handles(value, arg)
         }
 
+    def _client_inputs(
+        self, reads_: Iterable[FileAccess | DataFileRecord]
+    ) -> dict[str, ArtifactRef]:
+        """Outputs of other runs a step loaded through ``qf.Client``, as inputs named
+        ``RUN/STEP.OUTPUT``: lineage leads from the step to the run it read."""
+        found: dict[str, ArtifactRef] = {}
+        for access in reads_:
+            if not access.path.startswith(reads.CLIENT_LOAD):
+                continue
+            name = access.path.removeprefix(reads.CLIENT_LOAD)
+            run_id, _, rest = name.partition("/")
+            step, _, output = rest.rpartition(".")
+            try:
+                ref = self.metadata.get_step_run(run_id, step).outputs.get(output)
+            except QFlowError:
+                ref = None
+            if ref is not None and ref.key == access.sha256:
+                found[name] = ref
+        return found
+
     def _value(self, handle: StepOutput) -> Any:
         return self.artifacts.get(self.refs[handle_key(handle.node, handle.output)])
 
@@ -295,6 +320,11 @@ class Scheduler:
         self.notify("before_step", run_id=self._run_id, node=node)
         items: dict[str, ArtifactRef] = {}
         decision: CacheDecision | None = None
+        binding = self.bound.get(name)
+        if binding is not None:
+            self._record_bound(node, step_run_id, binding)
+            self._ended(name, StepStatus.CACHED)
+            return
         try:
             blocked = self._condition_blocks(name)
             if blocked is None and node.kind is NodeKind.MAP:
@@ -391,7 +421,7 @@ class Scheduler:
             step_run_id,
             status=StepStatus.CACHED,
             outputs=hit.outputs,
-            inputs=self._arg_inputs(arguments),
+            inputs={**self._arg_inputs(arguments), **self._client_inputs(decision.data_files)},
             cached_from=hit.id,
             attempts=0,
             cache_key=decision.key,
@@ -416,6 +446,36 @@ class Scheduler:
             duration=0.0,
             error=None,
             outputs=hit.outputs,
+        )
+
+    def _record_bound(self, node: Node, step_run_id: int, binding: Binding) -> None:
+        """A call taken from an earlier run: recorded as cached from that run's step run
+        (its outputs, inputs, metrics and files), so lineage leads to the earlier run."""
+        earlier = binding.step_run
+        now = time.time()
+        self.metadata.finish_step_run(
+            step_run_id,
+            status=StepStatus.CACHED,
+            outputs=dict(binding.outputs),
+            inputs=dict(earlier.inputs) if binding.same_call else None,
+            cached_from=earlier.id,
+            attempts=0,
+            started_at=now,
+            ended_at=now,
+            fingerprint=earlier.fingerprint,
+            reason=f"taken from run {earlier.run_id} ({earlier.name}, --from)",
+            copy_records_from=earlier.id if binding.same_call else None,
+        )
+        for output, ref in binding.outputs.items():
+            self.refs[handle_key(node.name, output)] = ref
+        self.notify(
+            "after_step",
+            run_id=self._run_id,
+            node=node,
+            status=str(StepStatus.CACHED),
+            duration=0.0,
+            error=None,
+            outputs=dict(binding.outputs),
         )
 
     # -- mapped steps --------------------------------------------------------------------
@@ -531,7 +591,7 @@ class Scheduler:
             result.step_run_id,
             status=result.status,
             outputs=outputs,
-            inputs=self._arg_inputs(arguments),
+            inputs={**self._arg_inputs(arguments), **self._client_inputs(result.files)},
             error=result.error,
             traceback=result.traceback,
             stdout=result.stdout,

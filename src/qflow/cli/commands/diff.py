@@ -41,6 +41,8 @@ def _print_diff(result: dict[str, Any]) -> None:
     a, b = result["a"], result["b"]
     console.out.print(f"a: {a['id']} ({a['workflow']}, {a['status']})")
     console.out.print(f"b: {b['id']} ({b['workflow']}, {b['status']})")
+    for name, before in result.get("matched", {}).items():
+        console.out.print(f"[dim]step {escape(name)} is {escape(before)} in run a[/]")
     _print_changes("config", result["config"])
     _print_changes("params", result["params"])
     metrics = {k: v for k, v in result["metrics"].items() if not v["same"]}

@@ -37,12 +37,42 @@ def run(
     multirun: Annotated[
         bool, typer.Option("--multirun", "-m", help="One run per combination: model.C=0.1,1")
     ] = False,
+    from_run: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Take missing inputs from this earlier run: the outputs of steps left out "
+            "by --from-steps/--to-steps, and workflow parameters no config value gives "
+            "(matched by output or step name).",
+        ),
+    ] = None,
+    from_steps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from-steps", help="Run these steps (name or call, e.g. 3_fit) and what follows."
+        ),
+    ] = None,
+    to_steps: Annotated[
+        list[str] | None,
+        typer.Option("--to-steps", help="Run these steps and what they need, and stop."),
+    ] = None,
 ) -> None:
-    """Run WORKFLOW. Overrides set config values, e.g. `qflow run train model.C=0.5`."""
+    """Run WORKFLOW. Overrides set config values, e.g. `qflow run train model.C=0.5`.
+
+    Part of a workflow: `--from-steps evaluate` runs evaluate and what follows it, with the
+    outputs it needs taken from the latest run that has them (or from `--from RUN`).
+    A workflow fed by another one's outputs: `qflow run data_science --from RUN`."""
     from qflow.runtime.launch import launch
     from qflow.runtime.progress import default_progress
 
     if multirun:
+        if from_run or from_steps or to_steps:
+            from qflow.errors import QFlowError
+
+            raise QFlowError(
+                "--from, --from-steps and --to-steps run one partial run; they do not go with "
+                "--multirun.\nHint: run each combination with its own qflow run."
+            )
         run_sweep(
             workflow,
             overrides or [],
@@ -66,6 +96,9 @@ def run(
         plugins=[default_progress()],
         tags=parse_tags(tag),
         executor_options={"address": address} if address else None,
+        from_run=from_run,
+        from_steps=from_steps or [],
+        to_steps=to_steps or [],
     )
     console.out.print(f"Run [bold]{run_id}[/] {console.status('succeeded')}")
     console.out.print(f"[dim]qflow show {run_id}[/]")

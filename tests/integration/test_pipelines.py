@@ -1,0 +1,377 @@
+"""Real pipelines as users port them: Kedro's spaceflights and Metaflow's 02-statistics and
+04-playlist-plus (``tests/fixtures/spaceflights.py``, ``movies.py``), driven through the CLI.
+
+Covers partial and cross-run execution (``--from``, ``--from-steps``, ``--to-steps``), a step
+reading another run through ``qf.Client()`` (lineage and cache), steps matched across runs by
+a stable key (``qflow diff``), ``qflow export``, and the same artifacts on every executor.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import qflow as qf
+from qflow.cli.app import run_cli
+from tests.fixtures import movies, spaceflights
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = (
+    '["tests.fixtures.spaceflights", "tests.fixtures.movies", "tests.fixtures.export_outputs"]'
+)
+
+
+def _write_project(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(
+        f'[project]\nname = "ports"\n[tool.qflow]\nworkflow-modules = {MODULES}\n'
+    )
+    catalog = spaceflights.make_data(folder / "data")
+    movie_data = movies.make_movies(folder / "data" / "movies.csv")
+    conf = folder / "conf"
+    conf.mkdir()
+    paths = "".join(f"{name}: {path}\n" for name, path in catalog.items())
+    for workflow in ("data_processing", "data_processing_swapped", "spaceflights"):
+        (conf / f"{workflow}.yaml").write_text(paths)
+    for workflow in ("movie_stats", "playlist_plus"):
+        (conf / f"{workflow}.yaml").write_text(f"movie_data: {movie_data}\n")
+
+
+@pytest.fixture
+def ports(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project whose workflows are the ports, with their data and config files."""
+    _write_project(project)
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    return project
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run_cli(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """``qflow run ARGS``; the new run's id."""
+    code, _, err = cli(capsys, "run", *args)
+    assert code == 0, err
+    return run_ids(capsys)[0]
+
+
+def run_ids(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    code, out, _ = cli(capsys, "runs", "--json", "--limit", "1000")
+    assert code == 0
+    return [r["id"] for r in json.loads(out)]
+
+
+def shown(capsys: pytest.CaptureFixture[str], run_id: str) -> dict[str, Any]:
+    code, out, err = cli(capsys, "show", run_id, "--json")
+    assert code == 0, err
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def _meta(project: Path, run_id: str) -> dict[str, Any]:
+    """What the run recorded in its ``meta`` (partial runs: ``inputs_from``)."""
+    client = qf.Client(project)
+    try:
+        return dict(client.run(run_id).record.meta)
+    finally:
+        client.metadata.dispose()
+
+
+def steps(capsys: pytest.CaptureFixture[str], run_id: str) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in shown(capsys, run_id)["steps"]}
+
+
+# -- partial and cross-run execution ------------------------------------------------------------
+
+
+def test_data_science_takes_model_input_table_from_a_data_processing_run(
+    ports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    processing = run(capsys, "data_processing")
+
+    code, _, err = cli(capsys, "run", "data_science")
+    assert code == 1
+    assert "'model_input_table'" in err and "--from RUN" in err
+    assert "Traceback" not in err
+
+    science = run(capsys, "data_science", "--from", processing[:12])
+    recorded = steps(capsys, science)
+    assert list(recorded) == [
+        "0_model_input_table",
+        "1_split_data",
+        "2_train_model",
+        "3_evaluate_model",
+    ]
+    table = recorded["0_model_input_table"]
+    assert table["status"] == "cached"
+    assert processing in table["reason"]
+    made = steps(capsys, processing)["5_create_model_input_table"]
+    assert table["outputs"]["return"]["key"] == made["outputs"]["return"]["key"]
+    assert table["cached_from"] is not None
+    assert _meta(ports, science)["inputs_from"] == processing
+
+    # qflow lineage leads from the model's score back to the data_processing run.
+    code, out, err = cli(capsys, "lineage", science, "3_evaluate_model")
+    assert code == 0, err
+    assert f"cached from {processing}/5_create_model_input_table" in out
+
+    # The same numbers as Kedro's __default__ pipeline run in one go.
+    whole = run(capsys, "spaceflights")
+    assert shown(capsys, whole)["metrics"] == shown(capsys, science)["metrics"]
+    evaluated = steps(capsys, whole)["8_evaluate_model"]["outputs"]["return"]["key"]
+    assert recorded["3_evaluate_model"]["outputs"]["return"]["key"] == evaluated
+
+
+def test_from_steps_and_to_steps_run_part_of_the_workflow(
+    ports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = run(capsys, "spaceflights")
+
+    tail = run(capsys, "spaceflights", "--from-steps", "train_model", "--no-cache")
+    recorded = steps(capsys, tail)
+    assert list(recorded) == ["6_split_data", "7_train_model", "8_evaluate_model"]
+    assert recorded["6_split_data"]["status"] == "cached"
+    assert f"taken from run {whole}" in recorded["6_split_data"]["reason"]
+    assert recorded["7_train_model"]["status"] == "succeeded"
+    assert recorded["8_evaluate_model"]["status"] == "succeeded"
+    assert _meta(ports, tail)["inputs_from"] == whole
+
+    head = run(capsys, "spaceflights", "--to-steps", "create_model_input_table")
+    assert list(steps(capsys, head)) == [f"{i}_{s}" for i, s in enumerate(_PROCESSING)]
+    assert "inputs_from" not in _meta(ports, head)
+
+    middle = run(
+        capsys,
+        *("spaceflights", "--from", whole, "--from-steps", "split_data"),
+        *("--to-steps", "7_train_model"),
+    )
+    recorded = steps(capsys, middle)
+    assert list(recorded) == ["5_create_model_input_table", "6_split_data", "7_train_model"]
+    assert recorded["5_create_model_input_table"]["status"] == "cached"
+
+
+_PROCESSING = (
+    "load_csv",
+    "preprocess_companies",
+    "load_csv",
+    "preprocess_shuttles",
+    "load_csv",
+    "create_model_input_table",
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("data_science", "--from", "01nosuchrun"), "--from: No run with id '01nosuchrun'"),
+        (
+            ("spaceflights", "--from-steps", "trian_model"),
+            "--from-steps 'trian_model': workflow 'spaceflights' has no such step",
+        ),
+        (
+            ("data_science", "--from", "{movies}"),
+            "has no output for parameter 'model_input_table'",
+        ),
+        (
+            ("spaceflights", "--from", "{processing}", "--from-steps", "train_model"),
+            "has no finished call of step 'split_data' (6_split_data)",
+        ),
+        (("data_processing", "--from", "{processing}"), "takes nothing from another run"),
+    ],
+    ids=["unknown-run", "unknown-step", "run-lacks-output", "run-lacks-step", "nothing-taken"],
+)
+def test_bad_partial_runs_say_what_and_record_nothing(
+    ports: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    processing = run(capsys, "data_processing")
+    movie_run = run(capsys, "movie_stats")
+    before = run_ids(capsys)
+    given = [a.format(processing=processing, movies=movie_run) for a in args]
+
+    code, out, err = cli(capsys, "run", *given)
+
+    assert code == 1, out
+    assert message in err
+    assert "Hint:" in err
+    assert "Traceback" not in err
+    assert err.startswith("Error: ")
+    assert run_ids(capsys) == before
+
+
+# -- reading runs inside steps ------------------------------------------------------------------
+
+
+def test_a_step_reading_the_latest_run_is_linked_to_it_and_cached_by_it(
+    ports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stats = run(capsys, "movie_stats")
+    first = run(capsys, "playlist_plus")
+    reader = steps(capsys, first)["1_latest_genre_stats"]
+    joined = steps(capsys, stats)["3_join"]["outputs"]["return"]["key"]
+    assert reader["status"] == "succeeded"
+    assert reader["inputs"] == {f"{stats}/3_join.return": joined}
+
+    code, out, err = cli(capsys, "lineage", first, "1_latest_genre_stats")
+    assert code == 0, err
+    assert f"{stats}/3_join.return" in out
+    code, out, err = cli(capsys, "lineage", stats, "3_join", "--forward")
+    assert code == 0, err
+    assert first in out and "1_latest_genre_stats" in out
+
+    # Nothing new upstream: a cache hit, still linked to the run it read.
+    again = steps(capsys, run(capsys, "playlist_plus"))["1_latest_genre_stats"]
+    assert again["status"] == "cached"
+    assert again["inputs"] == reader["inputs"]
+
+    # A new movie_stats run (same data): the reader runs again and reads it; what it read is
+    # the same, so the steps after it come from the cache.
+    newer = run(capsys, "movie_stats")
+    third = steps(capsys, run(capsys, "playlist_plus"))
+    assert third["1_latest_genre_stats"]["status"] == "succeeded"
+    assert "runs of movie_stats read by the step changed" in third["1_latest_genre_stats"]["reason"]
+    assert third["1_latest_genre_stats"]["inputs"] == {f"{newer}/3_join.return": joined}
+    assert third["2_genre_movies"]["status"] == "cached"
+
+    fourth = steps(capsys, run(capsys, "playlist_plus"))
+    assert fourth["1_latest_genre_stats"]["status"] == "cached"
+
+
+# -- stable step identity -------------------------------------------------------------------------
+
+
+def test_diff_compares_reordered_calls_like_with_like(
+    ports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = run(capsys, "data_processing")
+    after = run(capsys, "data_processing_swapped")
+    by_name_before, by_name_after = steps(capsys, before), steps(capsys, after)
+    # Matched by run name, the calls would differ: 0_load_csv read companies, now shuttles.
+    assert (
+        by_name_before["0_load_csv"]["outputs"]["return"]["key"]
+        != by_name_after["0_load_csv"]["outputs"]["return"]["key"]
+    )
+    assert all(s["status"] == "cached" for s in by_name_after.values())
+
+    code, out, err = cli(capsys, "diff", before, after, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["outputs"] == {}
+    assert result["data"] == {}
+    assert result["cache"] == {}
+    assert result["code"] == {}
+    assert result["matched"] == {
+        "0_load_csv": "2_load_csv",
+        "1_preprocess_shuttles": "3_preprocess_shuttles",
+        "2_load_csv": "0_load_csv",
+        "3_preprocess_companies": "1_preprocess_companies",
+    }
+
+    code, out, err = cli(capsys, "diff", before, after)
+    assert code == 0, err
+    assert "step 0_load_csv is 2_load_csv in run a" in out
+    assert "outputs" not in out
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+def test_export_writes_outputs_in_their_natural_format(
+    ports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    processing = run(capsys, "data_processing")
+    outputs = run(capsys, "export_outputs")
+    out = ports / "out"
+    table = qf.Client(ports).run(processing).step("create_model_input_table").load()
+
+    assert (
+        cli(capsys, "export", processing, "create_model_input_table", str(out / "t.parquet"))[0]
+        == 0
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "t.parquet"), table)
+    code, _, err = cli(
+        capsys, "export", processing, "5_create_model_input_table.return", "out/t.csv"
+    )
+    assert code == 0, err
+    assert "(CSV)" in err
+    pd.testing.assert_frame_equal(pd.read_csv(out / "t.csv"), pd.read_csv(out / "t.csv"))
+    assert list(pd.read_csv(out / "t.csv").columns) == list(table.columns)
+
+    assert cli(capsys, "export", outputs, "grid", "out/grid.npy")[0] == 0
+    assert np.load(out / "grid.npy").tolist() == np.arange(9.0).reshape(3, 3).tolist()
+    assert cli(capsys, "export", outputs, "summary", "out/summary.json")[0] == 0
+    assert json.loads((out / "summary.json").read_text()) == {"total": 36.0, "shape": [3, 3]}
+    assert cli(capsys, "export", outputs, "report", "out/report.txt")[0] == 0
+    assert (out / "report.txt").read_text() == "total 36.0\n"
+
+    for args, message in [
+        ((outputs, "grid", "out/grid.json"), "an array is written as .npy or .csv"),
+        ((outputs, "summary", "out/summary.json"), "already exists"),
+        ((outputs, "nosuch", "out/x.json"), "has no step 'nosuch'"),
+        (("01nosuchrun", "grid", "out/x.npy"), "No run with id '01nosuchrun'"),
+    ]:
+        code, _, err = cli(capsys, "export", *args)
+        assert code == 1, args
+        assert message in err
+        assert "Traceback" not in err
+    assert not (out / "grid.json").exists()
+    code, _, err = cli(capsys, "export", outputs, "summary", "out/summary.json", "--force")
+    assert code == 0, err
+
+
+# -- every executor, the same artifacts ------------------------------------------------------------
+
+
+def _outputs(run_view: Any) -> dict[str, str]:
+    return {f"{s.name}.{o}": r.key for s in run_view.steps for o, r in s.outputs.items()}
+
+
+@pytest.mark.parametrize("executor", ["local", "parallel"])
+def test_ports_give_the_same_artifacts_on_every_executor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str
+) -> None:
+    monkeypatch.delenv("QFLOW_STORE", raising=False)
+    monkeypatch.delenv("QFLOW_ARTIFACTS", raising=False)
+    found: dict[str, dict[str, dict[str, str]]] = {}
+    for name in ("reference", executor):
+        folder = tmp_path / name
+        _write_project(folder)
+        monkeypatch.chdir(folder)
+        chosen = "local" if name == "reference" else executor
+        catalog = {
+            k: str(folder / "data" / f"{k}.csv") for k in ("companies", "shuttles", "reviews")
+        }
+        movie_data = {"movie_data": str(folder / "data" / "movies.csv")}
+        runs = {
+            "spaceflights": qf.run(
+                spaceflights.spaceflights, catalog, project_dir=folder, executor=chosen
+            ),
+            "movie_stats": qf.run(
+                movies.movie_stats, movie_data, project_dir=folder, executor=chosen
+            ),
+            "playlist_plus": qf.run(
+                movies.playlist_plus, movie_data, project_dir=folder, executor=chosen
+            ),
+        }
+        assert all(r.status == "succeeded" for r in runs.values())
+        assert {s.status for r in runs.values() for s in r.steps} == {"succeeded", "cached"}
+        found[name] = {k: _outputs(r) for k, r in runs.items()}
+        partial = qf.run(
+            spaceflights.data_science, {}, project_dir=folder, executor=chosen,
+            from_run=runs["spaceflights"].id,
+        )  # fmt: skip
+        found[name]["data_science"] = _outputs(partial)
+    assert found[executor] == found["reference"]
+    assert len(found["reference"]["spaceflights"]) == 12
