@@ -32,8 +32,8 @@ from qflow.ci.tracker_ids import tracker_ids
 from qflow.errors import ConfigError, RunNotFoundError
 
 if TYPE_CHECKING:
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import Metric, Run
-    from qflow.store.metadata.store import MetadataStore
 
 Format = Literal["markdown", "html"]
 Series = list[tuple[float, float]]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qflow.config.project import existing_project
+from qflow.errors import ArtifactNotFoundError, did_you_mean
 from qflow.runtime.reads import (
     CLIENT_LOAD,
     CLIENT_RUN,
@@ -15,14 +16,13 @@ from qflow.runtime.reads import (
     note_client_read,
     run_ids_digest,
 )
-from qflow.errors import ArtifactNotFoundError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from qflow.store.artifacts import ArtifactStore
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import LoggedArtifact, Metric, Run, StepRun
-    from qflow.store.metadata.store import MetadataStore
 
 
 def _note(record: str, sha256: str, size: int) -> None:
@@ -160,20 +160,12 @@ class Client:
         include_deleted: bool = False,
     ) -> RunTable:
         """Runs newest first; ``filter`` is the runs filter language, e.g.
-        ``"metrics.accuracy > 0.9 and params.C = 0.5"`` (see ``qflow.client.filters``).
+        ``"metrics.accuracy > 0.9 and params.C = 0.5"`` (see ``qflow.store.filters``).
         Archived and deleted runs are left out unless ``include_archived``/``include_deleted``."""
         shown = {"include_archived": include_archived, "include_deleted": include_deleted}
         if filter:
-            from qflow.client.queries import runs_matching
-
-            records = runs_matching(
-                self.metadata,
-                filter,
-                workflow=workflow,
-                status=status,
-                tags=tags,
-                limit=limit,
-                **shown,
+            records = self.metadata.runs_matching(
+                filter, workflow=workflow, status=status, tags=tags, limit=limit, **shown
             )
         else:
             records = self.metadata.list_runs(

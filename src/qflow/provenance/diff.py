@@ -22,8 +22,8 @@ from qflow.graph.fingerprint import describe_piece, manifest_changes
 from qflow.runtime.cachekey import param_change, step_run_keys
 
 if TYPE_CHECKING:
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import Run, StepRun
-    from qflow.store.metadata.store import MetadataStore
 
 _MISSING = "<missing>"
 

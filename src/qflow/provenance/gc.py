@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
 
+    from qflow.store import contract
     from qflow.store.artifacts import ArtifactStore
     from qflow.store.metadata.store import MetadataStore
 
@@ -362,7 +363,7 @@ def clean_temp_files(root: Path | None, result: Collected, tmp_age: float) -> No
 
 
 def collect(
-    metadata: MetadataStore,
+    store: contract.MetadataStore,
     artifacts: ArtifactStore,
     *,
     dry_run: bool = False,
@@ -370,7 +371,10 @@ def collect(
     tmp_age: float = TMP_AGE,
 ) -> Collected:
     """Remove deleted runs, unreferenced blobs and artifact rows, and old temp files; return
-    counts and bytes freed (``dry_run``: what would be)."""
+    counts and bytes freed (``dry_run``: what would be). Needs the SQL store."""
+    from qflow.store.metadata.store import sql_store
+
+    metadata = sql_store(store, "qflow gc")
     result = Collected(dry_run=dry_run)
     cutoff = time.time() - min_age
     result.run_ids, result.runs_kept = purge_deleted_runs(metadata, dry_run=dry_run)

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from rich.tree import Tree
 
     from qflow.store.artifacts import ArtifactRef
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import DataFileRecord, StepRun
-    from qflow.store.metadata.store import MetadataStore
 
 FORWARD_DEPTH = 6
 _HEX = re.compile(r"[0-9a-f]{4,64}")
@@ -246,16 +246,8 @@ def _producer(
 
 def _step_run_by_id(metadata: MetadataStore, step_run_id: int) -> str | None:
     """``run_id/step`` of a step run known only by id (the source of a cache hit)."""
-    import sqlalchemy as sa
-
-    from qflow.store.metadata import schema as t
-
-    query = sa.select(t.step_runs.c.run_id, t.step_runs.c.name).where(
-        t.step_runs.c.id == step_run_id
-    )
-    with metadata.engine.connect() as conn:
-        row = conn.execute(query).first()
-    return None if row is None else f"{row.run_id}/{row.name}"
+    found = metadata.step_run_by_id(step_run_id)
+    return None if found is None else f"{found.run_id}/{found.name}"
 
 
 def forward(

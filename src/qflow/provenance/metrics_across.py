@@ -11,7 +11,7 @@ from qflow.errors import InvalidValueError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from qflow.store.metadata.store import MetadataStore
+    from qflow.store.contract import MetadataStore
 
 
 def metric_across(

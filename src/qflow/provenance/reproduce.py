@@ -29,8 +29,8 @@ from qflow.errors import QFlowError, StoreError
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactStore
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import Run
-    from qflow.store.metadata.store import MetadataStore
 
 _SHOWN_PACKAGES = 10
 

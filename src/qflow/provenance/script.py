@@ -37,7 +37,7 @@ from qflow.runtime.context import MetricRow, RunSinks, StepRecorder, current_rec
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
-    from qflow.store.metadata.store import MetadataStore
+    from qflow.store.contract import MetadataStore
 
 STEP_NAME = "0_main"
 OUTPUT_MAX = 1 << 30

@@ -30,6 +30,7 @@ from qflow.registry.store import ModelRegistryStore
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import (
         AliasChange,
         ModelVersion,
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
         Run,
         StepRun,
     )
-    from qflow.store.metadata.store import MetadataStore
 
 _USABLE = ("succeeded", "cached")
 # Training inputs that say "these are the features", best first; else the first table/array.

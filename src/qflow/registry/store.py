@@ -24,7 +24,8 @@ from qflow.store.metadata.records import AliasChange, ModelVersion, RegisteredMo
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from qflow.store.metadata.store import MetadataStore
+    from qflow.store.contract import MetadataStore
+    from qflow.store.metadata.store import SqlMetadataStore
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,7 +41,7 @@ def _translated(
         try:
             return method(self, *args, **kwargs)
         except SQLAlchemyError as exc:
-            raise self.metadata._store_error(exc) from exc
+            raise self.database._store_error(exc) from exc
 
     functools.update_wrapper(wrapper, method)
     return wrapper
@@ -53,8 +54,15 @@ class ModelRegistryStore:
         self.metadata = metadata
 
     @property
+    def database(self) -> SqlMetadataStore:
+        """The SQL store: the registry's tables are in the metadata database."""
+        from qflow.store.metadata.store import sql_store
+
+        return sql_store(self.metadata, "The model registry")
+
+    @property
     def engine(self) -> sa.engine.Engine:
-        return self.metadata.engine
+        return self.database.engine
 
     # -- versions --------------------------------------------------------------------------
 

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from qflow.dsl.step import Step
     from qflow.graph.model import Graph, Node
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import StepRun
-    from qflow.store.metadata.store import MetadataStore
 
 
 @dataclass(frozen=True)

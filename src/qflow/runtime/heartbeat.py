@@ -18,7 +18,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from qflow.store.metadata.store import MetadataStore
+    from qflow.store.contract import MetadataStore
 
 logger = logging.getLogger(__name__)
 

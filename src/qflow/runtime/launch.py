@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from qflow.graph.model import Graph
     from qflow.runtime.partial import Binding
     from qflow.store.artifacts import ArtifactStore
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import StepRun
-    from qflow.store.metadata.store import MetadataStore
 
 
 def launch(

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from qflow.runtime.partial import Binding
     from qflow.runtime.reads import FileAccess
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import DataFileRecord, StepRun
-    from qflow.store.metadata.store import MetadataStore
 
 
 @dataclass

@@ -10,7 +10,7 @@ from qflow.errors import ArtifactIntegrityError
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactStore
-    from qflow.store.metadata.store import MetadataStore
+    from qflow.store.contract import MetadataStore
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,13 @@ class Problem:
 
 
 def check(metadata: MetadataStore, artifacts: ArtifactStore) -> tuple[list[Problem], int]:
-    """Problems found, and how many artifacts were checked."""
-    problems = [Problem("database", metadata.url, p) for p in metadata.integrity_problems()]
+    """Problems found, and how many artifacts were checked. Needs the SQL store."""
+    from qflow.store.metadata.store import sql_store
+
+    database = sql_store(metadata, "qflow doctor")
+    problems = [Problem("database", database.url, p) for p in database.integrity_problems()]
     checked = 0
-    for ref in metadata.all_artifacts():
+    for ref in database.all_artifacts():
         checked += 1
         if ref.inline is not None:
             actual: str | None = hashlib.sha256(ref.inline).hexdigest()

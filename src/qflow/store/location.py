@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qflow.store.artifacts import ArtifactStore
-from qflow.store.metadata.store import MetadataStore
+
+if TYPE_CHECKING:
+    from qflow.store.contract import MetadataStore
+
+TRACKING_URI_ENV = "QFLOW_TRACKING_URI"
 
 
 def default_store_url(project_dir: Path) -> str:
@@ -34,14 +39,25 @@ def open_stores(project_dir: Path, *, create: bool = True) -> tuple[MetadataStor
 
     With ``create=False`` (commands that only read) a SQLite store that does not exist yet
     is not created: the reader gets an empty in-memory store and nothing is written."""
-    if os.environ.get("QFLOW_TRACKING_URI"):
-        from qflow.store.remote import open_stores as open_remote
+    return open_metadata(project_dir, create=create), ArtifactStore(
+        default_artifacts_url(project_dir)
+    )
 
-        return open_remote(project_dir)  # type: ignore[return-value]
+
+def open_metadata(project_dir: Path, *, create: bool = True) -> MetadataStore:
+    """The project's metadata store: the tracking server in ``QFLOW_TRACKING_URI`` when set,
+    else the SQL store at ``default_store_url``."""
+    tracking_uri = os.environ.get(TRACKING_URI_ENV)
+    if tracking_uri:
+        from qflow.store.remote import RemoteMetadataStore
+
+        return RemoteMetadataStore(tracking_uri)
+    from qflow.store.metadata.store import SqlMetadataStore
+
     url = default_store_url(project_dir)
     if not create and _missing_sqlite_file(url):
         url = EMPTY_STORE_URL
-    return MetadataStore(url), ArtifactStore(default_artifacts_url(project_dir))
+    return SqlMetadataStore(url)
 
 
 def _missing_sqlite_file(url: str) -> bool:

@@ -8,15 +8,34 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
+import math
 import re
 import struct
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from qflow.errors import InvalidValueError
 from qflow.store.artifacts import ArtifactRef, check_inline
-from qflow.store.metadata.records import DataFileRecord, LoggedArtifact, Metric, Run, StepRun
+from qflow.store.metadata.records import (
+    DataFileRecord,
+    LoggedArtifact,
+    Metric,
+    Run,
+    RunsPage,
+    StepRun,
+)
+
+T = TypeVar("T")
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+def finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinities: they become None."""
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return value
 
 
 def float_bits(value: float) -> int:
@@ -109,3 +128,142 @@ def logged_to(item: LoggedArtifact) -> dict[str, Any]:
 
 def logged_from(data: dict[str, Any]) -> LoggedArtifact:
     return LoggedArtifact(data["name"], ref_from(data["ref"]), data["step_run_id"])
+
+
+def runs_page_to(page: RunsPage) -> dict[str, Any]:
+    return dataclasses.asdict(page)
+
+
+def runs_page_from(data: dict[str, Any]) -> RunsPage:
+    return RunsPage(**data)
+
+
+MetricRow = tuple[str, int | None, str, float, int | None, float]
+
+
+def metric_row_to(row: MetricRow) -> dict[str, Any]:
+    try:
+        bits = float_bits(float(row[3]))
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(
+            f"Metric {row[2]!r} has the value {row[3]!r}, which is not a number. "
+            "Hint: log a float or int, for example float(x)."
+        ) from exc
+    return {
+        "run_id": row[0],
+        "step_run_id": row[1],
+        "key": row[2],
+        "bits": bits,
+        "step": row[4],
+        "timestamp": row[5],
+    }
+
+
+def metric_row_from(data: dict[str, Any]) -> MetricRow:
+    return (
+        data["run_id"],
+        data["step_run_id"],
+        data["key"],
+        bits_float(data["bits"]),
+        data["step"],
+        data["timestamp"],
+    )
+
+
+def json_default(value: object) -> object:
+    """numpy scalars and arrays become numbers and lists; anything else its ``str``."""
+    for method in ("tolist", "item"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return convert()
+    return str(value)
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as plain JSON types (what the SQL store would store for it)."""
+    return json.loads(json.dumps(value, default=json_default))
+
+
+# -- codecs: how one argument or result of a store method travels -----------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Codec(Generic[T]):
+    """A value to JSON (``encode``, on the sending side) and back (``decode``)."""
+
+    encode: Callable[[T], Any]
+    decode: Callable[[Any], T]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+PLAIN: Codec[Any] = Codec(_same, _same)
+"""JSON values as they are."""
+JSON: Codec[Any] = Codec(plain_json, _same)
+"""Any value the SQL store would JSON-encode (numpy numbers become numbers)."""
+NOTHING: Codec[None] = Codec(lambda _: None, lambda _: None)
+TEXT: Codec[str] = Codec(_same, str)
+INT: Codec[int] = Codec(_same, int)
+RUN: Codec[Run] = Codec(run_to, run_from)
+STEP: Codec[StepRun] = Codec(step_to, step_from)
+METRIC: Codec[Metric] = Codec(metric_to, metric_from)
+METRIC_ROW: Codec[MetricRow] = Codec(metric_row_to, metric_row_from)
+LOGGED: Codec[LoggedArtifact] = Codec(logged_to, logged_from)
+REF: Codec[ArtifactRef] = Codec(ref_to, ref_from)
+DATA_FILE: Codec[DataFileRecord] = Codec(data_file_to, data_file_from)
+RUNS_PAGE: Codec[RunsPage] = Codec(runs_page_to, runs_page_from)
+
+
+def listed(item: Codec[T]) -> Codec[list[T]]:
+    """A list (any sequence when encoding) of ``item``."""
+
+    def encode(values: Sequence[T]) -> list[Any]:
+        return [item.encode(v) for v in values]
+
+    def decode(data: Any) -> list[T]:
+        return [item.decode(v) for v in data]
+
+    return Codec(encode, decode)
+
+
+def optional(item: Codec[T]) -> Codec[T | None]:
+    def encode(value: T | None) -> Any:
+        return None if value is None else item.encode(value)
+
+    def decode(data: Any) -> T | None:
+        return None if data is None else item.decode(data)
+
+    return Codec(encode, decode)
+
+
+def keyed(item: Codec[T]) -> Codec[dict[str, T]]:
+    """A dict with string keys and ``item`` values."""
+
+    def encode(values: dict[str, T]) -> dict[str, Any]:
+        return {str(k): item.encode(v) for k, v in values.items()}
+
+    def decode(data: Any) -> dict[str, T]:
+        return {str(k): item.decode(v) for k, v in data.items()}
+
+    return Codec(encode, decode)
+
+
+def entries() -> Codec[Any]:
+    """Step-run entries of ``create_step_runs``: name, step, position, params, source."""
+
+    def encode(values: Any) -> list[dict[str, Any]]:
+        return [
+            {k: e[k] for k in ("name", "step", "position")}
+            | {"params": plain_json(e["params"]), "source": e.get("source")}
+            for e in values
+        ]
+
+    return Codec(encode, _same)
+
+
+TUPLES: Codec[Any] = Codec(
+    lambda rows: [list(r) for r in rows], lambda rows: [tuple(r) for r in rows]
+)
+"""A list of fixed-width tuples of plain values (JSON arrays)."""

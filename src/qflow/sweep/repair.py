@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import optuna
 
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import Run
-    from qflow.store.metadata.store import MetadataStore
 
 INTERRUPTED = "qflow.interrupted"
 """User attribute of a ``FAIL`` trial that was interrupted rather than failed."""

@@ -9,7 +9,6 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from qflow.client.filters import FilterError
 from qflow.errors import (
     ArtifactIntegrityError,
     ConfigError,
@@ -24,6 +23,7 @@ from qflow.errors import (
     StoreError,
     TraceError,
 )
+from qflow.store.filters import FilterError
 from qflow.web.launcher import TooManyLaunchesError
 
 if TYPE_CHECKING:

@@ -7,9 +7,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qflow.client import filters
-from qflow.client.filters import BoolOp, Compare, Field, FilterError, Not, parse
-from qflow.store import MetadataStore
+from qflow.store import MetadataStore, filters
+from qflow.store.filters import BoolOp, Compare, Field, FilterError, Not, parse
 from qflow.store.metadata import schema as t
 
 

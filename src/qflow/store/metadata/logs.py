@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -156,27 +158,34 @@ class LogQueries(Database):
             if step_run_id is None
             else t.params.c.step_run_id == step_run_id
         )
+        rows = [
+            {"run_id": run_id, "step_run_id": step_run_id, "key": k, "value": v}
+            for k, v in encoded.items()
+        ]
         with self.engine.begin() as conn:
-            existing = dict(
-                conn.execute(
-                    sa.select(t.params.c.key, t.params.c.value).where(
-                        t.params.c.run_id == run_id, scope, t.params.c.key.in_(list(encoded))
-                    )
-                ).all()
-            )
-            for key, old in existing.items():
+            # Insert first, skipping keys already there, then compare: a read-then-insert let
+            # two processes logging the same param both insert, and one failed on the unique
+            # index. A different value rolls the whole call back.
+            insert_ignore(conn, t.params, rows)
+            stored = conn.execute(
+                sa.select(t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id == run_id, scope, t.params.c.key.in_(list(encoded))
+                )
+            ).all()
+            for key, old in stored:
                 if old != encoded[key]:
                     raise InvalidValueError(
                         f"Param {key!r} is already {old} in run {run_id!r}; it cannot change "
                         f"to {encoded[key]}. Hint: log it under another name, or start a new run."
                     )
-            new = [
-                {"run_id": run_id, "step_run_id": step_run_id, "key": k, "value": v}
-                for k, v in encoded.items()
-                if k not in existing
-            ]
-            if new:
-                conn.execute(t.params.insert(), new)
+
+    @translated
+    def param_rows(self, run_id: str) -> list[tuple[int | None, str, Any]]:
+        """Every param logged in a run, in logging order: ``(step_run_id, key, value)``."""
+        c = t.params.c
+        query = sa.select(c.step_run_id, c.key, c.value).where(c.run_id == run_id).order_by(c.id)
+        with self.engine.connect() as conn:
+            return [(s, k, json.loads(v)) for s, k, v in conn.execute(query)]
 
     @translated
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:

@@ -146,6 +146,19 @@ class LoggedArtifact:
 
 
 @dataclass(frozen=True)
+class RunsPage:
+    """One page of the dashboard's runs table: JSON-able run rows (``RunQueryStore.runs_page``)
+    with the param and metric keys found on the page."""
+
+    runs: list[dict[str, Any]]
+    offset: int
+    limit: int
+    has_more: bool
+    param_keys: list[str] = field(default_factory=list)
+    metric_keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ModelVersion:
     """One registered version of a model: a step output of a run, with how to check and use it.
 

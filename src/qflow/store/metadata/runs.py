@@ -41,6 +41,29 @@ def shown(*, include_archived: bool = False, include_deleted: bool = False) -> l
     return clauses
 
 
+def run_clauses(
+    *,
+    workflow: str | None = None,
+    status: str | None = None,
+    tags: dict[str, str] | None = None,
+    include_archived: bool = False,
+    include_deleted: bool = False,
+) -> list[Any]:
+    """WHERE clauses for the plain run filters shared by ``list_runs`` and ``runs_matching``."""
+    clauses = shown(include_archived=include_archived, include_deleted=include_deleted)
+    if workflow is not None:
+        clauses.append(t.runs.c.workflow == workflow)
+    if status is not None:
+        clauses.append(t.runs.c.status == status)
+    for key, value in (tags or {}).items():
+        clauses.append(
+            sa.exists().where(
+                t.tags.c.run_id == t.runs.c.id, t.tags.c.key == key, t.tags.c.value == value
+            )
+        )
+    return clauses
+
+
 class RunQueries(Database):
     """Runs: create, finish, find, list, and detect crashed ones."""
 
@@ -57,7 +80,10 @@ class RunQueries(Database):
         command: str = "",
         meta: dict[str, Any] | None = None,
     ) -> Run:
-        """Record a new running run on this host and process."""
+        """Record a new running run on this host and process.
+
+        Idempotent for a given ``run_id``: when that run exists with the same workflow and
+        config (a request re-sent after its answer was lost), it is returned unchanged."""
         now = time.time()
         row: dict[str, Any] = {
             "id": run_id or new_run_id(),
@@ -78,8 +104,20 @@ class RunQueries(Database):
             "meta": dumps(meta or {}),
         }
         with self.engine.begin() as conn:
+            if run_id is not None:
+                existing = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).all()
+                if existing:
+                    return self._same_run(conn, existing[0], workflow, row["config"])
             conn.execute(t.runs.insert(), row)
         return Run(**{**row, "config": dict(config), "meta": dict(meta or {})})
+
+    def _same_run(self, conn: Connection, existing: Any, workflow: str, config: str) -> Run:
+        if existing.workflow != workflow or json.loads(existing.config) != json.loads(config):
+            raise InvalidValueError(
+                f"Run id {existing.id!r} is taken by another run (workflow "
+                f"{existing.workflow!r}). Hint: leave run_id unset to get a fresh id."
+            )
+        return self._runs(conn, [existing])[0]
 
     @translated
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
@@ -184,21 +222,18 @@ class RunQueries(Database):
     ) -> list[Run]:
         """Runs matching every filter given, newest first; archived and deleted runs only
         when asked for."""
+        clauses = run_clauses(
+            workflow=workflow,
+            status=status,
+            tags=tags,
+            include_archived=include_archived,
+            include_deleted=include_deleted,
+        )
         query = (
             sa.select(t.runs)
-            .where(*shown(include_archived=include_archived, include_deleted=include_deleted))
+            .where(*clauses)
             .order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
         )
-        if workflow is not None:
-            query = query.where(t.runs.c.workflow == workflow)
-        if status is not None:
-            query = query.where(t.runs.c.status == status)
-        for key, value in (tags or {}).items():
-            query = query.where(
-                sa.exists().where(
-                    t.tags.c.run_id == t.runs.c.id, t.tags.c.key == key, t.tags.c.value == value
-                )
-            )
         with self.engine.connect() as conn:
             return self._runs(conn, conn.execute(query.limit(limit)).all())
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from qflow.errors import (
+    InvalidValueError,
     StepNotFoundError,
     did_you_mean,
 )
@@ -45,9 +46,13 @@ class StepQueries(Database):
         status: str = "pending",
         source: str | None = None,
     ) -> int:
-        """Record a step run; ``source`` (the step's code) is stored once per distinct text."""
+        """Record a step run; ``source`` (the step's code) is stored once per distinct text.
+        Idempotent: a step run already recorded under ``name`` in ``run_id`` keeps its id."""
         source_key = self._save_source(source) if source is not None else None
         with self.engine.begin() as conn:
+            known = _recorded(conn, run_id, [name])
+            if known:
+                return known[name]
             step_run_id = conn.execute(
                 t.step_runs.insert()
                 .values(
@@ -70,9 +75,14 @@ class StepQueries(Database):
 
         Each entry has ``name``, ``step``, ``position``, ``params`` and optionally ``source``
         (the step's code, stored once per distinct text).
+
+        Idempotent: a batch whose names are all recorded in ``run_id`` already (a request
+        re-sent after its answer was lost) returns their ids; one batch is one transaction,
+        so a batch is either all recorded or not at all.
         """
         if not entries:
             return []
+        names = [str(e["name"]) for e in entries]
         rows = [
             {
                 "run_id": run_id,
@@ -87,6 +97,14 @@ class StepQueries(Database):
         ]
         insert = t.step_runs.insert().returning(t.step_runs.c.id, sort_by_parameter_order=True)
         with self.engine.begin() as conn:
+            known = _recorded(conn, run_id, names)
+            if known and set(known) == set(names):
+                return [known[n] for n in names]
+            if known:
+                raise InvalidValueError(
+                    f"Step runs {sorted(known)[:5]} are already recorded in run {run_id!r}. "
+                    "Hint: each step run's name is unique within its run."
+                )
             return [int(i) for i in conn.execute(insert, rows).scalars()]
 
     @translated
@@ -201,6 +219,14 @@ class StepQueries(Database):
             return self._step_runs(conn, rows)
 
     @translated
+    def step_run_by_id(self, step_run_id: int) -> StepRun | None:
+        """A step run by its numeric id, or None."""
+        query = sa.select(t.step_runs).where(t.step_runs.c.id == step_run_id)
+        with self.engine.connect() as conn:
+            found = self._step_runs(conn, conn.execute(query).all())
+        return found[0] if found else None
+
+    @translated
     def get_step_run(self, run_id: str, name: str) -> StepRun:
         """A step run by its name in the run ("3_fit") or by step name when only one ran."""
         steps = self.step_runs(run_id)
@@ -253,19 +279,28 @@ class StepQueries(Database):
 
     @translated(retry=Retry.UNCOMMITTED)  # inserts new rows each time
     def record_data_files(self, step_run_id: int, files: Sequence[DataFileRecord]) -> None:
-        """Remember the data files (path and hash) a step run read."""
-        rows = [
-            {
-                "step_run_id": step_run_id,
-                "name": f.name,
-                "path": f.path,
-                "sha256": f.sha256,
-                "size": f.size,
-            }
-            for f in files
-        ]
-        if rows:
-            with self.engine.begin() as conn:
+        """Remember the data files (path and hash) a step run read; a file recorded already
+        for this step run (same name, path, hash and size) is not recorded twice."""
+        if not files:
+            return
+        c = t.data_files.c
+        query = sa.select(c.name, c.path, c.sha256, c.size).where(c.step_run_id == step_run_id)
+        with self.engine.begin() as conn:
+            seen = {(r.name, r.path, r.sha256, int(r.size)) for r in conn.execute(query)}
+            rows = []
+            for f in files:
+                if (f.name, f.path, f.sha256, f.size) not in seen:
+                    seen.add((f.name, f.path, f.sha256, f.size))
+                    rows.append(
+                        {
+                            "step_run_id": step_run_id,
+                            "name": f.name,
+                            "path": f.path,
+                            "sha256": f.sha256,
+                            "size": f.size,
+                        }
+                    )
+            if rows:
                 conn.execute(t.data_files.insert(), rows)
 
     @translated
@@ -341,3 +376,16 @@ class StepQueries(Database):
         with self.engine.connect() as conn:
             data = conn.execute(query).scalar()
         return None if data is None else bytes(data).decode()
+
+
+def _recorded(conn: Connection, run_id: str, names: Sequence[str]) -> dict[str, int]:
+    """The ids of the step runs of ``run_id`` with these names, by name."""
+    c = t.step_runs.c
+    found: dict[str, int] = {}
+    unique = list(dict.fromkeys(names))
+    for start in range(0, len(unique), 500):
+        query = sa.select(c.name, c.id).where(
+            c.run_id == run_id, c.name.in_(unique[start : start + 500])
+        )
+        found.update((name, int(i)) for name, i in conn.execute(query))
+    return found

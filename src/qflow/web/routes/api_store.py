@@ -1,21 +1,27 @@
-"""The remote store: ``POST /api/store/METHOD`` runs one ``MetadataStore`` method for a
-client on another machine (``qflow.store.remote.RemoteMetadataStore``). Every body is a typed
-pydantic model; artifact refs carry only sha256 keys, never locations, and inline bytes are
-accepted only when they hash to their key and have their stated size (400 otherwise)."""
+"""The remote store: ``POST /api/store/NAME`` runs one metadata-store method for a client on
+another machine (``qflow.store.remote.RemoteMetadataStore``).
+
+The routes are made from the store's method table (``qflow.store.methods.StoreMethods``): one
+per method, decoded and answered with that method's wire codecs. This module adds only what the
+web layer owns: a typed pydantic body per method (sizes, patterns; a method without one fails at
+import), and the check of refs against this server's artifact store. Artifact refs carry only
+sha256 keys, never locations, and inline bytes are accepted only when they hash to their key and
+have their stated size (400 otherwise)."""
 
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from qflow.errors import InvalidValueError, QFlowError
-from qflow.store import wire
 from qflow.store.artifacts import ArtifactRef
-from qflow.web.context import Context, context
+from qflow.store.methods import Method, table
+from qflow.web.app import Context, context
 from qflow.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api/store", tags=["store"], responses=ERRORS)
@@ -199,23 +205,68 @@ class ListRuns(_Body):
     status: Name | None = None
     tags: dict[str, Text] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 100
-    filter: Annotated[str | None, Field(max_length=4000)] = None
     include_archived: bool = False
     include_deleted: bool = False
+
+
+class RunsMatching(ListRuns):
+    filter_text: Annotated[str, Field(max_length=4000)]
+
+
+class RunsPage(_Body):
+    filter_text: Annotated[str | None, Field(max_length=4000)] = None
+    workflow: Name | None = None
+    sort: Annotated[str, Field(max_length=500)] = "created_at"
+    descending: bool = True
+    offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    include_archived: bool = False
+    include_deleted: bool = False
+
+
+class MetricHistory(_Body):
+    run_id: Id
+    key: Name
+    full: bool = False
+    points: Annotated[int, Field(ge=10, le=100_000)] = 1000
+    after: Annotated[int, Field(ge=0, le=2**62)] = 0
+
+
+class StepRunOnly(_Body):
+    step_run_id: Int
+
+
+class GetRun(_Body):
+    run_id_or_prefix: Id
+
+
+class CreateStepRun(_Body):
+    run_id: Id
+    name: Name
+    step: Name
+    position: Int
+    params: dict[str, Any]
+    cache_key: Name | None = None
+    status: Name = "pending"
+    source: Text | None = None
+
+
+class Environment(_Body):
+    hash: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class DataFileUses(_Body):
+    path_or_sha256: Text
+
+
+class DataFileReads(_Body):
+    paths: Annotated[list[Text], Field(max_length=10_000)] = []
+    sha256_prefix: Annotated[str | None, Field(max_length=64)] = None
 
 
 class RunLifecycle(_Body):
     run_ids: Annotated[list[Id], Field(min_length=1, max_length=10_000)]
     lifecycle: Literal["active", "archived", "deleted"]
-
-
-def _list_runs(ctx: Context, body: ListRuns) -> list[dict[str, Any]]:
-    fields = body.model_dump(exclude={"filter"})
-    if body.filter:
-        from qflow.client.queries import runs_matching
-
-        return [wire.run_to(r) for r in runs_matching(ctx.metadata, body.filter, **fields)]
-    return [wire.run_to(r) for r in ctx.metadata.list_runs(**fields)]
 
 
 class Key(_Body):
@@ -226,136 +277,78 @@ class Sources(_Body):
     texts: Annotated[list[Text], Field(max_length=10_000)]
 
 
-def _ref(ctx: Context, ref: Ref) -> ArtifactRef:
-    """The ref, its inline bytes checked against key and size (``wire.ref_from``); a ref to a
-    blob this server's artifact store holds is checked against that blob's size."""
-    checked = wire.ref_from(ref.model_dump())
-    if checked.inline is None:
-        ctx.artifacts.check_blob_size(checked)
-    return checked
-
-
-def _refs(ctx: Context, refs: dict[str, Ref] | None) -> dict[str, ArtifactRef] | None:
-    return None if refs is None else {k: _ref(ctx, v) for k, v in refs.items()}
-
-
-def _maybe_step(step: Any) -> Any:
-    return None if step is None else wire.step_to(step)
-
-
-# method name → (body model, call(ctx, body) → JSON-able result)
-Handler = Callable[[Context, Any], Any]
-METHODS: dict[str, tuple[type[_Body], Handler]] = {
-    "create_run": (CreateRun, lambda c, b: wire.run_to(c.metadata.create_run(**b.model_dump()))),
-    "create_step_runs": (
-        CreateStepRuns,
-        lambda c, b: c.metadata.create_step_runs(b.run_id, [e.model_dump() for e in b.entries]),
-    ),
-    "start_step_run": (
-        StartStepRun,
-        lambda c, b: c.metadata.start_step_run(
-            b.step_run_id, cache_key=b.cache_key, fingerprint=b.fingerprint, reason=b.reason
-        ),
-    ),
-    "finish_step_run": (
-        FinishStepRun,
-        lambda c, b: c.metadata.finish_step_run(
-            **{
-                **b.model_dump(exclude={"outputs", "inputs"}),
-                "outputs": _refs(c, b.outputs),
-                "inputs": _refs(c, b.inputs),
-            }
-        ),
-    ),
-    "log_metrics": (
-        LogMetrics,
-        lambda c, b: c.metadata.log_metrics(
-            [
-                (r.run_id, r.step_run_id, r.key, wire.bits_float(r.bits), r.step, r.timestamp)
-                for r in b.rows
-            ],
-            retry=b.retry,
-        ),
-    ),
-    "log_params": (
-        LogParams,
-        lambda c, b: c.metadata.log_params(b.run_id, b.params, b.step_run_id),
-    ),
-    "set_tags": (SetTags, lambda c, b: c.metadata.set_tags(b.run_id, b.tags)),
-    "log_run_artifact": (
-        LogRunArtifact,
-        lambda c, b: c.metadata.log_run_artifact(b.run_id, b.name, _ref(c, b.ref), b.step_run_id),
-    ),
-    "finish_run": (FinishRun, lambda c, b: c.metadata.finish_run(b.run_id, b.status, b.error)),
-    "heartbeat": (RunOnly, lambda c, b: c.metadata.heartbeat(b.run_id)),
-    "mark_crashed_runs": (Nothing, lambda c, b: c.metadata.mark_crashed_runs()),
-    "find_cached": (CacheKey, lambda c, b: _maybe_step(c.metadata.find_cached(b.cache_key))),
-    "previous_step_run": (
-        PreviousStepRun,
-        lambda c, b: _maybe_step(c.metadata.previous_step_run(b.workflow, b.name, b.before_run)),
-    ),
-    "data_files": (
-        DataFiles,
-        lambda c, b: [wire.data_file_to(f) for f in c.metadata.data_files(b.run_id, b.step_run_id)],
-    ),
-    "record_data_files": (
-        RecordDataFiles,
-        lambda c, b: c.metadata.record_data_files(
-            b.step_run_id, [wire.data_file_from(f.model_dump()) for f in b.files]
-        ),
-    ),
-    "get_run": (RunOnly, lambda c, b: wire.run_to(c.metadata.get_run(b.run_id))),
-    "step_runs": (RunOnly, lambda c, b: [wire.step_to(s) for s in c.metadata.step_runs(b.run_id)]),
-    "get_step_run": (
-        GetStepRun,
-        lambda c, b: wire.step_to(c.metadata.get_step_run(b.run_id, b.name)),
-    ),
-    "close_step_runs": (
-        CloseStepRuns,
-        lambda c, b: c.metadata.close_step_runs(b.run_id, b.status, b.error),
-    ),
-    "save_environment": (
-        SaveEnvironment,
-        lambda c, b: c.metadata.save_environment(b.hash, b.packages),
-    ),
-    "update_run_meta": (
-        UpdateRunMeta,
-        lambda c, b: c.metadata.update_run_meta(b.run_id, b.changes),
-    ),
-    "metrics": (
-        Metrics,
-        lambda c, b: [
-            wire.metric_to(m) for m in c.metadata.metrics(b.run_id, b.key, b.step_run_id)
-        ],
-    ),
-    "run_artifacts": (
-        RunOnly,
-        lambda c, b: [wire.logged_to(a) for a in c.metadata.run_artifacts(b.run_id)],
-    ),
-    "list_runs": (ListRuns, _list_runs),
-    "set_run_lifecycle": (
-        RunLifecycle,
-        lambda c, b: [wire.run_to(r) for r in c.metadata.set_run_lifecycle(b.run_ids, b.lifecycle)],
-    ),
-    "workflows": (Nothing, lambda c, b: c.metadata.workflows()),
-    "get_artifact": (Key, lambda c, b: wire.ref_to(c.metadata.get_artifact(b.key))),
-    "source": (Key, lambda c, b: c.metadata.source(b.key)),
-    "save_sources": (Sources, lambda c, b: c.metadata.save_sources(b.texts)),
-    "environment": (Key, lambda c, b: c.metadata.environment(b.key)),
+BODIES: dict[str, type[_Body]] = {
+    "create_run": CreateRun,
+    "finish_run": FinishRun,
+    "heartbeat": RunOnly,
+    "mark_crashed_runs": Nothing,
+    "get_run": GetRun,
+    "list_runs": ListRuns,
+    "workflows": Nothing,
+    "update_run_meta": UpdateRunMeta,
+    "set_run_lifecycle": RunLifecycle,
+    "create_step_run": CreateStepRun,
+    "create_step_runs": CreateStepRuns,
+    "start_step_run": StartStepRun,
+    "finish_step_run": FinishStepRun,
+    "step_runs": RunOnly,
+    "step_run_by_id": StepRunOnly,
+    "get_step_run": GetStepRun,
+    "close_step_runs": CloseStepRuns,
+    "previous_step_run": PreviousStepRun,
+    "find_cached": CacheKey,
+    "record_data_files": RecordDataFiles,
+    "data_files": DataFiles,
+    "log_metrics": LogMetrics,
+    "metrics": Metrics,
+    "log_params": LogParams,
+    "param_rows": RunOnly,
+    "set_tags": SetTags,
+    "log_run_artifact": LogRunArtifact,
+    "run_artifacts": RunOnly,
+    "get_artifact": Key,
+    "save_environment": SaveEnvironment,
+    "environment": Environment,
+    "save_sources": Sources,
+    "source": Key,
+    "artifact_uses": Key,
+    "data_file_uses": DataFileUses,
+    "data_file_reads": DataFileReads,
+    "runs_matching": RunsMatching,
+    "runs_page": RunsPage,
+    "workflow_stats": Nothing,
+    "metric_keys": RunOnly,
+    "metric_history": MetricHistory,
 }
+"""The request body each method of the table accepts: its validation schema."""
 
 
-def _endpoint(name: str, model: type[_Body], handler: Handler) -> Callable[..., Any]:
-    def endpoint(ctx: Context, body: Any) -> dict[str, Any]:
+def _check_refs(ctx: Context, arguments: dict[str, Any]) -> None:
+    """A ref to a blob this server's artifact store holds must have that blob's size (inline
+    bytes were checked against key and size by ``wire.ref_from`` while decoding)."""
+    for value in arguments.values():
+        refs = value.values() if isinstance(value, dict) else [value]
+        for ref in refs:
+            if isinstance(ref, ArtifactRef) and ref.inline is None:
+                ctx.artifacts.check_blob_size(ref)
+
+
+def _endpoint(method: Method[Any, Any], model: type[_Body]) -> Callable[..., Any]:
+    def endpoint(ctx: Context, body: Any) -> Response:
         try:
-            return {"result": handler(ctx, body)}
+            arguments = method.decode_call(body.model_dump())
+            _check_refs(ctx, arguments)
+            result = method.result.encode(getattr(ctx.metadata, method.name)(**arguments))
         except QFlowError:
             raise
         except (TypeError, ValueError, OverflowError) as exc:  # values the store cannot take
-            raise InvalidValueError(f"{name}: {exc}") from exc
+            raise InvalidValueError(f"{method.name}: {exc}") from exc
+        # Serialized here: FastAPI's generic encoder is slow on long lists of metrics.
+        content = json.dumps({"result": result}, allow_nan=False, separators=(",", ":"))
+        return Response(content, media_type="application/json")
 
-    endpoint.__name__ = f"store_{name}"
-    endpoint.__doc__ = f"``MetadataStore.{name}`` for a remote client."
+    endpoint.__name__ = f"store_{method.name}"
+    endpoint.__doc__ = f"``{method.name}{method.signature}`` for a remote client."
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter(
@@ -370,5 +363,7 @@ def _endpoint(name: str, model: type[_Body], handler: Handler) -> Callable[..., 
     return endpoint
 
 
-for _name, (_model, _handler) in METHODS.items():
-    router.post(f"/{_name}", name=f"store_{_name}")(_endpoint(_name, _model, _handler))
+for _method in table():
+    router.post(f"/{_method.name}", name=f"store_{_method.name}", response_model=None)(
+        _endpoint(_method, BODIES[_method.name])
+    )
