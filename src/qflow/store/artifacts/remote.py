@@ -16,7 +16,7 @@ instance role; ``AWS_ENDPOINT_URL_S3`` or a profile's ``endpoint_url``), for GCS
 fsspec's async file systems (s3fs, gcsfs) cannot be used in a forked child ("This class is not
 fork-safe"), so the file system is made per process: a store forked into a worker (the parallel
 executor) makes its own on first use there. fsspec's instance cache is keyed by process and
-cleared in a new one, so that instance is new too.
+cleared in a new one; each store asks for its own instance anyway (``skip_instance_cache``).
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ class FsspecBackend:
         import fsspec
 
         try:
-            fs, root = fsspec.core.url_to_fs(self.url, **self.options)
+            # Each store owns its file system: one made from the current environment (keys,
+            # endpoint), never a cached instance another store made with other settings.
+            fs, root = fsspec.core.url_to_fs(self.url, skip_instance_cache=True, **self.options)
         except ImportError as exc:
             from qflow.errors import MissingExtraError
 
