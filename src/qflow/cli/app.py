@@ -10,69 +10,140 @@ from collections.abc import Sequence
 
 import typer
 
-from qflow.cli.commands import config, configure, graph, models, new, plugins, predict, run, runs
-from qflow.cli.commands import sweep as sweeps
-from qflow.cli.commands.ci import app as ci_app
-from qflow.cli.commands.convert import convert
-from qflow.cli.commands.diff import compare, diff
-from qflow.cli.commands.doctor import doctor
-from qflow.cli.commands.exec import CONTEXT, exec_
-from qflow.cli.commands.export import app as export_app
-from qflow.cli.commands.gc import gc
-from qflow.cli.commands.infra import app as infra_app
-from qflow.cli.commands.lineage import lineage
-from qflow.cli.commands.metrics import metrics
-from qflow.cli.commands.report import report
-from qflow.cli.commands.reproduce import reproduce
-from qflow.cli.commands.resume import resume
-from qflow.cli.commands.run_step import run_step
-from qflow.cli.commands.schedule import app as schedule_app
-from qflow.cli.commands.schedule import scheduler
-from qflow.cli.commands.server import server
-from qflow.cli.commands.sync import sync
-from qflow.cli.commands.ui import ui
+from qflow.cli.group import Command, LazyGroup
+
+COMMANDS: dict[str, Command] = {
+    "run": Command("run:run", "Run WORKFLOW."),
+    "run-step": Command(
+        "run_step:run_step",
+        "Run the step call SPEC describes and print its result as JSON on stdout.",
+    ),
+    "show": Command("runs:show", "Show a run: steps, timings, params, metrics, artifacts."),
+    "logs": Command(
+        "runs:logs",
+        "Print the captured stdout/stderr (and traceback) of a run's steps; for a mapped step, "
+        "of each of its items too.",
+    ),
+    "graph": Command(
+        "graph:graph", "Trace WORKFLOW with its config and print its graph (steps run nothing)."
+    ),
+    "lineage": Command(
+        "lineage:lineage",
+        "Show everything an artifact came from: steps, params, inputs, data files, code.",
+    ),
+    "diff": Command(
+        "diff:diff",
+        "Show how two runs differ: config, params, metrics, code, environment, data, outputs.",
+    ),
+    "compare": Command(
+        "diff:compare", "Show several runs side by side (config, params, metrics, environment)."
+    ),
+    "exec": Command(
+        "exec:exec_",
+        "Run SCRIPT and record its code, arguments, environment, output, files and qf.log_* calls.",
+        context="CONTEXT",
+    ),
+    "reproduce": Command(
+        "reproduce:reproduce",
+        "Re-run RUN with its recorded config and code and check each output's hash.",
+    ),
+    "metrics": Command(
+        "metrics:metrics",
+        "Print KEY's value in each run (last, min, max, points), oldest run first.",
+    ),
+    "convert": Command(
+        "convert:convert",
+        "Turn a notebook into steps: tagged cells and top-level functions become @qf.step.",
+    ),
+    "gc": Command(
+        "gc:gc",
+        "Remove deleted runs (qflow runs delete), then the artifacts no live run, model version "
+        "or cache entry uses, then old temp files.",
+    ),
+    "resume": Command(
+        "resume:resume",
+        "Start a new run linked to RUN_ID with its workflow and config; every step that had "
+        "finished with the same inputs is reused, the rest runs.",
+    ),
+    "doctor": Command(
+        "doctor:doctor",
+        "Check the metadata database's integrity and that every artifact it references exists "
+        "and matches its hash.",
+    ),
+    "plugins": Command(
+        "plugins:plugins", "List the loaded plugins, where each comes from and what it adds."
+    ),
+    "new": Command("new:new", "Create a project as the white paper's Fig."),
+    "configure": Command(
+        "configure:configure",
+        "Choose and configure COMPONENT again: rewrites conf/<group>/ and the workflow defaults.",
+    ),
+    "sweep": Command(
+        "sweep:sweep",
+        "Search WORKFLOW's config with Optuna: one QFlow run per trial, all tagged with the sweep.",
+    ),
+    "predict": Command(
+        "predict:predict",
+        "Predict every row of SOURCE with a registered model, in chunks, with a progress bar.",
+    ),
+    "sync": Command(
+        "sync:sync",
+        "Send a run from QFlow's store to a tracker (after it was down, or to a new one).",
+    ),
+    "report": Command(
+        "report:report",
+        "Write a run's report: tracker ids, runtime, metrics, metric histories (Mermaid charts "
+        "in Markdown, which GitHub draws in PR comments; PNGs in HTML and in plots/), and what "
+        "changed against another run (metrics, config, code, data).",
+    ),
+    "scheduler": Command(
+        "schedule:scheduler", "Run the project's schedules until stopped (Ctrl-C)."
+    ),
+    "ui": Command(
+        "ui:ui",
+        "Open the web dashboard (runs, metrics, graphs, models, launches) for this project.",
+    ),
+    "server": Command(
+        "server:server",
+        "Serve the REST API and dashboard over shared stores; refuses to listen beyond this "
+        "machine without a token.",
+    ),
+    "export": Command(
+        "export:app",
+        "Export a step output to a file (qflow export RUN STEP[.OUTPUT] PATH), or a workflow for "
+        "another scheduler (qflow export argo WORKFLOW).",
+    ),
+    "runs": Command("runs:app", "List runs (newest first), or delete, archive and restore them."),
+    "config": Command("config:app", "Inspect a workflow's Hydra config."),
+    "models": Command("models:app", "Model registry: versions, aliases, signatures, serving."),
+    "sweeps": Command("sweep:app", "Hyperparameter sweeps: list them, show one."),
+    "ci": Command("ci:app", "Launch runs from pull-request comments."),
+    "infra": Command("infra:app", "Infrastructure for a team: Terraform templates."),
+    "schedule": Command("schedule:app", "Run workflows on a schedule (cron, UTC)."),
+}
+"""Every built-in command: ``module:attribute`` under ``qflow.cli.commands`` and the one-line
+help ``qflow --help`` shows without importing the command (kept equal to the command's own
+short help by a test)."""
+
+
+class _QFlowGroup(LazyGroup):
+    builtin = COMMANDS
+
 
 app = typer.Typer(
     name="qflow",
+    cls=_QFlowGroup,
     help="QFlow: run, track and compare ML workflows.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-app.command("run")(run.run)
-app.command("run-step")(run_step)
-app.add_typer(export_app, name="export")
-app.add_typer(runs.app, name="runs")
-app.command("show")(runs.show)
-app.command("logs")(runs.logs)
-app.command("graph")(graph.graph)
-app.command("lineage")(lineage)
-app.command("diff")(diff)
-app.command("compare")(compare)
-app.command("exec", context_settings=CONTEXT)(exec_)
-app.command("reproduce")(reproduce)
-app.command("metrics")(metrics)
-app.command("convert")(convert)
-app.command("gc")(gc)
-app.command("resume")(resume)
-app.command("doctor")(doctor)
-app.add_typer(config.app, name="config")
-app.command("plugins")(plugins.plugins)
-app.command("new")(new.new)
-app.command("configure")(configure.configure)
-app.add_typer(models.app, name="models")
-app.command("sweep")(sweeps.sweep)
-app.add_typer(sweeps.app, name="sweeps")
-app.command("predict")(predict.predict)
-app.command("sync")(sync)
-app.add_typer(ci_app, name="ci")
-app.command("report")(report)
-app.add_typer(infra_app, name="infra")
-app.add_typer(schedule_app, name="schedule")
-app.command("scheduler")(scheduler)
-app.command("ui")(ui)
-app.command("server")(server)
+
+
+@app.callback()
+def _qflow() -> None:
+    """The top-level group has no options of its own."""
 
 
 def run_cli(args: Sequence[str] | None = None) -> int:
@@ -92,7 +163,6 @@ def _run(args: Sequence[str] | None) -> int:
     if verbose:
         argv.remove("--verbose")
     try:
-        plugins.add_plugin_commands(app)
         result = app(argv, prog_name="qflow", standalone_mode=False)
         if isinstance(result, int) and result:
             return result

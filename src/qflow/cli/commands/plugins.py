@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import typer
-
 from qflow.cli import console
 from qflow.cli.options import JsonOption
 
 if TYPE_CHECKING:
     from qflow.plugins.manager import QFlowPluginManager
-
-_added: set[int] = set()
 
 
 def _provides(manager: QFlowPluginManager) -> dict[str, dict[str, list[str]]]:
@@ -78,26 +74,3 @@ def plugins(as_json: JsonOption = False) -> None:
             row["error"] or adds,
         )
     console.out.print(table)
-
-
-def add_plugin_commands(app: typer.Typer) -> None:
-    """Add the commands plugins provide (once per app); names already taken are refused."""
-    if id(app) in _added:
-        return
-    _added.add(id(app))
-    import logging
-
-    from qflow.plugins.extensions import by_name
-
-    taken = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    for name, item in by_name("commands").items():
-        if name in taken:
-            logging.getLogger(__name__).warning(
-                "QFlow plugin %r adds a command %r, which QFlow already has; it is skipped.",
-                item.plugin,
-                name,
-            )
-        elif isinstance(item.value, typer.Typer):
-            app.add_typer(item.value, name=name)
-        elif callable(item.value):
-            app.command(name)(item.value)

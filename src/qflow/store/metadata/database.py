@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import enum
 import functools
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -259,26 +260,26 @@ class Database:
         return engine
 
     def _migrate(self, engine: Engine) -> None:
-        """Upgrade the schema to the newest Alembic revision if it is behind."""
-        from alembic import command
-        from alembic.config import Config
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
+        """Bring the schema to the newest revision if it is behind.
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
-        head = ScriptDirectory.from_config(config).get_current_head()
-        options = {"version_table": VERSION_TABLE}
-        with engine.connect() as conn:
-            if MigrationContext.configure(conn, opts=options).get_current_revision() == head:
-                return
+        The check is one query (the version table's row against the newest revision file's
+        id); Alembic is imported only when a migration is due. A new SQLite database gets the
+        tables from ``schema.metadata`` and is stamped at the newest revision, which is the
+        schema the migrations build (a test compares the two).
+        """
+        head = schema_head()
+        if head is not None and _stored_revision(engine) == head:
+            return
         # Several processes may open a new store at once: one migrates, the others wait and
         # then find the schema at head.
         with migration_lock(engine), engine.begin() as conn:
-            if MigrationContext.configure(conn, opts=options).get_current_revision() == head:
+            current = _revision(conn)
+            if head is not None and current == head:
                 return
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            if head is not None and current is None and _empty_sqlite(conn):
+                _create_at_head(conn, head)
+                return
+            _upgrade(conn)
 
     def _store_error(self, exc: SQLAlchemyError) -> StoreError:
         where = masked(self.url)
@@ -304,3 +305,70 @@ def _refuse_network_filesystem(folder: Path) -> None:
             "or lose what they recorded.\nHint: use PostgreSQL (QFLOW_STORE=postgresql://…) "
             f"or a local disk; to accept the risk, set {ALLOW_ENV}=1."
         )
+
+
+@functools.cache
+def schema_head() -> str | None:
+    """The newest migration's revision id, read from the revision files without Alembic;
+    None when they do not form one line (Alembic then decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision = re.search(r"^revision(?:\s*:\s*str)?\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
+        down = re.search(r"^down_revision\b[^=]*=(.*)$", text, re.M)
+        if revision is None or down is None:
+            return None
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    """The revision the database is at, in one query; None if it has no version table yet."""
+    try:
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").first()
+    except DBAPIError:
+        return None
+    return None if row is None else str(row[0])
+
+
+def _revision(conn: sa.Connection) -> str | None:
+    if not sa.inspect(conn).has_table(VERSION_TABLE):
+        return None
+    row = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").first()
+    return None if row is None else str(row[0])
+
+
+def _empty_sqlite(conn: sa.Connection) -> bool:
+    if conn.dialect.name != "sqlite":
+        return False
+    count = conn.exec_driver_sql(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).scalar()
+    return count == 0
+
+
+def _create_at_head(conn: sa.Connection, head: str) -> None:
+    """A new database: the newest schema at once, stamped as Alembic stamps it."""
+    from qflow.store.metadata.schema import metadata
+
+    metadata.create_all(conn)
+    conn.exec_driver_sql(
+        f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+        f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
+    )
+    conn.exec_driver_sql(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (?)", (head,))
+
+
+def _upgrade(conn: sa.Connection) -> None:
+    """Run the Alembic migrations up to head on ``conn`` (imports Alembic)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
 import os
 import struct
@@ -10,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from qflow.store.artifacts import ArtifactRef
@@ -94,7 +94,9 @@ def is_number(value: object) -> bool:
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:
     """An INSERT that supports ON CONFLICT for the connection's dialect."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # Imported here: the PostgreSQL dialect pulls in asyncio and ssl (SQLite never needs them).
+    name = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    dialect = importlib.import_module(f"sqlalchemy.dialects.{name}")
     return dialect.insert(table)
 
 

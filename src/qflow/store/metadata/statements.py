@@ -6,11 +6,11 @@ are reused with bound parameters for every step of every run.
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from qflow.store.metadata import schema as t
 
@@ -102,5 +102,11 @@ COPY_STEP_RECORDS = (
 @cache
 def insert_ignore(dialect: str, table: sa.Table) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for ``dialect``."""
-    module = postgresql if dialect == "postgresql" else sqlite
+    # Imported here: the PostgreSQL dialect pulls in asyncio and ssl, which a SQLite store
+    # never needs.
+    module = importlib.import_module(f"sqlalchemy.dialects.{_dialect_module(dialect)}")
     return module.insert(table).on_conflict_do_nothing()
+
+
+def _dialect_module(dialect: str) -> str:
+    return "postgresql" if dialect == "postgresql" else "sqlite"

@@ -1,0 +1,158 @@
+"""What a command pays for before it does its work: the modules it imports and the schema
+check. (Timings are in benchmarks/startup.py; these check the causes.)"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from qflow.cli.app import COMMANDS, app
+from qflow.cli.group import build
+from qflow.store.metadata.database import MIGRATIONS, Database, schema_head
+
+pytestmark = pytest.mark.integration
+
+HEAVY = ("alembic", "hydra", "omegaconf", "pluggy", "pydantic", "rich", "sqlalchemy")
+
+_IMPORTED = """
+import contextlib, io, json, sys
+from qflow.cli.app import run_cli
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    code = run_cli(json.loads(sys.argv[1]))
+heavy = {m.split(".")[0] for m in sys.modules} & set(json.loads(sys.argv[2]))
+print(json.dumps({
+    "code": code,
+    "out": out.getvalue(),
+    "heavy": sorted(heavy),
+    "commands": sorted(m for m in sys.modules if m.startswith("qflow.cli.commands.")),
+    "postgresql": "sqlalchemy.dialects.postgresql" in sys.modules,
+}))
+"""
+
+
+def _imported(args: list[str], cwd: Path) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, json.dumps(args), json.dumps(HEAVY)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"NO_COLOR": "1", "COLUMNS": "100", "PATH": "/usr/bin:/bin"},
+    )
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def _project(root: Path) -> Path:
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "bench"\n\n[tool.qflow]\nworkflows = { tiny = "flows:tiny" }\n'
+    )
+    (root / "flows.py").write_text(
+        "import qflow as qf\n\n\n@qf.step\ndef one() -> int:\n    return 1\n\n\n"
+        "@qf.workflow\ndef tiny(cfg):\n    return one()\n"
+    )
+    return root
+
+
+def test_help_imports_no_command_and_no_heavy_library(tmp_path: Path) -> None:
+    result = _imported(["--help"], tmp_path)
+    assert result["code"] == 0
+    assert "runs " in str(result["out"]) and "schedule " in str(result["out"])
+    assert result["commands"] == []
+    assert result["heavy"] == ["pluggy"]  # plugins may add commands to the listing
+
+
+def test_listing_runs_imports_its_command_only_and_no_migration_tool(tmp_path: Path) -> None:
+    project = _project(tmp_path / "project")
+    first = _imported(["run", "tiny"], project)
+    assert first["code"] == 0
+    assert "alembic" not in first["heavy"]  # a new SQLite store is created at the newest schema
+    listed = _imported(["runs", "--limit", "20"], project)
+    assert listed["code"] == 0
+    assert "tiny" in str(listed["out"]) and "succeeded" in str(listed["out"])
+    assert listed["commands"] == ["qflow.cli.commands.runs"]
+    assert "alembic" not in listed["heavy"] and "hydra" not in listed["heavy"]
+    assert listed["postgresql"] is False
+
+
+def test_the_help_listing_is_each_commands_own_short_help() -> None:
+    for name, spec in COMMANDS.items():
+        command = build(name, spec.load(), spec.context_settings())
+        assert command.get_short_help_str(1000) == spec.help, name
+    assert app.info.cls is not None
+
+
+def _alembic(url: str, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def _schema(path: Path) -> dict[tuple[str, str], str]:
+    """sqlite_master, normalized; BIGINT and INTEGER are one type (INTEGER affinity) in SQLite."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+
+    def normal(sql: str) -> str:
+        sql = re.sub(r"\s+", " ", sql).replace("( ", "(").replace(" )", ")")
+        return re.sub(r"\bBIGINT\b", "INTEGER", sql).strip()
+
+    return {(kind, name): normal(sql or "") for kind, name, sql in rows}
+
+
+def test_a_new_sqlite_store_has_the_schema_the_migrations_build(tmp_path: Path) -> None:
+    script = ScriptDirectory.from_config(_config())
+    assert schema_head() == script.get_current_head()
+    created, migrated = tmp_path / "created.db", tmp_path / "migrated.db"
+    Database(f"sqlite:///{created}").dispose()
+    _alembic(f"sqlite:///{migrated}", "head")
+    assert _schema(created) == _schema(migrated)
+    with sqlite3.connect(created) as conn:
+        assert conn.execute("SELECT version_num FROM qflow_schema_version").fetchall() == [
+            (schema_head(),)
+        ]
+
+
+def test_an_older_store_is_migrated_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    script = ScriptDirectory.from_config(_config())
+    previous = script.get_revision(script.get_current_head()).down_revision
+    assert isinstance(previous, str)
+    _alembic(f"sqlite:///{path}", previous)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM qflow_schema_version").fetchone() == (
+            previous,
+        )
+    Database(f"sqlite:///{path}").dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM qflow_schema_version").fetchone() == (
+            schema_head(),
+        )
+    migrated = tmp_path / "migrated.db"
+    _alembic(f"sqlite:///{migrated}", "head")
+    assert _schema(path) == _schema(migrated)
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
