@@ -343,11 +343,33 @@ def _steps(python: str, install: str) -> list[dict[str, Any]]:
     ]
 
 
+GITHUB_SHORTEST_INTERVAL = 300.0
+"""GitHub Actions runs scheduled workflows at most once every 5 minutes."""
+
+
+def schedule_warnings(schedules: Sequence[Schedule], now: float) -> list[str]:
+    """What will not behave on GitHub as in ``qflow scheduler``: crons under 5 minutes."""
+    from qflow.ci.schedule import shortest_interval
+
+    warnings = []
+    for schedule in schedules:
+        interval = shortest_interval(schedule.cron, now)
+        if interval < GITHUB_SHORTEST_INTERVAL:
+            warnings.append(
+                f"schedule {schedule.id} ('{schedule.cron}') fires every {interval / 60:g} "
+                "minute(s); GitHub Actions runs scheduled workflows at most every 5 minutes "
+                "(and may start them late), so on GitHub it runs less often than with "
+                "qflow scheduler. Hint: a cron like '*/5 * * * *' or slower."
+            )
+    return warnings
+
+
 def schedule_workflow(
     schedules: Sequence[Schedule], *, python: str = "3.11", install: str = DEFAULT_INSTALL
 ) -> str:
     """The text of ``.github/workflows/qflow-schedules.yml``: one job per schedule, run when
-    its cron fires (GitHub's cron is UTC, like QFlow's scheduler) or by hand."""
+    its cron fires (GitHub's cron is UTC, like QFlow's scheduler) or by hand, where the
+    ``schedule`` input says which one schedule to run (never all of them)."""
     import yaml
 
     if not schedules:
@@ -367,21 +389,38 @@ def schedule_workflow(
         jobs[f"schedule_{schedule.id}"] = {
             "name": f"{schedule.workflow} ({schedule.cron})",
             "if": (
-                "github.event_name == 'workflow_dispatch' || "
-                f"github.event.schedule == '{schedule.cron}'"
+                f"(github.event_name == 'schedule' && github.event.schedule == '{schedule.cron}')"
+                f" || (github.event_name == 'workflow_dispatch' && "
+                f"inputs.schedule == '{schedule.id}')"
             ),
             "runs-on": "ubuntu-latest",
-            "env": {
-                "QFLOW_STORE": "${{ secrets.QFLOW_STORE }}",
-                "QFLOW_ARTIFACTS": "${{ secrets.QFLOW_ARTIFACTS }}",
-                "NO_COLOR": "1",
-            },
-            "steps": [*_steps(python, install), {"name": "Run the workflow", "run": command}],
+            "env": {"NO_COLOR": "1"},
+            "steps": [
+                *_steps(python, install),
+                {
+                    "name": "Run the workflow",
+                    "env": {
+                        "QFLOW_STORE": "${{ secrets.QFLOW_STORE }}",
+                        "QFLOW_ARTIFACTS": "${{ secrets.QFLOW_ARTIFACTS }}",
+                    },
+                    "run": command,
+                },
+            ],
         }
     crons = sorted({s.cron for s in schedules})
+    dispatch = {
+        "inputs": {
+            "schedule": {
+                "description": "The schedule to run now (qflow schedule list)",
+                "type": "choice",
+                "required": True,
+                "options": [s.id for s in schedules],
+            }
+        }
+    }
     document = {
         "name": "qflow-schedules",
-        "on": {"schedule": [{"cron": c} for c in crons], "workflow_dispatch": {}},
+        "on": {"schedule": [{"cron": c} for c in crons], "workflow_dispatch": dispatch},
         "permissions": {"contents": "read"},
         "jobs": jobs,
     }

@@ -9,6 +9,9 @@
   with ``catch_up="skip"`` it only reports them.
 - Runs are one at a time. A fire time that passes while another run is going is run once
   afterwards (several passed fire times of one schedule are one run, and the log says so).
+- A broken entry of the schedule file (edited by hand: a cron that never fires, a missing
+  workflow name …) is logged, once, and skipped; the other schedules run. A file that cannot
+  be read at all (not JSON) is logged and read again at the next tick.
 
 Time, sleeping and launching are injected, so tests drive the loop with a fake clock.
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from qflow.ci.schedule import Schedule, ScheduleStore, fire_times, next_fire
+from qflow.errors import QFlowError
 
 CatchUp = Literal["once", "skip"]
 
@@ -70,11 +74,34 @@ class ScheduleLoop:
         self.log = log
         self.catch_up = catch_up
         self.poll = poll
+        self._reported: set[str] = set()
+
+    def _report(self, problems: set[str]) -> None:
+        """Log each problem once, for as long as it lasts."""
+        for message in sorted(problems - self._reported):
+            self.log(message)
+        self._reported = problems
+
+    def schedules(self) -> list[Schedule]:
+        """The schedules that can run; broken entries and an unreadable file are logged."""
+        try:
+            schedules, broken = self.store.load()
+        except QFlowError as exc:
+            self._report({f"error: cannot read the schedules, none run until fixed: {exc}"})
+            return []
+        self._report(
+            {
+                f"skipped: {b.id} ({b.workflow}) is broken: {b.error.rstrip('.')}. "
+                f"Hint: fix it in {self.store.path}, or qflow schedule remove {b.id}"
+                for b in broken
+            }
+        )
+        return schedules
 
     def missed(self, now: float) -> list[tuple[Schedule, list[float]]]:
         """Schedules with fire times in ``(cursor, now]``, and those times."""
         found = []
-        for schedule in self.store.all():
+        for schedule in self.schedules():
             times = fire_times(schedule.cron, schedule.cursor, now)
             if times:
                 found.append((schedule, times))
@@ -83,7 +110,7 @@ class ScheduleLoop:
     def start(self) -> list[Outcome]:
         """Report what fired while no scheduler ran; run each of those once unless skipping."""
         now = self.clock()
-        schedules = self.store.all()
+        schedules = self.schedules()
         self.log(f"scheduler: {len(schedules)} schedule(s), catch-up {self.catch_up}")
         outcomes = []
         for schedule, times in self.missed(now):
@@ -97,7 +124,7 @@ class ScheduleLoop:
             if self.catch_up == "once":
                 outcomes.append(self._fire(schedule, times[-1], now))
             else:
-                self.store.record(schedule.id, cursor=now)
+                self._record(schedule.id, cursor=now)
         return outcomes
 
     def tick(self) -> list[Outcome]:
@@ -116,7 +143,7 @@ class ScheduleLoop:
     def seconds_to_next(self) -> float:
         """How long to sleep: until the next fire time, at most ``poll`` (new schedules)."""
         now = self.clock()
-        upcoming = [next_fire(s.cron, max(s.cursor, now)) for s in self.store.all()]
+        upcoming = [next_fire(s.cron, max(s.cursor, now)) for s in self.schedules()]
         wait = min(upcoming, default=now + self.poll) - now
         return max(0.0, min(wait, self.poll))
 
@@ -144,7 +171,7 @@ class ScheduleLoop:
                 f"failed: {schedule.id} run {outcome.run_id or '-'} {outcome.status}: "
                 f"{outcome.error or 'no error message'}; the scheduler goes on"
             )
-        self.store.record(
+        self._record(
             schedule.id,
             cursor=now,
             last_fired=scheduled_for,
@@ -153,6 +180,12 @@ class ScheduleLoop:
             last_error=outcome.error,
         )
         return outcome
+
+    def _record(self, schedule_id: str, **changes: object) -> None:
+        try:
+            self.store.record(schedule_id, **changes)
+        except QFlowError as exc:  # the file was broken meanwhile; the loop goes on
+            self.log(f"error: could not save {schedule_id}'s progress: {exc}")
 
 
 def subprocess_launcher(

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +77,106 @@ def test_schedule_commands(ci_project: Path, capsys: pytest.CaptureFixture[str])
     assert cli(capsys, "schedule", "remove", schedule["id"])[0] == 0
     code, _, err = cli(capsys, "schedule", "remove", schedule["id"])
     assert code == 1 and "No schedule with id" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--cron", "0 0 31 2 *"], "Cron expression '0 0 31 2 *' never fires"),
+        (["trian", "--cron", "@daily"], "No workflow named 'trian' in this project; nothing"),
+        (["train", "fooo=1", "--cron", "@daily"], "Workflow 'train' has no parameter 'fooo'"),
+        (["train", "epochs=x", "--cron", "@daily"], "'epochs' of workflow 'train' must be an int"),
+        (["train", "lr", "--cron", "@daily"], "malformed"),
+    ],
+    ids=["never-fires", "workflow", "key", "value", "override"],
+)
+def test_schedule_add_refuses(
+    ci_project: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = cli(capsys, "schedule", "add", *args)
+    assert code == 1
+    assert message in err and "Traceback" not in out + err
+    assert not (ci_project / ".qflow" / "schedules.json").exists()
+
+
+def test_schedule_add_names_close_workflows(
+    ci_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "schedule", "add", "trian", "--cron", "@daily")
+    assert code == 1 and "Known workflows: train." in err and "Did you mean: train?" in err
+    code, out, err = cli(capsys, "schedule", "add", "ciwf:train", "epochs=2", "--cron", "@daily")
+    assert code == 0, err
+    assert "ciwf:train at '0 0 * * *' (UTC); next " in out
+
+
+def _hand_edit(project: Path, *entries: dict[str, object]) -> Path:
+    path = project / ".qflow" / "schedules.json"
+    data = json.loads(path.read_text())
+    data["schedules"] += list(entries)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_hand_edited_broken_entries_are_reported_without_a_traceback(
+    ci_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys, "schedule", "add", "train", "--cron", "*/2 * * * *")[0] == 0
+    _hand_edit(ci_project, {"id": "sfeb", "workflow": "train", "cron": "0 0 31 2 *"})
+    code, out, err = cli(capsys, "schedule", "list")
+    assert code == 0, err
+    assert "*/2 * * * *" in out and "Traceback" not in out + err
+    assert "schedule sfeb (train) is broken and does not run: Cron expression '0 0 31 2 *' " in (
+        " ".join(err.split())
+    )
+    code, out, _ = cli(capsys, "schedule", "list", "--json")
+    listed = json.loads(out)
+    assert [item.get("broken", False) for item in listed] == [False, True]
+    code, out, err = cli(capsys, "schedule", "export", "github")
+    assert code == 0, err
+    flat = " ".join(err.split())
+    assert "schedule sfeb (train) is broken" in flat
+    assert "fires every 2 minute(s); GitHub Actions runs scheduled workflows at most" in flat
+    exported = (ci_project / ".github" / "workflows" / "qflow-schedules.yml").read_text()
+    assert "sfeb" not in exported and "0 0 31 2" not in exported
+    code, out, err = cli(capsys, "schedule", "remove", "sfeb")
+    assert code == 0 and "Removed schedule sfeb (train, broken)" in out
+    assert "broken" not in cli(capsys, "schedule", "list")[2]
+
+
+def test_scheduler_runs_the_good_schedules_and_reports_a_broken_one(
+    ci_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`qflow scheduler` as a process: a hand-edited entry that never fires is logged once,
+    without a traceback, and the good schedule's missed fire time is run (a real qflow run)."""
+    code, out, err = cli(capsys, "schedule", "add", "train", "epochs=2", "--cron", "* * * * *")
+    assert code == 0, err
+    good = json.loads(cli(capsys, "schedule", "list", "--json")[1])[0]["id"]
+    path = _hand_edit(ci_project, {"id": "sfeb", "workflow": "train", "cron": "0 0 31 2 *"})
+    data = json.loads(path.read_text())
+    data["schedules"][0]["cursor"] -= 120  # it missed two fire times while no scheduler ran
+    path.write_text(json.dumps(data))
+    log = ci_project / "scheduler.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qflow", "scheduler", "--poll", "1", "--project", "."],
+            cwd=ci_project,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while f"done: {good}" not in log.read_text() and process.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    assert text.count("skipped: sfeb (train) is broken: Cron expression '0 0 31 2 *'") == 1
+    assert f"missed: {good} (train, '* * * * *') missed 2 runs" in text
+    assert "scheduler stopped" in text and process.returncode == 0
+    code, out, _ = cli(capsys, "runs", "--json", "--tag", f"schedule={good}")
+    (run,) = json.loads(out)
+    assert run["status"] == "succeeded" and run["workflow"] == "train"

@@ -5,13 +5,20 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from qflow.ci.github import DEFAULT_INSTALL, pr_workflow, schedule_workflow, write_pr_workflow
+from qflow.ci.github import (
+    DEFAULT_INSTALL,
+    pr_workflow,
+    schedule_warnings,
+    schedule_workflow,
+    write_pr_workflow,
+)
 from qflow.ci.schedule import Schedule
 from qflow.errors import QFlowError
 
@@ -290,6 +297,18 @@ def test_existing_workflow_is_kept_without_force(tmp_path: Path) -> None:
     assert "issue_comment" in path.read_text()
 
 
+def fires(condition: str, event: str, cron: str = "", chosen: str = "") -> bool:
+    """Evaluate a job's ``if`` for one event (the few operators the export uses)."""
+    text = (
+        condition.replace("&&", " and ")
+        .replace("||", " or ")
+        .replace("github.event_name", repr(event))
+        .replace("github.event.schedule", repr(cron))
+        .replace("inputs.schedule", repr(chosen))
+    )
+    return bool(eval(text, {"__builtins__": {}}))  # only literals, and/or, == remain
+
+
 def test_schedule_export_passes_actionlint(tmp_path: Path) -> None:
     schedules = [
         Schedule("s000001", "train", "0 3 * * *", ("model.C=0.5", "data.path=a b.csv")),
@@ -302,11 +321,46 @@ def test_schedule_export_passes_actionlint(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     document = yaml.safe_load(path.read_text())
     assert document["on"]["schedule"] == [{"cron": "*/15 * * * 1-5"}, {"cron": "0 3 * * *"}]
+    chosen = document["on"]["workflow_dispatch"]["inputs"]["schedule"]
+    assert chosen["type"] == "choice" and chosen["required"] is True
+    assert chosen["options"] == ["s000001", "s000002", "s000003"]
     job = document["jobs"]["schedule_s000001"]
-    assert job["if"].endswith("github.event.schedule == '0 3 * * *'")
     assert job["steps"][-1]["run"] == (
         "qflow run train model.C=0.5 'data.path=a b.csv' --tag schedule=s000001"
     )
+    assert job["steps"][-1]["env"] == {
+        "QFLOW_STORE": "${{ secrets.QFLOW_STORE }}",
+        "QFLOW_ARTIFACTS": "${{ secrets.QFLOW_ARTIFACTS }}",
+    }
+    assert "QFLOW_STORE" not in json.dumps(job["env"])
+    conditions = {name: job["if"] for name, job in document["jobs"].items()}
+    # Run by hand: only the chosen schedule's job runs.
+    for schedule in schedules:
+        ran = [n for n, c in conditions.items() if fires(c, "workflow_dispatch", "", schedule.id)]
+        assert ran == [f"schedule_{schedule.id}"]
+    # A cron firing runs the jobs of that cron, and a dispatch of nothing runs nothing.
+    ran = [n for n, c in conditions.items() if fires(c, "schedule", cron="0 3 * * *")]
+    assert ran == ["schedule_s000001", "schedule_s000003"]
+    assert not [n for n, c in conditions.items() if fires(c, "workflow_dispatch")]
+    assert not [n for n, c in conditions.items() if fires(c, "push", cron="0 3 * * *")]
+
+
+def test_schedule_export_warns_under_five_minutes() -> None:
+    now = datetime(2025, 3, 1, tzinfo=UTC).timestamp()
+    schedules = [
+        Schedule("s1", "train", "* * * * *"),
+        Schedule("s2", "train", "*/2 * * * *"),
+        Schedule("s3", "train", "0,58 * * * *"),  # 2 minutes apart over the hour
+        Schedule("s4", "train", "*/5 * * * *"),
+        Schedule("s5", "train", "0 3 * * *"),
+    ]
+    warnings = schedule_warnings(schedules, now)
+    assert [w.split(" (")[0] for w in warnings] == ["schedule s1", "schedule s2", "schedule s3"]
+    assert (
+        "fires every 1 minute(s); GitHub Actions runs scheduled workflows at most every 5"
+        in (warnings[0])
+    )
+    assert "every 2 minute(s)" in warnings[1] and "every 2 minute(s)" in warnings[2]
 
 
 def test_schedule_export_needs_schedules() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -165,3 +166,45 @@ def test_schedules_added_while_running_are_picked_up(tmp_path: Path) -> None:
     clock.sleep(loop.seconds_to_next())
     assert len(loop.tick()) == 1
     assert [w for w, _, _ in launcher.calls] == ["new"]
+
+
+def test_a_broken_entry_is_skipped_and_the_others_run(tmp_path: Path) -> None:
+    clock = FakeClock(at("2025-01-01T00:00:30"))
+    store = ScheduleStore(tmp_path)
+    store.add("fine", "* * * * *", now=clock.now)
+    data = json.loads(store.path.read_text())
+    data["schedules"].insert(0, {"id": "sfeb", "workflow": "train", "cron": "0 0 31 2 *"})
+    store.path.write_text(json.dumps(data))
+    launcher = Recorder(clock)
+    loop = _loop(tmp_path, clock, launcher, poll=60)
+    loop.run(max_ticks=3)
+    assert [w for w, _, _ in launcher.calls] == ["fine"] * 3
+    messages: list[str] = loop.messages  # type: ignore[attr-defined]
+    skipped = [m for m in messages if m.startswith("skipped:")]
+    assert skipped == [
+        "skipped: sfeb (train) is broken: Cron expression '0 0 31 2 *' never fires: no date "
+        "has this day of the month in these months (February has no 30th or 31st; April, "
+        "June, September and November have no 31st). Hint: fix it in "
+        f"{store.path}, or qflow schedule remove sfeb"
+    ]  # once, not at every tick
+    assert messages[1] == "scheduler: 1 schedule(s), catch-up once"
+    assert json.loads(store.path.read_text())["schedules"][1]["id"] == "sfeb"  # kept
+
+
+def test_an_unreadable_file_stops_no_loop(tmp_path: Path) -> None:
+    clock = FakeClock(at("2025-01-01T00:00:30"))
+    store = ScheduleStore(tmp_path)
+    store.add("fine", "* * * * *", now=clock.now)
+    good = store.path.read_text()
+    launcher = Recorder(clock)
+    loop = _loop(tmp_path, clock, launcher, poll=60)
+    loop.start()
+    store.path.write_text("{half written")
+    assert loop.tick() == [] and loop.seconds_to_next() == 60
+    assert loop.tick() == []
+    messages: list[str] = loop.messages  # type: ignore[attr-defined]
+    errors = [m for m in messages if m.startswith("error:")]
+    assert len(errors) == 1 and "is not valid JSON" in errors[0]
+    store.path.write_text(good)
+    clock.now += 60
+    assert [o.status for o in loop.tick()] == ["succeeded"]

@@ -12,7 +12,7 @@ from qflow.cli import console
 from qflow.cli.options import JsonOption, OverridesArgument, ProjectOption
 
 if TYPE_CHECKING:
-    from qflow.ci.schedule import ScheduleStore
+    from qflow.ci.schedule import BrokenSchedule, ScheduleStore
 
 app = typer.Typer(help="Run workflows on a schedule (cron, UTC).", no_args_is_help=True)
 
@@ -25,6 +25,18 @@ def _store(project: Path | None) -> tuple[Path, ScheduleStore]:
     return found.root, ScheduleStore(found.state_dir)
 
 
+def _warn_broken(store: ScheduleStore, broken: list[BrokenSchedule]) -> None:
+    from rich.markup import escape
+
+    for entry in broken:
+        console.err.print(
+            f"[yellow]Warning:[/] schedule {escape(entry.id)} ({escape(entry.workflow)}) is "
+            f"broken and does not run: {escape(entry.error)}\n"
+            f"Hint: fix it in {escape(str(store.path))}, or "
+            f"qflow schedule remove {escape(entry.id)}"
+        )
+
+
 @app.command("add")
 def add(
     workflow: Annotated[str, typer.Argument(help="Workflow name (or module:function).")],
@@ -34,15 +46,20 @@ def add(
     ] = "",
     project: ProjectOption = None,
 ) -> None:
-    """Run WORKFLOW (with overrides) whenever --cron fires; `qflow scheduler` runs them."""
+    """Run WORKFLOW (with overrides) whenever --cron fires; `qflow scheduler` runs them.
+
+    Refused, with nothing saved: a cron that does not parse or never fires (0 0 31 2 *), a
+    workflow the project does not have, and overrides qflow run would refuse."""
     from qflow.ci.schedule import next_fire
     from qflow.ci.scheduler import utc
+    from qflow.config import find_project
     from qflow.errors import ConfigError
 
     if not cron:
         raise ConfigError("qflow schedule add needs --cron, e.g. --cron '0 3 * * *'.")
-    _, store = _store(project)
-    schedule = store.add(workflow, cron, overrides or [])
+    found = find_project(project)
+    _, store = _store(found.root)
+    schedule = store.add(workflow, cron, overrides or [], project=found)
     console.out.print(
         f"Schedule [bold]{schedule.id}[/]: {workflow} at '{schedule.cron}' (UTC); "
         f"next {utc(next_fire(schedule.cron, schedule.cursor))}"
@@ -60,12 +77,14 @@ def list_(as_json: JsonOption = False, project: ProjectOption = None) -> None:
     from qflow.ci.scheduler import utc
 
     _, store = _store(project)
-    schedules = store.all()
+    schedules, broken = store.load()
     if as_json:
         console.print_json(
             [{**s.to_json(), "next": utc(next_fire(s.cron, s.cursor))} for s in schedules]
+            + [{**b.to_json(), "broken": True} for b in broken]
         )
         return
+    _warn_broken(store, broken)
     if not schedules:
         console.out.print("No schedules. Hint: qflow schedule add WORKFLOW --cron '0 3 * * *'")
         return
@@ -91,9 +110,12 @@ def remove(
     project: ProjectOption = None,
 ) -> None:
     """Delete a schedule."""
+    from qflow.ci.schedule import Schedule
+
     _, store = _store(project)
     removed = store.remove(schedule_id)
-    console.out.print(f"Removed schedule {removed.id} ({removed.workflow}, '{removed.cron}')")
+    what = f", '{removed.cron}'" if isinstance(removed, Schedule) else ", broken"
+    console.out.print(f"Removed schedule {removed.id} ({removed.workflow}{what})", markup=False)
 
 
 @app.command("export")
@@ -109,16 +131,24 @@ def export(
     ] = "python -m pip install -e .",
     project: ProjectOption = None,
 ) -> None:
-    """Write the schedules as a GitHub Actions workflow (on: schedule: - cron: …)."""
+    """Write the schedules as a GitHub Actions workflow: each job runs when its cron fires,
+    or by hand (Run workflow) for the one schedule chosen. Warns about crons that fire more
+    often than every 5 minutes, GitHub's shortest interval."""
+    from rich.markup import escape
+
     from qflow.ci.files import write_atomic
-    from qflow.ci.github import SCHEDULE_WORKFLOW_PATH, schedule_workflow
+    from qflow.ci.github import SCHEDULE_WORKFLOW_PATH, schedule_warnings, schedule_workflow
     from qflow.errors import QFlowError
 
     if target != "github":
         raise QFlowError(f"Schedules cannot be exported to {target!r}; use: github.")
     root, store = _store(project)
+    schedules, broken = store.load()
+    _warn_broken(store, broken)
     path = output if output is not None else root / SCHEDULE_WORKFLOW_PATH
-    write_atomic(path, schedule_workflow(store.all(), python=python, install=install))
+    write_atomic(path, schedule_workflow(schedules, python=python, install=install))
+    for warning in schedule_warnings(schedules, time.time()):
+        console.err.print(f"[yellow]Warning:[/] {escape(warning)}")
     console.out.print(f"Wrote {path}")
 
 
