@@ -38,8 +38,9 @@ def _write_project(folder: Path) -> None:
     conf = folder / "conf"
     conf.mkdir()
     paths = "".join(f"{name}: {path}\n" for name, path in catalog.items())
-    for workflow in ("data_processing", "data_processing_swapped", "spaceflights"):
+    for workflow in ("data_processing", "data_processing_swapped"):
         (conf / f"{workflow}.yaml").write_text(paths)
+    (conf / "spaceflights.yaml").write_text(f"{paths}test_size: 0.2\n")
     for workflow in ("movie_stats", "playlist_plus"):
         (conf / f"{workflow}.yaml").write_text(f"movie_data: {movie_data}\n")
 
@@ -283,6 +284,21 @@ def test_diff_compares_reordered_calls_like_with_like(
     assert code == 0, err
     assert "step 0_load_csv is 2_load_csv in run a" in out
     assert "outputs" not in out
+
+
+def test_diff_still_pairs_a_step_whose_parameter_changed(
+    ports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = run(capsys, "spaceflights")
+    after = run(capsys, "spaceflights", "test_size=0.3")
+
+    code, out, err = cli(capsys, "diff", before, after, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["matched"] == {}
+    assert list(result["cache"]) == ["6_split_data", "7_train_model", "8_evaluate_model"]
+    assert any("param parameters" in reason for reason in result["cache"]["6_split_data"])
+    assert result["code"] == {}
 
 
 # -- export ---------------------------------------------------------------------------------------
