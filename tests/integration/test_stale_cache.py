@@ -94,7 +94,7 @@ def temperature(x: int) -> Celsius:
 
 
 @qf.workflow
-def matrix(x: int = 1):
+def matrix(x: int | float = 1):  # x=1.0 is checked against the signature at launch
     parts = split(x)
     return {
         "same_module": same_module(x),

@@ -207,3 +207,82 @@ def _lookup(config: Mapping[str, Any], key: str) -> Any:
         else:
             return _MISSING
     return node
+
+
+_SHOWN_KEYS = 6
+"""At most this many changed keys of a mapping parameter are named in a reason."""
+
+
+def param_change(key: str, old: str | None, new: str | None) -> str:
+    """Why a parameter differs, for cache reasons and ``qflow diff`` (``old`` and ``new`` are
+    canonical JSON texts; None when absent).
+
+    ``param C: 0.5 → 3.0``, with the types when they differ (``param C: 1 (int) → 1.0
+    (float)``). For a mapping, only what changed inside it, by dotted key: ``param options:
+    model.depth 2 → 3, lr added (0.1), momentum removed``, never both whole mappings.
+    """
+    before, after = _json(old), _json(new)
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes = _mapping_changes(_flat(before), _flat(after))
+        if changes:
+            more = len(changes) - _SHOWN_KEYS
+            tail = f", and {more} more" if more > 0 else ""
+            return f"param {key}: {', '.join(changes[:_SHOWN_KEYS])}{tail}"
+    kinds = (_kind_name(old, before), _kind_name(new, after))
+    if None not in kinds and kinds[0] != kinds[1]:
+        return f"param {key}: {old} ({kinds[0]}) → {new} ({kinds[1]})"
+    return f"param {key}: {old} → {new}"
+
+
+_UNREADABLE = object()
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return _UNREADABLE
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _UNREADABLE
+
+
+def _kind_name(text: str | None, value: Any) -> str | None:
+    if text is None:
+        return None
+    return "str" if value is _UNREADABLE else type(value).__name__
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        dotted = f"{prefix}{name}"
+        if isinstance(value, Mapping) and value:
+            flat.update(_flat(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _mapping_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    import json
+
+    def shown(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
+            changes.append(f"{name} removed (was {shown(before[name])})")
+        elif name not in before:
+            changes.append(f"{name} added ({shown(after[name])})")
+        elif before[name] != after[name] or type(before[name]) is not type(after[name]):
+            old, new = before[name], after[name]
+            types = (
+                f" ({type(old).__name__} → {type(new).__name__})"
+                if type(old) is not type(new)
+                else ""
+            )
+            changes.append(f"{name} {shown(old)} → {shown(new)}{types}")
+    return changes

@@ -59,6 +59,28 @@ def signature_defaults(signature: inspect.Signature) -> dict[str, Any]:
     }
 
 
+def with_defaults(signature: inspect.Signature, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` over the mapping defaults of the signature, merged key by key as Hydra
+    merges overrides into a config file: ``options.depth=3`` keeps the default's other keys
+    (a parameter given a mapping whose default is one)."""
+    merged = dict(config)
+    for name, param in signature.parameters.items():
+        if isinstance(param.default, Mapping):
+            given = merged.get(name, {})
+            merged[name] = _merge(param.default, given) if isinstance(given, Mapping) else given
+    return merged
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        old = merged.get(key)
+        merged[key] = (
+            _merge(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+        )
+    return merged
+
+
 def _is_plain(value: Any) -> bool:
     if isinstance(value, _JSON_SCALARS):
         return True

@@ -8,7 +8,12 @@ import inspect
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from qflow.config.signature import check_parameters, parameter_types, signature_defaults
+from qflow.config.signature import (
+    check_parameters,
+    parameter_types,
+    signature_defaults,
+    with_defaults,
+)
 from qflow.config.tree import Config, to_config
 from qflow.dsl.tracing import (
     NamedOutputs,
@@ -115,13 +120,9 @@ class Workflow(Generic[P, R]):
                 f"Workflow {self.name!r} needs a value for {', '.join(map(repr, missing))}. "
                 f"Hint: qflow run {self.name} {missing[0]}=VALUE"
             )
+        config = with_defaults(self.signature, config)
         checked = check_parameters(self.name, parameter_types(self.fn, self.signature), config)
-        unset = {
-            name: param.default
-            for name, param in known.items()
-            if name not in checked and isinstance(param.default, Mapping)
-        }
-        return {key: to_config(value) for key, value in {**unset, **checked}.items()}
+        return {key: to_config(value) for key, value in checked.items()}
 
     def unbound_parameters(self, config: Mapping[str, Any]) -> list[str]:
         """Parameters without a default that ``config`` gives no value (``model_input_table``

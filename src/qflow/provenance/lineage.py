@@ -204,7 +204,16 @@ def backward(metadata: MetadataStore, run_id: str, target: str) -> dict[str, Any
             cached_names[step.cached_from] = found or "?"
         return {"step_run_id": step.cached_from, "from": cached_names[step.cached_from]}
 
+    made: dict[str, dict[str, Any]] = {}
+
     def step_node(step: StepRun, seen: frozenset[str]) -> dict[str, Any]:
+        # A step upstream of several others (a shared load) is built once: the DAG is walked
+        # in linear time, and ``render_tree`` shows it once and refers to it after.
+        if step.name not in made:
+            made[step.name] = _step_node(step, seen)
+        return made[step.name]
+
+    def _step_node(step: StepRun, seen: frozenset[str]) -> dict[str, Any]:
         inputs = []
         for input_name, input_ref in step.inputs.items():
             found = _producer(producers.get(input_ref.key, []), step)
@@ -337,8 +346,17 @@ def render_tree(lineage: dict[str, Any]) -> Tree:
         if step is not None:
             add_step(branch, step)
 
+    shown: set[tuple[str, str]] = set()
+    """Steps (and, forward, uses) already drawn: a DAG's shared parts are drawn once and
+    referred to after, so the tree grows with the number of steps, not of paths."""
+
     def add_step(parent: Tree, step: dict[str, Any]) -> None:
         extra = f" cached from {step['cached_from']['from']}" if step["cached_from"] else ""
+        seen = (step["run_id"], step["step"])
+        if seen in shown:
+            parent.add(f"← step [cyan]{escape(step['step'])}[/] [dim](shown above)[/]")
+            return
+        shown.add(seen)
         branch = parent.add(
             f"← step [cyan]{escape(step['step'])}[/] ({step['status']}{extra}) "
             f"[dim]code {_short(step['fingerprint'] or step['source_key'])}[/]"
@@ -354,10 +372,16 @@ def render_tree(lineage: dict[str, Any]) -> Tree:
             add_artifact(branch, node)
 
     def add_use(parent: Tree, use: dict[str, Any]) -> None:
-        branch = parent.add(
+        label = (
             f"→ run [bold]{use['run_id']}[/] step [cyan]{escape(use['step'])}[/] "
             f"(as {escape(use['input'])})"
         )
+        seen = (use["run_id"], use["step"])
+        if seen in shown and use["outputs"]:
+            parent.add(f"{label} [dim](shown above)[/]")
+            return
+        shown.add(seen)
+        branch = parent.add(label)
         for out in use["outputs"]:
             sub = branch.add(f"{escape(out['name'])} [dim]{_short(out['key'])}[/]")
             for inner in out["used_by"]:

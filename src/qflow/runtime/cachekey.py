@@ -305,11 +305,10 @@ class StepIdentity:
 
 def param_change(key: str, old: str | None, new: str | None) -> str:
     """``param C: 0.5 → 3.0``, with the types when they differ: ``param C: 1 (int) → 1.0
-    (float)`` (``old`` and ``new`` are canonical JSON texts; None when absent)."""
-    kinds = (_type_name(old), _type_name(new))
-    if None not in kinds and kinds[0] != kinds[1]:
-        return f"param {key}: {old} ({kinds[0]}) → {new} ({kinds[1]})"
-    return f"param {key}: {old} → {new}"
+    (float)``; for a mapping, the keys that changed inside it (``config.explain``)."""
+    from qflow.config.explain import param_change as explained
+
+    return explained(key, old, new)
 
 
 def _type_name(text: str | None) -> str | None:

@@ -83,11 +83,11 @@ def _from_signature(wf: Any, given: dict[str, Any]) -> tuple[dict[str, Any], lis
     parameters that need a value."""
     import inspect
 
-    from qflow.config.signature import check_parameters, parameter_types
+    from qflow.config.signature import check_parameters, parameter_types, with_defaults
 
     if wf.takes_config_object:
         return given, []
-    resolved = {**wf.defaults(), **given}
+    resolved = with_defaults(wf.signature, {**wf.defaults(), **given})
     types = parameter_types(wf.fn, wf.signature)
     resolved = _plain(check_parameters(wf.name, types, resolved))
     required = []

@@ -37,6 +37,14 @@ def run(
     multirun: Annotated[
         bool, typer.Option("--multirun", "-m", help="One run per combination: model.C=0.1,1")
     ] = False,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="With -m: a metric to show as a column of the summary table (repeatable; "
+            "default: the metrics the runs logged, up to 6).",
+        ),
+    ] = None,
     from_run: Annotated[
         str | None,
         typer.Option(
@@ -82,6 +90,7 @@ def run(
             workers,
             not no_cache,
             rerun or [],
+            metric or [],
         )
         return
 
@@ -113,10 +122,12 @@ def run_sweep(
     workers: int | None,
     use_cache: bool,
     rerun: list[str],
+    metrics: list[str] | None = None,
 ) -> None:
     """``-m``: one run per combination of the swept values, all under one sweep id.
 
-    A failing combination does not stop the others; the exit code is 1 if any failed.
+    A failing combination does not stop the others; the exit code is 1 if any failed. The
+    summary table has a column per metric in ``metrics`` (default: those the runs logged).
     """
     from rich.table import Table
 
@@ -151,11 +162,18 @@ def run_sweep(
             run_id = exc.run_id if isinstance(exc, StepFailedError) else "-"
             rows.append((shown, run_id, "failed", str(exc).splitlines()[0]))
             console.err.print(f"[red]failed:[/] {str(exc).splitlines()[0]}")
+    summaries = _metrics_summaries(project, [row[1] for row in rows])
+    columns = list(metrics or []) or _metric_columns(summaries)
     table = Table(box=None, header_style="bold", title=f"sweep {sweep_id}", title_justify="left")
-    for column in ("#", "overrides", "run", "status", "error"):
+    for column in ("#", "overrides", "run", "status"):
         table.add_column(column)
+    for metric in columns:
+        table.add_column(metric, justify="right")
+    table.add_column("error")
     for index, (shown, run_id, status, error) in enumerate(rows, 1):
-        table.add_row(str(index), shown, run_id, console.status(status), error)
+        values = summaries.get(run_id, {})
+        cells = [f"{values[m]:.6g}" if m in values else "-" for m in columns]
+        table.add_row(str(index), shown, run_id, console.status(status), *cells, error)
     console.out.print(table)
     failed = sum(1 for row in rows if row[2] == "failed")
     if failed:
@@ -163,3 +181,31 @@ def run_sweep(
             f"{failed} of {len(rows)} runs failed in sweep {sweep_id}.\n"
             f"Hint: qflow runs --status failed; qflow logs RUN shows a failed step's traceback."
         )
+
+
+SWEEP_METRIC_COLUMNS = 6
+"""The multirun table shows at most this many metrics (``qflow runs`` lists them all)."""
+
+
+def _metrics_summaries(project: Path | None, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    """Each recorded run's metrics (latest value per key), for the multirun table."""
+    from qflow.config import find_project
+    from qflow.errors import QFlowError
+    from qflow.store import open_stores
+
+    metadata, _ = open_stores(find_project(project).root)
+    summaries: dict[str, dict[str, float]] = {}
+    for run_id in run_ids:
+        if run_id == "-":
+            continue
+        try:
+            summaries[run_id] = dict(metadata.get_run(run_id).metrics_summary)
+        except QFlowError:  # the table must not hide the sweep's outcome
+            continue
+    return summaries
+
+
+def _metric_columns(summaries: dict[str, dict[str, float]]) -> list[str]:
+    """The metrics the runs logged, in the order they first appear (the first run's first)."""
+    keys = list(dict.fromkeys(key for summary in summaries.values() for key in summary))
+    return keys[:SWEEP_METRIC_COLUMNS]
