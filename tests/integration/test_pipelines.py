@@ -391,3 +391,59 @@ def test_ports_give_the_same_artifacts_on_every_executor(
         found[name]["data_science"] = _outputs(partial)
     assert found[executor] == found["reference"]
     assert len(found["reference"]["spaceflights"]) == 12
+
+
+FLAKY = """\
+from pathlib import Path
+
+import qflow as qf
+
+
+@qf.step
+def make(n: int) -> list[int]:
+    return list(range(n))
+
+
+@qf.step
+def use(xs: list[int]) -> int:
+    if Path("fail").exists():
+        raise RuntimeError("asked to fail")
+    return sum(xs)
+
+
+@qf.workflow
+def produce(n: int = 3):
+    return make(n)
+
+
+@qf.workflow
+def consume(make: list[int]):
+    return use(make)
+"""
+
+
+def test_resuming_a_partial_run_takes_the_same_inputs_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "flaky"\n[tool.qflow]\nworkflow-modules = ["flaky"]\n'
+    )
+    (project / "flaky.py").write_text(FLAKY)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("NO_COLOR", "1")
+    produced = run(capsys, "produce")
+    (project / "fail").write_text("")
+    code, _, err = cli(capsys, "run", "consume", "--from", produced)
+    assert code == 1
+    assert "asked to fail" in err
+    failed = run_ids(capsys)[0]
+
+    (project / "fail").unlink()
+    code, _, err = cli(capsys, "resume", failed)
+    assert code == 0, err
+    resumed = run_ids(capsys)[0]
+    recorded = steps(capsys, resumed)
+    assert recorded["0_make"]["status"] == "cached"
+    assert produced in recorded["0_make"]["reason"]
+    assert recorded["1_use"]["status"] == "succeeded"
+    assert _meta(project, resumed)["inputs_from"] == produced

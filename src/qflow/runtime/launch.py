@@ -68,7 +68,11 @@ def launch(
     project = find_project(Path(project_dir) if project_dir else None)
     reuse: dict[str, StepRun] = {}
     if resume_from is not None:
-        workflow, config, reuse, resume_from = _resume_plan(project, resume_from)
+        workflow, config, reuse, resume_from, partial = _resume_plan(project, resume_from)
+        # A partial run resumes as the same part, fed by the same earlier run.
+        from_run = partial.get("inputs_from", from_run)
+        from_steps = partial.get("from_steps", from_steps)
+        to_steps = partial.get("to_steps", to_steps)
     if workflow is None:
         raise QFlowError("launch() needs a workflow, or resume_from= a run to resume.")
     wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, project)
@@ -232,8 +236,9 @@ def _check_rerun(rerun: Collection[str], graph: Graph) -> None:
 
 def _resume_plan(
     project: Project, run_id: str
-) -> tuple[str, dict[str, Any], dict[str, StepRun], str]:
-    """What resuming ``run_id`` means: its workflow, config and the step runs to reuse."""
+) -> tuple[str, dict[str, Any], dict[str, StepRun], str, dict[str, Any]]:
+    """What resuming ``run_id`` means: its workflow, config, the step runs to reuse and, for a
+    partial run, what it ran and where its inputs came from (``_partial_meta``)."""
     from qflow.store import open_stores
 
     metadata, _ = open_stores(project.root)
@@ -254,7 +259,9 @@ def _resume_plan(
         for s in metadata.step_runs(old.id)
         if s.status in (StepStatus.SUCCEEDED, StepStatus.CACHED)
     }
-    return old.meta.get("workflow_ref") or old.workflow, old.config, finished, old.id
+    keys: tuple[str, ...] = ("inputs_from", "from_steps", "to_steps")
+    partial: dict[str, Any] = {k: old.meta[k] for k in keys if k in old.meta}
+    return old.meta.get("workflow_ref") or old.workflow, old.config, finished, old.id, partial
 
 
 def _executor_options(
