@@ -15,7 +15,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,21 +53,25 @@ def is_local_url(url: str) -> bool:
 class ArtifactStore:
     """Puts values in and gets them back by ``ArtifactRef``; pickles as its URL (and options).
 
-    ``serializers`` is the ordered list to choose from (the first whose ``matches`` is true
-    writes a value); without it the registered serializers are used. ``storage_options`` go
-    to fsspec for a remote URL (``endpoint_url``, ``key``…; usually the environment's
-    standard credential chain is enough).
+    ``serializers`` (a ``SerializerRegistry`` or the formats to build one from, pickle last)
+    are the formats to choose from; without them the process's registry is used.
+    ``storage_options`` go to fsspec for a remote URL (``endpoint_url``, ``key``…; usually the
+    environment's standard credential chain is enough).
     """
 
     def __init__(
         self,
         url: str,
         *,
-        serializers: Sequence[ser.Serializer] | None = None,
+        serializers: ser.SerializerRegistry | Iterable[ser.Serializer] | None = None,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         self.url = url
-        self._serializers = list(serializers) if serializers is not None else None
+        self._serializers: ser.SerializerRegistry | None = None
+        if isinstance(serializers, ser.SerializerRegistry):
+            self._serializers = serializers
+        elif serializers is not None:
+            self._serializers = ser.SerializerRegistry(serializers)
         self._options = dict(storage_options or {})
         self.backend: LocalBackend | FsspecBackend
         if is_local_url(url):
@@ -81,7 +85,7 @@ class ArtifactStore:
         if self._options:
             state["storage_options"] = self._options
         if self._serializers is not None:
-            state["serializers"] = self._serializers
+            state["serializers"] = list(self._serializers)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -100,23 +104,20 @@ class ArtifactStore:
 
     # -- serializers -----------------------------------------------------------------------
 
+    @property
+    def serializers(self) -> ser.SerializerRegistry:
+        """The serializers this store writes and reads with: its own when it was given some,
+        else the process's (``serializers.current()``, filled by the plugin registry)."""
+        return self._serializers if self._serializers is not None else ser.current()
+
     def _choose(self, value: object) -> ser.Serializer:
-        if self._serializers is None:
-            return ser.choose(value)
-        return next(s for s in self._serializers if s.matches(value))
+        return self.serializers.choose(value)
 
     def _by_name(self, name: str) -> ser.Serializer:
-        if self._serializers is None:
-            return ser.by_name(name)
-        for serializer in self._serializers:
-            if serializer.name == name:
-                return serializer
-        raise KeyError(name)
+        return self.serializers.by_name(name)
 
     def _pickle(self) -> ser.Serializer:
-        if self._serializers is None:
-            return ser.PICKLE
-        return self._by_name("pickle")
+        return self.serializers.by_name(ser.PICKLE.name)
 
     # -- writing ---------------------------------------------------------------------------
 
