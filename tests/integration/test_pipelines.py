@@ -128,6 +128,9 @@ def test_data_science_takes_model_input_table_from_a_data_processing_run(
     code, out, err = cli(capsys, "lineage", science, "3_evaluate_model")
     assert code == 0, err
     assert f"cached from {processing}/5_create_model_input_table" in out
+    code, out, err = cli(capsys, "lineage", processing, "5_create_model_input_table", "--forward")
+    assert code == 0, err
+    assert f"run {science} step 1_split_data" in out
 
     # The same numbers as Kedro's __default__ pipeline run in one go.
     whole = run(capsys, "spaceflights")
