@@ -223,20 +223,44 @@ def logs(
     step: Annotated[str | None, typer.Argument(help="Step run name (3_fit) or step name.")] = None,
     project: ProjectOption = None,
 ) -> None:
-    """Print the captured stdout/stderr (and traceback) of a run's steps; for a mapped step,
-    of each of its items too."""
+    """Print the captured stdout/stderr (log records included) and traceback of a run's
+    steps. For a mapped step (STEP or its name), every item's, each under its own header;
+    STEP[3] picks one item."""
     run = _client(project).run(run_id)
     steps = run.steps
     if step:
-        name = run.step(step).record.name
+        name = _step_run_name(run, step)
         steps = [s for s in run.steps if s.name == name or s.name.startswith(f"{name}[")]
+    items = 0
     for s in steps:
         r = s.record
-        console.out.print(f"[bold]── {r.name}[/] {console.status(r.status)}")
+        items += "[" in r.name
+        console.out.print(f"[bold]── {r.name}[/] {console.status(r.status)}", highlight=False)
+        if r.error and "[" not in r.name and not r.traceback:
+            console.out.out(f"error: {r.error}", highlight=False)
         for label, text in (("stdout", r.stdout), ("stderr", r.stderr), ("traceback", r.traceback)):
             if text:
                 console.out.print(f"[dim]{label}:[/]")
                 console.out.out(text.rstrip("\n"), highlight=False)
+    if step and items > 1:
+        failed = next((s.name for s in steps if "[" in s.name and s.status == "failed"), None)
+        example = failed or next(s.name for s in steps if "[" in s.name)
+        console.out.print(
+            f"[dim]{items} items. Hint: qflow logs {run.id} '{example}' shows one item.[/]",
+            highlight=False,
+        )
+
+
+def _step_run_name(run: Any, step: str) -> str:
+    """The step run STEP names: a run name (``1_stats``, ``1_stats[3]``), or a step name that
+    one call ran (a mapped step's items do not count as calls)."""
+    names: list[str] = [s.name for s in run.steps]
+    if step in names:
+        return step
+    calls: list[str] = [s.name for s in run.steps if s.step == step and "[" not in s.name]
+    if len(calls) == 1:
+        return calls[0]
+    return str(run.step(step).record.name)  # raises, naming the choices
 
 
 RunIds = Annotated[
