@@ -1,4 +1,5 @@
-"""Many processes on one store: no "database is locked", no lost rows, migrations once."""
+"""Many processes on one store: no "database is locked", no lost rows, migrations once
+(issue 17: 16 processes logging into one run, first-open migrations racing)."""
 
 from __future__ import annotations
 
@@ -14,54 +15,102 @@ from tests.fixtures import workflows as wf
 
 pytestmark = pytest.mark.integration
 
-PROCESSES = 8
-BATCHES = 20
+PROCESSES = 16
+BATCHES = 5
 PER_BATCH = 100
 
 
-def _log_from_a_process(url: str, index: int) -> str:
+def _open(url: str) -> str | None:
+    """Open the store (the first opens of a new store race to migrate it)."""
+    import sqlalchemy as sa
+
     store = MetadataStore(url)
-    run = store.create_run(workflow=f"w{index % 2}", config={"i": index})
-    step = store.create_step_run(run_id=run.id, name="0_s", step="s", position=0, params={})
+    with store.engine.connect() as conn:
+        revision = conn.execute(sa.text("SELECT version_num FROM qflow_schema_version")).scalar()
+    store.dispose()
+    return None if revision is None else str(revision)
+
+
+def _log_into(url: str, artifacts: str, run_id: str, index: int) -> int:
+    """One process of 16 logging into the same run: its own step run, metrics, params
+    (step-level and the run's shared ones), tags and an output blob."""
+    from qflow.store.artifacts import ArtifactStore
+
+    store = MetadataStore(url)
+    step = store.create_step_run(
+        run_id=run_id, name=f"{index}_s", step="s", position=index, params={"i": index}
+    )
+    store.start_step_run(step)
     for batch in range(BATCHES):
         rows = [
-            (run.id, step, "loss", float(i), batch * PER_BATCH + i, 0.0) for i in range(PER_BATCH)
+            (run_id, step, "loss", float(index * 10_000 + batch * PER_BATCH + i), i, 0.0)
+            for i in range(PER_BATCH)
         ]
         store.log_metrics(rows)
-        store.log_params(run.id, {f"p{batch}": batch}, step_run_id=step)
-        store.set_tags(run.id, {"batch": str(batch)})
-    store.finish_step_run(step, status="succeeded")
-    store.finish_run(run.id, "succeeded")
+        store.log_params(run_id, {f"p{batch}": batch}, step_run_id=step)
+        store.log_params(run_id, {"shared": "same", f"run{index}": batch // BATCHES})
+        store.set_tags(run_id, {f"t{index}": str(batch), "last": "any"})
+    ref = ArtifactStore(artifacts).put_bytes(index.to_bytes(2, "big") * 50_000)
+    store.finish_step_run(step, status="succeeded", outputs={"return": ref})
     store.dispose()
-    return run.id
+    return step
 
 
-def _many_processes(url: str) -> None:
-    context = multiprocessing.get_context("spawn")
+def _many_processes(url: str, artifacts: Path) -> None:
+    """16 processes open a new store at once (one migrates), then log into one run."""
+    from qflow.store.artifacts import ArtifactStore
+    from qflow.store.doctor import check
+
+    # forkserver: each process starts from one that imported the store once, not from scratch
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["qflow.store", "qflow.store.artifacts", __name__])
     with context.Pool(PROCESSES) as pool:
-        run_ids = pool.starmap(_log_from_a_process, [(url, i) for i in range(PROCESSES)])
-    store = MetadataStore(url)
-    assert len(set(run_ids)) == PROCESSES
-    for run_id in run_ids:
-        assert len(store.metrics(run_id, "loss")) == BATCHES * PER_BATCH
-        run = store.get_run(run_id)
-        assert run.status == "succeeded"
-        assert run.params == {f"p{b}": b for b in range(BATCHES)}
-    with store.engine.connect() as conn:
-        import sqlalchemy as sa
+        revisions = pool.map(_open, [url] * PROCESSES)
+        store = MetadataStore(url)
+        run = store.create_run(workflow="w", config={})
+        steps = pool.starmap(
+            _log_into, [(url, str(artifacts), run.id, i) for i in range(PROCESSES)]
+        )
+    assert len(set(revisions)) == 1 and None not in revisions
+    assert len(set(steps)) == PROCESSES
+    store.finish_run(run.id, "succeeded")
+    view = store.get_run(run.id)
+    assert view.status == "succeeded"
+    assert view.params == {
+        "shared": "same",
+        **{f"run{i}": 0 for i in range(PROCESSES)},
+        **{f"p{b}": b for b in range(BATCHES)},
+    }
+    assert view.tags == {"last": "any", **{f"t{i}": str(BATCHES - 1) for i in range(PROCESSES)}}
+    step_runs = store.step_runs(run.id)
+    assert sorted(s.id for s in step_runs) == sorted(steps)
+    assert {s.status for s in step_runs} == {"succeeded"}
+    for index, step in enumerate(steps):
+        points = store.metrics(run.id, "loss", step_run_id=step)
+        assert sorted(m.value for m in points) == [
+            float(index * 10_000 + n) for n in range(BATCHES * PER_BATCH)
+        ]
+    import sqlalchemy as sa
 
+    with store.engine.connect() as conn:
         versions = conn.execute(sa.text("SELECT count(*) FROM qflow_schema_version")).scalar()
+        params = conn.execute(sa.text("SELECT count(*) FROM params")).scalar()
     assert versions == 1
+    assert params == PROCESSES * BATCHES + 1 + PROCESSES
+    problems, checked = check(store, ArtifactStore(str(artifacts)))
+    assert problems == [] and checked >= PROCESSES
     store.dispose()
 
 
-def test_eight_processes_on_a_new_sqlite_store(tmp_path: Path) -> None:
-    _many_processes(f"sqlite:///{tmp_path / 'shared.db'}")
+def test_sixteen_processes_log_into_one_run_on_a_new_sqlite_store(tmp_path: Path) -> None:
+    _many_processes(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path / "artifacts")
 
 
 @pytest.mark.postgres
-def test_eight_processes_on_a_new_postgres_store(postgres_url: str) -> None:
-    _many_processes(postgres_url)
+def test_sixteen_processes_log_into_one_run_on_a_new_postgres_store(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    _many_processes(postgres_url, tmp_path / "artifacts")
 
 
 def _run_workflow(project: str, n: int) -> str:
