@@ -6,11 +6,14 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qflow.errors import ArtifactIntegrityError
+from qflow.errors import ArtifactIntegrityError, StoreError
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactStore
-    from qflow.store.contract import MetadataStore
+    from qflow.store.metadata.store import MetadataStore
+
+UPLOAD_AGE = 3600.0
+"""Incomplete uploads younger than this (seconds) may belong to a writer still running."""
 
 
 @dataclass(frozen=True)
@@ -25,14 +28,18 @@ class Problem:
         return f"{self.kind} {self.name}: {self.detail}"
 
 
-def check(metadata: MetadataStore, artifacts: ArtifactStore) -> tuple[list[Problem], int]:
-    """Problems found, and how many artifacts were checked. Needs the SQL store."""
-    from qflow.store.metadata.store import sql_store
+def check(
+    metadata: MetadataStore, artifacts: ArtifactStore, *, upload_age: float = UPLOAD_AGE
+) -> tuple[list[Problem], int]:
+    """Problems found, and how many artifacts were checked.
 
-    database = sql_store(metadata, "qflow doctor")
-    problems = [Problem("database", database.url, p) for p in database.integrity_problems()]
+    An artifact store that cannot be reached (a remote bucket, refused credentials) is one
+    problem, named with its cause, not one per artifact. On S3, multipart uploads older than
+    ``upload_age`` seconds that were never completed (writers killed mid-upload) are reported
+    too: readers never see them, but the bucket keeps their parts."""
+    problems = [Problem("database", metadata.url, p) for p in metadata.integrity_problems()]
     checked = 0
-    for ref in database.all_artifacts():
+    for ref in metadata.all_artifacts():
         checked += 1
         if ref.inline is not None:
             actual: str | None = hashlib.sha256(ref.inline).hexdigest()
@@ -42,12 +49,33 @@ def check(metadata: MetadataStore, artifacts: ArtifactStore) -> tuple[list[Probl
             except ArtifactIntegrityError as exc:
                 problems.append(Problem("artifact", ref.key, _kind_of(exc)))
                 continue
+            except StoreError as exc:
+                problems.append(Problem("artifact store", artifacts.url, str(exc)))
+                return problems, checked
         if actual is None:
             problems.append(Problem("artifact", ref.key, "blob is missing from the store"))
         elif actual != ref.key:
             problems.append(
                 Problem("artifact", ref.key, f"content does not match its hash (got {actual})")
             )
+    from qflow.store.artifacts import FsspecBackend
+
+    if isinstance(artifacts.backend, FsspecBackend):
+        try:
+            keys = artifacts.backend.incomplete_uploads(upload_age)
+        except StoreError as exc:
+            keys = []
+            problems.append(Problem("artifact store", artifacts.url, str(exc)))
+        problems.extend(
+            Problem(
+                "upload",
+                key,
+                "an incomplete multipart upload (a writer stopped mid-upload); no reader sees "
+                "it but the bucket keeps its parts. Abort it (aws s3api abort-multipart-upload) "
+                "or add a lifecycle rule with AbortIncompleteMultipartUpload",
+            )
+            for key in keys
+        )
     return problems, checked
 
 

@@ -205,6 +205,38 @@ class FsspecBackend:
                 digest.update(chunk)
         return digest.hexdigest() == key
 
+    def incomplete_uploads(self, older_than: float = 3600.0) -> list[str]:
+        """Object keys of S3 multipart uploads under this store begun more than ``older_than``
+        seconds ago and never completed or aborted (a writer killed mid-upload): no reader
+        sees them, but the bucket keeps (and bills) their parts. Other stores: none.
+
+        Raises:
+            StoreError: the bucket cannot be listed.
+        """
+        if self.protocol not in ("s3", "s3a"):
+            return []
+        import datetime
+
+        bucket, _, prefix = f"{self._root_path()}/".partition("/")
+        try:
+            uploads = self.fs.list_multipart_uploads(bucket)
+        except Exception as exc:
+            raise StoreError(
+                f"Cannot list the incomplete uploads of bucket {bucket!r} ({self.url}): "
+                f"{describe(exc)}. {_hint(exc)}"
+            ) from exc
+        now = datetime.datetime.now(datetime.UTC)
+        return sorted(
+            str(upload["Key"])
+            for upload in uploads
+            if str(upload["Key"]).startswith(prefix)
+            and (now - upload["Initiated"]).total_seconds() >= older_than
+        )
+
+    def _root_path(self) -> str:
+        _ = self.fs
+        return self._root
+
     def not_found(self, key: str, cause: str = "") -> ArtifactNotFoundError:
         because = f" ({cause})" if cause else ""
         return ArtifactNotFoundError(
