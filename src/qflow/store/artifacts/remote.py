@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 ATOMIC_PROTOCOLS = frozenset({"memory", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"})
 """Object stores that publish an object whole, so a blob needs no staging name + move."""
 PART_SIZE = 8 << 20
-"""Part size of multipart (S3) and resumable (GCS) uploads; blobs of two parts or more go up
-in parts. S3's minimum part is 5 MiB; GCS wants multiples of 256 KiB."""
+"""Part size of multipart (S3, from two parts up) and resumable (GCS, from 5 MiB) uploads.
+S3's minimum part is 5 MiB; GCS wants multiples of 256 KiB."""
 _PARTED_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
 _BUCKETED_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss"})
 
