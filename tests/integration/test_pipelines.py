@@ -450,3 +450,18 @@ def test_resuming_a_partial_run_takes_the_same_inputs_again(
     assert produced in recorded["0_make"]["reason"]
     assert recorded["1_use"]["status"] == "succeeded"
     assert _meta(project, resumed)["inputs_from"] == produced
+
+
+def test_a_script_run_by_qflow_exec_reads_runs_through_the_client(
+    ports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stats = run(capsys, "movie_stats")
+    (ports / "peek.py").write_text(
+        "import qflow as qf\n"
+        "run = qf.Client().runs('movie_stats', limit=1)[0]\n"
+        "print(sorted(run.step('join').load()))\n"
+    )
+    code, out, err = cli(capsys, "exec", "peek.py")
+    assert code == 0, err
+    assert str(sorted(movies.GENRES)) in out
+    assert stats in run_ids(capsys)

@@ -107,9 +107,10 @@ def run_ids_digest(run_ids: Iterable[str]) -> str:
 
 def note_client_read(path: str, sha256: str, size: int) -> None:
     """``qf.Client`` read something (``CLIENT_*`` record ``path``) in the running step:
-    record it with the step's file reads. Does nothing outside a step."""
+    record it with the step's file reads. Does nothing outside a step (nor in a script run
+    by ``qflow exec``, whose capture keeps the files it read)."""
     capture = current_capture()
-    if capture is not None and capture.forward is None:
+    if capture is not None and capture.forward is None and capture.log_dir is None:
         capture.client.setdefault(path, FileAccess(path, sha256, size, 0))
 
 
