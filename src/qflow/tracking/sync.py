@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.errors import ConfigError
 from qflow.graph.model import Edge, Graph, Node
-from qflow.integrations.mlflow import flatten
 from qflow.runtime.trackers import BUILTIN_TRACKER, tracker_specs, trackers_from_config
 
 if TYPE_CHECKING:
@@ -201,7 +200,7 @@ def _replay(plugin: object, client: Client, run: RunView, report: SyncReport) ->
     files: dict[int | None, list[tuple[str, ArtifactRef]]] = {}
     for artifact in run.artifacts:
         files.setdefault(artifact.step_run_id, []).append((artifact.name, artifact.ref))
-    report.params += len(flatten({k: v for k, v in record.config.items() if k != "tracker"}))
+    report.params += _leaves({k: v for k, v in record.config.items() if k != "tracker"})
     report.params += sum(len(node.params) for node in graph.nodes)
     hook.before_run(
         run_id=record.id,
@@ -269,3 +268,8 @@ def _records(
 def _named(specs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The specs that make a tracker plugin (all but the built-in filetracker)."""
     return [s for s in specs if s["name"] != BUILTIN_TRACKER]
+
+
+def _leaves(data: Mapping[str, Any]) -> int:
+    """How many params a config becomes once flattened to dotted keys (as trackers log it)."""
+    return sum(_leaves(v) if isinstance(v, Mapping) else 1 for v in data.values())
