@@ -72,7 +72,8 @@ def test_update_meta_and_heartbeat(store: MetadataStore, unique: str) -> None:
     store.heartbeat(run.id)
     loaded = store.get_run(run.id)
     assert loaded.meta == {"a": 1, "b": 3, "c": {"d": None}}
-    assert loaded.heartbeat_at is not None and loaded.heartbeat_at >= run.heartbeat_at
+    assert run.heartbeat_at is not None and loaded.heartbeat_at is not None
+    assert loaded.heartbeat_at >= run.heartbeat_at
 
 
 def test_a_live_run_is_not_marked_crashed(store: MetadataStore, unique: str) -> None:
