@@ -14,7 +14,7 @@ from qflow.runtime.reads import (
     CLIENT_RUN,
     CLIENT_RUNS,
     note_client_read,
-    run_ids_digest,
+    runs_digest,
 )
 
 if TYPE_CHECKING:
@@ -173,8 +173,8 @@ class Client:
             )
         query = {"workflow": workflow, "status": status, "tags": tags, "limit": limit}
         query.update(shown, **({"filter": filter} if filter else {}))
-        ids = [r.id for r in records]
-        _note(CLIENT_RUNS + json.dumps(query, sort_keys=True), run_ids_digest(ids), len(ids))
+        found = [(r.id, r.status) for r in records]
+        _note(CLIENT_RUNS + json.dumps(query, sort_keys=True), runs_digest(found), len(found))
         return RunTable(RunView(r, self.metadata, self.artifacts) for r in records)
 
     def delete_runs(self, *run_ids: str) -> list[RunView]:
@@ -198,7 +198,7 @@ class Client:
     def run(self, run_id: str) -> RunView:
         """A run by id or unique id prefix."""
         record = self.metadata.get_run(run_id)
-        _note(f"{CLIENT_RUN}{record.id}", run_ids_digest([record.id]), 1)
+        _note(f"{CLIENT_RUN}{record.id}", runs_digest([(record.id, record.status)]), 1)
         return RunView(record, self.metadata, self.artifacts)
 
     def workflows(self) -> list[str]:

@@ -233,7 +233,7 @@ class StepIdentity:
                 if text
                 else self.metadata.list_runs(**query)
             )
-            if reads.run_ids_digest(r.id for r in found) != record.sha256:
+            if reads.runs_digest((r.id, r.status) for r in found) != record.sha256:
                 what = query.get("workflow") or "the project"
                 latest = f" (latest now {found[0].id})" if found else ""
                 reasons.append(f"runs of {what} read by the step changed{latest}")

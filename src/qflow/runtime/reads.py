@@ -56,7 +56,7 @@ CLIENT_RUNS = "client:runs "
 CLIENT_RUN = "client:run "
 CLIENT_LOAD = "client:load "
 """Records of what a step read through ``qf.Client`` (name and path alike): a query of runs
-(``client:runs {json}``, sha256 of the run ids it returned), a run looked up by id
+(``client:runs {json}``, ``runs_digest`` of the runs it returned), a run looked up by id
 (``client:run ID``) and an output loaded (``client:load RUN/STEP.OUTPUT``, the artifact's
 key). A cache hit is taken only if each recorded query still returns the same runs."""
 
@@ -100,9 +100,10 @@ def is_client_record(name: str) -> bool:
     return name.startswith(CLIENT)
 
 
-def run_ids_digest(run_ids: Iterable[str]) -> str:
-    """What a recorded query of runs is compared by: the sha256 of the ids, in order."""
-    return hashlib.sha256("\n".join(run_ids).encode()).hexdigest()
+def runs_digest(runs: Iterable[tuple[str, str]]) -> str:
+    """What a recorded query of runs is compared by: the sha256 of the runs' ids and statuses,
+    in order (a run read while it was running and since finished is not what the step saw)."""
+    return hashlib.sha256("\n".join(f"{i} {s}" for i, s in runs).encode()).hexdigest()
 
 
 def note_client_read(path: str, sha256: str, size: int) -> None:
