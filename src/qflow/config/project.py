@@ -21,6 +21,11 @@ class Project:
     log_level: str = "INFO"
     """``[tool.qflow] log-level``: the level at which steps' log records are kept
     (``QFLOW_LOG_LEVEL`` overrides it for one command)."""
+    keep_data_files: bool = False
+    """``[tool.qflow] keep-data-files``: keep every ``qf.DataFile``'s content (as
+    ``qf.DataFile(path, keep=True)`` does for one)."""
+    keep_data_max: int = 100_000_000
+    """``[tool.qflow] keep-data-max``: data files up to this many bytes are kept."""
 
     @property
     def conf_dir(self) -> Path:
@@ -94,9 +99,20 @@ def _project_from(folder: Path, data: dict[str, object], table: object, source: 
             f"[tool.qflow] log-level in {source} is {level!r}; it must be one of "
             f'{", ".join(LOG_LEVELS)}, for example log-level = "DEBUG".'
         )
+    keep = table.get("keep-data-files", False)
+    keep_max = table.get("keep-data-max", 100_000_000)
+    if not isinstance(keep, bool):
+        raise ConfigError(
+            f"[tool.qflow] keep-data-files in {source} is {keep!r}; it must be true or false."
+        )
+    if not isinstance(keep_max, int) or isinstance(keep_max, bool) or keep_max < 0:
+        raise ConfigError(
+            f"[tool.qflow] keep-data-max in {source} is {keep_max!r}; it must be a number of "
+            "bytes, for example keep-data-max = 1_000_000_000 (1 GB)."
+        )
     project_table = data.get("project", {})
     name = project_table.get("name", folder.name) if isinstance(project_table, dict) else ""
-    return Project(folder, str(name), tuple(modules), dict(named), level.upper())
+    return Project(folder, str(name), tuple(modules), dict(named), level.upper(), keep, keep_max)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

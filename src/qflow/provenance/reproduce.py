@@ -166,14 +166,31 @@ def code_of(run: Run, artifacts: ArtifactStore, project_root: Path) -> Iterator[
     yield project_root, "the project folder (the run recorded no code version)"
 
 
+def kept_data_files(metadata: MetadataStore, run_id: str) -> dict[str, dict[str, Any]]:
+    """The ``qf.DataFile``s of a workflow run whose content it kept (``keep=True``, or
+    ``[tool.qflow] keep-data-files``), in the form ``inputs_restored`` takes."""
+    kept = {a.ref.key for a in metadata.run_artifacts(run_id) if a.name.startswith("data:")}
+    return {
+        record.path: {"sha256": record.sha256, "size": record.size, "kept": record.sha256}
+        for record in metadata.data_files(run_id)
+        if record.sha256 in kept  # a kept file's blob is its bytes: its key is their sha256
+    }
+
+
 @contextlib.contextmanager
-def inputs_restored(run: Run, artifacts: ArtifactStore, folder: Path) -> Iterator[list[str]]:
-    """Put the files a ``qflow exec`` run read back where it read them, from the copies the
-    run kept: a missing one stays restored; a changed one is set aside while the block runs
-    and put back after it. Yields what was done (and what could not be), for the report."""
+def inputs_restored(
+    run: Run,
+    artifacts: ArtifactStore,
+    folder: Path,
+    data_files: dict[str, dict[str, Any]] | None = None,
+) -> Iterator[list[str]]:
+    """Put the files a ``qflow exec`` run read (and the ``data_files`` a workflow run kept)
+    back where they were read, from the copies the run kept: a missing one stays restored; a
+    changed one is set aside while the block runs and put back after it. Yields what was done
+    (and what could not be), for the report."""
     from qflow.runtime.reads import absolute, file_digest
 
-    recorded = (run.meta.get("files") or {}).get("read") or {}
+    recorded = {**((run.meta.get("files") or {}).get("read") or {}), **(data_files or {})}
     notes: list[str] = []
     set_aside: list[tuple[Path, Path]] = []
     try:
@@ -277,7 +294,7 @@ def reproduce(run_id: str, *, project_dir: str | Path | None = None) -> Reproduc
     report = Reproduction(run.id, warnings=environment_warnings(metadata, run, project.root))
     with (
         code_of(run, artifacts, project.root) as (folder, where),
-        inputs_restored(run, artifacts, folder) as notes,
+        inputs_restored(run, artifacts, folder, kept_data_files(metadata, run.id)) as notes,
     ):
         report.source = where
         report.warnings.extend(notes)

@@ -32,6 +32,7 @@ from qflow.runtime.task import INLINE_MAX, StepTask, TaskResult, handle_key
 from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
+    from qflow.config.project import Project
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
 
 _PATH_MAX = 4096
@@ -197,15 +198,56 @@ def _note_path_arguments(
             capture.note(os.path.abspath(value), False)
 
 
+def _project(root: str) -> Project:
+    """The project's settings (log level, data files to keep), read again when its
+    ``pyproject.toml`` changes."""
+    try:
+        stamp = os.stat(os.path.join(root, "pyproject.toml")).st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _project_at(root, stamp)
+
+
 @functools.lru_cache(maxsize=16)
-def _project_log_level(root: str) -> str:
-    from qflow.config.project import find_project
+def _project_at(root: str, stamp: int) -> Project:
+    from qflow.config.project import Project, find_project
     from qflow.errors import ConfigError
 
     try:
-        return find_project(Path(root)).log_level
-    except ConfigError:  # refused at launch already; a worker keeps the default
-        return "INFO"
+        return find_project(Path(root))
+    except ConfigError:  # refused at launch already; a worker keeps the defaults
+        return Project(Path(root))
+
+
+def _project_log_level(root: str) -> str:
+    return _project(root).log_level
+
+
+def _keep_data_files(task: StepTask, bound: inspect.BoundArguments, sinks: RunSinks) -> None:
+    """Keep the content of the step's ``qf.DataFile(..., keep=True)`` arguments (every
+    ``qf.DataFile`` with ``[tool.qflow] keep-data-files``) as run artifacts ``data:<path>``,
+    up to ``keep-data-max`` bytes each, so ``qflow reproduce`` can restore them."""
+    project = _project(task.project_root) if task.project_root else None
+    keep_all = project.keep_data_files if project else False
+    limit = project.keep_data_max if project else 100_000_000
+    declared = data_file_parameters(task.step.fn)
+    for name, value in bound.arguments.items():
+        marked = isinstance(value, DataFile) and value.keep
+        if not (marked or (keep_all and (isinstance(value, DataFile) or name in declared))):
+            continue
+        if not isinstance(value, str | Path) or not os.path.isfile(value):
+            continue
+        size = os.path.getsize(value)
+        if size > limit:
+            sys.stderr.write(
+                f"[qflow] data file {value} ({size} bytes) is over keep-data-max ({limit} "
+                "bytes): its hash is recorded, its content not kept\n"
+            )
+            continue
+        try:
+            sinks.artifact(task.run_id, task.step_run_id, f"data:{value}", Path(value))
+        except OSError as exc:  # keeping is a convenience: it never fails the step
+            sys.stderr.write(f"[qflow] data file {value} could not be kept: {exc}\n")
 
 
 def _log_settings(task: StepTask) -> tuple[int, list[str]]:
@@ -240,6 +282,8 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
                 try:
                     arguments = _resolve(task, artifacts)
                     bound = inspect.BoundArguments(task.step.signature, OrderedDict(arguments))
+                    if attempts == 1:
+                        _keep_data_files(task, bound, sinks)
                     with _time_limit(timeout, task.node.name), reads.capturing(capture):
                         _note_path_arguments(capture, task, bound)
                         value = _call(task, bound, timeout, scratch)
