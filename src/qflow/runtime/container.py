@@ -7,9 +7,9 @@ Layout inside the container::
     /qflow/work            the working directory (a scratch folder inside the container)
 
 The environment has ``QFLOW_INPUTS``, ``QFLOW_OUTPUTS``, ``QFLOW_RUN_ID``/``QFLOW_STEP`` when
-given, and the step's own ``env``. The container runs as the calling user (docker:
-``--user UID:GID``; podman: ``--userns keep-id``) so the outputs belong to them, with
-``--rm`` and no TTY. The engine is ``$QFLOW_CONTAINER_ENGINE``, else docker, else podman; it
+given, and the step's own ``env``. The container runs as the calling user (docker and
+podman run by root: ``--user UID:GID``; rootless podman: ``--userns keep-id``) so the outputs
+belong to them, with ``--rm``, no TTY, and a tmpfs as its working directory. The engine is ``$QFLOW_CONTAINER_ENGINE``, else docker, else podman; it
 must be on ``PATH`` and answer ``<engine> version`` (the docker daemon must be running).
 """
 
@@ -82,7 +82,9 @@ def _check(spec: ContainerSpec) -> None:
 
 
 def _user_flags(engine: str) -> list[str]:
-    if Path(engine).name.startswith("podman"):
+    # Rootless podman maps the caller to itself with keep-id; podman run by root refuses
+    # keep-id ("only supported in rootless mode") and, like docker, takes --user.
+    if Path(engine).name.startswith("podman") and hasattr(os, "getuid") and os.getuid() != 0:
         return ["--userns", "keep-id"]
     if hasattr(os, "getuid"):
         return ["--user", f"{os.getuid()}:{os.getgid()}"]
@@ -100,6 +102,8 @@ def container_command(
     _check(spec)
     output_dir = Path(spec.output_dir).resolve()
     command = [engine, "run", "--rm", "--init", *_user_flags(engine), "--workdir", spec.workdir]
+    # A scratch working directory: podman (unlike docker) refuses a --workdir the image lacks.
+    command += ["--tmpfs", f"{spec.workdir}:rw,exec,mode=1777"]
     if spec.network is not None:
         command += ["--network", spec.network]
     for name, path in sorted(spec.inputs.items()):

@@ -42,6 +42,7 @@ def test_exact_docker_command(tmp_path: Path, inputs: dict[str, Path]) -> None:
         "docker", "run", "--rm", "--init",
         "--user", f"{uid}:{gid}",
         "--workdir", "/qflow/work",
+        "--tmpfs", "/qflow/work:rw,exec,mode=1777",
         "--network", "none",
         "--mount", f"type=bind,source={inputs['scans']},target=/qflow/inputs/scans,readonly",
         "--mount",
@@ -57,12 +58,18 @@ def test_exact_docker_command(tmp_path: Path, inputs: dict[str, Path]) -> None:
     ]  # fmt: skip
 
 
-def test_podman_keeps_the_user_namespace(tmp_path: Path) -> None:
+def test_podman_runs_as_the_caller(tmp_path: Path) -> None:
+    """Rootless podman keeps the user namespace; podman run by root refuses keep-id, so it
+    gets --user like docker (tests/integration/test_container_engine.py runs it for real)."""
     command = container_command(
         ContainerSpec("alpine:3", ["true"], output_dir=tmp_path), "/usr/bin/podman"
     )
-    assert command[:6] == ["/usr/bin/podman", "run", "--rm", "--init", "--userns", "keep-id"]
-    assert "--user" not in command
+    if os.getuid() == 0:
+        assert command[:6] == ["/usr/bin/podman", "run", "--rm", "--init", "--user", "0:0"]
+        assert "--userns" not in command
+    else:
+        assert command[:6] == ["/usr/bin/podman", "run", "--rm", "--init", "--userns", "keep-id"]
+        assert "--user" not in command
 
 
 @pytest.mark.parametrize(
