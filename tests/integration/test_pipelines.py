@@ -334,6 +334,15 @@ def test_export_writes_outputs_in_their_natural_format(
     assert json.loads((out / "summary.json").read_text()) == {"total": 36.0, "shape": [3, 3]}
     assert cli(capsys, "export", outputs, "report", "out/report.txt")[0] == 0
     assert (out / "report.txt").read_text() == "total 36.0\n"
+    assert cli(capsys, "export", outputs, "bundle", "out/bundle")[0] == 0
+    assert sorted(p.name for p in (out / "bundle" / "rows").iterdir()) == [
+        "0.txt",
+        "1.txt",
+        "2.txt",
+    ]
+    assert (out / "bundle" / "rows" / "1.txt").read_text() == "3.0 4.0 5.0\n"
+    assert cli(capsys, "export", outputs, "column", "out/column.csv")[0] == 0
+    assert (out / "column.csv").read_text() == "first\n0.0\n3.0\n6.0\n"
 
     for args, message in [
         ((outputs, "grid", "out/grid.json"), "an array is written as .npy or .csv"),
