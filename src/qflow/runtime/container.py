@@ -9,8 +9,9 @@ Layout inside the container::
 The environment has ``QFLOW_INPUTS``, ``QFLOW_OUTPUTS``, ``QFLOW_RUN_ID``/``QFLOW_STEP`` when
 given, and the step's own ``env``. The container runs as the calling user (docker and
 podman run by root: ``--user UID:GID``; rootless podman: ``--userns keep-id``) so the outputs
-belong to them, with ``--rm``, no TTY, and a tmpfs as its working directory. The engine is ``$QFLOW_CONTAINER_ENGINE``, else docker, else podman; it
-must be on ``PATH`` and answer ``<engine> version`` (the docker daemon must be running).
+belong to them, with ``--rm``, no TTY, and a tmpfs as its working directory. The engine is
+``$QFLOW_CONTAINER_ENGINE``, else docker, else podman; it must be on ``PATH`` and answer
+``<engine> version`` (the docker daemon must be running).
 """
 
 from __future__ import annotations
