@@ -138,6 +138,17 @@ def test_data_science_takes_model_input_table_from_a_data_processing_run(
     evaluated = steps(capsys, whole)["8_evaluate_model"]["outputs"]["return"]["key"]
     assert recorded["3_evaluate_model"]["outputs"]["return"]["key"] == evaluated
 
+    # qflow diff pairs the data_science calls with the same calls of the whole pipeline.
+    code, out, err = cli(capsys, "diff", science, whole, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["matched"] == {
+        "6_split_data": "1_split_data",
+        "7_train_model": "2_train_model",
+        "8_evaluate_model": "3_evaluate_model",
+    }
+    assert not [k for k in result["outputs"] if k.startswith(("6_", "7_", "8_"))]
+
 
 def test_from_steps_and_to_steps_run_part_of_the_workflow(
     ports: Path, capsys: pytest.CaptureFixture[str]

@@ -234,12 +234,19 @@ def output_changes(a: list[StepRun], b: list[StepRun]) -> dict[str, list[Any]]:
     return changed_values(outputs(a), outputs(b))
 
 
-def match_steps(a: list[StepRun], b: list[StepRun]) -> list[tuple[StepRun | None, StepRun | None]]:
+def match_steps(
+    a: list[StepRun],
+    b: list[StepRun],
+    keys_a: dict[str, str] | None = None,
+    keys_b: dict[str, str] | None = None,
+) -> list[tuple[StepRun | None, StepRun | None]]:
     """Pair the step runs of two runs: first by stable key (``cachekey.stable_keys``: same
     step, same parameters, inputs from the same calls), then what is left of each step in
     call order (a changed parameter still pairs a step called once). Unpaired ones are
-    ``(a, None)`` or ``(None, b)``. Pairs come in ``b``'s order, then ``a``'s leftovers."""
-    keys_a, keys_b = step_run_keys(a), step_run_keys(b)
+    ``(a, None)`` or ``(None, b)``. Pairs come in ``b``'s order, then ``a``'s leftovers.
+    ``keys_a``/``keys_b`` are the keys recorded when the runs ran (``run_keys``)."""
+    keys_a = keys_a if keys_a is not None else step_run_keys(a)
+    keys_b = keys_b if keys_b is not None else step_run_keys(b)
     by_key_a = {keys_a[s.name]: s for s in a}
     paired: dict[str, StepRun] = {}
     for sb in b:
@@ -262,8 +269,17 @@ def match_steps(a: list[StepRun], b: list[StepRun]) -> list[tuple[StepRun | None
     return pairs
 
 
+def run_keys(run: Run, steps: list[StepRun]) -> dict[str, str]:
+    """The stable key of each step run of ``run``: as recorded when it ran, when it was."""
+    recorded = run.meta.get("step_keys")
+    return step_run_keys(steps, recorded if isinstance(recorded, dict) else None)
+
+
 def aligned_steps(
-    a: list[StepRun], b: list[StepRun]
+    a: list[StepRun],
+    b: list[StepRun],
+    keys_a: dict[str, str] | None = None,
+    keys_b: dict[str, str] | None = None,
 ) -> tuple[list[StepRun], list[StepRun], dict[str, str]]:
     """``a``'s step runs renamed to the names of their partners in ``b`` (so every
     comparison by name compares like with like), ``b`` unchanged, and ``{b name: a name}``
@@ -271,7 +287,7 @@ def aligned_steps(
     renamed: list[StepRun] = []
     moved: dict[str, str] = {}
     names_b = {s.name for s in b}
-    for sa_, sb in match_steps(a, b):
+    for sa_, sb in match_steps(a, b, keys_a, keys_b):
         if sa_ is None:
             continue
         if sb is None:
@@ -287,7 +303,10 @@ def aligned_steps(
 def diff_runs(metadata: MetadataStore, run_a: str, run_b: str) -> dict[str, Any]:
     """Everything that differs between two runs (ids or unique prefixes)."""
     a, b = metadata.get_run(run_a), metadata.get_run(run_b)
-    steps_a, steps_b, moved = aligned_steps(metadata.step_runs(a.id), metadata.step_runs(b.id))
+    recorded_a, recorded_b = metadata.step_runs(a.id), metadata.step_runs(b.id)
+    steps_a, steps_b, moved = aligned_steps(
+        recorded_a, recorded_b, run_keys(a, recorded_a), run_keys(b, recorded_b)
+    )
     names_a = {s.id: s.name for s in steps_a}
     statuses = changed_values(
         {s.name: s.status for s in steps_a}, {s.name: s.status for s in steps_b}

@@ -370,9 +370,33 @@ def graph_keys(graph: Graph) -> dict[str, str]:
     )
 
 
-def step_run_keys(step_runs: Sequence[StepRun]) -> dict[str, str]:
-    """``stable_keys`` of a recorded run's step runs (in position order): each input is
-    traced to the closest earlier step run of the run that wrote the same artifact."""
+_READ_FROM_RUN = re.compile(r"^[0-9a-z]{26}/")
+"""An input named ``RUN/STEP.OUTPUT``: another run's output read through ``qf.Client``."""
+
+
+def step_run_keys(
+    step_runs: Sequence[StepRun], recorded: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The stable keys of a recorded run's step runs (in position order): those ``recorded``
+    when it ran (``run.meta["step_keys"]``: ``graph_keys`` of its whole graph), else
+    ``stable_keys`` of the step runs, each input traced to the closest earlier step run of
+    the run that wrote the same artifact."""
+    computed = _traced_keys(step_runs)
+    if not recorded:
+        return computed
+    keys: dict[str, str] = {}
+    for step_run in step_runs:
+        item = _ITEM.match(step_run.name)
+        if step_run.name in recorded:
+            keys[step_run.name] = recorded[step_run.name]
+        elif item is not None and item.group(1) in recorded:
+            keys[step_run.name] = f"{recorded[item.group(1)]}[{item.group(2)}]"
+        else:
+            keys[step_run.name] = computed[step_run.name]
+    return keys
+
+
+def _traced_keys(step_runs: Sequence[StepRun]) -> dict[str, str]:
     producers: dict[str, list[tuple[int, str, str]]] = {}
     for step_run in step_runs:
         for output, ref in step_run.outputs.items():
@@ -381,6 +405,8 @@ def step_run_keys(step_runs: Sequence[StepRun]) -> dict[str, str]:
     for step_run in step_runs:
         inputs = []
         for arg, ref in step_run.inputs.items():
+            if _READ_FROM_RUN.match(arg):
+                continue
             before = [p for p in producers.get(ref.key, []) if p[0] < step_run.position]
             source = max(before) if before else (0, "", "")
             inputs.append((arg, source[1], source[2]))

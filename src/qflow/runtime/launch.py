@@ -14,6 +14,7 @@ from qflow.dsl.workflow import Workflow, bound_input
 from qflow.errors import ConfigError, QFlowError, RunKilledError, StepFailedError, did_you_mean
 from qflow.ids import new_run_id
 from qflow.plugins.manager import create_plugin_manager
+from qflow.runtime.cachekey import graph_keys
 from qflow.runtime.discovery import load_workflow
 from qflow.runtime.executor import create_executor
 from qflow.runtime.heartbeat import Heartbeat, interrupts_end_the_run
@@ -88,6 +89,7 @@ def launch(
         )
     traced = wf.trace(resolved, inputs=unbound)
     _check_rerun(rerun, traced.graph)
+    step_keys = graph_keys(traced.graph)  # of the whole graph, so part of it keeps its keys
     from qflow.store import open_stores
 
     bound: Mapping[str, Binding] = {}
@@ -159,6 +161,7 @@ def launch(
                     **environment_meta(project, executor, metadata, artifacts),
                     "workflow_ref": _workflow_ref(wf),
                     **_partial_meta(inputs_from, from_steps, to_steps, unbound),
+                    "step_keys": {n.name: step_keys[n.name] for n in traced.graph.nodes},
                 },
                 sweep_id=sweep_id,
                 resumed_from=resume_from,

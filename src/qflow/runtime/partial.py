@@ -29,8 +29,8 @@ from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef
+    from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import Run, StepRun
-    from qflow.store.metadata.store import MetadataStore
 
 _FINISHED = (StepStatus.SUCCEEDED, StepStatus.CACHED)
 _ITEM = re.compile(r"\[\d+\]$")
@@ -141,7 +141,10 @@ def bind_calls(
     if not wanted:
         return {}
     finished = _finished(metadata, run.id)
-    recorded_keys = step_run_keys(metadata.step_runs(run.id))
+    recorded = run.meta.get("step_keys")
+    recorded_keys = step_run_keys(
+        metadata.step_runs(run.id), recorded if isinstance(recorded, dict) else None
+    )
     by_key = {recorded_keys.get(s.name): s for s in finished}
     by_name = {s.name: s for s in finished}
     keys = graph_keys(graph)
