@@ -16,7 +16,7 @@ from qflow.errors import (
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.metadata import schema as t
 from qflow.store.metadata import statements as st
-from qflow.store.metadata.database import Database, Retry, masked, translated
+from qflow.store.metadata.database import Database, Retry, masked, retryable, translated
 from qflow.store.metadata.records import LoggedArtifact, Metric
 from qflow.store.metadata.rows import (
     artifact_row,
@@ -33,14 +33,6 @@ from qflow.store.metadata.rows import (
 METRIC_COLUMNS = ("run_id", "step_run_id", "key", "value", "bits", "step", "timestamp")
 METRIC_RETRY_SECONDS = 30.0
 """How long a metric batch is retried through transient database failures."""
-
-
-def transient(exc: sa.exc.DBAPIError) -> bool:
-    """A failure worth retrying: the connection was lost or refused, or the database was
-    busy (SQLite "database is locked"); never a constraint or a bad value."""
-    return bool(exc.connection_invalidated) or isinstance(
-        exc, sa.exc.OperationalError | sa.exc.InterfaceError
-    )
 
 
 class LogQueries(Database):
@@ -85,7 +77,8 @@ class LogQueries(Database):
                 self._insert_metrics(params)
                 return
             except sa.exc.DBAPIError as exc:
-                if not transient(exc) or time.monotonic() + delay > deadline:
+                # a lost connection or a busy database, never a full disk or a bad value
+                if not retryable(exc) or time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
