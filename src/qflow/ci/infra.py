@@ -1,8 +1,10 @@
 """``qflow infra init aws|gcp``: Terraform for the team stack, copied from package data.
 
 The files come from ``qflow/ci/templates/terraform/<cloud>`` plus ``common`` (the Kubernetes
-part shared by every cloud: KubeRay and the QFlow server). Nothing is templated: every choice
-is a Terraform variable with a description, so the files can be read and diffed as they are.
+part shared by every cloud: KubeRay and the QFlow server, the team image's name, and the
+``Dockerfile`` that builds that image with QFlow and the project inside). Nothing is
+templated: every choice is a Terraform variable with a description, so the files can be read
+and diffed as they are.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ def template_files(cloud: str) -> dict[str, str]:
     files: dict[str, str] = {}
     for folder in ("common", cloud):
         for item in root.joinpath(folder).iterdir():
-            if item.is_file() and item.name.endswith((".tf", ".md")):
+            if item.is_file() and (
+                item.name.endswith((".tf", ".md")) or item.name.startswith("Dockerfile")
+            ):
                 files[item.name] = item.read_text(encoding="utf-8")
     return dict(sorted(files.items()))
 

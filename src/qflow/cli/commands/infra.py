@@ -21,7 +21,8 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
 ) -> None:
     """Write Terraform for a bucket (artifacts), managed PostgreSQL (metadata), Kubernetes
-    with KubeRay, and the QFlow server; then terraform init/plan/apply in that folder."""
+    with KubeRay, and the QFlow server, and the Dockerfile of the image they all run (QFlow
+    and the project); build and push that image, then terraform init/plan/apply there."""
     from qflow.ci.infra import write_infra
 
     folder = output if output is not None else Path("infra") / cloud
@@ -29,4 +30,10 @@ def init(
     console.out.print(f"Wrote {len(written)} files to {folder}:")
     for path in written:
         console.out.print(f"  {path.name}")
-    console.out.print(f"[dim]Next: cd {folder} && terraform init && terraform plan[/]")
+    console.out.print(
+        f"[dim]Next: docker build -f {folder}/Dockerfile -t IMAGE . (the team image, with "
+        f"QFlow and this project), push it, then cd {folder} && terraform init && terraform "
+        "plan -var qflow_image=IMAGE -var 'api_allowed_cidrs=[\"YOUR.NETWORK/24\"]'[/]",
+        markup=True,
+        highlight=False,
+    )

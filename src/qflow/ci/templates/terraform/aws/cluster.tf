@@ -6,7 +6,9 @@ module "eks" {
   cluster_version                          = var.kubernetes_version
   vpc_id                                   = module.vpc.vpc_id
   subnet_ids                               = module.vpc.private_subnets
-  cluster_endpoint_public_access           = true
+  cluster_endpoint_private_access          = true
+  cluster_endpoint_public_access           = length(var.api_allowed_cidrs) > 0
+  cluster_endpoint_public_access_cidrs     = var.api_allowed_cidrs
   enable_cluster_creator_admin_permissions = true
   enable_irsa                              = true
 

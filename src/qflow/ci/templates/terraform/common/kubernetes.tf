@@ -50,9 +50,10 @@ resource "helm_release" "ray_cluster" {
   depends_on = [helm_release.kuberay_operator]
 
   values = [yamlencode({
+    # The team image (image.tf): Ray's pods run the project's steps with `qflow run-step`.
     image = {
-      repository = split(":", var.ray_image)[0]
-      tag        = split(":", var.ray_image)[1]
+      repository = local.qflow_image_parts.repository
+      tag        = local.qflow_image_parts.tag
     }
     head = {
       serviceAccountName = kubernetes_service_account.qflow.metadata[0].name

@@ -15,6 +15,19 @@ resource "google_container_cluster" "qflow" {
   workload_identity_config {
     workload_pool = "${var.project_id}.svc.id.goog"
   }
+
+  # Only these networks reach the cluster's API from outside (none: no public access).
+  master_authorized_networks_config {
+    dynamic "cidr_blocks" {
+      for_each = var.api_allowed_cidrs
+      content {
+        cidr_block   = cidr_blocks.value
+        display_name = "allowed-${cidr_blocks.key}"
+      }
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_container_node_pool" "workers" {
@@ -35,6 +48,7 @@ resource "google_container_node_pool" "workers" {
 resource "google_service_account" "qflow" {
   account_id   = "${var.name}-workloads"
   display_name = "QFlow server and Ray workers"
+  depends_on   = [google_project_service.enabled]
 }
 
 resource "google_storage_bucket_iam_member" "artifacts" {

@@ -10,6 +10,7 @@ resource "google_storage_bucket" "artifacts" {
   versioning {
     enabled = true
   }
+  depends_on = [google_project_service.enabled]
 }
 
 resource "random_password" "db" {
@@ -22,7 +23,7 @@ resource "google_sql_database_instance" "metadata" {
   database_version    = "POSTGRES_16"
   region              = var.region
   deletion_protection = true
-  depends_on          = [google_service_networking_connection.sql]
+  depends_on          = [google_service_networking_connection.sql, google_project_service.enabled]
 
   settings {
     tier      = var.db_tier

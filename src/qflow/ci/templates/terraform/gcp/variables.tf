@@ -45,18 +45,6 @@ variable "db_storage_gb" {
   default     = 50
 }
 
-variable "qflow_image" {
-  description = "Container image with qflow-framework[server,postgres,ray] installed (also used by Ray)."
-  type        = string
-  default     = "ghcr.io/your-org/qflow:latest"
-}
-
-variable "ray_image" {
-  description = "Image of the Ray head and workers; must have the same Ray and Python as the driver."
-  type        = string
-  default     = "rayproject/ray:2.60.0-py311"
-}
-
 variable "kuberay_version" {
   description = "Version of the KubeRay operator and ray-cluster Helm charts."
   type        = string
@@ -79,4 +67,18 @@ variable "server_allowed_host" {
   description = "Host name clients use to reach the QFlow server (checked against DNS rebinding)."
   type        = string
   default     = "qflow-server.qflow.svc.cluster.local"
+}
+
+variable "api_allowed_cidrs" {
+  description = "Networks (CIDR) that may reach the Kubernetes API from the internet, e.g. [\"203.0.113.0/24\"] for the office or CI runners. Empty: the API has no public access (Terraform must then run from inside the network)."
+  type        = list(string)
+
+  validation {
+    condition     = alltrue([for cidr in var.api_allowed_cidrs : can(cidrnetmask(cidr))])
+    error_message = "Each entry of api_allowed_cidrs must be an IPv4 CIDR block such as 203.0.113.0/24."
+  }
+  validation {
+    condition     = !contains(var.api_allowed_cidrs, "0.0.0.0/0")
+    error_message = "api_allowed_cidrs must not open the Kubernetes API to the whole internet (0.0.0.0/0); name the networks that need it."
+  }
 }
