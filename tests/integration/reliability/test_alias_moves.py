@@ -1,6 +1,9 @@
-"""Issue 17: concurrent alias moves are atomic and their history is exact, on SQLite and on
-PostgreSQL: 8 processes move one alias at once, none fails, the alias ends where the last
-recorded move put it, and the history is one chain (each move starts where the previous ended).
+"""Issue 17: concurrent registrations and alias moves, on SQLite and on PostgreSQL.
+
+8 processes register a version of one new model at once (get-or-create of the model, next
+version number): versions 1..8, one each. Then they move one alias at once: none fails, the
+alias ends where the last recorded move put it, and the history is one chain (each move starts
+where the previous ended).
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ def train(cfg):
 """
 
 
-def _move(project: str, store_url: str | None, index: int, start: object) -> list[int]:
+def _move(
+    project: str, store_url: str | None, index: int, start: object, run_id: str
+) -> tuple[int, list[int]]:
     import os
 
     if store_url:
@@ -43,12 +48,14 @@ def _move(project: str, store_url: str | None, index: int, start: object) -> lis
 
     registry = QFlowRegistry.for_project(project)
     start.wait()  # type: ignore[attr-defined]
+    registered = registry.register(run_id, "fit", name="raced").version
+    start.wait()  # type: ignore[attr-defined]
     moved = []
     for move in range(MOVES):
         version = (index + move) % VERSIONS + 1
         registry.set_alias("m", "production", version)
         moved.append(version)
-    return moved
+    return registered, moved
 
 
 def _concurrent_moves(project: Path, store_url: str | None) -> None:
@@ -63,9 +70,13 @@ def _concurrent_moves(project: Path, store_url: str | None) -> None:
     with context.Manager() as manager:
         start = manager.Barrier(PROCESSES)
         with context.Pool(PROCESSES) as pool:
-            moved = pool.starmap(
-                _move, [(str(project), store_url, i, start) for i in range(PROCESSES)]
+            results = pool.starmap(
+                _move, [(str(project), store_url, i, start, run.id) for i in range(PROCESSES)]
             )
+    registered = sorted(r for r, _ in results)
+    assert registered == list(range(1, PROCESSES + 1))
+    assert [v.version for v in registry.versions("raced")] == registered
+    moved = [m for _, m in results]
     assert sum(len(m) for m in moved) == PROCESSES * MOVES
 
     history = registry.alias_history("m", "production")
@@ -76,7 +87,7 @@ def _concurrent_moves(project: Path, store_url: str | None) -> None:
             (h.previous_version, h.version) for h in history
         ]
     assert registry.get("m@production").version == history[-1].version
-    assert sorted(h.version for h in history) == sorted(v for m in moved for v in m)
+    assert sorted(h.version or 0 for h in history) == sorted(v for m in moved for v in m)
 
 
 def test_eight_processes_move_one_alias_on_sqlite(

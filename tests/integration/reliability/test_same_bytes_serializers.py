@@ -45,7 +45,11 @@ class FlagSerializer:
 
 @pytest.fixture
 def flag_serializer(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(ser, "SERIALIZERS", list(ser.SERIALIZERS))
+    import qflow.plugins.registry  # noqa: F401 - it provides the process's serializers on import
+
+    # a copy of the process's registry for this test, then the user's call
+    registry = ser.SerializerRegistry(list(ser.current()))
+    monkeypatch.setattr(ser, "_source", lambda: registry)
     ser.register(FlagSerializer())
     yield
 
