@@ -202,13 +202,23 @@ def _typed(value: Any) -> Any:
     return value
 
 
-def _untyped(value: Any) -> Any:
+def _untyped(value: Any, tuples: bool = True) -> Any:
     if isinstance(value, list):
-        return [_untyped(v) for v in value]
+        return [_untyped(v, tuples) for v in value]
     if isinstance(value, dict):
         if "t" in value:
-            return tuple(_untyped(v) for v in value["t"])
-        return {k: _untyped(v) for k, v in value["d"].items()}
+            items = [_untyped(v, tuples) for v in value["t"]]
+            return tuple(items) if tuples else items
+        return {k: _untyped(v, tuples) for k, v in value["d"].items()}
+    return value
+
+
+def plain_json(data: bytes) -> Any:
+    """What a JSON blob holds, as plain JSON (a typed document's tuples as lists), for
+    readers that show it rather than load it (the dashboard's preview)."""
+    value = json.loads(data.decode("utf-8"))
+    if type(value) is dict and value.get(_TYPED) == 1 and set(value) == {_TYPED, "value"}:
+        return _untyped(value["value"], tuples=False)
     return value
 
 

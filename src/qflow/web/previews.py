@@ -167,7 +167,9 @@ def _preview(store: ArtifactStore, ref: ArtifactRef, name: str) -> dict[str, Any
     if ref.serializer == "json":
         if truncated:
             return _text(head, truncated) or {"kind": "none", "reason": "too large"}
-        return {"kind": "json", "value": json.loads(head)}
+        from qflow.store.serializers import plain_json
+
+        return {"kind": "json", "value": plain_json(head)}
     media = image_type(head[:16])
     if media is not None:
         return {"kind": "image", "media_type": media}

@@ -122,3 +122,26 @@ def test_a_bare_tuple_annotation_points_to_tuple_types_or_outputs(
             tupflows.unpacked.trace({})
     finally:
         sys.modules.pop("tupflows", None)
+
+
+def test_the_dashboard_previews_a_tuple_output_as_plain_json(project: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from qflow.web.app import Settings, create_app
+
+    run = qf.run(tuples, {}, project_dir=project)
+    token = "test-token-0123456789"
+    settings = Settings(
+        store_url=f"sqlite:///{project / '.qflow' / 'qflow.db'}",
+        artifacts_url=str(project / ".qflow" / "artifacts"),
+        project_dir=project,
+        token=token,
+        allowed_hosts=("testserver",),
+    )
+    app = create_app(settings)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        key = run.step("2_nested").outputs["return"].key
+        shown = client.get(f"/api/runs/{run.id}/artifacts/{key}/preview").json()
+    assert shown["kind"] == "json"
+    assert shown["value"] == {"shape": [3, 2], "rows": [[1, "a"], [2, [3]]], "__qflow_json__": 1}

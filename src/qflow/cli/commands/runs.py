@@ -225,7 +225,8 @@ def logs(
 ) -> None:
     """Print the captured stdout/stderr (log records included) and traceback of a run's
     steps. For a mapped step (STEP or its name), every item's, each under its own header;
-    STEP[3] picks one item."""
+    STEP[3] picks one item. Log records are kept from INFO for the project's loggers:
+    `log-level` under [tool.qflow] in pyproject.toml, or QFLOW_LOG_LEVEL, changes that."""
     run = _client(project).run(run_id)
     steps = run.steps
     if step:
