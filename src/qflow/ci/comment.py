@@ -6,14 +6,16 @@ a deliberately small grammar, and ``qflow run`` gets the result as separate argu
 
 Grammar (one line; tokens separated by spaces)::
 
-    LAUNCH: <workflow> [<key>=<value> | ~<key>] …
+    LAUNCH: <workflow> [<key>=<value> | ~<key>] … [@<commit>]
 
 - ``workflow``: a name the project declares (``[A-Za-z_][A-Za-z0-9_]*``);
 - ``key``: ``[A-Za-z0-9_.+~/-]``, starting with a letter, ``_``, ``+`` or ``~`` (so never an
   option such as ``--executor``);
 - ``value``: ``[A-Za-z0-9_.:+/@%-]`` only: no quotes, backticks, ``$``, ``;``, ``|``, ``&``,
   braces (so no ``${…}`` interpolation or ``{{ … }}`` expressions), brackets, parentheses,
-  ``*``/``?`` globs, commas (no sweeps) or whitespace other than the separating spaces.
+  ``*``/``?`` globs, commas (no sweeps) or whitespace other than the separating spaces;
+- ``commit``: optional, last, 7 to 40 lower-case hex digits: the head commit the commenter
+  approved. The PR workflow then launches only if the pull request's head is that commit.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ MAX_OVERRIDES = 32
 _WORKFLOW = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _KEY = re.compile(r"[A-Za-z_+~][A-Za-z0-9_.+~/-]{0,199}")
 _VALUE = re.compile(r"[A-Za-z0-9_.:+/@%-]{0,500}")
+_COMMIT = re.compile(r"@([0-9a-f]{7,40})")
 
 
 class CommentRejectedError(QFlowError, ValueError):
@@ -43,6 +46,8 @@ class LaunchRequest:
 
     workflow: str
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    commit: str | None = None
+    """The head commit (a prefix of its SHA) the comment approved, if it names one."""
 
     @property
     def argv(self) -> list[str]:
@@ -54,6 +59,7 @@ class LaunchRequest:
             "ok": True,
             "workflow": self.workflow,
             "overrides": list(self.overrides),
+            "commit": self.commit,
             "argv": self.argv,
         }
 
@@ -122,6 +128,15 @@ def parse_comment(body: str, workflows: Collection[str] | None = None) -> Launch
             "Launch comment names no workflow. Write 'LAUNCH: <workflow> [key=value …]'."
         )
     workflow, *overrides = tokens
+    commit = None
+    if overrides and overrides[-1].startswith("@"):
+        pinned = _COMMIT.fullmatch(overrides.pop())
+        if pinned is None:
+            raise CommentRejectedError(
+                "Launch comment: the last token starts with '@', so it must name the commit "
+                "to launch: '@' and 7 to 40 lower-case hex digits, e.g. @1a2b3c4."
+            )
+        commit = pinned.group(1)
     if _WORKFLOW.fullmatch(workflow) is None:
         raise CommentRejectedError(
             f"Launch comment: {_shown(workflow)} is not a workflow name (letters, digits and "
@@ -137,4 +152,4 @@ def parse_comment(body: str, workflows: Collection[str] | None = None) -> Launch
         raise CommentRejectedError(
             f"Launch comment has {len(overrides)} overrides; at most {MAX_OVERRIDES} are accepted."
         )
-    return LaunchRequest(workflow, tuple(_check_override(t) for t in overrides))
+    return LaunchRequest(workflow, tuple(_check_override(t) for t in overrides), commit)

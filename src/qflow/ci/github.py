@@ -42,7 +42,8 @@ DEFAULT_INSTALL = "python -m pip install -e ."
 _PR_TEMPLATE = """\
 # Written by `qflow ci init github`: a pull-request comment "LAUNCH: <workflow> [key=value ...]"
 # by someone with write permission runs the workflow on the PR's head commit (pinned when the
-# comment is handled) and answers with a QFlow report.
+# comment is handled) and answers with a QFlow report. Ending the comment with @<commit>
+# (e.g. "LAUNCH: train lr=0.1 @1a2b3c4") launches only if the head is still that commit.
 #
 # Secrets (optional; best as environment secrets of the `qflow-launch` environment):
 # QFLOW_STORE (metadata store URL, e.g. the team's PostgreSQL) and QFLOW_ARTIFACTS (s3://...,
@@ -83,6 +84,7 @@ jobs:
           PR_NUMBER: ${{ github.event.issue.number }}
           COMMENTER: ${{ github.event.comment.user.login }}
           COMMENTED_AT: ${{ github.event.comment.created_at }}
+          COMMENT_BODY: ${{ github.event.comment.body }}
           ALLOW_FORKS: "@ALLOW_FORKS@"
         run: |
           set -euo pipefail
@@ -105,11 +107,18 @@ jobs:
             [ "$ALLOW_FORKS" = true ] || refuse "Pull request #$PR_NUMBER comes from a fork \\
           ($head_repo); fork launches are off (qflow ci init github --allow-forks)."
           fi
-          committed=$(gh api "repos/$GITHUB_REPOSITORY/commits/$sha" \\
-            --jq .commit.committer.date)
-          if [[ "$committed" > "$COMMENTED_AT" ]]; then
-            refuse "Head commit $sha is dated $committed, after the comment ($COMMENTED_AT): \\
-          it was pushed after the launch was asked for. Comment LAUNCH: again to run it."
+          pinned_re='[[:space:]]@([0-9a-f]{7,40})[[:space:]]*$'
+          if [[ "$(head -n 1 <<< "$COMMENT_BODY")" =~ $pinned_re ]]; then
+            # The comment names the commit it approves: only that commit is launched.
+            [[ "$sha" == "${BASH_REMATCH[1]}"* ]] || refuse "The comment approves commit \\
+          ${BASH_REMATCH[1]}, but the head of #$PR_NUMBER is now $sha. Comment again."
+          else
+            committed=$(gh api "repos/$GITHUB_REPOSITORY/commits/$sha" \\
+              --jq .commit.committer.date)
+            if [[ "$committed" > "$COMMENTED_AT" ]]; then
+              refuse "Head commit $sha is dated $committed, after the comment \\
+          ($COMMENTED_AT): it was pushed after the launch was asked for. Comment again."
+            fi
           fi
           echo "sha=$sha" >> "$GITHUB_OUTPUT"
           echo "fork=$fork" >> "$GITHUB_OUTPUT"
@@ -121,6 +130,8 @@ jobs:
     timeout-minutes: 60
     permissions:
       contents: read
+    outputs:
+      python: ${{ steps.python.outputs.python-version }}
     steps:
       - name: Check out the approved commit
         uses: actions/checkout@v5
@@ -134,6 +145,7 @@ jobs:
         run: test "$(git rev-parse HEAD)" = "$HEAD_SHA"
 
       - name: Set up Python
+        id: python
         uses: actions/setup-python@v6
         with:
           python-version: "@PYTHON@"
@@ -178,10 +190,10 @@ jobs:
       - name: Make sure it is the approved commit
         run: test "$(git rev-parse HEAD)" = "$HEAD_SHA"
 
-      - name: Set up Python
+      - name: Set up the Python the environment was built with
         uses: actions/setup-python@v6
         with:
-          python-version: "@PYTHON@"
+          python-version: ${{ needs.build.outputs.python }}
 
       - name: Get the environment
         uses: actions/download-artifact@v7

