@@ -14,6 +14,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -331,21 +332,91 @@ def test_a_missing_bucket_is_named_with_the_key_and_the_cause(
     assert "ndarray" not in message  # the value is not blamed
 
 
-def test_refused_credentials_are_named_with_the_bucket_key_and_cause(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@dataclass
+class Guarded:
+    """A moto server that checks credentials (IAM), a user's real keys, and a bucket."""
+
+    endpoint: str
+    key: str
+    secret: str
+    bucket: str = "qflow-guarded"
+
+
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[Guarded]:
+    # The first three requests (making the user, its policy and its keys) need no credentials;
+    # every later one is checked.
+    with _moto_server(INITIAL_NO_AUTH_ACTION_COUNT="3") as endpoint:
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
+        )
+        iam.create_user(UserName="qflow")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="qflow", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        keys = iam.create_access_key(UserName="qflow")["AccessKey"]
+        server = Guarded(endpoint, keys["AccessKeyId"], keys["SecretAccessKey"])
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=server.key,
+            aws_secret_access_key=server.secret,
+        ).create_bucket(Bucket=server.bucket)
+        yield server
+
+
+def test_credentials_come_from_the_environment(
+    guarded: Guarded, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # This server checks credentials (IAM) from its first request: the test keys are unknown.
-    with _moto_server(INITIAL_NO_AUTH_ACTION_COUNT="0") as endpoint:
-        _aws_env(monkeypatch, tmp_path, endpoint)
-        store = ArtifactStore("s3://qflow-guarded/artifacts")
-        with pytest.raises(StoreError) as info:
-            store.put_bytes(b"secret")
-        message = str(info.value)
-        assert "bucket 'qflow-guarded'" in message and "key 'artifacts/" in message
-        assert "PermissionError" in message and "AWS_ACCESS_KEY_ID" in message
-        key = hashlib.sha256(b"secret").hexdigest()
-        with pytest.raises(StoreError, match=r"cannot read .*bucket 'qflow-guarded'.*Permission"):
-            store.get(ArtifactRef(key, "bytes", 6, "builtins.bytes", False))
+    _aws_env(monkeypatch, tmp_path, guarded.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", guarded.key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", guarded.secret)
+    store = ArtifactStore(f"s3://{guarded.bucket}/env")
+    ref = store.put({"from": "environment"})
+    assert store.get(ref) == {"from": "environment"}
+
+
+def test_credentials_and_endpoint_come_from_an_aws_profile(
+    guarded: Guarded, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _aws_env(monkeypatch, tmp_path, guarded.endpoint)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name)
+    config = tmp_path / "aws-config"
+    config.write_text(f"[profile qflow]\nregion = us-east-1\nendpoint_url = {guarded.endpoint}\n")
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(
+        f"[qflow]\naws_access_key_id = {guarded.key}\naws_secret_access_key = {guarded.secret}\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_PROFILE", "qflow")
+    store = ArtifactStore(f"s3://{guarded.bucket}/profile")
+    ref = store.put({"from": "profile"})
+    assert pickle.loads(pickle.dumps(store)).get(ref) == {"from": "profile"}
+
+
+def test_refused_credentials_are_named_with_the_bucket_key_and_cause(
+    guarded: Guarded, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _aws_env(monkeypatch, tmp_path, guarded.endpoint)  # keys the server does not know
+    store = ArtifactStore(f"s3://{guarded.bucket}/artifacts")
+    with pytest.raises(StoreError) as info:
+        store.put_bytes(b"secret")
+    message = str(info.value)
+    assert f"bucket '{guarded.bucket}'" in message and "key 'artifacts/" in message
+    assert "PermissionError" in message and "AWS_ACCESS_KEY_ID" in message
+    assert "Output 'bytes' could not be written" in message
+    key = hashlib.sha256(b"secret").hexdigest()
+    with pytest.raises(StoreError, match=r"cannot read .*bucket 'qflow-guarded'.*Permission"):
+        store.get(ArtifactRef(key, "bytes", 6, "builtins.bytes", False))
 
 
 def _put_in_child(store: ArtifactStore, queue: Any) -> None:

@@ -115,7 +115,7 @@ class FsspecBackend:
         file.flush()
         dest = self.blob_path(key)
         try:
-            if self.intact(key, size):
+            if self._intact(key, size):
                 return
             fs = self.fs
             options: dict[str, Any] = {}
@@ -156,10 +156,13 @@ class FsspecBackend:
             ArtifactIntegrityError: something other than an object (a folder) is at its path.
             StoreError: the store cannot be reached or refuses the request.
         """
-        path = self.blob_path(key)
+        return self._call(key, "read", lambda: self._size(key))  # type: ignore[no-any-return]
+
+    def _size(self, key: str) -> int | None:
+        """``size`` with the file system's own errors."""
         try:
-            info = self._call(key, "read", lambda: self.fs.info(path))
-        except ArtifactNotFoundError:
+            info = self.fs.info(self.blob_path(key))
+        except FileNotFoundError:
             return None
         if info.get("type") != "file":
             raise not_regular(key, self.where(key), f"a {info.get('type') or 'non-file'}")
@@ -190,17 +193,27 @@ class FsspecBackend:
         return None
 
     def intact(self, key: str, size: int) -> bool:
-        """An object of ``size`` bytes is there (hashing to ``key`` under the policy)."""
+        """An object of ``size`` bytes is there (hashing to ``key`` under the policy).
+
+        Raises:
+            StoreError: the store cannot be reached or refuses the request.
+        """
         try:
-            actual = self.size(key)
-        except ArtifactIntegrityError:
+            return bool(self._call(key, "read", lambda: self._intact(key, size)))
+        except ArtifactNotFoundError:  # removed while it was being read
             return False
-        if actual != size:
+
+    def _intact(self, key: str, size: int) -> bool:
+        """``intact`` with the file system's own errors."""
+        try:
+            if self._size(key) != size:
+                return False
+        except ArtifactIntegrityError:
             return False
         if not should_hash(verify_policy(), size):
             return True
         digest = hashlib.sha256()
-        with self.open(key) as (file, _):
+        with self.fs.open(self.blob_path(key), "rb") as file:
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
         return digest.hexdigest() == key
