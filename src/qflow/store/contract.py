@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef
     from qflow.store.metadata.records import (
+        AliasChange,
         DataFileRecord,
         LoggedArtifact,
         Metric,
+        ModelVersion,
+        RegisteredModel,
         Run,
         RunsPage,
         StepRun,
@@ -204,6 +207,48 @@ class EnvironmentStore(Protocol):
     ) -> list[DataFileRecord]: ...
 
 
+class RegistryStore(Protocol):
+    """The model registry: models, their numbered versions, tags, aliases and alias history."""
+
+    def create_model_version(self, fields: Mapping[str, Any], tags: Mapping[str, str]) -> int:
+        """Record the next version of model ``fields["name"]`` (creating the model); its number.
+        Not idempotent: each call is a new version."""
+        ...
+
+    def model_version(self, name: str, version: int) -> ModelVersion: ...
+
+    def model_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def model_version_numbers(self, name: str) -> list[int]: ...
+
+    def latest_model_version(self, name: str) -> int: ...
+
+    def model_names(self) -> list[str]: ...
+
+    def require_model(self, name: str) -> None:
+        """Raise ``ModelNotFoundError`` unless a model ``name`` is registered."""
+        ...
+
+    def models(self) -> list[RegisteredModel]: ...
+
+    def set_model_description(self, name: str, version: int | None, text: str) -> None: ...
+
+    def set_model_tags(self, name: str, version: int | None, tags: Mapping[str, str]) -> None: ...
+
+    def model_tags(self, name: str) -> dict[str, str]: ...
+
+    def alias_version(self, name: str, alias: str) -> int | None: ...
+
+    def model_aliases(self, name: str) -> dict[str, int]: ...
+
+    def move_alias(self, name: str, alias: str, version: int | None, who: str) -> AliasChange:
+        """Point ``alias`` at ``version`` (None removes it) and record the move in the alias
+        history. Not idempotent: each call records a move."""
+        ...
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]: ...
+
+
 class RunQueryStore(Protocol):
     """Reads over many runs: the filter language, the dashboard's runs page, metric histories."""
 
@@ -249,7 +294,9 @@ class RunQueryStore(Protocol):
     ) -> dict[str, Any]: ...
 
 
-class MetadataStore(RunStore, StepRunStore, LogStore, EnvironmentStore, RunQueryStore, Protocol):
+class MetadataStore(
+    RunStore, StepRunStore, LogStore, EnvironmentStore, RegistryStore, RunQueryStore, Protocol
+):
     """Every aggregate: what the runtime, the CLI, ``qf.Client`` and the dashboard use."""
 
     url: str

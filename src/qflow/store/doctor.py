@@ -10,7 +10,7 @@ from qflow.errors import ArtifactIntegrityError, StoreError
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactStore
-    from qflow.store.metadata.store import MetadataStore
+    from qflow.store.contract import MetadataStore
 
 UPLOAD_AGE = 3600.0
 """Incomplete uploads younger than this (seconds) may belong to a writer still running."""
@@ -36,10 +36,13 @@ def check(
     An artifact store that cannot be reached (a remote bucket, refused credentials) is one
     problem, named with its cause, not one per artifact. On S3, multipart uploads older than
     ``upload_age`` seconds that were never completed (writers killed mid-upload) are reported
-    too: readers never see them, but the bucket keeps their parts."""
-    problems = [Problem("database", metadata.url, p) for p in metadata.integrity_problems()]
+    too: readers never see them, but the bucket keeps their parts. Needs the SQL store."""
+    from qflow.store.metadata.store import sql_store
+
+    database = sql_store(metadata, "qflow doctor")
+    problems = [Problem("database", database.url, p) for p in database.integrity_problems()]
     checked = 0
-    for ref in metadata.all_artifacts():
+    for ref in database.all_artifacts():
         checked += 1
         if ref.inline is not None:
             actual: str | None = hashlib.sha256(ref.inline).hexdigest()

@@ -8,10 +8,12 @@ else: the HTTP client (``qflow.store.remote.RemoteMetadataStore`` subclasses ``S
 and supplies only the transport) and the server's routes (``qflow.web.routes.api_store`` makes
 one ``POST /api/store/NAME`` per method and answers with ``Method.serve``).
 
-Every method here is safe to send again after a request that may have reached the server
-(``repeatable``): writes are idempotent in the SQL store (``create_run`` with the id the client
-chose, ``create_step_runs`` by step-run name, ``finish_*`` only while open, upserts) or say so
-on a re-send (``log_metrics(retry=True)``).
+A method is safe to send again after a request that may have reached the server
+(``repeatable``) when its write is idempotent in the SQL store (``create_run`` with the id the
+client chose, ``create_step_runs`` by step-run name, ``finish_*`` only while open, upserts) or
+says so on a re-send (``log_metrics(retry=True)``). The two registry writes that record a new
+event per call (``create_model_version``, ``move_alias``) are not: they are retried only while
+the request cannot have been sent (connection refused).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 from qflow.errors import (
     ArtifactNotFoundError,
+    ModelNotFoundError,
     NotFoundError,
     RunNotFoundError,
     StepNotFoundError,
@@ -32,6 +35,7 @@ from qflow.store.contract import (
     EnvironmentStore,
     LogStore,
     MetadataStore,
+    RegistryStore,
     RunQueryStore,
     RunStore,
     StepRunStore,
@@ -62,6 +66,7 @@ class Method(Generic[P, R]):
         resend: Mapping[str, Any] | None = None,
         prepare: Callable[[dict[str, Any]], None] | None = None,
         not_found: type[NotFoundError] = RunNotFoundError,
+        repeatable: bool = True,
     ) -> None:
         self.name: str = protocol_function.__name__
         parameters = list(inspect.signature(protocol_function).parameters.values())[1:]
@@ -75,6 +80,9 @@ class Method(Generic[P, R]):
         self.prepare = prepare
         """Fills in what the client chooses before the first send (e.g. a new run's id)."""
         self.not_found = not_found
+        self.repeatable = repeatable
+        """Whether a request that may have reached the server can be sent again. Only calls
+        that record a new event every time (a model version, an alias move) cannot."""
         unknown = set(self.args) - {p.name for p in parameters}
         if unknown:
             raise TypeError(f"{self.name}: codecs for unknown arguments {sorted(unknown)}")
@@ -211,6 +219,37 @@ class StoreMethods(abc.ABC):
         wire.listed(wire.DATA_FILE),
         args={"paths": wire.Codec(list, list)},
     )
+
+    # -- model registry -----------------------------------------------------------------------
+    create_model_version = Method(
+        RegistryStore.create_model_version,
+        wire.INT,
+        args={"fields": wire.JSON, "tags": wire.Codec(dict, dict)},
+        repeatable=False,
+        not_found=ModelNotFoundError,
+    )
+    model_version = Method(
+        RegistryStore.model_version, wire.MODEL_VERSION, not_found=ModelNotFoundError
+    )
+    model_versions = Method(
+        RegistryStore.model_versions, wire.listed(wire.MODEL_VERSION), not_found=ModelNotFoundError
+    )
+    model_version_numbers = Method(RegistryStore.model_version_numbers, wire.PLAIN)
+    latest_model_version = Method(
+        RegistryStore.latest_model_version, wire.INT, not_found=ModelNotFoundError
+    )
+    model_names = Method(RegistryStore.model_names, wire.PLAIN)
+    require_model = Method(RegistryStore.require_model, wire.NOTHING, not_found=ModelNotFoundError)
+    models = Method(RegistryStore.models, wire.listed(wire.REGISTERED_MODEL))
+    set_model_description = Method(RegistryStore.set_model_description, wire.NOTHING)
+    set_model_tags = Method(
+        RegistryStore.set_model_tags, wire.NOTHING, args={"tags": wire.Codec(dict, dict)}
+    )
+    model_tags = Method(RegistryStore.model_tags, wire.PLAIN)
+    alias_version = Method(RegistryStore.alias_version, wire.PLAIN)
+    model_aliases = Method(RegistryStore.model_aliases, wire.PLAIN)
+    move_alias = Method(RegistryStore.move_alias, wire.ALIAS_CHANGE, repeatable=False)
+    alias_history = Method(RegistryStore.alias_history, wire.listed(wire.ALIAS_CHANGE))
 
     # -- run queries --------------------------------------------------------------------------
     runs_matching = Method(RunQueryStore.runs_matching, wire.listed(wire.RUN))

@@ -84,9 +84,9 @@ class RemoteMetadataStore(StoreMethods):
         """POST one call; transient failures (server unreachable or restarting, a connection
         dropped, 502/503/504) are retried with backoff for ``RETRY_SECONDS``.
 
-        Every method of the table is safe to repeat (see ``qflow.store.methods``): a request
-        that may have reached the server is sent again with the method's ``resend`` changes
-        (a metric batch says ``retry`` so the server first checks it was not stored already).
+        A request that may have reached the server is sent again only for ``repeatable``
+        methods (see ``qflow.store.methods``), with the method's ``resend`` changes (a metric
+        batch says ``retry`` so the server first checks it was not stored already).
         """
         import httpx
 
@@ -98,18 +98,20 @@ class RemoteMetadataStore(StoreMethods):
             try:
                 response = self._client().post(f"/api/store/{method.name}", json=body)
             except httpx.TransportError as exc:
-                if time.monotonic() + delay > deadline:
+                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if (not unsent and not method.repeatable) or time.monotonic() + delay > deadline:
                     raise StoreError(
                         f"Cannot reach the tracking server at {self.url}: {exc}. "
                         "Hint: start it (qflow server) or fix QFLOW_TRACKING_URI."
                     ) from exc
-                if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                if not unsent:
                     body.update(method.resend)  # it may have arrived
                 self.dispose()  # a fresh connection for the next attempt
             else:
                 self._reached = True
                 if (
                     response.status_code not in TRANSIENT_STATUS
+                    or not method.repeatable
                     or time.monotonic() + delay > deadline
                 ):
                     return self._result(method, response)

@@ -18,9 +18,12 @@ from typing import Any, Generic, TypeVar
 from qflow.errors import InvalidValueError
 from qflow.store.artifacts import ArtifactRef, check_inline
 from qflow.store.metadata.records import (
+    AliasChange,
     DataFileRecord,
     LoggedArtifact,
     Metric,
+    ModelVersion,
+    RegisteredModel,
     Run,
     RunsPage,
     StepRun,
@@ -130,6 +133,16 @@ def logged_from(data: dict[str, Any]) -> LoggedArtifact:
     return LoggedArtifact(data["name"], ref_from(data["ref"]), data["step_run_id"])
 
 
+def model_version_from(data: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(**{**data, "aliases": tuple(data["aliases"])})
+
+
+def record_to(record: Any) -> dict[str, Any]:
+    """A frozen dataclass record as a JSON object (its fields are JSON values)."""
+    result: dict[str, Any] = dataclasses.asdict(record)
+    return result
+
+
 def runs_page_to(page: RunsPage) -> dict[str, Any]:
     return dataclasses.asdict(page)
 
@@ -214,6 +227,9 @@ LOGGED: Codec[LoggedArtifact] = Codec(logged_to, logged_from)
 REF: Codec[ArtifactRef] = Codec(ref_to, ref_from)
 DATA_FILE: Codec[DataFileRecord] = Codec(data_file_to, data_file_from)
 RUNS_PAGE: Codec[RunsPage] = Codec(runs_page_to, runs_page_from)
+MODEL_VERSION: Codec[ModelVersion] = Codec(record_to, model_version_from)
+REGISTERED_MODEL: Codec[RegisteredModel] = Codec(record_to, lambda d: RegisteredModel(**d))
+ALIAS_CHANGE: Codec[AliasChange] = Codec(record_to, lambda d: AliasChange(**d))
 
 
 def listed(item: Codec[T]) -> Codec[list[T]]:

@@ -19,6 +19,7 @@ AGGREGATES = (
     contract.StepRunStore,
     contract.LogStore,
     contract.EnvironmentStore,
+    contract.RegistryStore,
     contract.RunQueryStore,
 )
 

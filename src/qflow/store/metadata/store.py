@@ -14,6 +14,7 @@ from qflow.errors import StoreError
 from qflow.store.metadata.database import normalize_url
 from qflow.store.metadata.environments import EnvironmentQueries
 from qflow.store.metadata.logs import LogQueries
+from qflow.store.metadata.registry import RegistryQueries
 from qflow.store.metadata.runs import HEARTBEAT_TIMEOUT
 from qflow.store.metadata.search import SearchQueries
 from qflow.store.metadata.steps import StepQueries
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["HEARTBEAT_TIMEOUT", "MetadataStore", "SqlMetadataStore", "normalize_url", "sql_store"]
 
 
-class SqlMetadataStore(SearchQueries, StepQueries, LogQueries, EnvironmentQueries):
+class SqlMetadataStore(SearchQueries, StepQueries, LogQueries, EnvironmentQueries, RegistryQueries):
     """Reads and writes run metadata in SQL; migrates the schema to head on first use."""
 
 

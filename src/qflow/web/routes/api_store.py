@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qflow.errors import InvalidValueError, QFlowError
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.methods import Method, table
-from qflow.web.app import Context, context
+from qflow.web.context import Context, context
 from qflow.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api/store", tags=["store"], responses=ERRORS)
@@ -236,6 +236,64 @@ class StepRunOnly(_Body):
     step_run_id: Int
 
 
+class ModelVersionFields(_Body):
+    name: Name
+    run_id: Id
+    step_run_id: Int
+    step: Name
+    output: Name
+    artifact_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    signature: dict[str, Any] | None = None
+    environment: dict[str, Any] = {}
+    environment_hash: Annotated[str, Field(max_length=64)] = ""
+    description: Text | None = None
+    created_by: Text | None = None
+    pickled: bool = False
+
+
+class CreateModelVersion(_Body):
+    fields: ModelVersionFields
+    tags: dict[str, Text] = {}
+
+
+class ModelName(_Body):
+    name: Name
+
+
+class ModelVersionNumber(_Body):
+    name: Name
+    version: Int
+
+
+class ModelDescription(_Body):
+    name: Name
+    version: Int | None = None
+    text: Text
+
+
+class ModelTags(_Body):
+    name: Name
+    version: Int | None = None
+    tags: dict[str, Text]
+
+
+class ModelAlias(_Body):
+    name: Name
+    alias: Name
+
+
+class MoveAlias(_Body):
+    name: Name
+    alias: Name
+    version: Int | None = None
+    who: Name
+
+
+class AliasHistory(_Body):
+    name: Name
+    alias: Name | None = None
+
+
 class GetRun(_Body):
     run_id_or_prefix: Id
 
@@ -314,6 +372,21 @@ BODIES: dict[str, type[_Body]] = {
     "artifact_uses": Key,
     "data_file_uses": DataFileUses,
     "data_file_reads": DataFileReads,
+    "create_model_version": CreateModelVersion,
+    "model_version": ModelVersionNumber,
+    "model_versions": ModelName,
+    "model_version_numbers": ModelName,
+    "latest_model_version": ModelName,
+    "model_names": Nothing,
+    "require_model": ModelName,
+    "models": Nothing,
+    "set_model_description": ModelDescription,
+    "set_model_tags": ModelTags,
+    "model_tags": ModelName,
+    "alias_version": ModelAlias,
+    "model_aliases": ModelName,
+    "move_alias": MoveAlias,
+    "alias_history": AliasHistory,
     "runs_matching": RunsMatching,
     "runs_page": RunsPage,
     "workflow_stats": Nothing,
