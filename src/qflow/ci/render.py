@@ -26,6 +26,8 @@ _ICON = {"succeeded": "✅", "failed": "❌", "crashed": "💥", "killed": "⛔"
 _MAX_DIFF_LINES = 200
 MAX_CHARTS = 12
 MAX_CHART_POINTS = 60
+MAX_COMMENT = 60_000
+"""Characters of Markdown at most: GitHub refuses comments over 65,536."""
 
 
 def number(value: Any) -> str:
@@ -191,7 +193,20 @@ def _table(header: list[str], rows: list[list[str]], cell: Callable[[Any], str])
 
 
 def render_markdown(data: ReportData) -> str:
-    """Markdown for a PR comment: nothing in it needs a file next to it or another host."""
+    """Markdown for a PR comment: nothing in it needs a file next to it or another host.
+
+    A comment holds at most 65,536 characters: past ``MAX_COMMENT`` the code diffs are left
+    out (the HTML report and ``qflow diff`` have them), then the what-changed rows are cut."""
+    text = _markdown(data, code=True)
+    if len(text) > MAX_COMMENT:
+        text = _markdown(data, code=False)
+    if len(text) > MAX_COMMENT:
+        cut = text[: MAX_COMMENT - 200].rsplit("\n", 1)[0]
+        text = f"{cut}\n\n_The report was cut here: it is longer than a PR comment can be._\n"
+    return text
+
+
+def _markdown(data: ReportData, *, code: bool) -> str:
     run = data.run
     compare = data.baseline is not None
     out = [f"## QFlow run `{run.id}`: {md_cell(run.workflow)} {run.status}", ""]
@@ -226,10 +241,17 @@ def render_markdown(data: ReportData) -> str:
     if changes:
         out += ["", "**What changed**", ""]
         out += _table(["", "key", "baseline", "this run"], [list(c) for c in changes], md_cell)
-    code = diff.get("code", {})
-    if code:
-        out += ["", f"**Code** ({len(code)} step{'s' if len(code) != 1 else ''} changed)", ""]
-        for name, change in code.items():
+    changed_code = diff.get("code", {})
+    if changed_code:
+        count = len(changed_code)
+        out += ["", f"**Code** ({count} step{'s' if count != 1 else ''} changed)", ""]
+    if changed_code and not code:
+        out.append(
+            "_The code diffs are left out: with them this comment would be longer than "
+            "GitHub allows. `qflow diff` or the HTML report shows them._"
+        )
+    elif changed_code:
+        for name, change in changed_code.items():
             text = _code_text(change)
             fence = "~~~~~" if "```" in text or "~~~" in text else "```"
             out += [
@@ -241,7 +263,7 @@ def render_markdown(data: ReportData) -> str:
                 fence,
                 "</details>",
             ]
-    if not changes and not code:
+    if not changes and not changed_code:
         out += ["", "Config, code, data and environment are the same as the baseline's."]
     return "\n".join(out) + "\n"
 

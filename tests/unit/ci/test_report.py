@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from qflow.ci.render import MAX_CHART_POINTS, mermaid_chart, render_html, render_markdown
+from qflow.ci.render import (
+    MAX_CHART_POINTS,
+    MAX_COMMENT,
+    mermaid_chart,
+    render_html,
+    render_markdown,
+)
 from qflow.ci.report import (
     ReportData,
     collect,
@@ -301,3 +307,24 @@ def test_charts_of_any_history_parse_as_mermaid() -> None:
     # The parser is strict: an exponent (what a plain float format gives) is refused.
     (refused,) = mermaid_parse([charts[1].replace("-0.0000003", "-3e-07")])
     assert refused["ok"] is False and "Parse error" in refused["error"]
+
+
+def test_a_huge_report_still_fits_in_a_comment(two_runs: tuple[str, str]) -> None:
+    base, head = two_runs
+    client = Client()
+    data = collect(client.metadata, client.metadata.get_run(head), compare_to=base)
+    assert data.diff is not None and data.diff["code"]
+    long_diff = "\n".join(f"+    line_{i} = {i}" for i in range(150))
+    code = {f"step_{i}": {"diff": long_diff} for i in range(60)}
+    big = dataclasses.replace(data, diff={**data.diff, "code": code})
+    text = render_markdown(big)
+    assert len(text) <= MAX_COMMENT
+    assert "**Code** (60 steps changed)" in text and "code diffs are left out" in text
+    assert "line_1 = 1" not in text
+    assert "| config | epochs | 4 | 5 |" in text and mermaid_blocks(text)
+    # Without the cut the same report is far longer than GitHub accepts.
+    assert render_markdown(data).count("<details>") == 1
+    config = {f"key_{i}": (i, "x" * 150) for i in range(2000)}
+    huge = dataclasses.replace(big, diff={**data.diff, "code": code, "config": config})
+    text = render_markdown(huge)
+    assert len(text) <= MAX_COMMENT and text.endswith("longer than a PR comment can be._\n")
