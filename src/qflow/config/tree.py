@@ -8,14 +8,21 @@ are ``Config`` too, at any depth and inside lists, whether the workflow was star
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
-from qflow.errors import did_you_mean
+from qflow.errors import ConfigError, did_you_mean
 
 
-def to_config(value: Any) -> Any:
-    """``value`` with every mapping (an OmegaConf one too) made a ``Config``, recursively."""
+class ConfigKeyError(ConfigError, AttributeError):
+    """``cfg.modle``: the config has no such key. An ``AttributeError`` too, so ``hasattr``
+    and ``getattr(cfg, key, default)`` work; a ``ConfigError``, so the CLI shows one line."""
+
+
+def to_config(value: Any, path: str = "") -> Any:
+    """``value`` with every mapping (an OmegaConf one too) made a ``Config``, recursively;
+    ``path`` is where it sits in the whole config (``catalog``), for error messages."""
     if type(value).__module__.startswith("omegaconf"):
         from omegaconf import OmegaConf
 
@@ -23,9 +30,9 @@ def to_config(value: Any) -> Any:
     if isinstance(value, Config):
         return value
     if isinstance(value, Mapping):
-        return Config(value)
+        return Config(value, _path=path)
     if isinstance(value, list):
-        return [to_config(item) for item in value]
+        return [to_config(item, f"{path}[{i}]") for i, item in enumerate(value)]
     return value
 
 
@@ -50,12 +57,18 @@ class Config(dict[str, Any]):
     and ``hasattr`` work) that lists the keys there are.
     """
 
-    __slots__ = ()
+    __slots__ = ("_path",)
 
-    def __init__(self, data: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+    def __init__(
+        self, data: Mapping[str, Any] | None = None, /, _path: str = "", **kwargs: Any
+    ) -> None:
         super().__init__()
+        object.__setattr__(self, "_path", _path)
         for key, value in {**dict(data or {}), **kwargs}.items():
-            dict.__setitem__(self, key, to_config(value))
+            dict.__setitem__(self, key, to_config(value, self._key(key)))
+
+    def _key(self, name: object) -> str:
+        return f"{self._path}.{name}" if self._path else str(name)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):
@@ -64,9 +77,12 @@ class Config(dict[str, Any]):
             return self[name]
         except KeyError:
             keys = sorted(map(str, self))
-            raise AttributeError(
-                f"config has no key {name!r}; keys here: {', '.join(keys) or '(none)'}."
-                f"{did_you_mean(name, keys)}"
+            where = f"under {self._path!r}" if self._path else "at the top"
+            frame = sys._getframe(1)
+            raise ConfigKeyError(
+                f"Config key {self._key(name)!r} does not exist; keys {where}: "
+                f"{', '.join(keys) or '(none)'}.{did_you_mean(name, keys)}\n"
+                f"  at {frame.f_code.co_filename}:{frame.f_lineno}"
             ) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -79,7 +95,7 @@ class Config(dict[str, Any]):
             raise AttributeError(name) from None
 
     def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, to_config(value))
+        super().__setitem__(key, to_config(value, self._key(key)))
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
@@ -100,7 +116,7 @@ class Config(dict[str, Any]):
         return (Config, (to_plain(self),))
 
     def copy(self) -> Config:
-        return Config(self)
+        return Config(self, _path=self._path)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain ``dict`` copy, nested ``Config`` objects included."""

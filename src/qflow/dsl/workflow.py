@@ -122,7 +122,7 @@ class Workflow(Generic[P, R]):
             )
         config = with_defaults(self.signature, config)
         checked = check_parameters(self.name, parameter_types(self.fn, self.signature), config)
-        return {key: to_config(value) for key, value in checked.items()}
+        return {key: to_config(value, key) for key, value in checked.items()}
 
     def unbound_parameters(self, config: Mapping[str, Any]) -> list[str]:
         """Parameters without a default that ``config`` gives no value (``model_input_table``

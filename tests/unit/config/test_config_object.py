@@ -15,6 +15,7 @@ import pytest
 import qflow as qf
 from qflow.cli.app import run_cli
 from qflow.config.tree import Config
+from qflow.errors import ConfigError
 
 FLOWS = """
 from typing import Any
@@ -148,5 +149,16 @@ def test_config_is_a_dict_with_attribute_access() -> None:
     assert type(pickle.loads(pickle.dumps(cfg)).model) is Config
     cfg.seed = 4
     assert cfg["seed"] == 4 and getattr(cfg, "missing", None) is None
-    with pytest.raises(AttributeError, match=r"(?s)config has no key .modle.*Did you mean: model"):
+    with pytest.raises(AttributeError, match=r"(?s)Config key 'modle' does not exist.*model"):
         _ = cfg.modle
+    with pytest.raises(ConfigError, match=r"Config key 'model.layers\[0\].m' does not exist"):
+        _ = cfg.model.layers[0].m
+
+
+def test_a_missing_config_key_is_one_line_naming_the_key_and_the_line(
+    flows: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(["run", "spaceflights", "catalog.companies=x", "~catalog.companies"]) == 1
+    err = capsys.readouterr().err
+    assert "Config key 'catalog.companies' does not exist; keys under 'catalog': (none)" in err
+    assert "cfgflows.py:" in err and "Traceback" not in err
