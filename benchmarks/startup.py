@@ -6,7 +6,8 @@
 - the first ``qflow run`` in a new project (a fresh folder each time: the store is created).
 
 Each command is the real console script (interpreter start included), run ``--repeat`` times
-interleaved; the script prints medians and minimums. Child processes may write bytecode
+interleaved; the script prints the medians and minimums of wall time, and the median CPU
+time (user + system), which a busy machine inflates less. Child processes may write bytecode
 (``PYTHONDONTWRITEBYTECODE`` is dropped), as in a user's environment. It also lists the slowest
 modules (cumulative, ``-X importtime``) that ``qflow runs --limit 20`` imports.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,12 +53,17 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV.update(NO_COLOR="1", COLUMNS="120")
 
 
-def wall(cmd: list[str], cwd: Path | str) -> float:
+def wall(cmd: list[str], cwd: Path | str) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of the whole command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(
         cmd, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return seconds, cpu
 
 
 def qflow_command() -> list[str]:
@@ -120,19 +127,23 @@ def main() -> None:
             ),
         }
         times: dict[str, list[float]] = {label: [] for label in cases}
+        cpus: dict[str, list[float]] = {label: [] for label in cases}
         for i in range(-2, args.repeat):  # two warm-up rounds (OS file cache, .pyc files)
             for label, (cmd, folder) in cases.items():
-                seconds = wall(cmd, folder(i))
+                seconds, cpu = wall(cmd, folder(i))
                 if i >= 0:
                     times[label].append(seconds)
+                    cpus[label].append(cpu)
         top = slowest_imports(["runs", "--limit", "20"], listed)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"startup: fresh subprocesses, repeat={args.repeat} (python {sys.version.split()[0]})")
-    print(f"{'seconds, whole process':<48} {'median':>8} {'min':>8}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'seconds, whole process':<48} {'median':>8} {'min':>8} {'CPU med':>8}")
     for label, values in times.items():
-        print(f"{label:<48} {statistics.median(values):>8.3f} {min(values):>8.3f}")
+        cpu = statistics.median(cpus[label])
+        print(f"{label:<48} {statistics.median(values):>8.3f} {min(values):>8.3f} {cpu:>8.3f}")
     print("targets: qflow --help <= 0.15 s, runs --limit 20 <= 0.2 s, first run <= 0.25 s")
     print("\nslowest imports of 'qflow runs --limit 20'")
     print(f"{'cumulative ms':>13} {'self ms':>8}  module")

@@ -88,7 +88,8 @@ def test_listing_runs_imports_its_command_only_and_no_migration_tool(tmp_path: P
 def test_the_help_listing_is_each_commands_own_short_help() -> None:
     for name, spec in COMMANDS.items():
         command = build(name, spec.load(), spec.context_settings())
-        assert command.get_short_help_str(1000) == spec.help, name
+        own = command.get_short_help_str(1000)
+        assert own == spec.help, f"update COMMANDS[{name!r}] in qflow/cli/app.py to {own!r}"
     assert app.info.cls is not None
 
 
@@ -156,3 +157,18 @@ def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
+
+
+def test_the_package_scan_reads_what_importlib_metadata_reads() -> None:
+    from importlib import metadata
+
+    from qflow.environment import scan_packages
+
+    expected: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            expected.setdefault(str(name).lower().replace("_", "-"), str(dist.version))
+    scanned = scan_packages()
+    assert scanned == dict(sorted(expected.items()))
+    assert scanned["qflow-framework"] == metadata.version("qflow-framework")
