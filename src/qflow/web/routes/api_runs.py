@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
 
-from qflow.client import queries
 from qflow.errors import ArtifactNotFoundError
+from qflow.store.contract import CHART_POINTS, MAX_PAGE
+from qflow.store.wire import finite
 from qflow.web import graphs
 from qflow.web.context import Context, context
 from qflow.web.previews import KEY, image_type, preview, read_bytes
@@ -30,7 +31,7 @@ def api_health() -> dict[str, str]:
 @router.get("/workflows")
 def list_workflows(ctx: Ctx) -> list[dict[str, Any]]:
     """Every workflow with runs: name, number of runs, time of the latest."""
-    return queries.workflows(ctx.metadata)
+    return ctx.metadata.workflow_stats()
 
 
 @router.get("/runs")
@@ -45,15 +46,14 @@ def list_runs(
     ] = "created_at",
     order: Literal["asc", "desc"] = "desc",
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     include_archived: bool = False,
     include_deleted: bool = False,
 ) -> dict[str, Any]:
     """One page of runs (server-side filter, sort and pagination) with their params, tags and
     latest metrics; ``param_keys``/``metric_keys`` name the columns on this page. Archived and
     deleted runs are left out unless ``include_archived``/``include_deleted``."""
-    page = queries.runs_page(
-        ctx.metadata,
+    page = ctx.metadata.runs_page(
         filter_text=filter,
         workflow=workflow,
         sort=sort,
@@ -150,8 +150,8 @@ def get_run(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
         "meta": meta,
         "tags": run.tags,
         "params": run.params,
-        "metrics": {k: queries._number(v) for k, v in run.metrics_summary.items()},
-        "metric_keys": queries.metric_keys(ctx.metadata, run.id),
+        "metrics": {k: finite(v) for k, v in run.metrics_summary.items()},
+        "metric_keys": ctx.metadata.metric_keys(run.id),
         "steps": [_step_json(s, run.created_at) for s in steps],
         "artifacts": artifacts,
     }
@@ -199,7 +199,7 @@ def run_logs(
 def run_metrics(ctx: Ctx, run_id: RunId) -> list[dict[str, Any]]:
     """The run's metric keys with their number of points and latest value."""
     run = ctx.metadata.get_run(run_id)
-    return queries.metric_keys(ctx.metadata, run.id)
+    return ctx.metadata.metric_keys(run.id)
 
 
 @router.get("/runs/{run_id}/history", response_class=Response)
@@ -208,16 +208,14 @@ def metric_history(
     run_id: RunId,
     key: Annotated[str, Query(min_length=1, max_length=500)],
     full: bool = False,
-    points: Annotated[int, Query(ge=10, le=100_000)] = queries.CHART_POINTS,
+    points: Annotated[int, Query(ge=10, le=100_000)] = CHART_POINTS,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> Response:
     """One metric's history, downsampled to about ``points`` points (min/max per bucket)
     unless ``full``. ``after`` (a ``last_id``) returns only newer points, for live charts.
     Returns ``{run_id, key, total_points, downsampled, last_id, x, y, timestamp}``."""
     run = ctx.metadata.get_run(run_id)
-    history = queries.metric_history(
-        ctx.metadata, run.id, key, full=full, points=points, after=after
-    )
+    history = ctx.metadata.metric_history(run.id, key, full=full, points=points, after=after)
     # Serialized here: FastAPI's generic encoder is slow on 100,000-element lists.
     return Response(json.dumps(history), media_type="application/json")
 
@@ -312,7 +310,7 @@ def compare(
                 "status": r.status,
                 "created_at": r.created_at,
                 "params": r.params,
-                "metrics": {k: queries._number(v) for k, v in r.metrics_summary.items()},
+                "metrics": {k: finite(v) for k, v in r.metrics_summary.items()},
             }
             for r in records
         ],
