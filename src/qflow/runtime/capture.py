@@ -136,8 +136,8 @@ def captured_logging(err: StreamCopy, level: int, loggers: Iterable[str]) -> Ite
     handler = StepLogHandler(err, level, echo)
     changed: list[logging.Logger] = []
     for name in dict.fromkeys(loggers):
-        logger = root if name == "root" else logging.getLogger(name)
-        if logger.level == logging.NOTSET or (logger is root and root.level > level):
+        logger = logging.getLogger(name)
+        if logger is not root and logger.level == logging.NOTSET:
             changed.append(logger)
     previous = {id(lg): lg.level for lg in changed}
     for logger in changed:
@@ -148,7 +148,8 @@ def captured_logging(err: StreamCopy, level: int, loggers: Iterable[str]) -> Ite
     finally:
         root.removeHandler(handler)
         for logger in changed:
-            logger.setLevel(previous[id(logger)])
+            if logger.level == level:  # unless the step set a level of its own
+                logger.setLevel(previous[id(logger)])
 
 
 def log_level(text: str | int | None) -> int:
