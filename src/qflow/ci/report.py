@@ -244,8 +244,8 @@ def runtime_rows(run: Run) -> list[tuple[str, str]]:
         rows.append(("packages", f"{count} installed{f' (hash {digest[:12]})' if digest else ''}"))
     command = _text(run.command or meta.get("command"))
     if command:
-        rows.append(("command", mask_credentials(command)))
-    return [(k, v) for k, v in rows if v]
+        rows.append(("command", command))
+    return [(k, mask_credentials(v)) for k, v in rows if v]
 
 
 def _http_url(url: str | None) -> str | None:

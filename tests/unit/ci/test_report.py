@@ -27,6 +27,7 @@ from qflow.ci.report import (
     find_run,
     metric_rows,
     resolve_baseline,
+    runtime_rows,
     sparkline,
     write_report,
 )
@@ -328,3 +329,22 @@ def test_a_huge_report_still_fits_in_a_comment(two_runs: tuple[str, str]) -> Non
     huge = dataclasses.replace(big, diff={**data.diff, "code": code, "config": config})
     text = render_markdown(huge)
     assert len(text) <= MAX_COMMENT and text.endswith("longer than a PR comment can be._\n")
+
+
+def test_runtime_rows_name_the_executor_and_mask_credentials(
+    ci_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys, "run", "train")[0] == 0
+    run = Client().metadata.get_run(latest(capsys))
+    on_ray = dataclasses.replace(
+        run,
+        config={"executor": {"name": "ray", "address": "ray://admin:pw@head:10001", "cpus": 4}},
+        meta={**run.meta, "executor": "ray"},
+        command="qflow run train --store postgresql://qflow:hunter2@db/qflow",
+    )
+    rows = dict(runtime_rows(on_ray))
+    assert rows["executor"] == "ray (address=ray://***@head:10001, cpus=4)"
+    assert rows["command"] == "qflow run train --store postgresql://***@db/qflow"
+    assert rows["host"] == socket.gethostname() and rows["python"].startswith(
+        platform.python_version()
+    )
