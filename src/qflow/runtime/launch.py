@@ -10,21 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.config.loader import load_config
 from qflow.config.project import Project, find_project
-from qflow.dsl.workflow import Workflow, bound_input
-from qflow.errors import ConfigError, QFlowError, RunKilledError, StepFailedError, did_you_mean
+from qflow.dsl.workflow import Workflow
+from qflow.errors import QFlowError, RunKilledError, StepFailedError, did_you_mean
 from qflow.ids import new_run_id
 from qflow.plugins.manager import create_plugin_manager
-from qflow.runtime.cachekey import graph_keys
 from qflow.runtime.discovery import load_workflow
 from qflow.runtime.executor import create_executor
 from qflow.runtime.heartbeat import Heartbeat, interrupts_end_the_run
-from qflow.runtime.partial import plan
+from qflow.runtime.partial import prepare
 from qflow.runtime.scheduler import Scheduler
 from qflow.store.metadata.records import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from qflow.graph.model import Graph
-    from qflow.runtime.partial import Binding
     from qflow.store.artifacts import ArtifactStore
     from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import StepRun
@@ -80,43 +78,19 @@ def launch(
     resolved = (
         dict(config) if config is not None else load_config(wf.name, overrides, project.conf_dir)
     )
-    unbound = wf.unbound_parameters(resolved)
-    if unbound and from_run is None:
-        raise ConfigError(
-            f"Workflow {wf.name!r} needs a value for {', '.join(map(repr, unbound))}.\n"
-            f"Hint: qflow run {wf.name} {unbound[0]}=VALUE, or --from RUN to take it from "
-            "an output of an earlier run."
-        )
-    traced = wf.trace(resolved, inputs=unbound)
-    _check_rerun(rerun, traced.graph)
-    step_keys = graph_keys(traced.graph)  # of the whole graph, so part of it keeps its keys
-    from qflow.store import open_stores
-
-    bound: Mapping[str, Binding] = {}
-    inputs_from: str | None = None
-    if from_run is not None or from_steps or to_steps:
-        metadata, _ = open_stores(project.root)
-        partial_plan = plan(
-            metadata,
-            traced,
-            from_run=from_run,
-            from_steps=from_steps,
-            to_steps=to_steps,
-            inputs={
-                name: call.step.name
-                for name, call in traced.calls.items()
-                if call.step.fn is bound_input
-            },
-        )
-        traced, bound, inputs_from = partial_plan.traced, partial_plan.bound, partial_plan.source
+    part = prepare(
+        wf, resolved, project.root, from_run=from_run, from_steps=from_steps, to_steps=to_steps
+    )
+    _check_rerun(rerun, part.whole)
+    traced = part.traced
     executor, options = _executor_options(executor, executor_options, resolved)
     runner = create_executor(executor, **{**options, **({"workers": workers} if workers else {})})
     if hasattr(runner, "bind_workflow"):
         from qflow.runtime.remote import WorkflowSpec
 
-        if unbound:
+        if part.inputs:
             raise QFlowError(
-                f"Workflow parameters taken from run {from_run} ({', '.join(unbound)}) work on "
+                f"Workflow parameters taken from run {from_run} ({', '.join(part.inputs)}) work on "
                 f"the local and parallel executors, not on {executor!r} (its workers trace the "
                 "workflow from the config alone).\nHint: -e parallel."
             )
@@ -125,6 +99,7 @@ def launch(
     from qflow.runtime.trackers import trackers_from_config
 
     hooks = create_plugin_manager([*plugins, *trackers_from_config(resolved, project.root)])
+    from qflow.store import open_stores
 
     metadata, artifacts = open_stores(project.root)
     metadata.mark_crashed_runs()
@@ -139,7 +114,7 @@ def launch(
         rerun=rerun,
         reuse=reuse,
         project_root=str(project.root),
-        bound=bound,
+        bound=part.bound,
     )
     status = RunStatus.KILLED
     error: str | None = "interrupted"
@@ -160,8 +135,8 @@ def launch(
                 meta={
                     **environment_meta(project, executor, metadata, artifacts),
                     "workflow_ref": _workflow_ref(wf),
-                    **_partial_meta(inputs_from, from_steps, to_steps, unbound),
-                    "step_keys": {n.name: step_keys[n.name] for n in traced.graph.nodes},
+                    **_partial_meta(part.source, from_steps, to_steps, part.inputs),
+                    "step_keys": {n.name: part.keys[n.name] for n in traced.graph.nodes},
                 },
                 sweep_id=sweep_id,
                 resumed_from=resume_from,

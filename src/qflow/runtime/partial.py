@@ -18,16 +18,20 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qflow.dsl.tracing import StepCall, TracedWorkflow
-from qflow.errors import QFlowError, did_you_mean
+from qflow.dsl.workflow import bound_input
+from qflow.errors import ConfigError, QFlowError, did_you_mean
 from qflow.graph.model import Graph
 from qflow.graph.validate import validate
 from qflow.runtime.cachekey import graph_keys, step_run_keys
 from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from qflow.dsl.workflow import Workflow
     from qflow.store.artifacts import ArtifactRef
     from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import Run, StepRun
@@ -60,6 +64,58 @@ class Plan:
     traced: TracedWorkflow
     bound: Mapping[str, Binding]
     source: str | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A workflow traced for one run: the whole graph (``whole``), what runs (``traced``),
+    the calls taken from run ``source`` (``bound``), the workflow parameters taken from it
+    (``inputs``) and every call's stable key in the whole graph (``keys``)."""
+
+    whole: Graph
+    traced: TracedWorkflow
+    bound: Mapping[str, Binding]
+    source: str | None
+    inputs: tuple[str, ...]
+    keys: Mapping[str, str]
+
+
+def prepare(
+    wf: Workflow[..., Any],
+    config: Mapping[str, Any],
+    root: Path,
+    *,
+    from_run: str | None = None,
+    from_steps: Sequence[str] = (),
+    to_steps: Sequence[str] = (),
+) -> Prepared:
+    """Trace ``wf`` with ``config`` (parameters no config value gives come from ``from_run``)
+    and, for a partial or cross-run invocation, plan what runs and what is taken."""
+    unbound = wf.unbound_parameters(config)
+    if unbound and from_run is None:
+        raise ConfigError(
+            f"Workflow {wf.name!r} needs a value for {', '.join(map(repr, unbound))}.\n"
+            f"Hint: qflow run {wf.name} {unbound[0]}=VALUE, or --from RUN to take it from "
+            "an output of an earlier run."
+        )
+    traced = wf.trace(config, inputs=unbound)
+    whole = traced.graph
+    keys = graph_keys(whole)  # of the whole graph, so a part of it keeps its keys
+    if from_run is None and not from_steps and not to_steps:
+        return Prepared(whole, traced, {}, None, (), keys)
+    from qflow.store import open_stores
+
+    metadata, _ = open_stores(root)
+    inputs = {n: c.step.name for n, c in traced.calls.items() if c.step.fn is bound_input}
+    made = plan(
+        metadata,
+        traced,
+        from_run=from_run,
+        from_steps=from_steps,
+        to_steps=to_steps,
+        inputs=inputs,
+    )
+    return Prepared(whole, made.traced, made.bound, made.source, tuple(unbound), keys)
 
 
 def _names(graph: Graph, given: Sequence[str], option: str) -> list[str]:
