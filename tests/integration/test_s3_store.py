@@ -591,3 +591,28 @@ def test_gcs_store_through_gcsfs_against_an_emulator(tmp_path: Path) -> None:
     assert result["child_exit"] == 0 and len(result["child_key"]) == 64
     assert "bucket 'qflow-no-such-bucket'" in result["missing"]
     assert "FileNotFoundError" in result["missing"] and "create the bucket" in result["missing"]
+
+
+def test_a_run_with_a_missing_bucket_fails_naming_the_bucket_not_the_value(
+    moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _aws_env(monkeypatch, tmp_path, moto)
+    monkeypatch.delenv("QFLOW_STORE", raising=False)
+    monkeypatch.setenv("QFLOW_ARTIFACTS", "s3://qflow-missing-bucket/runs")
+    project = tmp_path / "classification"
+    shutil.copytree(
+        REPO / "examples" / "classification",
+        project,
+        ignore=shutil.ignore_patterns(".qflow", "__pycache__"),
+    )
+    done = subprocess.run(
+        [str(QFLOW), "run", "logistic_regression", "--project", str(project), "-e", "parallel"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0
+    assert "bucket 'qflow-missing-bucket'" in output and "bucket does not exist" in output
+    assert "cannot be stored" not in output and "fork-safe" not in output
+    assert "Traceback" not in output

@@ -10,7 +10,7 @@
 3. **Temp files** left by killed writes (``<store>/.tmp/put-*``) and folder loads
    (``qflow-dir-*``, ``qflow-put-*`` in the system temp folder) older than ``tmp_age``.
 
-A run that reuses a blob touches it (``ArtifactStore._publish``), and gc never unlinks a
+A run that reuses a blob touches it (``LocalBackend.publish``), and gc never unlinks a
 blob in place: it moves each candidate into ``<store>/.trash/`` first, then re-reads the
 references and re-checks the moved file's mtime, and puts back any blob that a run touched or
 recorded in between. A run that tries to touch a blob already moved finds it missing and

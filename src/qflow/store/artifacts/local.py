@@ -81,8 +81,8 @@ class LocalBackend:
         first, second, name = blob_parts(key)
         return self.root / first / second / name
 
-    def staging_dir(self) -> Path:
-        return self.root / ".tmp"
+    def staging(self) -> tuple[Path, str]:
+        return self.root / ".tmp", "put-"
 
     def unpack_base(self) -> Path:
         return self.root / UNPACKED_FOLDER

@@ -101,8 +101,8 @@ class FsspecBackend:
             return f"{url} (bucket {bucket!r}, key {name!r})"
         return url
 
-    def staging_dir(self) -> Path:
-        return Path(tempfile.gettempdir()) / f"qflow-staging-{os.getuid()}"
+    def staging(self) -> tuple[Path, str]:
+        return Path(tempfile.gettempdir()), "qflow-put-"
 
     def unpack_base(self) -> Path:
         return Path(tempfile.gettempdir()) / f"qflow-unpacked-{os.getuid()}"

@@ -51,9 +51,9 @@ def describe(exc: BaseException) -> str:
 class Publisher(Protocol):
     """What a back end offers the writer."""
 
-    def staging_dir(self) -> Path:
-        """Where temp files are written (for a local store: on the store's file system, so
-        publishing is a rename)."""
+    def staging(self) -> tuple[Path, str]:
+        """The folder and file-name prefix of temp files (for a local store: on the store's
+        file system, so publishing is a rename; ``qflow gc`` removes old ones)."""
         ...
 
     def publish(self, file: IO[bytes] | DirectFile, path: str, key: str, size: int) -> None:
@@ -79,7 +79,7 @@ def write(backend: Publisher, dump: Callable[[ser.Sink], None], *, inline_max: i
     Raises:
         BlobWriteError: staging or publishing failed; anything else comes from ``dump``.
     """
-    spill = _SpillFile(inline_max, backend.staging_dir())
+    spill = _SpillFile(inline_max, *backend.staging())
     sink = HashingWriter(spill)
     try:
         try:
@@ -191,9 +191,10 @@ class _SpillFile:
     """Keeps the first ``limit`` bytes in memory and moves to a temp file beyond that, so small
     values never touch the disk and big ones are never copied in memory."""
 
-    def __init__(self, limit: int, tmp_dir: Path) -> None:
+    def __init__(self, limit: int, tmp_dir: Path, prefix: str) -> None:
         self.limit = limit
         self.tmp_dir = tmp_dir
+        self.prefix = prefix
         self.buffer = io.BytesIO()
         self.file: IO[bytes] | DirectFile | None = None
         self.path = ""
@@ -202,7 +203,7 @@ class _SpillFile:
         """Move to a temp file, writing what the buffer holds so far."""
         try:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, self.path = tempfile.mkstemp(dir=self.tmp_dir, prefix="put-")
+            fd, self.path = tempfile.mkstemp(dir=self.tmp_dir, prefix=self.prefix)
         except OSError as exc:
             raise BlobWriteError(f"the staging folder {str(self.tmp_dir)!r}", exc) from exc
         direct = DirectFile.open(self.path)
