@@ -257,20 +257,6 @@ def test_a_client_run_survives_a_tracking_server_restart(tmp_path: Path) -> None
     store.dispose()
 
 
-def test_a_resent_metric_batch_is_stored_once(metadata_store: object) -> None:
-    from qflow.store import MetadataStore
-
-    assert isinstance(metadata_store, MetadataStore)
-    run = metadata_store.create_run(workflow="w", config={})
-    rows = [(run.id, None, "loss", float(i), i, 1000.0 + i / 1000) for i in range(50)]
-    metadata_store.log_metrics(rows)
-    metadata_store.log_metrics(rows, retry=True)  # its answer was lost: sent again
-    assert len(metadata_store.metrics(run.id, "loss")) == 50
-    more = [(run.id, None, "loss", float(i), i, 2000.0 + i / 1000) for i in range(50)]
-    metadata_store.log_metrics(more, retry=True)  # not stored yet: stored
-    assert len(metadata_store.metrics(run.id, "loss")) == 100
-
-
 WAIT_AT_COMMIT = """
 create function qflow_wait_at_commit() returns trigger language plpgsql as $$
 begin perform pg_advisory_xact_lock_shared(4242); return null; end $$;
