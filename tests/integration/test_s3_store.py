@@ -509,7 +509,8 @@ def test_the_example_gives_the_same_artifacts_on_s3_and_local_disk(
 
 
 # -- GCS, through gcsfs, against gcp-storage-emulator --------------------------------------
-# Not Google's service: a Python emulator of its JSON API (uploads, resumable uploads, reads).
+# Not Google's service: a Python emulator of its JSON API (uploads, resumable uploads, reads),
+# behind the faulty proxy (two 503 answers first, which gcsfs retries).
 # It checks no credentials, so refused credentials are tested on S3 only. gcsfs's experimental
 # bucket-type probe speaks gRPC, which the emulator does not, so it is turned off for the test.
 
@@ -551,7 +552,9 @@ print(json.dumps({
 """
 
 
-def test_gcs_store_through_gcsfs_against_an_emulator(tmp_path: Path) -> None:
+def test_gcs_store_through_gcsfs_against_an_emulator(
+    tmp_path: Path, proxies: list[FaultyProxy]
+) -> None:
     pytest.importorskip("gcsfs")
     if not GCS_EMULATOR.exists():
         pytest.skip("gcp-storage-emulator is not installed")
@@ -567,9 +570,11 @@ def test_gcs_store_through_gcsfs_against_an_emulator(tmp_path: Path) -> None:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 break
             time.sleep(0.1)
+        flaky = FaultyProxy(f"http://127.0.0.1:{port}", fail=2, mode="503")  # retried by gcsfs
+        proxies.append(flaky)
         env = {
             **os.environ,
-            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+            "STORAGE_EMULATOR_HOST": flaky.endpoint,
             "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
         }
         done = subprocess.run(
@@ -583,6 +588,7 @@ def test_gcs_store_through_gcsfs_against_an_emulator(tmp_path: Path) -> None:
         emulator.terminate()
         emulator.wait(timeout=30)
     assert done.returncode == 0, done.stderr
+    assert flaky.injected == 2 and flaky.fail == 0
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["where"].startswith("gs://qflow-gcs/artifacts/")
     assert "bucket 'qflow-gcs', key 'artifacts/" in result["where"]
