@@ -9,12 +9,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import qflow as qf
-from tests.fixtures.models import features, train, trained
+from tests.fixtures.models import features, load_data, train, trained
 
 pytestmark = pytest.mark.integration
 __all__ = ["trained"]
@@ -177,3 +181,79 @@ def test_pinned_server_keeps_its_version(trained: tuple[Path, str]) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_nan_infinity_and_row_lists_fail_the_signature_check_with_a_hint(
+    served: tuple[Path, str, str],
+) -> None:
+    _, _, url = served
+    row = features(1).to_dict("records")[0]
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        body = json.dumps([row]).replace(str(row["mean radius"]), literal, 1)
+        response = httpx.post(
+            f"{url}/predict", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, response.text
+        error = _error(response)
+        assert (error["code"], error["field"]) == ("not_finite", "mean radius")
+        assert f"row 0 is {literal}" in error["message"] and "Hint:" in error["message"]
+
+    response = httpx.post(f"{url}/predict", json={"inputs": [list(row.values())]})
+    assert response.status_code == 422
+    error = _error(response)
+    assert (error["code"], error["field"]) == ("wrong_shape", "inputs[0]")
+    assert "named columns" in error["message"]
+    assert 'Hint: send records [{"mean radius": ...' in error["message"]
+
+
+@qf.step
+def fit_forest(X: pd.DataFrame, y: pd.Series) -> Pipeline:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return make_pipeline(StandardScaler(), RandomForestClassifier(20, random_state=0)).fit(X, y)
+
+
+@qf.workflow
+def forest(cfg: Any) -> Any:
+    X, y = load_data(cfg.rows)
+    return fit_forest(X, y)
+
+
+def test_health_reports_an_alias_target_that_cannot_load(
+    served: tuple[Path, str, str],
+) -> None:
+    project, _, url = served
+    other = qf.run(forest, {"rows": 200}, project_dir=project)  # a model too big to inline
+    version = qf.models.register(other, "fit_forest", name="cancer", project_dir=project)
+    blobs = [p for p in (project / ".qflow").rglob(version.artifact_key) if p.is_file()]
+    assert len(blobs) == 1
+    blobs[0].chmod(0o644)
+    blobs[0].write_bytes(b"not the registered model")
+    qf.models.set_alias("cancer", "production", 2, project_dir=project)
+    deadline = time.monotonic() + 10
+    health = httpx.get(f"{url}/health")
+    while health.status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        health = httpx.get(f"{url}/health")
+    assert health.status_code == 503
+    body = health.json()
+    assert (body["status"], body["version"]) == ("degraded", 1)
+    assert "points at version 2" in body["error"] and "still serving version 1" in body["error"]
+    rows = features(2).to_dict("records")
+    assert httpx.post(f"{url}/predict", json=rows).json()["version"] == 1
+
+
+def test_serving_line_only_after_the_port_is_bound(trained: tuple[Path, str]) -> None:
+    project, run_id = trained
+    qf.models.register(run_id, "fit", name="cancer", project_dir=project)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "qflow", "models", "serve", "cancer", "--port", str(port)]
+        result = subprocess.run(
+            [*command, "-C", str(project)], capture_output=True, text=True, timeout=120
+        )
+    assert result.returncode == 1
+    assert "Serving" not in result.stderr + result.stdout
+    assert f"Cannot serve on 127.0.0.1:{port}" in result.stderr

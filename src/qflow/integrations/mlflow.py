@@ -241,7 +241,8 @@ class MlflowTracker:
 
             if self.local_folder is not None:
                 self.local_folder.mkdir(parents=True, exist_ok=True)
-            self._client = MlflowClient(self.tracking_uri, self.registry_uri)
+            # without a registry URI MLflow would use ./mlflow.db for registry calls
+            self._client = MlflowClient(self.tracking_uri, self.registry_uri or self.tracking_uri)
         return self._client
 
     def experiment_id(self, name: str) -> str:

@@ -10,6 +10,11 @@ model = qf.models.load("churn@production")           # or "churn/1", or "churn" 
 ```
 
 Every function takes ``project_dir`` (default: the project around the current folder).
+
+``configured`` picks the registry the command line uses: the MLflow Model Registry when the
+project's MLflow tracker config (``conf/tracker/*.yaml`` with ``name: mlflow``) sets a
+``registry_uri`` (as ``qflow new`` writes it), or when asked for with ``registry="mlflow"``;
+QFlow's built-in registry otherwise (or with ``registry="qflow"``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "alias_history",
+    "configured",
     "get",
     "list_models",
     "load",
@@ -66,6 +72,51 @@ def model_registry(name: str = "builtin", **options: Any) -> Any:
     from qflow.plugins.registry import plugin_registry
 
     return plugin_registry().create("model_registries", name, options)
+
+
+REGISTRIES = ("qflow", "mlflow")
+
+
+def mlflow_settings(project_root: Path) -> dict[str, Any] | None:
+    """``tracking_uri`` and ``registry_uri`` of the project's MLflow tracker config, if any."""
+    import yaml
+
+    folder = project_root / "conf" / "tracker"
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if isinstance(data, dict) and data.get("name") == "mlflow":
+            return {k: data.get(k) for k in ("tracking_uri", "registry_uri")}
+    return None
+
+
+def configured(
+    project_dir: str | Path | None = None, registry: str | None = None
+) -> QFlowRegistry | MlflowRegistry:
+    """The registry the project is configured for (see the module docstring)."""
+    from qflow.config.project import existing_project
+    from qflow.errors import ConfigError, did_you_mean
+
+    if registry is not None and registry not in REGISTRIES:
+        raise ConfigError(
+            f"Unknown registry {registry!r}; it must be one of {', '.join(REGISTRIES)}."
+            f"{did_you_mean(registry, list(REGISTRIES))}"
+        )
+    builtin = QFlowRegistry.for_project(project_dir)
+    if registry == "qflow":
+        return builtin
+    root = existing_project(Path(project_dir) if project_dir else None).root
+    settings = mlflow_settings(root)
+    if registry is None and not (settings and settings.get("registry_uri")):
+        return builtin
+    from qflow.integrations.mlflow import resolve_tracking_uri
+    from qflow.registry.mlflow_registry import MlflowRegistry
+
+    settings = settings or {}
+    tracking, _ = resolve_tracking_uri(settings.get("tracking_uri"), root)
+    registry_uri = settings.get("registry_uri")
+    if registry_uri:
+        registry_uri, _ = resolve_tracking_uri(str(registry_uri), root)
+    return MlflowRegistry(tracking, registry_uri=registry_uri or tracking, source=builtin)
 
 
 def register(

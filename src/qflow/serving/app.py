@@ -56,6 +56,8 @@ def parse_json(payload: Any, signature: Signature | None) -> Any:
         for key in ("records", "dataframe_records", "inputs", "instances"):
             if key in payload:
                 payload = payload[key]
+                if signature is not None and not signature.is_tensor:
+                    _rows_are_records(payload, key, signature)
                 break
         else:
             keys = ", ".join(map(repr, payload)) or "none"
@@ -66,6 +68,8 @@ def parse_json(payload: Any, signature: Signature | None) -> Any:
                 code="wrong_shape",
             )
     if signature is not None:
+        if not signature.is_tensor:
+            _rows_are_records(payload, "records", signature)
         return signature.from_records(payload)
     if not isinstance(payload, list) or not payload:
         raise SignatureMismatchError("The input has no rows.", field="records", code="empty")
@@ -79,6 +83,61 @@ def parse_json(payload: Any, signature: Signature | None) -> Any:
         raise SignatureMismatchError(
             f"'inputs' is not a rectangular array: {exc}.", field="inputs", code="wrong_shape"
         ) from exc
+
+
+def _rows_are_records(payload: Any, key: str, signature: Signature) -> None:
+    """Rows sent as lists to a model of named columns: say which shapes fit, with the names."""
+    if not isinstance(payload, list):
+        return
+    for row, record in enumerate(payload):
+        if isinstance(record, list):
+            names = list(signature.names)
+            example = ", ".join(f'"{n}": ...' for n in names[:3]) + (", ..." if names[3:] else "")
+            raise SignatureMismatchError(
+                f"{key}[{row}] is a list of {len(record)} values, but the model takes named "
+                f"columns ({signature.describe()}).\nHint: send records [{{{example}}}]"
+                f' or {{"columns": {json.dumps(names)}, "data": [[...]]}}.',
+                field=f"{key}[{row}]",
+                code="wrong_shape",
+            )
+
+
+def check_finite(inputs: Any) -> None:
+    """NaN and ±Infinity (JSON extensions Python accepts) fail the signature check, naming
+    the column and row, before the model sees them."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(inputs, pd.DataFrame):
+        numeric = inputs.select_dtypes(include=["number"])
+        bad = ~np.isfinite(numeric.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            row, column = (int(i) for i in np.argwhere(bad)[0])
+            name = str(numeric.columns[column])
+            value = numeric.iloc[row, column]
+            raise SignatureMismatchError(
+                f"Column {name!r} row {row} is {_non_finite(value)}; the model's signature "
+                "takes finite numbers.\nHint: drop or impute the missing or infinite values "
+                "before sending (JSON has no NaN or Infinity).",
+                field=name,
+                code="not_finite",
+            )
+    elif isinstance(inputs, np.ndarray) and inputs.dtype.kind in "fc":
+        bad = ~np.isfinite(inputs)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise SignatureMismatchError(
+                f"inputs{list(where)} is {_non_finite(inputs[where])}; the model takes finite "
+                "numbers.\nHint: drop or impute the missing or infinite values before sending "
+                "(JSON has no NaN or Infinity).",
+                field=f"inputs{list(where)}",
+                code="not_finite",
+            )
+
+
+def _non_finite(value: Any) -> str:
+    number = float(value)
+    return "NaN" if number != number else ("Infinity" if number > 0 else "-Infinity")
 
 
 def _plain_frame(data: Any, columns: Any) -> Any:
@@ -142,9 +201,22 @@ def create_app(live: LiveModel, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fast
     app = FastAPI(title=f"QFlow model {live.ref}", docs_url=None, redoc_url=None)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    def health() -> Response:
+        """200 ``ok`` while the version the reference points at is served; 503 ``degraded``
+        (still serving the previous version) when the new alias target failed to load."""
         loaded = live.get()
-        return {"status": "ok", "model": loaded.record.name, "version": loaded.record.version}
+        body: dict[str, Any] = {
+            "status": "ok" if live.error is None else "degraded",
+            "model": loaded.record.name,
+            "version": loaded.record.version,
+        }
+        if live.error is not None:
+            body["error"] = (
+                f"{live.ref} points at version {live.wanted}, which could not be loaded "
+                f"({live.error}); still serving version {loaded.record.version}."
+            )
+        status = 200 if live.error is None else 503
+        return Response(json.dumps(body), status_code=status, media_type="application/json")
 
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
@@ -156,6 +228,7 @@ def create_app(live: LiveModel, *, max_body_bytes: int = MAX_BODY_BYTES) -> Fast
             body = await _read_body(request, max_body_bytes)
             loaded = live.get()
             inputs = _parse(body, request.headers.get("content-type", ""), loaded.signature)
+            check_finite(inputs)
         except BadRequest as exc:
             return _error(exc.status, exc.code, exc.message, exc.field)
         except SignatureMismatchError as exc:

@@ -14,7 +14,10 @@ from qflow.registry.signature import Signature
 
 if TYPE_CHECKING:
     from qflow.registry.builtin import QFlowRegistry
+    from qflow.registry.mlflow_registry import MlflowRegistry
     from qflow.store.metadata.records import ModelVersion
+
+    Registry = QFlowRegistry | MlflowRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ class Loaded:
     loaded_at: float
 
 
-def load(registry: QFlowRegistry, version: ModelVersion) -> Loaded:
+def load(registry: Registry, version: ModelVersion) -> Loaded:
     signature = Signature.from_dict(version.signature) if version.signature else None
     return Loaded(version, registry.load_version(version), signature, time.time())
 
@@ -40,7 +43,7 @@ class LiveModel:
 
     def __init__(
         self,
-        registry: QFlowRegistry,
+        registry: Registry,
         ref: str | ModelRef,
         *,
         pin: bool = False,
@@ -53,6 +56,10 @@ class LiveModel:
         self._lock = threading.Lock()
         self._checked = time.monotonic()
         self.current = load(registry, registry.get(str(self.ref)))
+        self.error: str | None = None
+        """Why the version the alias points at now could not be served (None: it is)."""
+        self.wanted: int | None = None
+        """The version the alias points at, when it is not the one served."""
 
     def get(self) -> Loaded:
         """The model to use now (a cheap call: usually just a clock read)."""
@@ -69,10 +76,13 @@ class LiveModel:
             try:
                 _, version = self.registry.resolve(self.ref)
                 if version != self.current.record.version:
-                    record = self.registry.store.version(self.ref.name, version)
+                    self.wanted = version
+                    record = self.registry.get(f"{self.ref.name}/{version}")
                     self.current = load(self.registry, record)
                     logger.warning("%s now serves version %s", self.ref, version)
-            except Exception:
+                self.error, self.wanted = None, None
+            except Exception as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
                 logger.exception(
                     "could not refresh %s; still serving version %s",
                     self.ref,

@@ -11,6 +11,7 @@ from qflow.cli.options import JsonOption, ProjectOption, parse_tags
 
 if TYPE_CHECKING:
     from qflow.registry.builtin import QFlowRegistry
+    from qflow.registry.mlflow_registry import MlflowRegistry
     from qflow.store.metadata.records import AliasChange, ModelVersion
 
 app = typer.Typer(
@@ -24,10 +25,20 @@ RefArgument = Annotated[
 ]
 
 
-def _registry(project: Any) -> QFlowRegistry:
-    from qflow.registry.builtin import QFlowRegistry
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="qflow or mlflow (default: mlflow when the project's MLflow tracker config sets "
+        "registry_uri, else qflow).",
+    ),
+]
 
-    return QFlowRegistry.for_project(project)
+
+def _registry(project: Any, registry: str | None = None) -> QFlowRegistry | MlflowRegistry:
+    from qflow.registry.api import configured
+
+    return configured(project, registry)
 
 
 def version_json(v: ModelVersion) -> dict[str, Any]:
@@ -75,10 +86,11 @@ def register(
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="key=value (repeatable).")] = None,
     as_json: JsonOption = False,
+    registry: RegistryOption = None,
     project: ProjectOption = None,
 ) -> None:
     """Register a step output of a run as the next version of model NAME."""
-    version = _registry(project).register(
+    version = _registry(project, registry).register(
         run_id, step_output, name=name, description=description, tags=parse_tags(tag)
     )
     if as_json:
@@ -92,11 +104,13 @@ def register(
 
 
 @app.command("list")
-def list_models(as_json: JsonOption = False, project: ProjectOption = None) -> None:
+def list_models(
+    as_json: JsonOption = False, registry: RegistryOption = None, project: ProjectOption = None
+) -> None:
     """List registered models with their latest version and aliases."""
     from rich.table import Table
 
-    models = _registry(project).models()
+    models = _registry(project, registry).models()
     if as_json:
         console.print_json(
             [
@@ -125,24 +139,33 @@ def list_models(as_json: JsonOption = False, project: ProjectOption = None) -> N
 
 
 @app.command("show")
-def show(ref: RefArgument, as_json: JsonOption = False, project: ProjectOption = None) -> None:
+def show(
+    ref: RefArgument,
+    as_json: JsonOption = False,
+    registry: RegistryOption = None,
+    project: ProjectOption = None,
+) -> None:
     """Show a model's versions (NAME) or one version in full (NAME/3, NAME@production)."""
-    registry = _registry(project)
+    models = _registry(project, registry)
     if "@" not in ref and "/" not in ref:
-        _show_model(registry, ref, as_json)
+        _show_model(models, ref, as_json)
         return
-    version = registry.get(ref)
+    version = models.get(ref)
     if as_json:
         console.print_json(version_json(version))
         return
     _print_version(version)
 
 
-def _show_model(registry: QFlowRegistry, name: str, as_json: bool) -> None:
+def _show_model(registry: QFlowRegistry | MlflowRegistry, name: str, as_json: bool) -> None:
     from rich.table import Table
 
     versions = registry.versions(name)
-    model = next(m for m in registry.models() if m.name == name)
+    model = next((m for m in registry.models() if m.name == name), None)
+    if model is None:
+        from qflow.errors import ModelNotFoundError
+
+        raise ModelNotFoundError(f"No registered model {name!r} in {registry!r}.")
     if as_json:
         console.print_json(
             {
@@ -211,16 +234,17 @@ def alias(
     ] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
     as_json: JsonOption = False,
+    registry: RegistryOption = None,
     project: ProjectOption = None,
 ) -> None:
     """Point ALIAS of model NAME at VERSION (the move is kept in the alias history)."""
-    registry = _registry(project)
+    models = _registry(project, registry)
     if delete:
-        change = registry.delete_alias(name, alias_name)
+        change = models.delete_alias(name, alias_name)
     elif version is None:
         raise typer.BadParameter("give the VERSION to point at, or --delete")
     else:
-        change = registry.set_alias(name, alias_name, version)
+        change = models.set_alias(name, alias_name, version)
     if as_json:
         console.print_json(_change_json(change))
         return
@@ -234,12 +258,13 @@ def history(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     alias_name: Annotated[str | None, typer.Argument(metavar="[ALIAS]")] = None,
     as_json: JsonOption = False,
+    registry: RegistryOption = None,
     project: ProjectOption = None,
 ) -> None:
     """Every alias move of model NAME: who, when, from which version to which."""
     from rich.table import Table
 
-    changes = _registry(project).alias_history(name, alias_name)
+    changes = _registry(project, registry).alias_history(name, alias_name)
     if as_json:
         console.print_json([_change_json(c) for c in changes])
         return
@@ -261,20 +286,22 @@ def history(
 def describe(
     ref: Annotated[str, typer.Argument(help="NAME (the model) or NAME/VERSION, NAME@ALIAS.")],
     text: Annotated[str, typer.Argument(help="The description.")],
+    registry: RegistryOption = None,
     project: ProjectOption = None,
 ) -> None:
     """Set the description of a model or of one version."""
-    _registry(project).describe(ref, text)
+    _registry(project, registry).describe(ref, text)
 
 
 @app.command("tag")
 def tag(
     ref: Annotated[str, typer.Argument(help="NAME (the model) or NAME/VERSION, NAME@ALIAS.")],
     tags: Annotated[list[str], typer.Argument(help="key=value pairs.")],
+    registry: RegistryOption = None,
     project: ProjectOption = None,
 ) -> None:
     """Tag a model or one version."""
-    _registry(project).set_tags(ref, parse_tags(tags))
+    _registry(project, registry).set_tags(ref, parse_tags(tags))
 
 
 @app.command("serve")
@@ -291,6 +318,7 @@ def serve(
     max_body: Annotated[int, typer.Option("--max-body", help="Largest request body in bytes.")] = 16
     * 1024
     * 1024,
+    registry: RegistryOption = None,
     project: ProjectOption = None,
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /metadata."""
@@ -304,6 +332,7 @@ def serve(
 
     run_server(
         ref,
+        registry=registry,
         host=host,
         port=port,
         pin=pin,

@@ -20,6 +20,10 @@ def predict(
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", help="Rows per chunk (bounds memory).")
     ] = 10_000,
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", help="qflow or mlflow (default: the project's configured)."),
+    ] = None,
     project: ProjectOption = None,
 ) -> None:
     """Predict every row of SOURCE with a registered model, in chunks, with a progress bar."""
@@ -31,12 +35,12 @@ def predict(
         TimeElapsedColumn,
     )
 
-    from qflow.registry.builtin import QFlowRegistry
+    from qflow.registry.api import configured
     from qflow.serving.batch import predict_file
     from qflow.serving.live import load
 
-    registry = QFlowRegistry.for_project(project)
-    loaded = load(registry, registry.get(ref))
+    models = configured(project, registry)
+    loaded = load(models, models.get(ref))
     label = f"{loaded.record.name}/{loaded.record.version}"
     with Progress(
         TextColumn("[bold]{task.description}"),
