@@ -25,7 +25,7 @@ __all__ = ["Context", "Settings", "context", "create_app"]
 
 def create_app(settings: Settings) -> FastAPI:
     """The app for ``settings`` (checked: see ``Settings.checked``)."""
-    from qflow.web.routes import api_models, api_runs, api_store, launch, pages
+    from qflow.web.routes import api_models, api_runs, api_store, launch, mlflow_api, pages
 
     settings = settings.checked()
     ctx = Context(settings)
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         pages.router,
     ):
         app.include_router(router)
+    app.include_router(mlflow_api.router)  # MLflow's tracking REST API (mlflow_api.py)
     app.add_middleware(
         SecurityMiddleware,
         token=settings.token or "",
