@@ -123,9 +123,18 @@ class Method(Generic[P, R]):
         """The keyword arguments a JSON body stands for."""
         return {n: self._codec(n).decode(v) for n, v in body.items()}
 
-    def serve(self, store: MetadataStore, body: Mapping[str, Any]) -> Any:
-        """Run the method on ``store`` with a decoded body; the result as JSON."""
-        return self.result.encode(getattr(store, self.name)(**self.decode_call(body)))
+    def serve(
+        self,
+        store: MetadataStore,
+        body: Mapping[str, Any],
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Any:
+        """Run the method on ``store`` with a JSON body (decoded, then given to ``check``,
+        which may refuse it); the result as JSON."""
+        arguments = self.decode_call(body)
+        if check is not None:
+            check(arguments)
+        return self.result.encode(getattr(store, self.name)(**arguments))
 
     def _codec(self, name: str) -> wire.Codec[Any]:
         return self.args.get(name, wire.PLAIN)

@@ -409,9 +409,9 @@ def _check_refs(ctx: Context, arguments: dict[str, Any]) -> None:
 def _endpoint(method: Method[Any, Any], model: type[_Body]) -> Callable[..., Any]:
     def endpoint(ctx: Context, body: Any) -> Response:
         try:
-            arguments = method.decode_call(body.model_dump())
-            _check_refs(ctx, arguments)
-            result = method.result.encode(getattr(ctx.metadata, method.name)(**arguments))
+            result = method.serve(
+                ctx.metadata, body.model_dump(), check=lambda args: _check_refs(ctx, args)
+            )
         except QFlowError:
             raise
         except (TypeError, ValueError, OverflowError) as exc:  # values the store cannot take

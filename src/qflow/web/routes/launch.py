@@ -55,14 +55,8 @@ def follow(
     ctx: Ctx, launch_id: Annotated[str, PathParam(min_length=1, max_length=64)]
 ) -> dict[str, Any]:
     """A launch: state, process output, and its run id once the run is recorded."""
-    import sqlalchemy as sa
-
-    from qflow.store.metadata import schema as t
-
     launch = _launcher(ctx).get(launch_id)
-    query = sa.select(t.tags.c.run_id).where(
-        t.tags.c.key == LAUNCH_TAG, t.tags.c.value == launch.id
+    found = ctx.metadata.list_runs(
+        tags={LAUNCH_TAG: launch.id}, limit=1, include_archived=True, include_deleted=True
     )
-    with ctx.metadata.engine.connect() as conn:
-        run_id = conn.execute(query).scalar()
-    return {**launch.to_dict(), "run_id": run_id}
+    return {**launch.to_dict(), "run_id": found[0].id if found else None}
