@@ -1,7 +1,10 @@
 """A containerised step on a real engine: Debian's podman, an image built on this machine
-from Debian's busybox-static (no registry pull), inputs mounted read-only, outputs collected.
+from a Debian root made with Debian's packages (mmdebstrap: dash, coreutils, base-files; no
+pull), inputs mounted read-only, outputs collected.
 
-.ci/run installs podman, runc and busybox-static. The engine gets a containers.conf with
+.ci/run installs podman, runc and mmdebstrap, and makes the root
+(``~/.cache/qflow-ci/debian-root.tar``, or ``$QFLOW_TEST_DEBIAN_ROOT``). The engine gets a
+containers.conf with
 runc and explicit ulimits: on the CI machine (cgroup v1/v2 hybrid, capped rlimits) crun
 refuses to start any container ("cgroups in hybrid mode not supported", "setrlimit
 RLIMIT_NOFILE: Operation not permitted"); the command QFlow runs is the same either way.
@@ -23,8 +26,11 @@ from qflow.client import Client
 
 pytestmark = pytest.mark.integration
 
-IMAGE = "localhost/qflow-test-busybox:1"
-BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: one static binary
+IMAGE = "localhost/qflow-test-debian:1"
+DEBIAN_ROOT = Path(
+    os.environ.get("QFLOW_TEST_DEBIAN_ROOT")
+    or Path.home() / ".cache" / "qflow-ci" / "debian-root.tar"
+)
 
 CONTAINERS_CONF = """\
 [containers]
@@ -58,7 +64,7 @@ def process(scan: Path, times: int) -> list[str]:
         f" > {{out}}/input_mode.txt && "
         f"mkdir {{out}}/nested && id -u > {{out}}/nested/uid.txt && "
         f"echo $QFLOW_STEP > {{out}}/step.txt && pwd > {{out}}/workdir.txt && "
-        "echo container says hello",
+        f"cat /etc/debian_version > {{out}}/debian.txt && echo container says hello",
     ]
 
 
@@ -78,14 +84,20 @@ def containerised(folder: str, times: int = 2):
 
 def podman() -> str:
     path = shutil.which("podman")
-    if path is None or shutil.which("runc") is None or not BUSYBOX.is_file():
-        pytest.fail("podman, runc or busybox-static is missing: apt-get install (.ci/run does)")
+    if path is None or shutil.which("runc") is None:
+        pytest.fail("podman or runc is missing: apt-get install podman runc (.ci/run does)")
+    if not DEBIAN_ROOT.is_file():
+        pytest.fail(
+            f"{DEBIAN_ROOT} is missing: mmdebstrap --variant=extract "
+            f"--include=dash,coreutils,base-files bookworm {DEBIAN_ROOT} (.ci/run does)"
+        )
     return path
 
 
 @pytest.fixture(scope="module")
 def engine_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The environment for podman, with the image built from busybox on this machine."""
+    """The environment for podman, with the image built on this machine from the Debian root:
+    imported as a base, then built on with a Containerfile (a RUN step included)."""
     folder = tmp_path_factory.mktemp("engine")
     (folder / "containers.conf").write_text(CONTAINERS_CONF)
     env = {
@@ -93,14 +105,21 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
         "CONTAINERS_CONF": str(folder / "containers.conf"),
         "QFLOW_CONTAINER_ENGINE": "podman",
     }
+    engine = podman()
+    base = f"{IMAGE}-root"
+    imported = subprocess.run(
+        [engine, "import", str(DEBIAN_ROOT), base], env=env, capture_output=True, text=True
+    )
+    assert imported.returncode == 0, imported.stderr
     context = folder / "context"
     context.mkdir()
-    shutil.copy2(BUSYBOX, context / "busybox")
     (context / "Containerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        f"FROM {base}\n"
+        'ENV PATH="/usr/local/bin:/usr/bin:/bin"\n'
+        "RUN mkdir -p /qflow && sha256sum --version > /qflow/built-with.txt\n"
     )
     build = subprocess.run(
-        [podman(), "build", "--pull=never", "-q", "-t", IMAGE, str(context)],
+        [engine, "build", "--pull=never", "-q", "-t", IMAGE, str(context)],
         env=env,
         capture_output=True,
         text=True,
@@ -108,7 +127,7 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     )
     assert build.returncode == 0, build.stderr
     yield env
-    subprocess.run([podman(), "rmi", "-f", IMAGE], env=env, capture_output=True, check=False)
+    subprocess.run([engine, "rmi", "-f", IMAGE, base], env=env, capture_output=True, check=False)
 
 
 def test_a_step_runs_in_a_locally_built_image(
@@ -139,7 +158,9 @@ def test_a_step_runs_in_a_locally_built_image(
         "nested/uid.txt": str(os.getuid()),
         "step.txt": "1_process",
         "workdir.txt": "/qflow/work",
+        "debian.txt": summary["debian.txt"],
     }
+    assert summary["debian.txt"][:2].isdigit()  # /etc/debian_version of the root, e.g. 12.12
     assert summary["hash.txt"] == hashlib.sha256(b"raw scan\n").hexdigest()
     assert (inputs / "scan.txt").read_text() == "raw scan\n"  # the mount was read-only
     logs = subprocess.run(
@@ -160,7 +181,7 @@ def test_a_failing_container_fails_the_step(
     (project / "pyproject.toml").write_text(
         '[project]\nname = "boxed"\n[tool.qflow]\nworkflow-modules = ["boxwf"]\n'
     )
-    (project / "boxwf.py").write_text(WORKFLOW.replace('"echo container says hello"', '"exit 3"'))
+    (project / "boxwf.py").write_text(WORKFLOW.replace("echo container says hello", "exit 3"))
     inputs = tmp_path / "in"
     inputs.mkdir()
     done = subprocess.run(
