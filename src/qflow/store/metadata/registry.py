@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from qflow.errors import ModelNotFoundError, did_you_mean
 from qflow.store.metadata import schema as t
-from qflow.store.metadata.database import Database, translated
+from qflow.store.metadata.database import Database, Retry, translated
 from qflow.store.metadata.records import AliasChange, ModelVersion, RegisteredModel
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class RegistryQueries(Database):
 
     # -- versions --------------------------------------------------------------------------
 
-    @translated
+    @translated(retry=Retry.UNCOMMITTED)  # a second try would add a second version
     def create_model_version(self, fields: Mapping[str, Any], tags: Mapping[str, str]) -> int:
         """Insert a version of ``fields["name"]`` (creating the model) and return its number."""
         name = fields["name"]
@@ -274,7 +274,7 @@ class RegistryQueries(Database):
         with self.engine.connect() as conn:
             return {a: int(v) for a, v in conn.execute(query)}
 
-    @translated
+    @translated(retry=Retry.UNCOMMITTED)  # a second try would record the move twice
     def move_alias(self, name: str, alias: str, version: int | None, who: str) -> AliasChange:
         """Point ``alias`` at ``version`` (None removes it) and record the move.
 
