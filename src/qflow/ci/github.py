@@ -76,6 +76,7 @@ jobs:
     outputs:
       sha: ${{ steps.check.outputs.sha }}
       fork: ${{ steps.check.outputs.fork }}
+      reason: ${{ steps.check.outputs.reason }}
     steps:
       - name: Check the commenter's permission and pin the head commit
         id: check
@@ -88,7 +89,12 @@ jobs:
           ALLOW_FORKS: "@ALLOW_FORKS@"
         run: |
           set -euo pipefail
-          refuse() { echo "::error::$1"; echo "$1" >> "$GITHUB_STEP_SUMMARY"; exit 1; }
+          refuse() {
+            echo "::error::$1"
+            echo "$1" >> "$GITHUB_STEP_SUMMARY"
+            echo "reason=$1" >> "$GITHUB_OUTPUT"
+            exit 1
+          }
           role=$(gh api "repos/$GITHUB_REPOSITORY/collaborators/$COMMENTER/permission" \\
             --jq .role_name) || refuse "Could not read $COMMENTER's permission."
           case "$role" in
@@ -274,12 +280,13 @@ jobs:
     env:
       GH_TOKEN: ${{ github.token }}
       PR_NUMBER: ${{ github.event.issue.number }}
+      REASON: ${{ needs.authorize.outputs.reason }}
       RUN_URL: ${{ github.server_url }}/${{ github.repository }}/actions/runs/${{ github.run_id }}
     steps:
       - name: Answer on the pull request
         run: |
-          printf 'QFlow did not launch anything: the launch was refused (%s).\\n' \\
-            "permission, fork or a commit pushed after the comment; see $RUN_URL" > refused.md
+          printf 'QFlow did not launch anything.\\n\\n```text\\n%s\\n```\\n[Log](%s)\\n' \\
+            "${REASON:-The launch could not be checked.}" "$RUN_URL" > refused.md
           gh pr comment "$PR_NUMBER" --repo "$GITHUB_REPOSITORY" --body-file refused.md
 """
 

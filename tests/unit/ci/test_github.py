@@ -82,6 +82,10 @@ def test_pr_workflow_structure() -> None:
     assert document["permissions"] == {}  # each job asks for what it needs
     jobs = document["jobs"]
     assert set(jobs) == {"authorize", "build", "launch", "refused"}
+    refused = jobs["refused"]
+    assert refused["needs"] == "authorize"
+    assert refused["env"]["REASON"] == "${{ needs.authorize.outputs.reason }}"
+    assert '"${REASON:-The launch could not be checked.}"' in refused["steps"][0]["run"]
     assert jobs["authorize"]["permissions"] == {"contents": "read", "pull-requests": "read"}
     assert jobs["build"]["permissions"] == {"contents": "read"}
     assert jobs["launch"]["needs"] == ["authorize", "build"]
@@ -265,6 +269,7 @@ def test_authorize_refuses(tmp_path: Path, case: dict[str, str], message: str) -
     assert message in done.stdout
     assert message in (tmp_path / "summary").read_text()
     assert "sha" not in outputs
+    assert message in outputs["reason"]  # the refused job answers with it
 
 
 def test_a_commit_named_in_the_comment_is_the_only_one_launched(tmp_path: Path) -> None:
