@@ -108,7 +108,10 @@ def test_data_science_takes_model_input_table_from_a_data_processing_run(
     assert "'model_input_table'" in err and "--from RUN" in err
     assert "Traceback" not in err
 
-    science = run(capsys, "data_science", "--from", processing[:12])
+    code, out, err = cli(capsys, "run", "data_science", "--from", processing[:12])
+    assert code == 0, err
+    assert f"Taken from run {processing}: 0_model_input_table" in out
+    science = run_ids(capsys)[0]
     recorded = steps(capsys, science)
     assert list(recorded) == [
         "0_model_input_table",

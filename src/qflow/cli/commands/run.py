@@ -110,7 +110,25 @@ def run(
         to_steps=to_steps or [],
     )
     console.out.print(f"Run [bold]{run_id}[/] {console.status('succeeded')}")
+    if from_run or from_steps or to_steps:
+        _say_where_inputs_came_from(run_id, project)
     console.out.print(f"[dim]qflow show {run_id}[/]")
+
+
+def _say_where_inputs_came_from(run_id: str, project: Path | None) -> None:
+    """After a partial or cross-run invocation: which calls came from which earlier run."""
+    from qflow.client import Client
+
+    client = Client(project)
+    try:
+        run = client.run(run_id)
+        source = run.record.meta.get("inputs_from")
+        if source:
+            mark = f"taken from run {source}"
+            taken = [s.record.name for s in run.steps if (s.record.reason or "").startswith(mark)]
+            console.out.print(f"[dim]Taken from run {source}: {', '.join(taken)}[/]")
+    finally:
+        client.metadata.dispose()
 
 
 def run_sweep(
