@@ -11,7 +11,7 @@ time (user + system), which a busy machine inflates less. Child processes may wr
 (``PYTHONDONTWRITEBYTECODE`` is dropped), as in a user's environment. It also lists the slowest
 modules (cumulative, ``-X importtime``) that ``qflow runs --limit 20`` imports.
 
-    .venv/bin/python benchmarks/startup.py [--repeat N] [--runs N]
+    .venv/bin/python benchmarks/startup.py [--repeat N] [--runs N] [--baseline OLD/src]
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV.update(NO_COLOR="1", COLUMNS="120")
 
 
-def wall(cmd: list[str], cwd: Path | str) -> tuple[float, float]:
+def wall(cmd: list[str], cwd: Path | str, env: dict[str, str] = ENV) -> tuple[float, float]:
     """Wall time and CPU time (user + system) of the whole command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(
-        cmd, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -103,7 +103,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--runs", type=int, default=1000, help="runs in the listed project")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="the src/ folder of another checkout (git archive COMMIT src | tar -x -C DIR): "
+        "its qflow commands are timed too, interleaved, with it first on PYTHONPATH",
+    )
     args = parser.parse_args()
+    envs = {"": ENV}
+    if args.baseline is not None:
+        envs[" [baseline]"] = {**ENV, "PYTHONPATH": str(args.baseline.resolve())}
 
     tmp = Path(tempfile.mkdtemp(prefix="qflow-bench-startup-"))
     try:
@@ -123,27 +132,30 @@ def main() -> None:
             ),
             "qflow run tiny (first run, new project)": (
                 [*qflow, "run", "tiny"],
-                lambda i: new_project(tmp / f"new-{i}"),
+                lambda i: new_project(Path(tempfile.mkdtemp(dir=tmp)) / "new"),
             ),
         }
-        times: dict[str, list[float]] = {label: [] for label in cases}
-        cpus: dict[str, list[float]] = {label: [] for label in cases}
+        times: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         for i in range(-2, args.repeat):  # two warm-up rounds (OS file cache, .pyc files)
             for label, (cmd, folder) in cases.items():
-                seconds, cpu = wall(cmd, folder(i))
-                if i >= 0:
-                    times[label].append(seconds)
-                    cpus[label].append(cpu)
+                for suffix, env in envs.items():
+                    if suffix and not label.startswith("qflow"):
+                        continue
+                    seconds, cpu = wall(cmd, folder(i), env)
+                    if i >= 0:
+                        times.setdefault(label + suffix, []).append(seconds)
+                        cpus.setdefault(label + suffix, []).append(cpu)
         top = slowest_imports(["runs", "--limit", "20"], listed)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"startup: fresh subprocesses, repeat={args.repeat} (python {sys.version.split()[0]})")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'seconds, whole process':<48} {'median':>8} {'min':>8} {'CPU med':>8}")
+    print(f"{'seconds, whole process':<58} {'median':>8} {'min':>8} {'CPU med':>8}")
     for label, values in times.items():
         cpu = statistics.median(cpus[label])
-        print(f"{label:<48} {statistics.median(values):>8.3f} {min(values):>8.3f} {cpu:>8.3f}")
+        print(f"{label:<58} {statistics.median(values):>8.3f} {min(values):>8.3f} {cpu:>8.3f}")
     print("targets: qflow --help <= 0.15 s, runs --limit 20 <= 0.2 s, first run <= 0.25 s")
     print("\nslowest imports of 'qflow runs --limit 20'")
     print(f"{'cumulative ms':>13} {'self ms':>8}  module")

@@ -21,8 +21,7 @@ COMMANDS: dict[str, Command] = {
     "show": Command("runs:show", "Show a run: steps, timings, params, metrics, artifacts."),
     "logs": Command(
         "runs:logs",
-        "Print the captured stdout/stderr (and traceback) of a run's steps; for a mapped step, "
-        "of each of its items too.",
+        "Print the captured stdout/stderr (log records included) and traceback of a run's steps.",
     ),
     "graph": Command(
         "graph:graph", "Trace WORKFLOW with its config and print its graph (steps run nothing)."
