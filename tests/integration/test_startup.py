@@ -172,3 +172,12 @@ def test_the_package_scan_reads_what_importlib_metadata_reads() -> None:
     scanned = scan_packages()
     assert scanned == dict(sorted(expected.items()))
     assert scanned["qflow-framework"] == metadata.version("qflow-framework")
+
+
+def test_an_unknown_command_suggests_from_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from qflow.cli.app import run_cli
+
+    assert run_cli(["runz"]) == 2
+    assert "No such command 'runz'. Did you mean 'run', 'runs'?" in capsys.readouterr().err
+    assert run_cli(["modls", "list"]) == 2
+    assert "Did you mean 'models'?" in capsys.readouterr().err
