@@ -11,12 +11,12 @@ import dataclasses
 import json
 import math
 import re
-import struct
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from qflow.errors import InvalidValueError
 from qflow.store.artifacts import ArtifactRef, check_inline
+from qflow.store.bits import bits_float, float_bits
 from qflow.store.metadata.records import (
     AliasChange,
     DataFileRecord,
@@ -38,16 +38,6 @@ def finite(value: float | None) -> float | None:
     """JSON has no NaN or infinities: they become None."""
     if value is None or math.isnan(value) or math.isinf(value):
         return None
-    return value
-
-
-def float_bits(value: float) -> int:
-    bits: int = struct.unpack("<q", struct.pack("<d", value))[0]
-    return bits
-
-
-def bits_float(bits: int) -> float:
-    value: float = struct.unpack("<d", struct.pack("<q", bits))[0]
     return value
 
 

@@ -14,15 +14,15 @@ from qflow.errors import (
     InvalidValueError,
 )
 from qflow.store.artifacts import ArtifactRef
+from qflow.store.bits import bits_float
+from qflow.store.bits import floats_bits as float_bits
 from qflow.store.metadata import schema as t
 from qflow.store.metadata import statements as st
 from qflow.store.metadata.database import Database, Retry, masked, retryable, translated
 from qflow.store.metadata.records import LoggedArtifact, Metric
 from qflow.store.metadata.rows import (
     artifact_row,
-    bits_float,
     dumps,
-    float_bits,
     insert_ignore,
     is_number,
     ref_from_row,

@@ -6,8 +6,7 @@ import getpass
 import importlib
 import json
 import os
-import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,17 +27,6 @@ def json_default(value: object) -> object:
         if callable(convert):
             return convert()
     return str(value)
-
-
-def float_bits(values: Sequence[float]) -> tuple[int, ...]:
-    """The IEEE-754 bit patterns as signed int64: the exact value, NaN payloads included."""
-    n = len(values)
-    return struct.unpack(f"<{n}q", struct.pack(f"<{n}d", *values))
-
-
-def bits_float(bits: int) -> float:
-    value: float = struct.unpack("<d", struct.pack("<q", bits))[0]
-    return value
 
 
 def current_user() -> str:

@@ -18,11 +18,11 @@ from qflow.errors import (
     did_you_mean,
 )
 from qflow.ids import new_run_id
+from qflow.store.bits import bits_float
 from qflow.store.metadata import schema as t
 from qflow.store.metadata.database import Database, Retry, translated
 from qflow.store.metadata.records import Run, RunLifecycle
 from qflow.store.metadata.rows import (
-    bits_float,
     current_user,
     dumps,
     pid_alive,

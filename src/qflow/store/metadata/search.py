@@ -10,11 +10,11 @@ import sqlalchemy as sa
 
 from qflow.errors import InvalidValueError
 from qflow.store import filters
+from qflow.store.bits import bits_float
 from qflow.store.contract import CHART_POINTS, MAX_PAGE
 from qflow.store.metadata import schema as t
 from qflow.store.metadata.database import translated
 from qflow.store.metadata.records import Run, RunsPage
-from qflow.store.metadata.rows import bits_float
 from qflow.store.metadata.runs import RunQueries, run_clauses, shown
 from qflow.store.wire import finite
 
