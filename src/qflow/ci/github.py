@@ -285,7 +285,7 @@ jobs:
     steps:
       - name: Answer on the pull request
         run: |
-          printf 'QFlow did not launch anything.\\n\\n```text\\n%s\\n```\\n[Log](%s)\\n' \\
+          printf 'QFlow did not launch anything.\\n\\n~~~text\\n%s\\n~~~\\n[Log](%s)\\n' \\
             "${REASON:-The launch could not be checked.}" "$RUN_URL" > refused.md
           gh pr comment "$PR_NUMBER" --repo "$GITHUB_REPOSITORY" --body-file refused.md
 """

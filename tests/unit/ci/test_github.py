@@ -32,12 +32,32 @@ def actionlint() -> str:
 
 
 def lint(path: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint, with shellcheck on every ``run:`` script when shellcheck is on PATH."""
     return subprocess.run(
-        [actionlint(), "-no-color", "-oneline", "-shellcheck=", "-pyflakes=", str(path)],
+        [actionlint(), "-no-color", "-oneline", "-pyflakes=", str(path)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_every_script_passes_shellcheck(tmp_path: Path) -> None:
+    assert shutil.which("shellcheck"), "shellcheck is missing: apt-get install shellcheck"
+    schedules = [Schedule("s1", "train", "0 3 * * *", ("a=b c",))]
+    for name, text in {
+        "pr.yml": pr_workflow(),
+        "forks.yml": pr_workflow(allow_forks=True),
+        "schedules.yml": schedule_workflow(schedules),
+    }.items():
+        (tmp_path / name).write_text(text)
+        result = lint(tmp_path / name)
+        assert result.returncode == 0, result.stdout + result.stderr
+    # shellcheck does run: a script with an unquoted variable is reported.
+    (tmp_path / "bad.yml").write_text(
+        pr_workflow().replace('test "$(git rev-parse HEAD)" = "$HEAD_SHA"', "test $HEAD_SHA")
+    )
+    result = lint(tmp_path / "bad.yml")
+    assert result.returncode == 1 and "SC2086" in result.stdout, result.stdout
 
 
 def test_pr_workflow_passes_actionlint(tmp_path: Path) -> None:
