@@ -488,3 +488,56 @@ def test_a_script_run_by_qflow_exec_reads_runs_through_the_client(
     assert code == 0, err
     assert str(sorted(movies.GENRES)) in out
     assert stats in run_ids(capsys)
+
+
+READER = """\
+import qflow as qf
+
+
+@qf.step
+def make(n: int) -> list[int]:
+    return list(range(n))
+
+
+@qf.workflow
+def produce(n: int = 3):
+    return make(n)
+
+
+@qf.step
+def newest() -> list[int]:
+    found = qf.Client().runs("produce", filter="status = 'succeeded'", limit=1)
+    return found[0].step("make").load()
+
+
+@qf.workflow
+def read_newest():
+    return newest()
+"""
+
+
+def test_a_filtered_query_of_runs_inside_a_step_is_checked_again_on_a_hit(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "reader"\n[tool.qflow]\nworkflow-modules = ["reader"]\n'
+    )
+    (project / "reader.py").write_text(READER)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("NO_COLOR", "1")
+    run(capsys, "produce")
+    first = steps(capsys, run(capsys, "read_newest"))["0_newest"]
+    assert first["status"] == "succeeded"
+    assert steps(capsys, run(capsys, "read_newest"))["0_newest"]["status"] == "cached"
+
+    newer = run(capsys, "produce", "n=4")
+    reader = run(capsys, "read_newest")
+    again = steps(capsys, reader)["0_newest"]
+    assert again["status"] == "succeeded"
+    assert again["reason"] == f"runs of produce read by the step changed (latest now {newer})"
+    assert list(again["inputs"]) == [f"{newer}/0_make.return"]
+    client = qf.Client(project)
+    try:
+        assert client.run(reader).step("newest").load() == [0, 1, 2, 3]
+    finally:
+        client.metadata.dispose()

@@ -171,8 +171,8 @@ class Client:
             records = self.metadata.list_runs(
                 workflow=workflow, status=status, tags=tags, limit=limit, **shown
             )
-        query = {"workflow": workflow, "status": status, "tags": tags, "limit": limit}
-        query.update(shown, **({"filter": filter} if filter else {}))
+        asked = {"workflow": workflow, "status": status, "tags": tags, "filter": filter, **shown}
+        query = {"limit": limit, **{k: v for k, v in asked.items() if v not in (None, False)}}
         found = [(r.id, r.status) for r in records]
         _note(CLIENT_RUNS + json.dumps(query, sort_keys=True), runs_digest(found), len(found))
         return RunTable(RunView(r, self.metadata, self.artifacts) for r in records)
