@@ -167,7 +167,7 @@ def test_from_steps_and_to_steps_run_part_of_the_workflow(
     assert recorded["8_evaluate_model"]["status"] == "succeeded"
     assert _meta(ports, tail)["inputs_from"] == whole
 
-    head = run(capsys, "spaceflights", "--to-steps", "create_model_input_table")
+    head = run(capsys, "spaceflights", "--from", whole, "--to-steps", "create_model_input_table")
     assert list(steps(capsys, head)) == [f"{i}_{s}" for i, s in enumerate(_PROCESSING)]
     assert "inputs_from" not in _meta(ports, head)
 

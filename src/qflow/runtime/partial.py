@@ -303,4 +303,4 @@ def plan(
         bound.update(bind_calls(metadata, run, graph, calls))
         for name in needed & set(inputs):
             bound[name] = output_for(metadata, run, inputs[name])
-    return Plan(subgraph(traced, keep | needed), bound, run.id if run else None)
+    return Plan(subgraph(traced, keep | needed), bound, run.id if run and bound else None)
