@@ -9,6 +9,9 @@ a stable key (``qflow diff``), ``qflow export``, and the same artifacts on every
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -541,3 +544,20 @@ def test_a_filtered_query_of_runs_inside_a_step_is_checked_again_on_a_hit(
         assert client.run(reader).step("newest").load() == [0, 1, 2, 3]
     finally:
         client.metadata.dispose()
+
+    # The step's code and the runs it reads both change: the reason names both.
+    (project / "reader.py").write_text(READER.replace("limit=1)", "limit=1)[:1]"))
+    latest = run(capsys, "produce", "n=5")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("qflow")), "run", "read_newest"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    why = steps(capsys, run_ids(capsys)[0])["0_newest"]["reason"]
+    assert "the step's code changed" in why
+    assert f"runs of produce read by the step changed (latest now {latest})" in why

@@ -288,6 +288,7 @@ class StepIdentity:
                 changes.append(f"data file {file.name} ({Path(file.path).name}) changed")
         self.load_stat_cache()
         changes.extend(reads.changed_reads(recorded, self.root))
+        changes.extend(self.changed_queries(recorded))
         old_inputs = {k: r.key for k, r in before.inputs.items()}
         for key, ref in inputs.items():
             if key in old_inputs and old_inputs[key] != ref.key:
