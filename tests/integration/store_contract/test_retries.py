@@ -5,7 +5,10 @@ loopback proxy drops the server's answers after the server has acted on the requ
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -178,4 +181,90 @@ def test_writes_whose_answers_were_lost_are_recorded_once(server: Server) -> Non
     assert direct.get_step_run(run.id, "0_s").status == "succeeded"
     assert direct.source(key) == "def f(): pass"
     direct.dispose()
+    store.dispose()
+
+
+WORKFLOW = """
+import time
+from pathlib import Path
+
+import qflow as qf
+
+GATE = Path({gate!r})
+
+
+@qf.step
+def work(i: int) -> int:
+    (GATE / f"waiting{{i}}").touch()
+    while not (GATE / f"go{{i}}").exists():  # the test says when the step may go on
+        time.sleep(0.05)
+    qf.log_param(f"p{{i}}", i)
+    for k in range(20):
+        qf.log_metric(f"m{{i}}", float(k), step=k)
+        time.sleep(0.02)
+    return i
+
+
+@qf.step
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@qf.workflow
+def chain(cfg):
+    return total([work(i) for i in range(6)])
+"""
+
+
+def test_a_workflow_run_survives_repeated_server_kills(server: Server, tmp_path: Path) -> None:
+    """A six-step run logs to the server; as steps 1, 3 and 5 are let go, the server is
+    SIGKILLed and restarted (the steps finish, log and the next ones start meanwhile). The run
+    ends succeeded with every step run, param and metric recorded once."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    project = tmp_path / "client"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "killproj"\n[tool.qflow]\nworkflow-modules = ["killwf"]\n'
+    )
+    (project / "killwf.py").write_text(WORKFLOW.format(gate=str(gate)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QFLOW_")}
+    env.update(
+        QFLOW_TRACKING_URI=server.url,
+        QFLOW_TRACKING_TOKEN=TOKEN,
+        QFLOW_ARTIFACTS=str(server.artifacts),
+    )
+    script = "import qflow as qf\nprint(qf.run('chain', project_dir='.').id)\n"
+    client = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for i in range(6):
+            while not (gate / f"waiting{i}").exists():
+                assert client.poll() is None, client.communicate()
+                time.sleep(0.05)
+            (gate / f"go{i}").touch()
+            if i % 2:
+                server.kill()
+                time.sleep(1.0)
+                server.start()
+        out, err = client.communicate(timeout=240)
+    finally:
+        client.kill()
+    assert client.returncode == 0, err[-3000:]
+    run_id = out.strip().splitlines()[-1]
+    store = RemoteMetadataStore(server.url, TOKEN)
+    run = store.get_run(run_id)
+    assert run.status == "succeeded"
+    assert run.params == {f"p{i}": i for i in range(6)}
+    steps = store.step_runs(run_id)
+    assert len(steps) == 7 and {s.status for s in steps} == {"succeeded"}
+    for i in range(6):
+        assert [m.step for m in store.metrics(run_id, f"m{i}")] == list(range(20))
+    assert [r.id for r in store.list_runs(workflow="chain")] == [run_id]
     store.dispose()
