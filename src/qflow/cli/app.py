@@ -85,7 +85,9 @@ COMMANDS: dict[str, Command] = {
         "predict:predict",
         "Predict every row of SOURCE with a registered model, in chunks, with a progress bar.",
     ),
-    "import": Command("import_runs:app", "Import runs from another tracker (MLflow) into QFlow."),
+    "import": Command(
+        "import_runs:app", "Import runs from another tracker into this project's stores."
+    ),
     "sync": Command(
         "sync:sync",
         "Send a run from QFlow's store to a tracker (after it was down, or to a new one).",
