@@ -26,6 +26,12 @@ def test_plugin() -> str:
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", PLUGIN_PKG],
             check=True,
         )
+        # The process scans the entry points once: forget what it found before the install.
+        from qflow.plugins import manager, registry
+
+        manager._entry_point_plugins.cache_clear()
+        manager.default_plugin_manager.cache_clear()
+        registry.plugin_registry.cache_clear()
     source = str(PLUGIN_PKG / "src")
     if source not in sys.path:
         sys.path.append(source)
