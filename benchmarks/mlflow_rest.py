@@ -51,7 +51,11 @@ def _server(command: list[str], url: str, log: Path) -> Iterator[str]:
             yield url
         finally:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def _mlflow(root: Path) -> contextlib.AbstractContextManager[str]:
