@@ -194,8 +194,8 @@ class ArtifactSpecs:
 
     @hookspec
     def register_serializers(self) -> Sequence[Serializer] | None:
-        """Serializers this plugin provides (driver; also called in worker processes that
-        create a plugin manager).
+        """Serializers this plugin provides (called once per process, driver and workers, when
+        the process first stores or loads an artifact).
 
         Each has ``name``, ``version``, ``pickled``, ``matches(value)``, ``dump(value, sink)``
         and ``load(source)`` (``qflow.store.serializers.Serializer``). They are tried after

@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+# Outputs are written with the process's serializers, which the plugin registry provides (the
+# store layer below cannot import it): importing it here installs it in worker processes too.
+import qflow.plugins.registry  # noqa: F401
 from qflow.dsl.tracing import StepOutput, running_step, substitute
 from qflow.dsl.values import DataFile
 from qflow.errors import QFlowError

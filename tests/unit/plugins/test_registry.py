@@ -105,3 +105,15 @@ def test_the_artifact_store_uses_the_registry_serializers() -> None:
     bare = serializers.SerializerRegistry()
     assert bare.names() == ["npy", "parquet", "json", "bytes", "file", "dir", "pickle"]
     assert bare is not registry
+
+
+def test_a_worker_process_stores_with_the_plugins_serializers(test_plugin: str) -> None:
+    code = (
+        "import qflow.runtime.worker\n"
+        "from qflow.store import serializers\n"
+        "names = serializers.current().names()\n"  # before anything imports the plugin itself
+        "from qflow_test_plugin import Money\n"
+        "print(names[-2:], serializers.choose(Money(1, 'EUR')).name)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[0] == "['money', 'pickle'] money"
