@@ -194,7 +194,7 @@ class WandbTracker:
             run = self._runs.pop(node.name)
             run.summary.update(
                 {
-                    "qflow_status": status,
+                    "qflow_status": str(status),  # a StrEnum: W&B would store its name
                     "qflow_cache_hit": status == "cached",
                     "qflow_duration_s": duration,
                     **({"qflow_error": error} if error else {}),
@@ -222,7 +222,7 @@ class WandbTracker:
                 self._runs.pop(name).finish(exit_code=1)
             run = self._runs.pop(None)
             run.summary.update(
-                {"qflow_status": status, **({"qflow_error": error} if error else {})}
+                {"qflow_status": str(status), **({"qflow_error": error} if error else {})}
             )
             run.finish(exit_code=0 if status == "succeeded" else 1)
             marker = self._marker(run_id, self._group.removesuffix(f"-{run_id}"))
@@ -261,7 +261,8 @@ class WandbTracker:
         if self._active():
             with self.failsafe.guard("on_tags"):
                 run = self._runs[None]
-                run.tags = (*run.tags, *(f"{k}:{v}"[:64] for k, v in tags.items()))
+                new = (f"{k}:{v}"[:64] for k, v in tags.items())
+                run.tags = tuple(dict.fromkeys((*run.tags, *new)))
                 tagged = {**run.config.get("qflow_tags", {}), **tags}
                 run.config.update({"qflow_tags": tagged}, allow_val_change=True)
 
