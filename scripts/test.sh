@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
+# The dashboard (frontend/) is built by the package build (hatch_build.py: npm ci && npm run
+# build, when missing or stale); it needs Node and npm (.ci/run installs Debian's).
+command -v npm >/dev/null || { echo "npm is missing: apt-get install nodejs npm" >&2; exit 1; }
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]' -e tests/plugin_pkg
 .venv/bin/ruff check src tests

@@ -1,6 +1,7 @@
 """The dashboard in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright):
-runs table, filter, run page with a chart, comparison, launching a run and watching it finish,
-and predictions. Screenshots go to the test's tmp folder."""
+runs table (config columns, chooser, filter, search, groups), run page (charts, tiles,
+timeline, artifacts, logs), comparison, a launched run whose chart grows live, predictions,
+lineage, models, and markup in run notes. Screenshots go to the test's tmp folder."""
 
 from __future__ import annotations
 
@@ -113,16 +114,30 @@ def page(browser: object, server: tuple[str, list[str]]) -> Iterator[object]:
     assert errors == []
 
 
-def test_runs_table_filter_and_run_page_with_chart(
+def _points(chart: object) -> int:
+    return int(chart.locator("[data-points]").get_attribute("data-points") or 0)  # type: ignore[attr-defined]
+
+
+def test_runs_table_filter_columns_and_run_page(
     page: object, server: tuple[str, list[str]], tmp_path: Path
 ):
     p = page  # type: ignore[assignment]
     first, second = server[1]
     p.wait_for_selector("#runs table")
     assert p.locator("#runs tbody tr").count() == 2
-    assert "metrics.accuracy" in p.inner_text("#runs thead")
+    head = p.inner_text("#runs thead")
+    assert "metrics.accuracy" in head and "config.C" in head and "config.n" in head
     p.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
-    p.fill("#filter", "params.C = 0.1")
+    # Column chooser: hiding a column is remembered across reloads (localStorage).
+    p.click("#columns")
+    p.uncheck("#chooser input[data-column='config.n']")
+    expect(p.locator("#runs thead th[data-column='config.n']")).to_have_count(0)
+    p.reload()
+    p.wait_for_selector("#runs table")
+    expect(p.locator("#runs thead th[data-column='config.n']")).to_have_count(0)
+    expect(p.locator("#runs thead th[data-column='config.C']")).to_have_count(1)
+    # Server-side filter on a config value; a bad filter clears the rows.
+    p.fill("#filter", "config.C < 0.5")
     p.press("#filter", "Enter")
     expect(p.locator("#runs tbody tr")).to_have_count(1)
     assert p.get_attribute("#runs tbody tr", "data-run") == second
@@ -130,20 +145,64 @@ def test_runs_table_filter_and_run_page_with_chart(
     p.press("#filter", "Enter")
     p.wait_for_selector(".error")
     assert "expected a value" in p.inner_text(".error")
+    expect(p.locator("#runs tbody tr")).to_have_count(0)
     p.fill("#filter", "")
     p.press("#filter", "Enter")
     expect(p.locator("#runs tbody tr")).to_have_count(2)
-    p.click(f"a[href='/runs/{first}']")
-    p.wait_for_selector("[data-metric='loss'] .main-svg")  # plotly drew the chart
+    # Free-text search and group counts.
+    p.fill("#search", first[-12:])
+    expect(p.locator("#runs tbody tr")).to_have_count(1)
+    p.fill("#search", "")
+    expect(p.locator("#runs tbody tr")).to_have_count(2)
+    p.select_option("#group-by", "config.C")
+    p.wait_for_selector("#groups td")
+    assert p.locator("#groups tbody tr").count() == 2
+    p.screenshot(path=str(tmp_path / "runs-grouped.png"), full_page=True)
+    p.click(f"#runs a[href='/runs/{first}']")
+    p.wait_for_selector("[data-metric='loss'] canvas")  # uPlot drew the chart
+    assert _points(p.locator("[data-metric='loss']")) > 10
+    assert p.locator("[data-tile='accuracy']").count() == 1  # one point: a tile, not a chart
+    assert p.locator("[data-metric='accuracy']").count() == 0
+    assert "loss" in p.inner_text("#metric-table")
+    p.check("#log-scale")
+    p.select_option("#x-mode", "relative")
+    p.wait_for_selector("[data-metric='loss'] canvas")
     p.wait_for_selector("#timeline .tl-bar")
     assert p.locator("#timeline .tl-row").count() == 4
-    _until(lambda: p.locator("#graph").evaluate("img => img.complete && img.naturalWidth") > 0)
+    p.locator("#timeline summary").nth(3).click()
+    assert "C" in p.inner_text("#timeline .tl-detail >> nth=3")
     p.wait_for_selector("#logs pre.stdout")
     assert "fitted with C 1.0" in p.inner_text("#logs")
-    p.click("tr:has-text('sample.csv') >> text=Preview")
+    p.click("[data-artifact='sample.csv']")
     p.wait_for_selector("#preview .preview-table")
-    assert "x" in p.inner_text("#preview .preview-table")
+    assert "a" in p.inner_text("#preview .preview-table")
+    assert "KB" in p.inner_text("#artifact-tree") or " B" in p.inner_text("#artifact-tree")
+    assert "builtins." not in p.inner_text("#artifact-tree")
+    assert "Share" not in p.inner_text("main")
     p.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+
+
+def test_run_names_are_text_not_markup(page: object, server: tuple[str, list[str]]):
+    import httpx
+
+    p = page  # type: ignore[assignment]
+    base = server[0].split("/runs")[0]
+    token = server[0].split("token=")[1]
+    first = server[1][0]
+    evil = "<img src=x onerror=\"document.title='pwned'\">"
+    httpx.post(
+        f"{base}/api/runs/{first}/tags",
+        json={"tags": {"note": evil}},
+        headers={"Authorization": f"Bearer {token}"},
+    ).raise_for_status()
+    p.goto(f"{base}/runs/{first}")
+    p.wait_for_selector("#note")
+    assert p.inner_text("#note") == evil
+    assert p.locator("main img[src='x']").count() == 0
+    p.goto(f"{base}/runs?q=onerror")
+    p.wait_for_selector("#runs table")
+    assert evil in p.inner_text("#runs tbody")
+    assert p.locator("#runs img").count() == 0 and p.title() != "pwned"
 
 
 def test_compare_two_runs(page: object, server: tuple[str, list[str]], tmp_path: Path):
@@ -152,36 +211,48 @@ def test_compare_two_runs(page: object, server: tuple[str, list[str]], tmp_path:
     for box in p.locator("#runs tbody input[type=checkbox]").all():
         box.check()
     p.click("#compare")
-    p.wait_for_selector("tr.diff")
-    assert "C" in p.inner_text("tr.diff")
+    p.wait_for_selector("#config-diff tr.diff")
+    assert "C" in p.inner_text("#config-diff tr.diff")
+    assert "C" in p.inner_text("#param-diff tr.diff")
     p.wait_for_selector("#parcoords svg polyline")
     assert p.locator("#parcoords svg polyline").count() == 2
-    p.wait_for_selector("[data-metric='loss'] .main-svg")
+    p.wait_for_selector("#scatter canvas")
+    p.wait_for_selector("[data-metric='loss'] canvas")
     p.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
 
 
-def test_launch_a_run_and_watch_it_finish(
+def test_launch_a_run_and_watch_its_chart_grow_live(
     page: object, server: tuple[str, list[str]], tmp_path: Path
 ):
     p = page  # type: ignore[assignment]
     base = server[0].split("/runs")[0]
     p.goto(f"{base}/launch/slow")
     p.wait_for_selector("form.launch input[name='steps']")
-    p.fill("input[name='steps']", "8")
-    p.fill("input[name='delay']", "0.4")
+    p.fill("input[name='steps']", "12")
+    p.fill("input[name='delay']", "0.5")
     p.click("#launch")
     p.wait_for_selector("#launched-status .status.running", timeout=60_000)
     run_link = p.locator("#progress a[href^='/runs/']").first.get_attribute("href")
-    p.screenshot(path=str(tmp_path / "launch-running.png"), full_page=True)
     live = p.context.new_page()
     live.goto(f"{base}{run_link}")
-    live.wait_for_selector("[data-metric='progress'] .main-svg", timeout=60_000)
-    p.wait_for_selector("#launched-status .status.succeeded", timeout=90_000)
-    live.wait_for_selector("#run-status .status.succeeded", timeout=30_000)
     chart = live.locator("[data-metric='progress']")
-    _until(lambda: chart.evaluate("node => node.data[0].x.length") == 8)
+    chart.wait_for(timeout=60_000)
+    # The chart gains points while the one step that logs them is still running.
+    seen: list[int] = []
+
+    def grew_while_running() -> bool:
+        if live.locator("#run-status .status.running").count() == 0:
+            return True  # finished: checked below
+        seen.append(_points(chart))
+        return len(set(seen)) >= 2 and 0 < seen[-1] < 12
+
+    _until(grew_while_running, 60)
+    assert len(set(seen)) >= 2 and 0 < max(seen) < 12, seen
+    live.screenshot(path=str(tmp_path / "live-run.png"), full_page=True)
+    live.wait_for_selector("#run-status .status.succeeded", timeout=60_000)
+    _until(lambda: _points(chart) == 12)
+    live.wait_for_selector("#logs")
     live.screenshot(path=str(tmp_path / "launched-run.png"), full_page=True)
-    p.screenshot(path=str(tmp_path / "launch-done.png"), full_page=True)
 
 
 def test_predict_page_returns_a_csv(page: object, server: tuple[str, list[str]], tmp_path: Path):
@@ -207,14 +278,18 @@ def test_lineage_and_model_pages(page: object, server: tuple[str, list[str]], tm
     base = server[0].split("/runs")[0]
     first = server[1][0]
     p.goto(f"{base}/runs/{first}")
-    p.click("tr:has-text('3_fit.return') >> text=lineage")
-    p.wait_for_selector("ul.tree")
-    tree = p.inner_text("ul.tree")
+    p.click("[data-artifact='3_fit.return']")
+    p.click("#preview >> text=lineage")
+    p.wait_for_selector("#lineage")
+    tree = p.inner_text("#lineage")
     assert "3_fit" in tree and "0_make" in tree and "1_features" in tree
     p.click("text=who used it")
     p.wait_for_selector("h1:has-text('Used by')")
+    p.goto(f"{base}/lineage/{first}")  # no target: the last step's output
+    p.wait_for_selector("#lineage")
+    assert "3_fit" in p.inner_text("#lineage")
     p.goto(f"{base}/models")
     p.click("a[href='/models/clf']")
     p.wait_for_selector("text=Alias history")
-    assert first in p.inner_text("main")
+    assert first in p.inner_text("#versions")
     p.screenshot(path=str(tmp_path / "model.png"), full_page=True)

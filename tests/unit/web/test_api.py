@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -158,6 +159,8 @@ def test_compare_marks_differing_params(client: TestClient, web_project: WebProj
     assert [r["id"] for r in data["runs"]] == web_project.runs
     assert data["differing_params"] == ["C"]
     assert data["metric_keys"] == ["accuracy", "loss"]
+    assert data["config_keys"] == ["C", "n"] and data["differing_config"] == ["C"]
+    assert [r["config"]["C"] for r in data["runs"]] == [1.0, 0.1]
 
 
 def test_models_and_lineage(client: TestClient, web_project: WebProject):
@@ -215,7 +218,7 @@ def test_launch_form_start_and_follow(client: TestClient, web_project: WebProjec
     assert run["tags"]["qflow.launch"] == launch_id
 
 
-def test_dashboard_pages_and_plotly_are_served(client: TestClient, web_project: WebProject):
+def test_dashboard_pages_and_static_files_are_served(client: TestClient, web_project: WebProject):
     for path in (
         "/",
         "/runs",
@@ -225,13 +228,80 @@ def test_dashboard_pages_and_plotly_are_served(client: TestClient, web_project: 
         "/predict/clf/1",
         "/launch/slow",
         f"/lineage/{web_project.runs[0]}",
+        "/sweeps",
     ):
         page = client.get(path)
-        assert page.status_code == 200 and "app.js" in page.text, path
+        assert page.status_code == 200 and "/static/app/assets/" in page.text, path
         assert "script-src 'self'" in page.headers["content-security-policy"]
+    scripts = re.findall(r'src="/static/(app/assets/[^"]+\.js)"', client.get("/runs").text)
+    assert scripts
+    js = client.get(f"/static/{scripts[0]}", headers={"Accept-Encoding": "gzip"})
+    assert js.status_code == 200 and js.headers["content-encoding"] == "gzip"
+    assert "immutable" in js.headers["cache-control"]
+    assert "plotly" not in client.get("/runs").text  # the chart library is loaded lazily
     plotly = client.get("/static/vendor/plotly.min.js")
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
-    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/app.js").status_code == 404
+
+
+def test_runs_carry_flattened_config_name_and_commit(client: TestClient, web_project: WebProject):
+    page = client.get("/api/runs", params={"workflow": "train"}).json()
+    assert page["config_keys"] == ["C", "n"]
+    by_id = {r["id"]: r for r in page["runs"]}
+    assert by_id[web_project.runs[1]]["config"] == {"C": 0.1, "n": 20}
+    assert by_id[web_project.runs[0]]["config"]["C"] == 1.0
+    assert "git_commit" in by_id[web_project.runs[0]]
+    assert page["tag_keys"] == ["team"]
+    found = client.get("/api/runs", params={"filter": "config.C < 0.5"}).json()
+    assert [r["id"] for r in found["runs"]] == [web_project.runs[1]]
+
+
+def test_free_text_search_groups_and_csv(client: TestClient, web_project: WebProject):
+    first = web_project.runs[0]
+    hit = client.get("/api/runs", params={"q": first[-10:]}).json()
+    assert [r["id"] for r in hit["runs"]] == [first]
+    assert client.get("/api/runs", params={"q": "no-such-run-'x"}).json()["runs"] == []
+    groups = client.get("/api/runs/groups", params={"by": "config.C", "workflow": "train"}).json()
+    assert sorted((g["value"], g["count"]) for g in groups["groups"]) == [("0.1", 1), ("1.0", 1)]
+    teams = client.get("/api/runs/groups", params={"by": "tags.team", "workflow": "train"}).json()
+    assert teams["groups"] == [{"value": "a", "count": 2}]
+    exported = client.get("/api/runs.csv", params={"workflow": "train"})
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = exported.text.splitlines()
+    assert lines[0].startswith("id,name,workflow,status")
+    assert "config.C" in lines[0] and "metrics.loss" in lines[0] and len(lines) == 3
+
+
+def test_tags_name_note_and_bulk_lifecycle(client: TestClient, web_project: WebProject):
+    from qflow.web.app import create_app
+    from tests.unit.web.conftest import TOKEN, make_settings
+
+    run = web_project.runs[1]
+    tags = client.post(f"/api/runs/{run}/tags", json={"tags": {"name": "<b>small C</b>"}}).json()
+    assert tags["name"] == "<b>small C</b>"
+    row = client.get("/api/runs", params={"q": "small C"}).json()["runs"]
+    assert [r["id"] for r in row] == [run] and row[0]["name"] == "<b>small C</b>"
+    done = client.post("/api/runs/bulk", json={"runs": [run], "tags": {"reviewed": "yes"}})
+    assert done.status_code == 200
+    assert client.get(f"/api/runs/{run}").json()["tags"]["reviewed"] == "yes"
+    archived = client.post("/api/runs/bulk", json={"runs": [run], "action": "archive"}).json()
+    assert archived["lifecycle"] == {run: "archived"}
+    assert run not in [r["id"] for r in client.get("/api/runs").json()["runs"]]
+    client.post("/api/runs/bulk", json={"runs": [run], "action": "restore"})
+    assert run in [r["id"] for r in client.get("/api/runs").json()["runs"]]
+    # With the session cookie (the browser), a write needs the CSRF header.
+    app = create_app(make_settings(web_project))  # type: ignore[arg-type]
+    with TestClient(app) as browser:
+        browser.get(f"/runs?token={TOKEN}")
+        refused = browser.post("/api/runs/bulk", json={"runs": [run], "action": "archive"})
+        assert refused.status_code == 403
+        csrf = browser.cookies.get("qflow_csrf")
+        ok = browser.post(
+            "/api/runs/bulk",
+            json={"runs": [run], "tags": {"via": "browser"}},
+            headers={"X-CSRF-Token": csrf or ""},
+        )
+        assert ok.status_code == 200
 
 
 def test_openapi_schema_lists_the_api(client: TestClient):

@@ -1,13 +1,16 @@
 """Dashboard pages, login, health and static files.
 
-Every page is the same small HTML shell; ``static/app.js`` reads the path and draws the page
-from the JSON API. Static files are looked up in a fixed table (no path from the request is
-ever opened); Plotly comes from the installed ``plotly`` package, not from this repository.
+Every page is the same HTML shell, the single-page app built from ``frontend/`` (Vite,
+Preact, TanStack Table, uPlot) into ``static/app/`` by the package build (``hatch_build.py``)
+or ``npm run build``; it reads the path and draws the page from the JSON API. Static files
+are looked up in a fixed table (no path from the request is ever opened) and sent gzipped
+when the browser accepts it; Plotly comes from the installed ``plotly`` package.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import html
 import secrets
 from pathlib import Path
@@ -22,11 +25,13 @@ from qflow.web.security import CSRF_COOKIE, TOKEN_COOKIE
 
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).resolve().parent.parent / "static"
+APP = STATIC / "app"
 _TYPES = {
     ".js": "text/javascript",
     ".css": "text/css",
     ".html": "text/html",
     ".svg": "image/svg+xml",
+    ".woff2": "font/woff2",
 }
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -44,6 +49,13 @@ PAGES = (
     "/lineage/{run_id}",
     "/launch",
     "/launch/{workflow}",
+    "/sweeps",
+    "/sweeps/{sweep_id}",
+)
+NOT_BUILT = (
+    "<!doctype html><title>QFlow</title><h1>The dashboard is not built</h1>"
+    "<p>Run <code>npm ci &amp;&amp; npm run build</code> in <code>frontend/</code>, or reinstall "
+    "QFlow (<code>pip install -e .</code> builds it when Node is installed).</p>"
 )
 
 
@@ -58,24 +70,42 @@ def _plotly_js() -> Path | None:
 
 @functools.cache
 def static_files() -> dict[str, Path]:
-    """Servable files by URL name: ours, and ``vendor/plotly.min.js`` from the package."""
+    """Servable files by URL name: ours, the built app's (``app/...``), and
+    ``vendor/plotly.min.js`` from the package."""
     files = {p.name: p for p in STATIC.iterdir() if p.suffix in _TYPES and p.is_file()}
+    if APP.is_dir():
+        for path in APP.rglob("*"):
+            if path.suffix in _TYPES and path.is_file():
+                files["app/" + path.relative_to(APP).as_posix()] = path
     plotly = _plotly_js()
     if plotly is not None:
         files["vendor/plotly.min.js"] = plotly
     return files
 
 
+@functools.lru_cache(maxsize=64)
+def _compressed(path: Path) -> bytes:
+    return gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
+
+
 @router.get("/static/{name:path}")
-def static(name: Annotated[str, PathParam(max_length=200)]) -> Response:
+def static(name: Annotated[str, PathParam(max_length=200)], request: Request) -> Response:
     path = static_files().get(name)
     if path is None:
         raise HTTPError(404, "not_found", f"No static file {name[:100]!r}.")
-    return Response(
-        path.read_bytes(),
-        media_type=_TYPES.get(path.suffix, "application/octet-stream"),
-        headers={"Cache-Control": "public, max-age=3600"},
-    )
+    # Built files have content hashes in their names: cached for good.
+    immutable = name.startswith("app/assets/")
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable"
+        if immutable
+        else "public, max-age=3600",
+        "Vary": "Accept-Encoding",
+    }
+    media = _TYPES.get(path.suffix, "application/octet-stream")
+    if "gzip" in request.headers.get("accept-encoding", "") and path.suffix != ".woff2":
+        headers["Content-Encoding"] = "gzip"
+        return Response(_compressed(path), media_type=media, headers=headers)
+    return Response(path.read_bytes(), media_type=media, headers=headers)
 
 
 @router.get("/health")
@@ -89,8 +119,13 @@ def favicon() -> Response:
 
 
 def _shell() -> HTMLResponse:
-    body = (STATIC / "index.html").read_bytes()
-    return HTMLResponse(body, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+    index = APP / "index.html"
+    body = index.read_bytes() if index.is_file() else NOT_BUILT.encode()
+    return HTMLResponse(
+        body,
+        status_code=200 if index.is_file() else 503,
+        headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"},
+    )
 
 
 for _page in PAGES:
