@@ -18,8 +18,10 @@ versions are registered from runs with ``qflow models register``); ``/api/2.0/ml
 artifacts`` list, upload (PUT) and download (GET). Anything else answers 501 naming the
 endpoint. Differences from ``mlflow server``: an experiment created with no run yet is kept in
 the server's memory only; deleting a RUNNING run ends it KILLED first (QFlow never deletes a
-running run); ``start_time`` is when QFlow recorded the run; search filters support ``and`` of
-``metrics.|params.|tags.|attributes.`` comparisons (=, !=, <, <=, >, >=, LIKE, ILIKE).
+running run); a running MLflow run that writes nothing for 120 s is marked crashed by QFlow's
+liveness check (each write is its heartbeat); ``start_time`` is when QFlow recorded the run;
+search filters support ``and`` of ``metrics.|params.|tags.|attributes.`` comparisons (=, !=,
+<, <=, >, >=, LIKE, ILIKE).
 """
 
 from __future__ import annotations
