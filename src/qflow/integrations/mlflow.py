@@ -235,6 +235,7 @@ class MlflowTracker:
                     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": retries,
                     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
                     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+                    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
                 }
             )
             self._folded.enter_context(folded_logging("mlflow"))
