@@ -2,7 +2,12 @@
 loopback-only network namespace (``unshare -n -p -f --mount-proc``), so nothing Ray opens is
 reachable from outside this machine, and every process it starts ends with the namespace.
 
-Usage: python ray_scenario.py WORKDIR PORT. Prints one line ``REPORT <json>`` at the end.
+Usage: python ray_scenario.py WORKDIR PORT [NODE_IP]. Both nodes register NODE_IP (default
+127.0.0.1); test_ray.py gives a non-loopback address it adds to ``lo`` in the namespace, so the
+cluster looks like a single machine that registered its own non-loopback address, and the
+project's local artifact folder must be accepted. Token authentication is whatever the
+environment says (test_ray.py turns it on with ``RAY_AUTH_MODE=token`` and a token).
+Prints one line ``REPORT <json>`` at the end.
 """
 
 from __future__ import annotations
@@ -32,21 +37,21 @@ RAY = str(Path(sys.executable).with_name("ray"))
 NODE = re.compile(r"node=(\w+)")
 
 
-def start_cluster(work: Path, port: int) -> subprocess.Popen[bytes]:
+def start_cluster(work: Path, port: int, ip: str = "127.0.0.1") -> subprocess.Popen[bytes]:
     """A head node, then a second node in its own session (so it can be killed alone)."""
     subprocess.run(
-        [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+        [RAY, "start", "--head", "--node-ip-address", ip, "--port", str(port),
          "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
          "--temp-dir", str(work / "ray")],
         check=True, timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     log = (work / "worker-node.log").open("wb")
     worker = subprocess.Popen(
-        [RAY, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
+        [RAY, "start", "--address", f"{ip}:{port}", "--node-ip-address", ip,
          "--num-cpus", "2", "--disable-usage-stats", "--block"],
         stdout=log, stderr=log, start_new_session=True,
     )  # fmt: skip
-    ray.init(address=f"127.0.0.1:{port}", log_to_driver=False, configure_logging=False)
+    ray.init(address=f"{ip}:{port}", log_to_driver=False, configure_logging=False)
     deadline = time.monotonic() + 90
     while sum(n["Alive"] for n in ray.nodes()) < 2:
         if time.monotonic() > deadline:
@@ -97,7 +102,15 @@ def fan_out(work: Path, address: str) -> dict[str, Any]:
         executor_options={"address": address},
     )
     items = [s for s in remote.steps if s.name.startswith("1_square[")]
+    trivial = qf.run(rw.trivial_fan, {"n": 200}, project_dir=project(work, "batched"),
+                     executor="ray", executor_options={"address": address})  # fmt: skip
+    answers = trivial.step("1_task_of").load()
     return {
+        "batched": {
+            "status": trivial.status,
+            "items": [int(a.split(":")[0]) for a in answers],
+            "tasks": len({a.split(":")[1] for a in answers}),
+        },
         "status": remote.status,
         "local": outputs(local),
         "ray": outputs(remote),
@@ -320,11 +333,29 @@ def postgres_metadata(work: Path, address: str, expected: dict[str, Any]) -> dic
         stop()
 
 
+def auth_check(address: str) -> dict[str, Any]:
+    """What a driver with a wrong token gets: refused, not connected."""
+    env = {**os.environ, "RAY_AUTH_TOKEN": "0" * 64}
+    probe = (f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+             "print('CONNECTED', len(ray.nodes()))")  # fmt: skip
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"mode": os.environ.get("RAY_AUTH_MODE"), "connected": False, "timed_out": True}
+    return {
+        "mode": os.environ.get("RAY_AUTH_MODE"),
+        "connected": "CONNECTED" in done.stdout,
+        "error": done.stderr.strip().splitlines()[-1:] if done.returncode else [],
+    }
+
+
 def main() -> None:
     work, port = Path(sys.argv[1]), int(sys.argv[2])
-    address = f"127.0.0.1:{port}"
-    worker = start_cluster(work, port)
-    report: dict[str, Any] = {}
+    ip = sys.argv[3] if len(sys.argv) > 3 and not sys.argv[3].startswith("kill") else "127.0.0.1"
+    address = f"{ip}:{port}"
+    worker = start_cluster(work, port, ip)
+    report: dict[str, Any] = {"auth": auth_check(address), "node_ips": sorted({ip})}
     try:
         phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("fan_out", lambda: fan_out(work, address)),

@@ -28,6 +28,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("ray_scenario.py")
 PORT = 6380
+NODE_IP = "192.0.2.10"
+"""The nodes' address: a TEST-NET-1 address added to ``lo`` inside the namespace (no dummy
+or veth devices needed), which is not a loopback address but is this machine's own."""
 
 
 def _namespace_available() -> bool:
@@ -50,13 +53,17 @@ def report() -> Iterator[dict[str, Any]]:
     work = Path("/tmp") / f"qfray-{secrets.token_hex(4)}"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QFLOW_", "RAY_"))}
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
-    command = ['ip link set lo up && exec "$0" "$@"', sys.executable, str(SCENARIO)]
+    # Token auth on, as QFlow documents for every cluster: nodes and driver get the token
+    # through RAY_AUTH_TOKEN; HOME is private so no ~/.ray/auth_token of the machine is used.
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+               RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT), HOME=str(work))  # fmt: skip
+    setup = f'ip link set lo up && ip addr add {NODE_IP}/32 dev lo && exec "$0" "$@"'
+    command = [setup, sys.executable, str(SCENARIO)]
     try:
         done = subprocess.run(
             ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", *command,
-             str(work), str(PORT)],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+             str(work), str(PORT), NODE_IP],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=420, check=False,
         )  # fmt: skip
         lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
         if done.returncode != 0 or not lines:
@@ -72,6 +79,24 @@ def _phase(report: dict[str, Any], name: str) -> dict[str, Any]:
     return phase
 
 
+def test_cluster_uses_token_auth_and_refuses_a_driver_without_the_token(
+    report: dict[str, Any],
+) -> None:
+    auth = report["auth"]
+    assert auth["mode"] == "token"
+    assert not auth["connected"]
+    assert auth.get("timed_out") or auth["error"]
+
+
+def test_local_folder_is_accepted_when_nodes_register_this_machines_address(
+    report: dict[str, Any],
+) -> None:
+    """Both nodes registered 192.0.2.10, a non-loopback address of this machine: the run
+    with the project's local artifact folder went through (it would be refused otherwise)."""
+    assert report["node_ips"] == [NODE_IP]
+    assert _phase(report, "fan_out")["status"] == "succeeded"
+
+
 def test_fan_out_on_ray_gives_the_local_artifacts(report: dict[str, Any]) -> None:
     fan = _phase(report, "fan_out")
     assert fan["status"] == "succeeded"
@@ -82,6 +107,13 @@ def test_fan_out_on_ray_gives_the_local_artifacts(report: dict[str, Any]) -> Non
     assert fan["metrics"] == fan["local_metrics"]
     assert fan["metrics"] == {"x": [float(x) for x in range(12)], "sum": [506.0]}
     assert fan["describe"] == {"total": 506, "digits": 3}
+
+
+def test_trivial_items_are_batched_into_fewer_ray_tasks(report: dict[str, Any]) -> None:
+    batched = _phase(report, "fan_out")["batched"]
+    assert batched["status"] == "succeeded"
+    assert batched["items"] == list(range(200))
+    assert batched["tasks"] < 200 / 4
 
 
 def test_steps_ran_on_both_nodes(report: dict[str, Any]) -> None:

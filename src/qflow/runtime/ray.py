@@ -1,14 +1,20 @@
 """Run steps as Ray core tasks on a Ray cluster. The only module that imports ``ray``.
 
-Each step call (or mapped item) becomes one Ray task that calls ``remote.run_step(spec)``
-in the Ray worker process. Only the small JSON spec and result go through Ray; data moves
+Each step call becomes one Ray task that calls ``remote.run_step(spec)`` in the Ray worker
+process. Mapped items are batched: while every task slot is busy, waiting items of the same
+step queue up, and a slot that frees takes a batch of them as one task (sized from the step's
+measured item time, so a batch runs about ``BATCH_SECONDS``). Trivial items then cost Ray's
+per-task overhead once per batch instead of once per item; an idle cluster still gets single
+items at once, and a batch's items are recorded when the batch returns. Items of a step with a
+``timeout`` always run alone. Only the small JSON spec and result go through Ray; data moves
 through the artifact store, which must be shared by every node (an fsspec URL such as
 ``s3://bucket/prefix``, or a folder every node mounts at the same path). The coordinator
 replays each result (metrics, params, tags, files) into the metadata store itself.
 
 Rule for local stores: a plain path or ``file://`` URL is refused unless it is declared
-shared (``QFLOW_ARTIFACTS_SHARED=1`` or ``shared=True``) or every node of the cluster has a
-loopback address, which means the whole cluster runs on this machine.
+shared (``QFLOW_ARTIFACTS_SHARED=1`` or ``shared=True``) or every node of the cluster
+registered an address of this machine (loopback, or one of this machine's own interface
+addresses), which means the whole cluster runs on this machine.
 
 Failures: a worker or node that dies fails its task with ``WorkerDiedError`` and the step's
 ``retries`` decide whether it runs again; a step overrunning its ``timeout`` is interrupted in
@@ -22,6 +28,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections import deque
@@ -45,6 +52,9 @@ logger = logging.getLogger(__name__)
 KILL_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
 SHARED_ENV = "QFLOW_ARTIFACTS_SHARED"
+BATCH_SECONDS = 0.05
+"""Target run time of one batch of mapped items."""
+MAX_BATCH = 256
 
 
 def import_ray() -> Any:
@@ -55,17 +65,25 @@ def import_ray() -> Any:
     return ray
 
 
-def ray_entry(spec: dict[str, Any], channel: Any = None) -> dict[str, Any]:
-    """The body of every Ray task: the same worker entry point as ``qflow run-step``. Metrics
-    go to the coordinator through ``channel`` (a Ray queue) as the step's recorder flushes
-    them, so they are live and survive the task; the rest comes back with the result."""
-    if channel is None:
-        return run_step(spec)
+def ray_entry(specs: list[dict[str, Any]], channel: Any = None) -> list[dict[str, Any]]:
+    """The body of every Ray task: the same worker entry point as ``qflow run-step``, once per
+    spec of the batch, in order. Metrics go to the coordinator through ``channel`` (a Ray
+    queue) as the step's recorder flushes them, so they are live and survive the task; the
+    rest comes back with the results. An item whose worker entry raises (a framework error,
+    not the step's) gives ``{"error": …}`` and the batch goes on."""
+    send = None
+    if channel is not None:
 
-    def send(rows: list[MetricRow]) -> None:
-        channel.put([list(row) for row in rows])
+        def send(rows: list[MetricRow]) -> None:
+            channel.put([list(row) for row in rows])
 
-    return run_step(spec, send)
+    results: list[dict[str, Any]] = []
+    for spec in specs:
+        try:
+            results.append(run_step(spec, send))
+        except Exception as exc:
+            results.append({"error": f"{type(exc).__name__}: {exc}"})
+    return results
 
 
 def ray_options(resources: dict[str, float] | Any) -> dict[str, Any]:
@@ -110,7 +128,7 @@ def check_shared_store(url: str, node_addresses: list[str], *, shared: bool | No
     declared = shared if shared is not None else os.environ.get(SHARED_ENV) == "1"
     if declared:
         return
-    remote = sorted(a for a in node_addresses if not _loopback(a))
+    remote = sorted({a for a in node_addresses if not this_machine(a)})
     if not remote:
         return
     raise QFlowError(
@@ -122,21 +140,53 @@ def check_shared_store(url: str, node_addresses: list[str], *, shared: bool | No
     )
 
 
-def _loopback(address: str) -> bool:
+def this_machine(address: str) -> bool:
+    """Whether ``address`` (a node's registered IP) belongs to this machine: loopback, or an
+    address one of its interfaces holds, which is exactly when binding a socket to it works
+    (a single-machine cluster whose node registered the host's LAN address)."""
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return address == "localhost"
+    if ip.is_loopback:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(ip), 0))
+    except OSError:
+        return False
+    return True
 
 
 @dataclass
 class _Pending:
+    """One step call or mapped item, from submit() to its result."""
+
     task: StepTask
     spec: dict[str, Any]
     options: dict[str, Any]
     future: Future[TaskResult] = field(default_factory=Future)
     attempts_used: int = 0
     started: float = 0.0
+
+    @property
+    def batchable(self) -> bool:
+        return self.task.item is not None and self.task.step.options.timeout is None
+
+    def same_batch(self, other: _Pending) -> bool:
+        return (
+            other.batchable
+            and other.task.node.name == self.task.node.name
+            and other.options == self.options
+        )
+
+
+@dataclass
+class _Batch:
+    """The calls one Ray task runs, in order (one, or several items of one mapped step)."""
+
+    items: list[_Pending]
     deadline: float | None = None
 
 
@@ -166,8 +216,13 @@ class RayExecutor:
         self._channel: Any = None
         self._sinks: RunSinks | None = None
         self._artifacts_url = ""
-        self._pending: dict[Any, _Pending] = {}
+        self._pending: dict[Any, _Batch] = {}
+        """Ray tasks in flight by their object ref."""
         self._backlog: deque[_Pending] = deque()
+        """Calls waiting for a task slot, in submit order."""
+        self._item_seconds: dict[str, float] = {}
+        """Measured time of one item, by mapped step (a moving average)."""
+        self._batch_size = 1
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._pump: threading.Thread | None = None
@@ -228,8 +283,12 @@ class RayExecutor:
         self._pump.start()
 
     def can_submit(self) -> bool:
+        """Room for more: a free task slot, or a queue shorter than what the free slots of
+        the next round take (``limit`` batches of the current batch size)."""
         with self._lock:
-            return not self._backlog and len(self._pending) < self._limit
+            if len(self._pending) < self._limit and not self._backlog:
+                return True
+            return len(self._backlog) < self._limit * self._batch_size
 
     def submit(self, task: StepTask) -> Future[TaskResult]:
         if self._remote is None or self.workflow is None:
@@ -238,10 +297,8 @@ class RayExecutor:
         self._warn_if_infeasible(task.node.name, options)
         pending = _Pending(task, task_spec(self.workflow, task, self._artifacts_url), options)
         with self._lock:
-            if len(self._pending) < self._limit:
-                self._dispatch(pending)
-            else:
-                self._backlog.append(pending)
+            self._backlog.append(pending)
+            self._fill()
         return pending.future
 
     def _warn_if_infeasible(self, step: str, options: dict[str, Any]) -> None:
@@ -258,22 +315,45 @@ class RayExecutor:
                     step, amount, resource, have,
                 )  # fmt: skip
 
-    def _dispatch(self, pending: _Pending) -> None:
-        """Start a Ray task for ``pending`` (lock held)."""
-        name = pending.task.node.name
-        if pending.task.item is not None:
-            name = f"{name}[{pending.task.item}]"
-        ref = self._remote.options(**pending.options, max_retries=0, name=name).remote(
-            pending.spec, self._channel
+    def _fill(self) -> None:
+        """Start tasks from the queue while slots are free (lock held). A slot takes the
+        queue's first call and, when it is a batchable item, the items of the same step
+        right behind it, up to the step's batch size."""
+        while self._backlog and len(self._pending) < self._limit:
+            first = self._backlog.popleft()
+            batch = [first]
+            if first.batchable:
+                size = self._size_for(first.task.node.name)
+                while self._backlog and len(batch) < size and first.same_batch(self._backlog[0]):
+                    batch.append(self._backlog.popleft())
+            self._dispatch(batch)
+
+    def _size_for(self, node: str) -> int:
+        """Items per batch for ``node``: about ``BATCH_SECONDS`` of its measured item time;
+        1 until an item of it has finished."""
+        seconds = self._item_seconds.get(node)
+        if seconds is None:
+            return 1
+        return max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(seconds, 1e-4))))
+
+    def _dispatch(self, items: list[_Pending]) -> None:
+        """Start one Ray task for ``items`` (lock held)."""
+        first = items[0]
+        name = first.task.node.name
+        if first.task.item is not None:
+            last = "" if len(items) == 1 else f"..{items[-1].task.item}"
+            name = f"{name}[{first.task.item}{last}]"
+        ref = self._remote.options(**first.options, max_retries=0, name=name).remote(
+            [p.spec for p in items], self._channel
         )
-        timeout = pending.task.step.options.timeout
-        pending.started = time.monotonic()
-        pending.deadline = (
-            pending.started + float(timeout) + KILL_GRACE_SECONDS
-            if isinstance(timeout, int | float)
-            else None
+        timeout = first.task.step.options.timeout
+        now = time.monotonic()
+        for pending in items:
+            pending.started = now
+        deadline = (
+            now + float(timeout) + KILL_GRACE_SECONDS if isinstance(timeout, int | float) else None
         )
-        self._pending[ref] = pending
+        self._pending[ref] = _Batch(items, deadline)
 
     def _pump_loop(self) -> None:
         ray = self._ray
@@ -315,19 +395,36 @@ class RayExecutor:
     def _collect(self, ref: Any) -> None:
         ray = self._ray
         with self._lock:
-            pending = self._pending.pop(ref, None)
-        if pending is None:
+            batch = self._pending.pop(ref, None)
+        if batch is None:
             return
         try:
-            data = ray.get(ref, timeout=60)
+            answers = ray.get(ref, timeout=60)
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if exc.cause is not None else exc
-            self._fail(pending, f"{type(cause).__name__}: {cause}")
+            for pending in batch.items:
+                self._fail(pending, f"{type(cause).__name__}: {cause}")
+            self._refill()
             return
         except ray.exceptions.RayError as exc:
-            self._lost(pending, self._died(pending, exc))
+            for pending in batch.items:
+                self._lost(pending, self._died(pending, exc))
+            self._refill()
+            return
+        for pending, data in zip(batch.items, answers, strict=True):
+            self._record(pending, data)
+        self._refill()
+
+    def _record(self, pending: _Pending, data: dict[str, Any]) -> None:
+        if "error" in data and "status" not in data:
+            self._fail(pending, str(data["error"]))
             return
         result, records = result_from_json(data)
+        if pending.batchable:
+            took = max(result.ended_at - result.started_at, 0.0)
+            before = self._item_seconds.get(pending.task.node.name, took)
+            self._item_seconds[pending.task.node.name] = 0.7 * before + 0.3 * took
+            self._batch_size = max(self._size_for(node) for node in self._item_seconds)
         try:
             if self._sinks is not None:
                 records.replay(self._sinks)
@@ -335,7 +432,7 @@ class RayExecutor:
             self._fail(pending, f"{type(exc).__name__}: recording what the step logged: {exc}")
             return
         result.attempts += pending.attempts_used
-        self._resolve(pending, result)
+        pending.future.set_result(result)
 
     def _died(self, pending: _Pending, exc: BaseException) -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -348,35 +445,37 @@ class RayExecutor:
         now = time.monotonic()
         with self._lock:
             overdue = [
-                (ref, p)
-                for ref, p in self._pending.items()
-                if p.deadline is not None and now > p.deadline
+                (ref, b)
+                for ref, b in self._pending.items()
+                if b.deadline is not None and now > b.deadline
             ]
             for ref, _ in overdue:
                 del self._pending[ref]
-        for ref, pending in overdue:
+        for ref, batch in overdue:
             self._ray.cancel(ref, force=True)
-            self._lost(
-                pending,
-                f"TimeoutError: step {pending.task.node.name} did not stop at its timeout; "
-                "its Ray task was cancelled",
-            )
+            for pending in batch.items:
+                self._lost(
+                    pending,
+                    f"TimeoutError: step {pending.task.node.name} did not stop at its timeout; "
+                    "its Ray task was cancelled",
+                )
+        if overdue:
+            self._refill()
 
     def _lost(self, pending: _Pending, error: str) -> None:
-        """Run the task again if its retry policy allows, else fail it."""
+        """Queue the call again (first in line) if its retry policy allows, else fail it."""
         pending.attempts_used += 1
         if pending.attempts_used <= pending.task.step.options.retries:
             with self._lock:
-                self._dispatch(pending)
+                self._backlog.appendleft(pending)
             return
         self._fail(pending, error)
 
     def _fail(self, pending: _Pending, error: str) -> None:
         now = time.time()
-        started = now - (time.monotonic() - pending.started)
+        started = now - (time.monotonic() - pending.started) if pending.started else now
         attempts = max(pending.attempts_used, 1)
-        self._resolve(
-            pending,
+        pending.future.set_result(
             TaskResult(
                 pending.task.step_run_id,
                 StepStatus.FAILED,
@@ -385,24 +484,23 @@ class RayExecutor:
                 now,
                 attempts,
                 error=error,
-            ),
+            )
         )
 
     def _fail_all(self, error: str) -> None:
         """Fail every task in flight or waiting, so the run ends instead of hanging."""
         with self._lock:
-            lost = [*self._pending.values(), *self._backlog]
+            lost = [p for b in self._pending.values() for p in b.items]
+            lost += self._backlog
             self._pending.clear()
             self._backlog.clear()
         for pending in lost:
             if not pending.future.done():
                 self._fail(pending, error)
 
-    def _resolve(self, pending: _Pending, result: TaskResult) -> None:
+    def _refill(self) -> None:
         with self._lock:
-            while self._backlog and len(self._pending) < self._limit:
-                self._dispatch(self._backlog.popleft())
-        pending.future.set_result(result)
+            self._fill()
 
     def shutdown(self) -> None:
         self._stopping.set()

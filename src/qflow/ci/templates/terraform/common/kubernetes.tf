@@ -21,6 +21,13 @@ resource "random_password" "server_token" {
   special = false
 }
 
+# Ray's token authentication: Ray 2.60 `ray start` enables it only when RAY_AUTH_MODE=token is
+# set or a token exists, so every Ray pod gets both (and drivers need the same token).
+resource "random_password" "ray_token" {
+  length  = 64
+  special = false
+}
+
 resource "kubernetes_secret" "qflow" {
   metadata {
     name      = "qflow"
@@ -30,6 +37,7 @@ resource "kubernetes_secret" "qflow" {
     QFLOW_STORE        = local.database_url
     QFLOW_ARTIFACTS    = local.artifacts_url
     QFLOW_SERVER_TOKEN = random_password.server_token.result
+    RAY_AUTH_TOKEN     = random_password.ray_token.result
   }
 }
 
@@ -47,7 +55,7 @@ resource "helm_release" "ray_cluster" {
   chart      = "ray-cluster"
   version    = var.kuberay_version
   namespace  = kubernetes_namespace.qflow.metadata[0].name
-  depends_on = [helm_release.kuberay_operator]
+  depends_on = [helm_release.kuberay_operator, kubernetes_secret.qflow]
 
   values = [yamlencode({
     # The team image (image.tf): Ray's pods run the project's steps with `qflow run-step`.
@@ -59,6 +67,8 @@ resource "helm_release" "ray_cluster" {
       serviceAccountName = kubernetes_service_account.qflow.metadata[0].name
       containerEnv = [
         { name = "QFLOW_ARTIFACTS", value = local.artifacts_url },
+        { name = "RAY_AUTH_MODE", value = "token" },
+        { name = "RAY_AUTH_TOKEN", valueFrom = { secretKeyRef = { name = "qflow", key = "RAY_AUTH_TOKEN" } } },
       ]
     }
     worker = {
@@ -68,6 +78,8 @@ resource "helm_release" "ray_cluster" {
       serviceAccountName = kubernetes_service_account.qflow.metadata[0].name
       containerEnv = [
         { name = "QFLOW_ARTIFACTS", value = local.artifacts_url },
+        { name = "RAY_AUTH_MODE", value = "token" },
+        { name = "RAY_AUTH_TOKEN", valueFrom = { secretKeyRef = { name = "qflow", key = "RAY_AUTH_TOKEN" } } },
       ]
     }
   })]

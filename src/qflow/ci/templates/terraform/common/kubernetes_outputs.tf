@@ -24,3 +24,9 @@ output "ray_address" {
   description = "Ray client address of the KubeRay head service, for `qflow run --executor ray`."
   value       = "ray://ray-kuberay-head-svc.${kubernetes_namespace.qflow.metadata[0].name}.svc.cluster.local:10001"
 }
+
+output "ray_auth_token" {
+  description = "RAY_AUTH_TOKEN for drivers (with RAY_AUTH_MODE=token): the Ray cluster's token."
+  value       = random_password.ray_token.result
+  sensitive   = true
+}
