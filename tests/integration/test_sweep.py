@@ -151,7 +151,7 @@ def test_pruned_trials_are_recorded_and_stopped(sweep_project: Path) -> None:
     assert all("sweep.pruned" not in client.run(r.run_id).tags for r in complete)
 
 
-def test_parallel_trials_in_own_processes(sweep_project: Path) -> None:
+def test_parallel_trials_in_pooled_processes(sweep_project: Path) -> None:
     from qflow.sweep.driver import start_sweep
 
     seen: list[int] = []
@@ -173,7 +173,7 @@ def test_parallel_trials_in_own_processes(sweep_project: Path) -> None:
     ]
     pids = {client.run(r.run_id).pid for r in outcome.results}
     assert os.getpid() not in pids
-    assert len(pids) == 6
+    assert len(pids) <= 3  # a pool of 3 persistent trial processes ran the 6 trials
 
 
 def test_parallel_pruning_stops_the_trial_process(sweep_project: Path) -> None:

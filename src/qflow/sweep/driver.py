@@ -9,7 +9,9 @@ once: ``trials`` is the study's total, shared by every process working on it.
 Each trial is one normal run of the workflow with the trial's values as config overrides, on
 whatever executor is configured, tagged ``sweep.id`` and ``sweep.trial`` and recorded with
 the sweep id. With ``parallel`` = 1 trials run one after the other in this process; with more,
-each trial runs in a process of its own (``python -m qflow.sweep.trial``). Steps that do not
+each trial runs in a process of its own, taken from a pool of persistent trial processes
+(``qflow.sweep.pool``) started with the sweep, so no trial pays for an interpreter's start and
+imports. Steps that do not
 depend on the swept keys come from QFlow's cache: to make sure they run only once, a new
 sweep's first trial runs alone before the others start.
 
@@ -26,7 +28,6 @@ import contextlib
 import json
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from qflow.errors import ConfigError, QFlowError, RunKilledError, did_you_mean
+from qflow.sweep.pool import PoolWorker, TrialPool, wait_any
 from qflow.sweep.repair import (
     Repair,
     Verdict,
@@ -326,8 +328,13 @@ class _Context:
 class _Child:
     job: TrialJob
     params: dict[str, Any]
-    process: subprocess.Popen[bytes]
+    worker: PoolWorker
     result: Path
+    done: bool = False
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.worker.process
 
 
 def _drive(
@@ -363,6 +370,10 @@ def _drive(
     parallel = start.parallel
     children: dict[int, _Child] = {}
     warm_up = parallel > 1 and not _states(study, "COMPLETE")
+    pool = TrialPool(project.root, ctx.folder / "workers.log")
+    if parallel > 1:
+        ctx.folder.mkdir(parents=True, exist_ok=True)
+        pool.prestart(parallel)
     try:
         with interrupts_end_the_run():
             while True:
@@ -373,10 +384,11 @@ def _drive(
                         if _record(ctx, outcome, _inline(ctx, trial)).state == "interrupted":
                             raise KeyboardInterrupt
                     else:
-                        children[trial.number] = _spawn(ctx, trial)
+                        children[trial.number] = _spawn(ctx, trial, pool)
                 if not children:
                     break
                 child = _wait_any(children)
+                pool.release(child.worker)
                 result = _record(ctx, outcome, _collect(ctx, child))
                 warm_up = warm_up and result.state != "complete"
     except KeyboardInterrupt:
@@ -384,6 +396,8 @@ def _drive(
     except BaseException:
         _abandon(ctx, children.values())
         raise
+    finally:
+        pool.close()
     outcome.best = _best(study)
     return outcome
 
@@ -414,31 +428,34 @@ def _inline(ctx: _Context, trial: optuna.trial.Trial) -> TrialResult:
     return result
 
 
-def _spawn(ctx: _Context, trial: optuna.trial.Trial) -> _Child:
+def _spawn(ctx: _Context, trial: optuna.trial.Trial, pool: TrialPool) -> _Child:
+    """Start the trial in a pool worker (output in ``trial-N.log``, outcome in its result)."""
     job = ctx.job(trial)
     ctx.folder.mkdir(parents=True, exist_ok=True)
     spec_file = ctx.folder / f"trial-{job.number}.json"
     result = ctx.folder / f"trial-{job.number}.result.json"
     result.unlink(missing_ok=True)
+    (ctx.folder / f"trial-{job.number}.log").write_bytes(b"")
     spec_file.write_text(json.dumps({**asdict(job), "result": str(result)}), encoding="utf-8")
-    with (ctx.folder / f"trial-{job.number}.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "qflow.sweep.trial", str(spec_file)],
-            cwd=ctx.project.root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            process_group=0,  # the terminal's Ctrl-C goes to the driver, which stops trials
-        )
-    return _Child(job, dict(trial.params), process, result)
+    worker = pool.acquire()
+    try:
+        worker.start(spec_file)
+    except OSError:  # it died while idle: a fresh one takes the trial
+        pool.release(worker)
+        worker = pool.acquire()
+        worker.start(spec_file)
+    return _Child(job, dict(trial.params), worker, result)
 
 
 def _wait_any(children: dict[int, _Child]) -> _Child:
+    """The first child whose trial ended (or whose worker died)."""
     while True:
         for number, child in children.items():
-            if child.process.poll() is not None:
+            if child.done:
                 return children.pop(number)
-        time.sleep(0.05)
+        by_worker = {id(child.worker): child for child in children.values()}
+        for worker in wait_any([child.worker for child in children.values()], timeout=1.0):
+            by_worker[id(worker)].done = True
 
 
 def _collect(ctx: _Context, child: _Child) -> TrialResult:
@@ -450,6 +467,9 @@ def _collect(ctx: _Context, child: _Child) -> TrialResult:
             return settled
         log = ctx.folder / f"trial-{child.job.number}.log"
         lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        if not lines:  # it died before the trial's output went to the trial's log
+            log = ctx.folder / "workers.log"
+            lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         raise QFlowError(
             f"Trial {child.job.number} of sweep {ctx.study.study_name}: its process exited with "
             f"code {child.process.returncode} ({lines[-1] if lines else 'no output'}).\n"

@@ -1,0 +1,201 @@
+"""A pool of persistent trial processes for ``qflow sweep --parallel N``.
+
+Starting a Python interpreter and importing QFlow, Optuna and the project for every trial
+cost seconds of CPU per trial. A pool worker (``python -m qflow.sweep.pool FD``) pays that
+once: it reads the path of a trial spec per line on stdin, runs the trial exactly as
+``python -m qflow.sweep.trial`` does (its own main thread, so signals and timeouts work as in
+``qflow run``; output to the trial's log; the outcome to the spec's result file), and then
+writes ``done`` to the pipe ``FD``. EOF on that pipe means the worker died.
+
+Stopping is unchanged: the driver SIGTERMs the worker running a trial, whose run then ends
+``killed``; a worker whose trial was interrupted exits instead of taking another one. Workers
+have a process group of their own (the terminal's Ctrl-C reaches only the driver) and end
+with the driver, even when it is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+DONE = b"done\n"
+
+
+@dataclass
+class PoolWorker:
+    """One persistent trial process and the driver's ends of its pipes."""
+
+    process: subprocess.Popen[bytes]
+    commands: IO[bytes]
+    replies: int
+    """The driver's read end of the worker's reply pipe (a file descriptor)."""
+    buffer: bytes = b""
+
+    def start(self, spec_file: Path) -> None:
+        self.commands.write(f"{spec_file}\n".encode())
+        self.commands.flush()
+
+    def finished(self) -> bool:
+        """Read what the worker replied; True once its trial ended (or it died)."""
+        try:
+            data = os.read(self.replies, 4096)
+        except BlockingIOError:
+            return False
+        if not data:  # EOF: the worker is gone
+            self.process.wait()
+            return True
+        self.buffer += data
+        if DONE in self.buffer:
+            self.buffer = self.buffer.split(DONE, 1)[1]
+            return True
+        return False
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.commands.close()
+        with contextlib.suppress(OSError):
+            os.close(self.replies)
+
+
+@dataclass
+class TrialPool:
+    """Idle workers, started ahead so a trial never waits for an interpreter to start."""
+
+    cwd: Path
+    log: Path
+    idle: list[PoolWorker] = field(default_factory=list)
+    busy: list[PoolWorker] = field(default_factory=list)
+
+    def prestart(self, count: int) -> None:
+        while len(self.idle) + len(self.busy) < count:
+            self.idle.append(self._spawn())
+
+    def acquire(self) -> PoolWorker:
+        while self.idle:
+            worker = self.idle.pop()
+            if worker.alive:
+                self.busy.append(worker)
+                return worker
+            worker.close()
+        worker = self._spawn()
+        self.busy.append(worker)
+        return worker
+
+    def release(self, worker: PoolWorker) -> None:
+        """Back to idle if it is still alive, else forgotten."""
+        self.busy.remove(worker)
+        if worker.alive:
+            self.idle.append(worker)
+        else:
+            worker.close()
+
+    def close(self) -> None:
+        """End the idle workers (EOF on their stdin) and wait for them."""
+        for worker in self.idle:
+            worker.close()
+        for worker in self.idle:
+            try:
+                worker.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+        self.idle.clear()
+
+    def _spawn(self) -> PoolWorker:
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "qflow.sweep.pool", str(write)],
+                cwd=self.cwd,
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write,),
+                process_group=0,  # the terminal's Ctrl-C goes to the driver, which stops trials
+            )
+        os.close(write)
+        if process.stdin is None:  # pragma: no cover - stdin=PIPE always gives one
+            raise OSError("the trial worker has no stdin")
+        return PoolWorker(process, process.stdin, read)
+
+
+def wait_any(workers: Iterable[PoolWorker], timeout: float | None = None) -> list[PoolWorker]:
+    """The workers whose trial ended, waiting until at least one did (or ``timeout``)."""
+    workers = list(workers)
+    ready, _, _ = select.select([w.replies for w in workers], [], [], timeout)
+    return [w for w in workers if w.replies in ready and w.finished()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of a pool worker: ``python -m qflow.sweep.pool REPLY_FD``."""
+    from qflow.runtime.lifeline import end_with_parent
+    from qflow.sweep import trial as trials
+
+    end_with_parent(os.getppid(), orderly=True)  # a killed sweep leaves no worker behind
+    args = list(sys.argv[1:] if argv is None else argv)
+    replies = int(args[0])
+    _preload()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        outcome = _one_trial(Path(line.strip()), trials)
+        os.write(replies, DONE)
+        if outcome == "interrupted":  # stopped by the driver: it is ending the sweep
+            break
+    return 0
+
+
+def _preload() -> None:
+    """Import what every trial needs, once, before the first trial arrives."""
+    import optuna  # noqa: F401
+
+    import qflow.runtime.launch
+    import qflow.sweep.pruning  # noqa: F401
+
+
+def _one_trial(spec_path: Path, trials: Any) -> str:
+    """Run one trial with its output in its own log; returns the outcome's status."""
+    from qflow.runtime.heartbeat import interrupts_end_the_run
+
+    spec: dict[str, Any] = json.loads(spec_path.read_text(encoding="utf-8"))
+    result_path = Path(spec.pop("result"))
+    job = trials.TrialJob(**spec)
+    log = spec_path.with_suffix(".log")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log.open("ab") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    try:
+        try:  # the driver stops a trial with SIGTERM: from here on it is a KeyboardInterrupt
+            with interrupts_end_the_run():
+                outcome = trials._run_in_own_process(job)
+        except KeyboardInterrupt:
+            outcome = trials.TrialRun("interrupted", None, trials._INTERRUPTED)
+        trials._write(result_path, outcome)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+    return str(outcome.status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
