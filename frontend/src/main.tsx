@@ -9,6 +9,7 @@ import { ComparePage } from "./pages/Compare";
 import { ModelPage, ModelsPage, PredictPage } from "./pages/Models";
 import { LineagePage } from "./pages/Lineage";
 import { LaunchList, LaunchPage } from "./pages/Launch";
+import { SweepPage, SweepsPage } from "./pages/Sweeps";
 
 function Route() {
   const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
@@ -19,6 +20,7 @@ function Route() {
   if (page === "predict") return <PredictPage modelRef={parts.slice(1).join("/")} />;
   if (page === "lineage") return <LineagePage runId={arg} />;
   if (page === "launch") return arg ? <LaunchPage workflow={arg} /> : <LaunchList />;
+  if (page === "sweeps") return arg ? <SweepPage sweepId={arg} /> : <SweepsPage />;
   return <p>Unknown page.</p>;
 }
 

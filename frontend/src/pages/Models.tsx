@@ -1,7 +1,7 @@
 // The model registry: models, a model's versions (linked to their runs), signature as a
 // table, alias history, and the predict form.
 import { useEffect, useState } from "preact/hooks";
-import { type Any, api, request, when } from "../api";
+import { type Any, api, post, request, when } from "../api";
 import { Fail, Muted, RunLink } from "../ui";
 
 export function ModelsPage() {
@@ -47,75 +47,146 @@ export function ModelsPage() {
 
 function Signature({ signature }: { signature: Any }) {
   if (!signature) return <Muted>(no signature)</Muted>;
-  const part = (title: string, cols: Any) => {
-    const list: Any[] = Array.isArray(cols) ? cols : cols && typeof cols === "object" ? Object.entries(cols).map(([name, type]) => ({ name, type })) : [];
-    return (
-      <div>
-        <h3>{title}</h3>
-        {list.length ? (
-          <table class="signature">
-            <thead>
-              <tr>
-                <th>column</th>
-                <th>type</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((c, i) => (
-                <tr key={i}>
-                  <td>{c.name ?? ""}</td>
-                  <td>{typeof c.type === "string" ? c.type : JSON.stringify(c.type ?? c.dtype ?? c)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        ) : (
-          <pre>{JSON.stringify(cols, null, 2)}</pre>
-        )}
-      </div>
-    );
-  };
+  const columns: Any[] | undefined = signature.columns;
+  if (!Array.isArray(columns)) return <pre id="signature">{JSON.stringify(signature, null, 2)}</pre>;
   return (
-    <div id="signature" class="grid">
-      {part("inputs", signature.inputs)}
-      {part("outputs", signature.outputs)}
+    <div id="signature">
+      <p class="muted">input: {signature.kind}</p>
+      <table class="signature">
+        <thead>
+          <tr>
+            <th>column</th>
+            <th>type</th>
+            <th>dtype</th>
+            <th>nullable</th>
+          </tr>
+        </thead>
+        <tbody>
+          {columns.map((c, i) => (
+            <tr key={i}>
+              <td>{c.name ?? ""}</td>
+              <td>{c.type ?? ""}</td>
+              <td>{c.dtype ?? ""}</td>
+              <td>{c.nullable ? "yes" : "no"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </div>
   );
+}
+
+function Editable({ value, id, onSave }: { value: string; id: string; onSave: (v: string) => Promise<void> }) {
+  const [editing, setEditing] = useState(false);
+  const [text, setText] = useState(value);
+  if (!editing)
+    return (
+      <span>
+        {value || <span class="muted">(none)</span>}{" "}
+        <button class="link" id={"edit-" + id} onClick={() => setEditing(true)}>
+          edit
+        </button>
+      </span>
+    );
+  return (
+    <span>
+      <input id={"input-" + id} value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} />{" "}
+      <button
+        class="primary"
+        id={"save-" + id}
+        onClick={async () => {
+          await onSave(text);
+          setEditing(false);
+        }}
+      >
+        Save
+      </button>
+    </span>
+  );
+}
+
+function tagText(tags: Record<string, string> | undefined): string {
+  return Object.entries(tags || {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+}
+
+function parseTags(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(",")) {
+    const [k, ...v] = part.split("=");
+    if (k.trim()) out[k.trim()] = v.join("=").trim();
+  }
+  return out;
 }
 
 export function ModelPage({ name }: { name: string }) {
   const [m, setM] = useState<Any>(null);
   const [error, setError] = useState<unknown>(null);
+  const [alias, setAlias] = useState("");
+  const [aliasVersion, setAliasVersion] = useState("");
+  const [reload, setReload] = useState(0);
   useEffect(() => {
     api("/api/models/" + encodeURIComponent(name)).then(setM).catch(setError);
-  }, []);
-  if (error) return <Fail error={error} />;
+  }, [reload]);
+  if (error && !m) return <Fail error={error} />;
   if (!m) return <Muted>Loading…</Muted>;
+  const base = "/api/models/" + encodeURIComponent(m.name);
+  const act = async (fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+      setError(null);
+      setReload((n) => n + 1);
+    } catch (e) {
+      setError(e);
+    }
+  };
   return (
     <div>
       <h1>Model {m.name}</h1>
-      {m.description && <p>{m.description}</p>}
+      {error !== null && <Fail error={error} />}
+      <p id="model-description">
+        <Editable value={m.description || ""} id="model-description" onSave={(text) => act(() => post(base + "/description", { text }))} />
+      </p>
+      <p>
+        tags:{" "}
+        <Editable value={tagText(m.tags)} id="model-tags" onSave={(text) => act(() => post(base + "/tags", { tags: parseTags(text) }))} />
+      </p>
       <h2>Versions</h2>
       <table id="versions">
         <thead>
           <tr>
-            {["version", "aliases", "run", "step.output", "type", "pickled", "description", "created", ""].map((h) => (
+            {["version", "aliases", "run", "step.output", "type", "pickled", "description", "tags", "created", ""].map((h) => (
               <th key={h}>{h}</th>
             ))}
           </tr>
         </thead>
         <tbody>
           {m.versions.map((v: Any) => (
-            <tr key={v.version}>
+            <tr key={v.version} data-version={v.version}>
               <td>{v.version}</td>
-              <td>{v.aliases.join(", ")}</td>
+              <td>
+                {v.aliases.map((a: string) => (
+                  <span key={a} class="alias">
+                    {a}{" "}
+                    <button class="link" title={`remove alias ${a}`} data-remove-alias={a} onClick={() => act(() => post(`${base}/aliases/${encodeURIComponent(a)}`, { version: null }))}>
+                      ×
+                    </button>
+                  </span>
+                ))}
+              </td>
               <td>
                 <RunLink id={v.run_id} />
               </td>
               <td>{`${v.step}.${v.output}`}</td>
               <td>{v.type_name}</td>
               <td>{v.pickled ? "yes" : "no"}</td>
-              <td>{v.description || ""}</td>
+              <td>
+                <Editable value={v.description || ""} id={`version-${v.version}-description`} onSave={(text) => act(() => post(base + "/description", { text, version: v.version }))} />
+              </td>
+              <td>
+                <Editable value={tagText(v.tags)} id={`version-${v.version}-tags`} onSave={(text) => act(() => post(base + "/tags", { tags: parseTags(text), version: v.version }))} />
+              </td>
               <td>{when(v.created_at)}</td>
               <td>
                 <a href={`/predict/${encodeURIComponent(m.name + "/" + v.version)}`}>predict</a>
@@ -124,10 +195,28 @@ export function ModelPage({ name }: { name: string }) {
           ))}
         </tbody>
       </table>
+      <div class="toolbar">
+        set alias <input id="alias-name" class="short" placeholder="production" value={alias} onInput={(e) => setAlias((e.target as HTMLInputElement).value)} /> to version{" "}
+        <select id="alias-version" value={aliasVersion} onChange={(e) => setAliasVersion((e.target as HTMLSelectElement).value)}>
+          <option value="">…</option>
+          {m.versions.map((v: Any) => (
+            <option key={v.version} value={v.version}>
+              {v.version}
+            </option>
+          ))}
+        </select>
+        <button
+          id="set-alias"
+          disabled={!alias.trim() || !aliasVersion}
+          onClick={() => act(() => post(`${base}/aliases/${encodeURIComponent(alias.trim())}`, { version: Number(aliasVersion) }))}
+        >
+          Set
+        </button>
+      </div>
       <h2>Signature (latest)</h2>
       <Signature signature={m.versions[0]?.signature} />
       <h2>Alias history</h2>
-      <table>
+      <table id="alias-history">
         <tbody>
           {m.alias_history.map((c: Any, i: number) => (
             <tr key={i}>
@@ -148,6 +237,21 @@ export function PredictPage({ modelRef }: { modelRef: string }) {
   const [result, setResult] = useState<Any>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [version, setVersion] = useState<Any>(null);
+  useEffect(() => {
+    const match = /^([^@/]+)(?:\/(\d+)|@(.+))?$/.exec(modelRef);
+    if (!match) return;
+    api("/api/models/" + encodeURIComponent(match[1]))
+      .then((m) => {
+        const v = match[2]
+          ? m.versions.find((x: Any) => x.version === Number(match[2]))
+          : match[3]
+            ? m.versions.find((x: Any) => x.aliases.includes(match[3]))
+            : m.versions[0];
+        setVersion(v ?? null);
+      })
+      .catch(() => {});
+  }, []);
   const go = async () => {
     if (!file) return;
     setBusy(true);
@@ -170,6 +274,12 @@ export function PredictPage({ modelRef }: { modelRef: string }) {
     <div>
       <h1>Predict with {modelRef}</h1>
       <Muted>Upload a CSV with the model's input columns; it is parsed as CSV only.</Muted>
+      {version?.pickled && (
+        <div class="warning" id="pickle-warning">
+          This model is stored as a pickle: loading it runs code from its file. Predict only with
+          models from runs you trust.
+        </div>
+      )}
       <div class="toolbar">
         <input type="file" id="csv" accept=".csv,text/csv" onChange={(e) => setFile((e.target as HTMLInputElement).files?.[0] ?? null)} />
         <button class="primary" id="predict" onClick={go}>

@@ -242,6 +242,7 @@ export function RunPage({ runId }: { runId: string }) {
 
   useEffect(() => {
     let stop = false;
+    import("../chart"); // fetch the chart code while the run and its histories load
     (async () => {
       let current: Any;
       try {

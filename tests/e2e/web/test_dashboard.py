@@ -48,8 +48,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
-    """``qflow ui`` over a project with two runs and a model; yields (login URL, run ids)."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str], Path]]:
+    """``qflow ui`` over a project with two runs and a model; yields (login URL, run ids,
+    project folder)."""
     import httpx
 
     import qflow as qf
@@ -84,7 +85,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list
         except httpx.TransportError:
             time.sleep(0.1)
     try:
-        yield match.group(1), [first.id, second.id]
+        yield match.group(1), [first.id, second.id], root
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -293,3 +294,67 @@ def test_lineage_and_model_pages(page: object, server: tuple[str, list[str]], tm
     p.wait_for_selector("text=Alias history")
     assert first in p.inner_text("#versions")
     p.screenshot(path=str(tmp_path / "model.png"), full_page=True)
+
+
+def test_registry_editing_and_pickle_warning(
+    page: object, server: tuple[str, list[str], Path], tmp_path: Path
+):
+    p = page  # type: ignore[assignment]
+    base = server[0].split("/runs")[0]
+    p.goto(f"{base}/models/clf")
+    p.wait_for_selector("#versions")
+    p.click("#edit-model-description")
+    p.fill("#input-model-description", "churn <b>classifier</b>")
+    p.click("#save-model-description")
+    expect(p.locator("#model-description")).to_contain_text("churn <b>classifier</b>")
+    p.click("#edit-version-1-tags")
+    p.fill("#input-version-1-tags", "checked=yes")
+    p.click("#save-version-1-tags")
+    expect(p.locator("tr[data-version='1']")).to_contain_text("checked=yes")
+    p.fill("#alias-name", "staging")
+    p.select_option("#alias-version", "1")
+    p.click("#set-alias")
+    expect(p.locator("tr[data-version='1'] .alias")).to_contain_text("staging")
+    expect(p.locator("#alias-history")).to_contain_text("staging")
+    p.click("[data-remove-alias='staging']")
+    expect(p.locator("[data-remove-alias='staging']")).to_have_count(0)
+    expect(p.locator("#alias-history")).to_contain_text("1 → removed")
+    assert p.locator("#signature table").count() >= 1
+    p.screenshot(path=str(tmp_path / "model-edited.png"), full_page=True)
+    p.click("tr[data-version='1'] a[href^='/predict/']")
+    p.wait_for_selector("#pickle-warning")  # a scikit-learn model is stored as a pickle
+
+
+def test_sweep_pages(page: object, server: tuple[str, list[str], Path], tmp_path: Path):
+    from qflow.sweep.driver import start_sweep
+
+    p = page  # type: ignore[assignment]
+    base = server[0].split("/runs")[0]
+    root = server[2]
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("QFLOW_STORE", "QFLOW_ARTIFACTS", "QFLOW_TRACKING_URI"):
+            mp.delenv(name, raising=False)
+        mp.syspath_prepend(str(root))
+        mp.chdir(root)
+        outcome = start_sweep(
+            "train",
+            params={"C": "float(0.01, 10)"},
+            objective="accuracy",
+            direction="maximize",
+            trials=3,
+            sampler="random",
+            pruner="none",
+            seed=1,
+            project_dir=root,
+        )
+        sys.modules.pop("webwf", None)
+    p.goto(f"{base}/sweeps")
+    p.click(f"a[href='/sweeps/{outcome.sweep_id}']")
+    p.wait_for_selector("#trials tbody tr")
+    assert p.locator("#trials tbody tr").count() == 3
+    assert "trial" in p.inner_text("#best")
+    p.wait_for_selector("[data-metric='history'] canvas")
+    p.screenshot(path=str(tmp_path / "sweep.png"), full_page=True)
+    p.goto(f"{base}/runs?filter=sweep_id%20%3D%20'{outcome.sweep_id}'")
+    expect(p.locator("#runs tbody tr")).to_have_count(3)
+    assert "config.C" in p.inner_text("#runs thead")

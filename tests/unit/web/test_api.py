@@ -315,3 +315,22 @@ def test_openapi_schema_lists_the_api(client: TestClient):
         "/api/launch",
         "/api/store/create_run",
     } <= set(paths)
+
+
+def test_registry_edits_aliases_descriptions_and_tags(client: TestClient):
+    moved = client.post("/api/models/clf/aliases/staging", json={"version": 1})
+    assert moved.status_code == 200 and moved.json()["version"] == 1
+    assert client.get("/api/models/clf").json()["aliases"]["staging"] == 1
+    client.post("/api/models/clf/description", json={"text": "churn classifier"})
+    client.post("/api/models/clf/description", json={"text": "first cut", "version": 1})
+    client.post("/api/models/clf/tags", json={"tags": {"owner": "ds"}})
+    client.post("/api/models/clf/tags", json={"tags": {"checked": "yes"}, "version": 1})
+    model = client.get("/api/models/clf").json()
+    assert model["description"] == "churn classifier" and model["tags"]["owner"] == "ds"
+    assert model["versions"][0]["description"] == "first cut"
+    assert model["versions"][0]["tags"] == {"checked": "yes"}
+    removed = client.post("/api/models/clf/aliases/staging", json={"version": None}).json()
+    assert removed["version"] is None and removed["previous_version"] == 1
+    assert "staging" not in client.get("/api/models/clf").json()["aliases"]
+    missing = client.post("/api/models/clf/aliases/x", json={"version": 99})
+    assert missing.status_code == 404

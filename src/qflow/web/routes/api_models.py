@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
 
 from qflow.web.context import Context, context
 from qflow.web.schemas import ERRORS
@@ -48,6 +49,61 @@ def get_version(
 ) -> dict[str, Any]:
     """One version in full: run, step, output, signature, environment, pickle flag."""
     return _version(ctx.registry.get(f"{name}/{version}"))
+
+
+class AliasMove(BaseModel):
+    """Point the alias at ``version``, or remove it (``null``)."""
+
+    version: int | None = Field(default=None, ge=1, le=2**31)
+
+
+class Description(BaseModel):
+    """A description of the model, or of one ``version``."""
+
+    text: str = Field(max_length=20_000)
+    version: int | None = Field(default=None, ge=1, le=2**31)
+
+
+class Tags(BaseModel):
+    """Tags of the model, or of one ``version``."""
+
+    tags: dict[
+        Annotated[str, Field(min_length=1, max_length=250)], Annotated[str, Field(max_length=5000)]
+    ] = Field(max_length=50)
+    version: int | None = Field(default=None, ge=1, le=2**31)
+
+
+def _ref(name: str, version: int | None) -> str:
+    return name if version is None else f"{name}/{version}"
+
+
+@router.post("/{name}/aliases/{alias}")
+def move_alias(
+    ctx: Ctx,
+    name: Name,
+    alias: Annotated[str, PathParam(min_length=1, max_length=200)],
+    move: AliasMove,
+) -> dict[str, Any]:
+    """Set or (``version: null``) remove an alias; the change is kept in the alias history."""
+    if move.version is None:
+        change = ctx.registry.delete_alias(name, alias)
+    else:
+        change = ctx.registry.set_alias(name, alias, move.version)
+    return dataclasses.asdict(change)
+
+
+@router.post("/{name}/description")
+def describe(ctx: Ctx, name: Name, body: Description) -> dict[str, str]:
+    """Set the description of the model or of a version."""
+    ctx.registry.describe(_ref(name, body.version), body.text)
+    return {"ref": _ref(name, body.version), "description": body.text}
+
+
+@router.post("/{name}/tags")
+def tag(ctx: Ctx, name: Name, body: Tags) -> dict[str, Any]:
+    """Set tags on the model or on a version."""
+    ctx.registry.set_tags(_ref(name, body.version), dict(body.tags))
+    return {"ref": _ref(name, body.version), "tags": body.tags}
 
 
 @router.post("/{ref:path}/predict", response_class=Response)

@@ -566,3 +566,35 @@ def data_lineage(
 
     result = lin.forward(ctx.metadata, data=data, root=ctx.settings.project_dir, disk=False)
     return {**result, "mermaid": lin.to_mermaid(result)}
+
+
+def _project_dir(ctx: Context) -> Any:
+    if ctx.settings.project_dir is None:
+        from qflow.errors import NotFoundError
+
+        raise NotFoundError(
+            "Sweeps are read from the project's Optuna storage, and this server has no "
+            "project. Hint: start it with qflow ui inside the project."
+        )
+    return ctx.settings.project_dir
+
+
+@router.get("/sweeps")
+def list_sweeps(ctx: Ctx) -> list[dict[str, Any]]:
+    """Every sweep of the project, newest first: id, workflow, objective, trials, best value."""
+    from qflow.sweep.report import list_sweeps as sweeps
+
+    return sweeps(_project_dir(ctx))
+
+
+@router.get("/sweeps/{sweep_id}")
+def get_sweep(
+    ctx: Ctx, sweep_id: Annotated[str, PathParam(min_length=1, max_length=200)]
+) -> dict[str, Any]:
+    """A sweep: its trials (number, state, value, params, run), the best trial, the search
+    space and fANOVA parameter importances."""
+    from qflow.sweep.report import sweep_report
+
+    report = sweep_report(sweep_id, _project_dir(ctx), plots=False)
+    report.pop("plots", None)
+    return report
