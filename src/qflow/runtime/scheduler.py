@@ -59,12 +59,20 @@ class _MapState:
     running: int = 0
     failures: dict[int, str] = field(default_factory=dict)
     """Errors of failed items by index; after the first, no new item starts."""
+    stored: int = 0
+    """Items before this index all have outputs (an output, once set, stays): ``done`` scans
+    on from here, so checking it after every completion is not quadratic in the items."""
 
     @property
     def done(self) -> bool:
         if self.running:
             return False
-        return bool(self.failures) or all(o is not None for o in self.outputs)
+        if self.failures:
+            return True
+        outputs = self.outputs
+        while self.stored < len(outputs) and outputs[self.stored] is not None:
+            self.stored += 1
+        return self.stored == len(outputs)
 
 
 @dataclass(frozen=True)
