@@ -11,6 +11,7 @@ import pytest
 
 import qflow as qf
 from qflow.store import MetadataStore
+from qflow.store.metadata.records import StepOutcome, StepStatus
 from tests.fixtures import workflows as wf
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ def _log_into(url: str, artifacts: str, run_id: str, index: int) -> int:
         store.log_params(run_id, {"shared": "same", f"run{index}": batch // BATCHES})
         store.set_tags(run_id, {f"t{index}": str(batch), "last": "any"})
     ref = ArtifactStore(artifacts).put_bytes(index.to_bytes(2, "big") * 50_000)
-    store.finish_step_run(step, status="succeeded", outputs={"return": ref})
+    store.finish_step_run(step, StepOutcome(StepStatus.SUCCEEDED, outputs={"return": ref}))
     store.dispose()
     return step
 

@@ -64,9 +64,11 @@ def test_disk_full_then_resume(
     assert failed.step("small").status == "succeeded"
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
-    from qflow.runtime.launch import launch
+    from qflow.runtime.launch import LaunchRequest, launch
 
-    resumed = qf.Client(project).run(launch(None, project_dir=project, resume_from=failed.id))
+    resumed = qf.Client(project).run(
+        launch(LaunchRequest(None, project_dir=project, resume_from=failed.id))
+    )
     assert resumed.resumed_from == failed.id
     assert resumed.step("small").status == "cached"
     assert len(resumed.step("huge").load()) == 6 * 1024 * 1024
@@ -93,9 +95,11 @@ def test_disk_full_with_the_database_on_it(
     assert [p for p in leftovers if p.is_file()] == []
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
-    from qflow.runtime.launch import launch
+    from qflow.runtime.launch import LaunchRequest, launch
 
-    resumed = qf.Client(project).run(launch(None, project_dir=project, resume_from=failed.id))
+    resumed = qf.Client(project).run(
+        launch(LaunchRequest(None, project_dir=project, resume_from=failed.id))
+    )
     assert resumed.status == "succeeded"
     assert resumed.step("small").status == "cached"
     assert len(resumed.step("huge").load()) == 5 * 1024 * 1024
@@ -168,9 +172,11 @@ def test_the_database_disk_full_mid_run(small_disk: Path, monkeypatch: pytest.Mo
     assert failed.step("first").load() == list(range(10))
     assert run_cli(["doctor", "--project", str(project)]) == 0
 
-    from qflow.runtime.launch import launch
+    from qflow.runtime.launch import LaunchRequest, launch
 
-    resumed = qf.Client(project).run(launch(None, project_dir=project, resume_from=failed.id))
+    resumed = qf.Client(project).run(
+        launch(LaunchRequest(None, project_dir=project, resume_from=failed.id))
+    )
     assert resumed.status == "succeeded"
     assert resumed.step("first").status == "cached"
     assert resumed.step("fill").load() == 10

@@ -42,23 +42,25 @@ def run(
     Returns the finished run. A failed step raises ``StepFailedError`` (with ``.run_id``);
     everything logged before the failure stays in the store.
     """
-    from qflow.runtime.launch import launch
+    from qflow.runtime.launch import LaunchRequest, launch
 
-    run_id = launch(
+    request = LaunchRequest(
         workflow,
         config,
         overrides=overrides,
         project_dir=project_dir,
         executor=executor,
         workers=workers,
+        executor_options=executor_options,
         use_cache=use_cache,
         rerun=rerun,
-        plugins=plugins,
+        plugins=list(plugins),
         tags=tags,
         command="",
-        executor_options=executor_options,
+        sweep_id=sweep_id,
         from_run=from_run,
         from_steps=from_steps,
         to_steps=to_steps,
     )
+    run_id = launch(request)
     return Client(project_dir).run(run_id)

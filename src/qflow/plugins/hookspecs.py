@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from qflow.graph.model import Graph, Node
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
+    from qflow.store.metadata.records import StepOutcome
     from qflow.store.serializers import Serializer
 
 
@@ -98,16 +99,23 @@ class StepSpecs:
         duration: float,
         error: str | None,
         outputs: Mapping[str, ArtifactRef],
+        outcome: StepOutcome,
     ) -> None:
         """Called when a step has finished (succeeded, failed, cached or skipped).
+
+        ``outcome`` is the whole record the store was given (status, outputs, inputs, cache
+        source and reason, error, traceback, times, attempts). The other arguments are parts
+        of it, kept so that implementations written before ``outcome`` existed still work: an
+        implementation names only the arguments it wants.
 
         Args:
             run_id: the run's id.
             node: the graph node of the step call.
-            status: the step run's final status.
+            status: the step run's final status (a ``StepStatus``, which is a ``str``).
             duration: seconds the step took (0 for cached and skipped steps).
             error: the error message when the step failed.
             outputs: the step's outputs by name (load one with ``artifacts.get(ref)``).
+            outcome: the step run's ``StepOutcome``, as recorded in the metadata store.
         """
 
     @hookspec

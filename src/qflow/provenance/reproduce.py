@@ -322,16 +322,18 @@ def _child(spec_path: str) -> int:
         run_id = result.run_id
     else:
         from qflow.errors import StepFailedError
-        from qflow.runtime.launch import launch
+        from qflow.runtime.launch import LaunchRequest, launch
 
         try:
             run_id = launch(
-                spec["workflow"],
-                spec["config"],
-                project_dir=Path.cwd(),
-                use_cache=False,
-                tags=tags,
-                command=f"qflow reproduce {spec['original']}",
+                LaunchRequest(
+                    spec["workflow"],
+                    spec["config"],
+                    project_dir=Path.cwd(),
+                    use_cache=False,
+                    tags=tags,
+                    command=f"qflow reproduce {spec['original']}",
+                )
             )
         except StepFailedError as exc:
             sys.stderr.write(f"{exc}\n")

@@ -34,6 +34,7 @@ from qflow.errors import QFlowError, WorkflowNotFoundError
 from qflow.runtime import reads
 from qflow.runtime.capture import StreamCopy
 from qflow.runtime.context import MetricRow, RunSinks, StepRecorder, current_recorder
+from qflow.store.metadata.records import RunStatus, StepOutcome, StepStatus
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
@@ -276,7 +277,7 @@ def exec_script(
     out, err = StreamCopy(sys.stdout), StreamCopy(sys.stderr)
     token = current_recorder.set(recorder)
     recorder.open()
-    status, code = "failed", 1
+    status, code = RunStatus.FAILED, 1
     error: str | None = "interrupted"
     trace: str | None = None
     try:
@@ -287,7 +288,7 @@ def exec_script(
             contextlib.redirect_stderr(err),
         ):
             code, error, trace = _run_script(path, args)
-        status = "succeeded" if code == 0 else "failed"
+        status = RunStatus.SUCCEEDED if code == 0 else RunStatus.FAILED
         warnings = children.merge(capture)
     finally:
         current_recorder.reset(token)
@@ -300,12 +301,14 @@ def exec_script(
         read, kept = _keep_read(accesses, project.root, artifacts, keep_max())
         metadata.finish_step_run(
             step_run_id,
-            status=status,
-            outputs=outputs,
-            error=error,
-            traceback=trace,
-            stdout=out.copy.getvalue(),
-            stderr=err.copy.getvalue(),
+            StepOutcome(
+                StepStatus(status),
+                outputs=outputs,
+                error=error,
+                traceback=trace,
+                stdout=out.copy.getvalue(),
+                stderr=err.copy.getvalue(),
+            ),
         )
         metadata.record_data_files(step_run_id, [a.to_record() for a in accesses])
         for name, ref in kept.items():

@@ -27,6 +27,7 @@ from qflow.errors import (
 from qflow.registry.reference import ModelRef, check_model_name, parse_ref
 from qflow.registry.signature import Signature, infer
 from qflow.registry.store import ModelRegistryStore
+from qflow.store.metadata.records import REUSABLE, RunStatus
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
         StepRun,
     )
 
-_USABLE = ("succeeded", "cached")
+_USABLE = REUSABLE
 # Training inputs that say "these are the features", best first; else the first table/array.
 _FEATURE_NAMES = ("X", "X_train", "x", "x_train", "features", "inputs", "train", "data", "frame")
 _TABULAR = ("pandas.DataFrame", "numpy.ndarray", "pyarrow.Table", "numpy.memmap")
@@ -124,7 +125,7 @@ class QFlowRegistry:
 
     def find_output(self, run: Run, spec: str) -> tuple[StepRun, str]:
         """The step run and output name ``STEP[.OUTPUT]`` means in ``run``."""
-        if run.status not in ("succeeded",):
+        if run.status != RunStatus.SUCCEEDED:
             raise InvalidValueError(
                 f"Run {run.id} is {run.status}; only a succeeded run's outputs can be registered."
                 f"\nHint: qflow show {run.id} tells what happened."

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,27 +29,45 @@ if TYPE_CHECKING:
     from qflow.store.metadata.records import StepRun
 
 
-def launch(
-    workflow: Workflow[..., Any] | str | None,
-    config: Mapping[str, Any] | None = None,
-    *,
-    overrides: Sequence[str] = (),
-    project_dir: str | Path | None = None,
-    executor: str = "local",
-    workers: int | None = None,
-    use_cache: bool = True,
-    rerun: Collection[str] = (),
-    plugins: Iterable[object] = (),
-    tags: Mapping[str, str] | None = None,
-    command: str | None = None,
-    sweep_id: str | None = None,
-    resume_from: str | None = None,
-    executor_options: Mapping[str, Any] | None = None,
-    from_run: str | None = None,
-    from_steps: Sequence[str] = (),
-    to_steps: Sequence[str] = (),
-) -> str:
-    """Run ``workflow`` and return the run id; raise ``StepFailedError`` if a step failed.
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Everything a run is started with: what to run, with which config, where and how.
+
+    ``qflow run``, ``qflow run -m`` (one request per combination), ``qflow resume``,
+    ``qf.run`` and sweep trials each build one and hand it to ``launch``; a multirun or a
+    sweep derives its runs' requests from one with ``dataclasses.replace``.
+    """
+
+    workflow: Workflow[..., Any] | str | None
+    """The workflow, its name, ``module:function`` or ``file.py:function``; None to resume."""
+    config: Mapping[str, Any] | None = None
+    """The resolved config; None: the project's config with ``overrides``."""
+    overrides: Sequence[str] = ()
+    project_dir: str | Path | None = None
+    executor: str = "local"
+    """``local``, ``parallel`` or ``ray``; ``local`` lets the config's ``executor`` decide."""
+    workers: int | None = None
+    executor_options: Mapping[str, Any] | None = None
+    """Options for the executor (``{"address": ...}`` for ray), over the config's."""
+    use_cache: bool = True
+    rerun: Collection[str] = ()
+    """Steps (``fit``) or step calls (``3_fit``) to run again whatever the cache holds."""
+    plugins: Sequence[object] = ()
+    """Plugins for this run only (progress display, a sweep's pruner), beside the trackers."""
+    tags: Mapping[str, str] | None = None
+    command: str | None = None
+    """What the run records as its command; None: this process's command line."""
+    sweep_id: str | None = None
+    resume_from: str | None = None
+    """A failed, crashed or killed run to resume: its workflow and config are used again."""
+    from_run: str | None = None
+    from_steps: Sequence[str] = ()
+    to_steps: Sequence[str] = ()
+
+
+def launch(request: LaunchRequest) -> str:
+    """Run ``request.workflow`` and return the run id; raise ``StepFailedError`` if a step
+    failed.
 
     Everything that can be wrong with the config or the workflow is found before the run is
     recorded, so a bad invocation leaves no half-made run behind. With ``resume_from`` (a run
@@ -61,6 +80,9 @@ def launch(
     value gives, are taken from run ``from_run`` (by default, for steps, the latest run of
     the workflow that has them) and recorded as cached from it.
     """
+    workflow, config, resume_from = request.workflow, request.config, request.resume_from
+    from_run, from_steps, to_steps = request.from_run, request.from_steps, request.to_steps
+    project_dir, rerun, workers = request.project_dir, request.rerun, request.workers
     from qflow.runtime import reads
 
     reads.install()  # before user modules import pyarrow: its readers get wrapped
@@ -76,14 +98,16 @@ def launch(
         raise QFlowError("launch() needs a workflow, or resume_from= a run to resume.")
     wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, project)
     resolved = (
-        dict(config) if config is not None else load_config(wf.name, overrides, project.conf_dir)
+        dict(config)
+        if config is not None
+        else load_config(wf.name, request.overrides, project.conf_dir)
     )
     part = prepare(
         wf, resolved, project.root, from_run=from_run, from_steps=from_steps, to_steps=to_steps
     )
     _check_rerun(rerun, part.whole)
     traced = part.traced
-    executor, options = _executor_options(executor, executor_options, resolved)
+    executor, options = _executor_options(request.executor, request.executor_options, resolved)
     runner = create_executor(executor, **{**options, **({"workers": workers} if workers else {})})
     if hasattr(runner, "bind_workflow"):
         from qflow.runtime.remote import WorkflowSpec
@@ -98,7 +122,7 @@ def launch(
         runner.bind_workflow(WorkflowSpec(_workflow_ref(wf), resolved, str(project.root)))
     from qflow.runtime.trackers import trackers_from_config
 
-    hooks = create_plugin_manager([*plugins, *trackers_from_config(resolved, project.root)])
+    hooks = create_plugin_manager([*request.plugins, *trackers_from_config(resolved, project.root)])
     from qflow.store import open_stores
 
     metadata, artifacts = open_stores(project.root)
@@ -110,7 +134,7 @@ def launch(
         artifacts,
         runner,
         hooks,
-        use_cache=use_cache,
+        use_cache=request.use_cache,
         rerun=rerun,
         reuse=reuse,
         project_root=str(project.root),
@@ -131,18 +155,18 @@ def launch(
                 workflow=wf.name,
                 config=resolved,
                 run_id=run_id,
-                command=command if command is not None else shlex.join(sys.argv),
+                command=request.command if request.command is not None else shlex.join(sys.argv),
                 meta={
                     **environment_meta(project, executor, metadata, artifacts),
                     "workflow_ref": _workflow_ref(wf),
                     **_partial_meta(part.source, from_steps, to_steps, part.inputs),
                     "step_keys": {n.name: part.keys[n.name] for n in traced.graph.nodes},
                 },
-                sweep_id=sweep_id,
+                sweep_id=request.sweep_id,
                 resumed_from=resume_from,
             )
-            if tags:
-                metadata.set_tags(run_id, dict(tags))
+            if request.tags:
+                metadata.set_tags(run_id, dict(request.tags))
             announced = True
             scheduler.notify(
                 "before_run",

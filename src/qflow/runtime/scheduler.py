@@ -27,7 +27,7 @@ from qflow.runtime import mapping, reads
 from qflow.runtime.cachekey import CacheDecision, StepIdentity
 from qflow.runtime.context import MetricRow, RunSinks
 from qflow.runtime.task import StepTask, TaskResult, forget_steps, handle_key, register_steps
-from qflow.store.metadata.records import RunStatus, StepStatus
+from qflow.store.metadata.records import RunStatus, StepOutcome, StepStatus
 
 if TYPE_CHECKING:
     import pluggy
@@ -394,24 +394,24 @@ class Scheduler:
     ) -> None:
         """Record a node that ended here, in the coordinator: skipped by its condition,
         failed before running (a bad input, a map over a non-list), or a whole map."""
-        self.metadata.finish_step_run(
-            self.step_run_ids[node.name],
-            status=status,
-            outputs=outputs,
-            error=error,
-            reason=reason,
-            attempts=0,
-        )
+        outcome = StepOutcome(status, outputs=outputs or {}, error=error, reason=reason, attempts=0)
+        self.metadata.finish_step_run(self.step_run_ids[node.name], outcome)
+        self._after_step(node, outcome)
+        self._ended(node.name, status, error)
+
+    def _after_step(self, node: Node, outcome: StepOutcome) -> None:
+        """Tell the plugins a node ended. The old keyword arguments stay for plugins written
+        before ``outcome`` existed; ``error`` is given only for a failed step."""
         self.notify(
             "after_step",
             run_id=self._run_id,
             node=node,
-            status=str(status),
-            duration=0.0,
-            error=error,
-            outputs=outputs or {},
+            status=outcome.status,
+            duration=outcome.duration,
+            error=outcome.failure,
+            outputs=outcome.outputs,
+            outcome=outcome,
         )
-        self._ended(node.name, status, error)
 
     def _record_hit(
         self,
@@ -425,10 +425,9 @@ class Scheduler:
         if hit is None:
             raise QFlowInternalError(f"{node.name}: recording a cache hit without a hit")
         now = time.time()
-        self.metadata.finish_step_run(
-            step_run_id,
-            status=StepStatus.CACHED,
-            outputs=hit.outputs,
+        outcome = StepOutcome(
+            StepStatus.CACHED,
+            outputs=dict(hit.outputs),
             inputs={**self._arg_inputs(arguments), **self._client_inputs(decision.data_files)},
             cached_from=hit.id,
             attempts=0,
@@ -439,6 +438,7 @@ class Scheduler:
             reason=f"cached from {hit.run_id}/{hit.name}",
             copy_records_from=hit.id,
         )
+        self.metadata.finish_step_run(step_run_id, outcome)
         if decision.data_files:
             self.metadata.record_data_files(step_run_id, decision.data_files)
         if item is not None:
@@ -446,26 +446,17 @@ class Scheduler:
             return
         for output, ref in hit.outputs.items():
             self.refs[handle_key(node.name, output)] = ref
-        self.notify(
-            "after_step",
-            run_id=self._run_id,
-            node=node,
-            status=str(StepStatus.CACHED),
-            duration=0.0,
-            error=None,
-            outputs=hit.outputs,
-        )
+        self._after_step(node, outcome)
 
     def _record_bound(self, node: Node, step_run_id: int, binding: Binding) -> None:
         """A call taken from an earlier run: recorded as cached from that run's step run
         (its outputs, inputs, metrics and files), so lineage leads to the earlier run."""
         earlier = binding.step_run
         now = time.time()
-        self.metadata.finish_step_run(
-            step_run_id,
-            status=StepStatus.CACHED,
+        outcome = StepOutcome(
+            StepStatus.CACHED,
             outputs=dict(binding.outputs),
-            inputs=dict(earlier.inputs) if binding.same_call else None,
+            inputs=dict(earlier.inputs) if binding.same_call else {},
             cached_from=earlier.id,
             attempts=0,
             started_at=now,
@@ -474,17 +465,10 @@ class Scheduler:
             reason=f"taken from run {earlier.run_id} ({earlier.name}, --from)",
             copy_records_from=earlier.id if binding.same_call else None,
         )
+        self.metadata.finish_step_run(step_run_id, outcome)
         for output, ref in binding.outputs.items():
             self.refs[handle_key(node.name, output)] = ref
-        self.notify(
-            "after_step",
-            run_id=self._run_id,
-            node=node,
-            status=str(StepStatus.CACHED),
-            duration=0.0,
-            error=None,
-            outputs=dict(binding.outputs),
-        )
+        self._after_step(node, outcome)
 
     # -- mapped steps --------------------------------------------------------------------
 
@@ -540,7 +524,7 @@ class Scheduler:
         except Exception as exc:
             error = _describe(exc)
             self.metadata.finish_step_run(
-                step_run_id, status=StepStatus.FAILED, error=error, attempts=0
+                step_run_id, StepOutcome(StepStatus.FAILED, error=error, attempts=0)
             )
             state.failures[index] = error
             return
@@ -556,9 +540,7 @@ class Scheduler:
             for index in state.pending:
                 self.metadata.finish_step_run(
                     self._item_runs[(node.name, index)],
-                    status=StepStatus.SKIPPED,
-                    attempts=0,
-                    reason="an earlier item failed",
+                    StepOutcome(StepStatus.SKIPPED, attempts=0, reason="an earlier item failed"),
                 )
             error = self._map_error(node, state.failures)
             self._finish_without_running(node, StepStatus.FAILED, error=error)
@@ -595,9 +577,8 @@ class Scheduler:
         arguments = call.arguments
         if work.item is not None:
             arguments = mapping.item_arguments(node, arguments, work.item)
-        self.metadata.finish_step_run(
-            result.step_run_id,
-            status=result.status,
+        outcome = StepOutcome(
+            StepStatus(result.status),
             outputs=outputs,
             inputs={**self._arg_inputs(arguments), **self._client_inputs(result.files)},
             error=result.error,
@@ -608,6 +589,7 @@ class Scheduler:
             started_at=result.started_at,
             ended_at=result.ended_at,
         )
+        self.metadata.finish_step_run(result.step_run_id, outcome)
         if result.files:
             self.metadata.record_data_files(
                 result.step_run_id, [f.to_record() for f in result.files]
@@ -625,15 +607,7 @@ class Scheduler:
             return
         for output, ref in outputs.items():
             self.refs[handle_key(work.node, output)] = ref
-        self.notify(
-            "after_step",
-            run_id=self._run_id,
-            node=node,
-            status=str(result.status),
-            duration=result.ended_at - result.started_at,
-            error=result.error,
-            outputs=outputs,
-        )
+        self._after_step(node, outcome)
         if failed and not catch:
             self._ended(work.node, StepStatus.FAILED, result.error)
         else:
@@ -644,22 +618,9 @@ class Scheduler:
         for target in sorted(self.graph.descendants(name), key=self._order.__getitem__):
             if self._waiting.pop(target, None) is None:
                 continue
-            self.metadata.finish_step_run(
-                self.step_run_ids[target],
-                status=StepStatus.SKIPPED,
-                attempts=0,
-                error=reason,
-                reason=reason,
-            )
-            self.notify(
-                "after_step",
-                run_id=self._run_id,
-                node=self.graph.by_name[target],
-                status=str(StepStatus.SKIPPED),
-                duration=0.0,
-                error=None,
-                outputs={},
-            )
+            outcome = StepOutcome(StepStatus.SKIPPED, attempts=0, error=reason, reason=reason)
+            self.metadata.finish_step_run(self.step_run_ids[target], outcome)
+            self._after_step(self.graph.by_name[target], outcome)
 
 
 def _describe(exc: Exception) -> str:

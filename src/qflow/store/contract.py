@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         RegisteredModel,
         Run,
         RunsPage,
+        StepOutcome,
         StepRun,
     )
 
@@ -114,26 +115,7 @@ class StepRunStore(Protocol):
         reason: str | None = None,
     ) -> None: ...
 
-    def finish_step_run(
-        self,
-        step_run_id: int,
-        *,
-        status: str,
-        outputs: dict[str, ArtifactRef] | None = None,
-        inputs: dict[str, ArtifactRef] | None = None,
-        error: str | None = None,
-        traceback: str | None = None,
-        stdout: str | None = None,
-        stderr: str | None = None,
-        attempts: int = 1,
-        cached_from: int | None = None,
-        cache_key: str | None = None,
-        started_at: float | None = None,
-        ended_at: float | None = None,
-        fingerprint: str | None = None,
-        reason: str | None = None,
-        copy_records_from: int | None = None,
-    ) -> None: ...
+    def finish_step_run(self, step_run_id: int, outcome: StepOutcome) -> None: ...
 
     def step_runs(self, run_id: str) -> list[StepRun]: ...
 

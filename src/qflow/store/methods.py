@@ -148,9 +148,6 @@ def _new_run_id(body: dict[str, Any]) -> None:
         body["run_id"] = new_run_id()
 
 
-_REFS = wire.optional(wire.keyed(wire.REF))
-
-
 class StoreMethods(abc.ABC):
     """The table: one ``Method`` per contract method. A subclass supplies ``invoke``."""
 
@@ -182,7 +179,7 @@ class StoreMethods(abc.ABC):
     )
     start_step_run = Method(StepRunStore.start_step_run, wire.NOTHING)
     finish_step_run = Method(
-        StepRunStore.finish_step_run, wire.NOTHING, args={"outputs": _REFS, "inputs": _REFS}
+        StepRunStore.finish_step_run, wire.NOTHING, args={"outcome": wire.OUTCOME}
     )
     step_runs = Method(StepRunStore.step_runs, wire.listed(wire.STEP))
     step_run_by_id = Method(StepRunStore.step_run_by_id, wire.optional(wire.STEP))

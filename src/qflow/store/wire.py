@@ -26,7 +26,9 @@ from qflow.store.metadata.records import (
     RegisteredModel,
     Run,
     RunsPage,
+    StepOutcome,
     StepRun,
+    StepStatus,
 )
 
 T = TypeVar("T")
@@ -97,6 +99,21 @@ def step_from(data: dict[str, Any]) -> StepRun:
     fields["inputs"] = {k: ref_from(v) for k, v in data["inputs"].items()}
     fields["outputs"] = {k: ref_from(v) for k, v in data["outputs"].items()}
     return StepRun(**fields)
+
+
+def outcome_to(outcome: StepOutcome) -> dict[str, Any]:
+    data = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome)}
+    data["inputs"] = {k: ref_to(v) for k, v in outcome.inputs.items()}
+    data["outputs"] = {k: ref_to(v) for k, v in outcome.outputs.items()}
+    return data
+
+
+def outcome_from(data: dict[str, Any]) -> StepOutcome:
+    fields = dict(data)
+    fields["status"] = StepStatus(data["status"])
+    fields["inputs"] = {k: ref_from(v) for k, v in data["inputs"].items()}
+    fields["outputs"] = {k: ref_from(v) for k, v in data["outputs"].items()}
+    return StepOutcome(**fields)
 
 
 def data_file_to(record: DataFileRecord) -> dict[str, Any]:
@@ -211,6 +228,7 @@ TEXT: Codec[str] = Codec(_same, str)
 INT: Codec[int] = Codec(_same, int)
 RUN: Codec[Run] = Codec(run_to, run_from)
 STEP: Codec[StepRun] = Codec(step_to, step_from)
+OUTCOME: Codec[StepOutcome] = Codec(outcome_to, outcome_from)
 METRIC: Codec[Metric] = Codec(metric_to, metric_from)
 METRIC_ROW: Codec[MetricRow] = Codec(metric_row_to, metric_row_from)
 LOGGED: Codec[LoggedArtifact] = Codec(logged_to, logged_from)

@@ -69,19 +69,18 @@ def run_trial(
     recorded ``killed``; the caller settles the trial from the run and stops.
     """
     from qflow.errors import QFlowError, RunKilledError, StepFailedError
-    from qflow.runtime.launch import launch
+    from qflow.runtime.launch import LaunchRequest, launch
     from qflow.sweep.pruning import PruningReporter
 
     reporter = PruningReporter(trial, job.objective, own_process=own_process)
     try:
         try:
-            chosen: dict[str, Any] = {"executor": job.executor} if job.executor else {}
-            run_id = launch(
+            request = LaunchRequest(
                 job.workflow,
                 overrides=job.overrides,
                 project_dir=job.project,
+                executor=job.executor or "local",
                 workers=job.workers,
-                **chosen,
                 plugins=[reporter, *plugins],
                 tags={"sweep.id": job.sweep_id, "sweep.trial": str(job.number), **job.tags},
                 sweep_id=job.sweep_id,
@@ -90,6 +89,7 @@ def run_trial(
                     f"  # trial {job.number}"
                 ),
             )
+            run_id = launch(request)
         except (KeyboardInterrupt, QFlowError) as exc:
             if reporter.pruned:
                 return TrialRun("pruned", reporter.run_id, pruned_at=reporter.pruned_at)

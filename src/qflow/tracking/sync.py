@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from qflow.errors import ConfigError
 from qflow.graph.model import Edge, Graph, Node
 from qflow.runtime.trackers import BUILTIN_TRACKER, tracker_specs, trackers_from_config
+from qflow.store.metadata.records import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from qflow.client.client import Client, RunView
@@ -214,7 +215,7 @@ def _replay(plugin: object, client: Client, run: RunView, report: SyncReport) ->
         for step in steps:
             r = step.record
             node = graph.by_name[r.name]
-            if r.status != "skipped":
+            if r.status != StepStatus.SKIPPED:
                 hook.before_step(run_id=record.id, node=node)
             _records(
                 hook, client, record.id, r.name, r.id, metrics, params, files, Path(tmp), report
@@ -224,14 +225,16 @@ def _replay(plugin: object, client: Client, run: RunView, report: SyncReport) ->
                 node=node,
                 status=r.status,
                 duration=r.duration or 0.0,
-                error=r.error if r.status == "failed" else None,
+                error=r.error if r.status == StepStatus.FAILED else None,
                 outputs=r.outputs,
+                outcome=r.outcome(),
             )
             report.steps += 1
         _records(hook, client, record.id, None, None, metrics, params, files, Path(tmp), report)
     if record.tags:
         hook.on_tags(run_id=record.id, tags=record.tags)
-    status = record.status if record.status in ("succeeded", "failed") else "failed"
+    ended = (RunStatus.SUCCEEDED, RunStatus.FAILED)
+    status = record.status if record.status in ended else RunStatus.FAILED
     hook.after_run(run_id=record.id, status=status, error=record.error)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import qflow as qf
+from qflow.store.metadata.records import StepOutcome, StepStatus
 from tests.integration.reliability.conftest import (
     TOKEN,
     assert_doctor_clean,
@@ -341,7 +342,7 @@ def test_a_call_killed_during_commit_is_retried_only_if_idempotent(postgres_url:
         assert count("step_runs") == 1
 
         thread = killed_once(*commit)
-        store.finish_step_run(step_run, status="succeeded")
+        store.finish_step_run(step_run, StepOutcome(StepStatus.SUCCEEDED))
         thread.join()
         assert [s.status for s in store.step_runs(run.id)] == ["succeeded"]
         assert store.get_run(run.id).tags == {"k": "v"}

@@ -76,8 +76,10 @@ def test_forged_inline_bytes_are_refused_and_a_genuine_run_loads_genuine_bytes(
         "finish_step_run",
         {
             "step_run_id": step,
-            "status": "succeeded",
-            "outputs": {"output": _ref(GENUINE_KEY, b"genuine", 99)},
+            "outcome": {
+                "status": "succeeded",
+                "outputs": {"output": _ref(GENUINE_KEY, b"genuine", 99)},
+            },
         },
     )
     assert response.status_code == 400

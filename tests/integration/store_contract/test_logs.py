@@ -12,6 +12,7 @@ import pytest
 from qflow.errors import InvalidValueError
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.contract import MetadataStore
+from qflow.store.metadata.records import StepOutcome, StepStatus
 
 pytestmark = pytest.mark.integration
 
@@ -111,5 +112,5 @@ def test_environments_sources_and_artifact_uses(store: MetadataStore, unique: st
         run.id, [{"name": "0_s", "step": "s", "position": 0, "params": {}}]
     )
     out = ArtifactRef(hashlib.sha256(b"out" + unique.encode()).hexdigest(), "json", 2, "d", False)
-    store.finish_step_run(step, status="succeeded", outputs={"o": out})
+    store.finish_step_run(step, StepOutcome(StepStatus.SUCCEEDED, outputs={"o": out}))
     assert store.artifact_uses(out.key) == [(run.id, "0_s", "out", "o")]

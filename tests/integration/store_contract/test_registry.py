@@ -9,6 +9,7 @@ import pytest
 from qflow.errors import ModelNotFoundError
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.contract import MetadataStore
+from qflow.store.metadata.records import StepOutcome, StepStatus
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,7 @@ def _trained(store: MetadataStore, unique: str) -> dict[str, object]:
         run.id, [{"name": "0_fit", "step": "fit", "position": 0, "params": {}}]
     )
     model = ArtifactRef(hashlib.sha256(unique.encode()).hexdigest(), "skops", 42, "Model", False)
-    store.finish_step_run(step, status="succeeded", outputs={"return": model})
+    store.finish_step_run(step, StepOutcome(StepStatus.SUCCEEDED, outputs={"return": model}))
     store.finish_run(run.id, "succeeded")
     return {
         "name": unique,

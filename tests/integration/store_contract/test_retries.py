@@ -18,7 +18,7 @@ from typing import BinaryIO, TypeVar
 import pytest
 
 from qflow.ids import new_run_id
-from qflow.store.metadata.records import DataFileRecord
+from qflow.store.metadata.records import DataFileRecord, StepOutcome, StepStatus
 from qflow.store.remote import RemoteMetadataStore
 from tests.integration.store_contract.conftest import TOKEN, Server, free_port, start_server
 
@@ -66,7 +66,9 @@ def test_every_kind_of_call_survives_a_server_restart(server: Server) -> None:
     rows = [(run_id, None, "loss", 1.0 / (i + 1), i, 100.0 + i) for i in range(500)]
     _during_an_outage(server, lambda: store.log_metrics(rows))
     _during_an_outage(server, lambda: store.log_params(run_id, {"C": 0.5}))
-    _during_an_outage(server, lambda: store.finish_step_run(ids[0], status="succeeded"))
+    _during_an_outage(
+        server, lambda: store.finish_step_run(ids[0], StepOutcome(StepStatus.SUCCEEDED))
+    )
     _during_an_outage(server, lambda: store.finish_run(run_id, "succeeded"))
     found = _during_an_outage(server, lambda: store.runs_matching("params.C = 0.5"))
     assert [r.id for r in found] == [run.id] == [run_id]
@@ -164,7 +166,7 @@ def test_writes_whose_answers_were_lost_are_recorded_once(server: Server) -> Non
         store.record_data_files(ids[0], [DataFileRecord("path", "/d.csv", sha, 4)])
         store.log_params(run.id, {"C": 1.0})
         store.set_tags(run.id, {"team": "a"})
-        store.finish_step_run(ids[0], status="succeeded", attempts=1)
+        store.finish_step_run(ids[0], StepOutcome(StepStatus.SUCCEEDED, attempts=1))
         [key] = store.save_sources(["def f(): pass"])
     finally:
         proxy.close()

@@ -9,7 +9,7 @@ import pytest
 from qflow.errors import ArtifactNotFoundError, InvalidValueError, StepNotFoundError
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.contract import MetadataStore
-from qflow.store.metadata.records import DataFileRecord
+from qflow.store.metadata.records import DataFileRecord, StepOutcome, StepStatus
 
 pytestmark = pytest.mark.integration
 
@@ -37,19 +37,25 @@ def test_step_runs_record_outcome_and_lineage(store: MetadataStore, unique: str)
     data = ref(unique + "data")
     small = inline(b"tiny output")
     store.start_step_run(load, cache_key=unique + "k1", fingerprint="fp", reason="first run")
-    store.finish_step_run(load, status="succeeded", outputs={"data": data, "small": small})
+    store.finish_step_run(
+        load, StepOutcome(StepStatus.SUCCEEDED, outputs={"data": data, "small": small})
+    )
     store.start_step_run(fit)
     store.finish_step_run(
         fit,
-        status="failed",
-        inputs={"X": data},
-        error="ValueError: bad",
-        traceback="Traceback…",
-        stdout="out",
-        stderr="err",
-        attempts=3,
+        StepOutcome(
+            StepStatus.FAILED,
+            inputs={"X": data},
+            error="ValueError: bad",
+            traceback="Traceback…",
+            stdout="out",
+            stderr="err",
+            attempts=3,
+        ),
     )
-    store.finish_step_run(fit, status="succeeded")  # a finished step run keeps its outcome
+    store.finish_step_run(
+        fit, StepOutcome(StepStatus.SUCCEEDED)
+    )  # a finished step run keeps its outcome
     steps = store.step_runs(run.id)
     assert [s.name for s in steps] == ["0_load", "1_fit"]
     assert steps[0].outputs == {"data": data, "small": small}
@@ -88,7 +94,7 @@ def test_cache_lookups_and_previous_step_runs(store: MetadataStore, unique: str)
         earlier.id, [{"name": "0_s", "step": "s", "position": 0, "params": {}}]
     )
     store.start_step_run(first, cache_key=key)
-    store.finish_step_run(first, status="succeeded", outputs={"o": out})
+    store.finish_step_run(first, StepOutcome(StepStatus.SUCCEEDED, outputs={"o": out}))
     store.finish_run(earlier.id, "succeeded")
     later = store.create_run(workflow=unique, config={})
     cached = store.find_cached(key)
@@ -105,7 +111,7 @@ def test_close_step_runs_ends_the_open_ones(store: MetadataStore, unique: str) -
         [{"name": f"{i}_s", "step": "s", "position": i, "params": {}} for i in range(3)],
     )
     store.start_step_run(done)
-    store.finish_step_run(done, status="succeeded")
+    store.finish_step_run(done, StepOutcome(StepStatus.SUCCEEDED))
     store.start_step_run(running)
     store.close_step_runs(run.id, "killed", "interrupted")
     statuses = {s.id: (s.status, s.error) for s in store.step_runs(run.id)}

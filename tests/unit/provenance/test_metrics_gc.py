@@ -10,6 +10,7 @@ from qflow.cli.app import run_cli
 from qflow.provenance import gc, metrics_across
 from qflow.provenance.script import exec_script
 from qflow.store import open_stores
+from qflow.store.metadata.records import StepOutcome, StepStatus
 
 
 def test_metric_across_runs_table_json_and_plot(
@@ -103,7 +104,7 @@ def test_gc_keeps_model_versions_when_the_registry_table_exists(project: Path) -
         pytest.skip("the model registry tables are not in this schema")
     run = metadata.create_run(workflow="w", config={})
     sr = metadata.create_step_run(run_id=run.id, name="0_fit", step="fit", position=0, params={})
-    metadata.finish_step_run(sr, status="succeeded", outputs={"return": ref})
+    metadata.finish_step_run(sr, StepOutcome(StepStatus.SUCCEEDED, outputs={"return": ref}))
     with metadata.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM step_io"))
         conn.execute(sa.text("INSERT INTO registered_models (name, created_at) VALUES ('m', 0)"))

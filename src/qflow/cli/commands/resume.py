@@ -25,16 +25,18 @@ def resume(
 ) -> None:
     """Start a new run linked to RUN_ID with its workflow and config; every step that had
     finished with the same inputs is reused, the rest runs."""
-    from qflow.runtime.launch import launch
+    from qflow.runtime.launch import LaunchRequest, launch
     from qflow.runtime.progress import default_progress
 
     new_id = launch(
-        None,
-        project_dir=project,
-        executor=executor,
-        workers=workers,
-        plugins=[default_progress()],
-        resume_from=run_id,
-        executor_options={"address": address} if address else None,
+        LaunchRequest(
+            None,
+            project_dir=project,
+            executor=executor,
+            workers=workers,
+            plugins=[default_progress()],
+            resume_from=run_id,
+            executor_options={"address": address} if address else None,
+        )
     )
     console.out.print(f"Run [bold]{new_id}[/] {console.status('succeeded')} (resumed {run_id})")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qflow.cli import console
 from qflow.cli.options import OverridesArgument, ProjectOption, parse_tags
+
+if TYPE_CHECKING:
+    from qflow.runtime.launch import LaunchRequest
 
 
 def run(
@@ -70,45 +73,36 @@ def run(
     Part of a workflow: `--from-steps evaluate` runs evaluate and what follows it, with the
     outputs it needs taken from the latest run that has them (or from `--from RUN`).
     A workflow fed by another one's outputs: `qflow run data_science --from RUN`."""
-    from qflow.runtime.launch import launch
+    from qflow.runtime.launch import LaunchRequest, launch
     from qflow.runtime.progress import default_progress
 
-    if multirun:
-        if from_run or from_steps or to_steps:
-            from qflow.errors import QFlowError
+    if multirun and (from_run or from_steps or to_steps):
+        from qflow.errors import QFlowError
 
-            raise QFlowError(
-                "--from, --from-steps and --to-steps run one partial run; they do not go with "
-                "--multirun.\nHint: run each combination with its own qflow run."
-            )
-        run_sweep(
-            workflow,
-            overrides or [],
-            project,
-            parse_tags(tag),
-            executor,
-            workers,
-            not no_cache,
-            rerun or [],
-            metric or [],
+        raise QFlowError(
+            "--from, --from-steps and --to-steps run one partial run; they do not go with "
+            "--multirun.\nHint: run each combination with its own qflow run."
         )
-        return
-
-    run_id = launch(
+    request = LaunchRequest(
         workflow,
         overrides=overrides or [],
         project_dir=project,
         executor=executor,
         workers=workers,
+        executor_options={"address": address} if address else None,
         use_cache=not no_cache,
         rerun=rerun or [],
         plugins=[default_progress()],
         tags=parse_tags(tag),
-        executor_options={"address": address} if address else None,
         from_run=from_run,
         from_steps=from_steps or [],
         to_steps=to_steps or [],
     )
+    if multirun:
+        run_sweep(request, metric or [])
+        return
+
+    run_id = launch(request)
     console.out.print(f"Run [bold]{run_id}[/] {console.status('succeeded')}")
     if from_run or from_steps or to_steps:
         _say_where_inputs_came_from(run_id, project)
@@ -131,22 +125,15 @@ def _say_where_inputs_came_from(run_id: str, project: Path | None) -> None:
         client.metadata.dispose()
 
 
-def run_sweep(
-    workflow: str,
-    overrides: list[str],
-    project: Path | None,
-    tags: dict[str, str],
-    executor: str,
-    workers: int | None,
-    use_cache: bool,
-    rerun: list[str],
-    metrics: list[str] | None = None,
-) -> None:
-    """``-m``: one run per combination of the swept values, all under one sweep id.
+def run_sweep(request: LaunchRequest, metrics: list[str] | None = None) -> None:
+    """``-m``: one run per combination of the swept values in ``request.overrides``, all
+    under one sweep id; each run's request is ``request`` with that combination.
 
     A failing combination does not stop the others; the exit code is 1 if any failed. The
     summary table has a column per metric in ``metrics`` (default: those the runs logged).
     """
+    from dataclasses import replace
+
     from rich.table import Table
 
     from qflow.config import expand_multirun, find_project
@@ -154,31 +141,26 @@ def run_sweep(
     from qflow.ids import new_run_id
     from qflow.runtime.launch import launch
     from qflow.runtime.progress import default_progress
+    from qflow.store.metadata.records import RunStatus
 
-    combinations = expand_multirun(overrides, find_project(project).conf_dir)
+    workflow = str(request.workflow)
+    project = None if request.project_dir is None else Path(request.project_dir)
+    combinations = expand_multirun(list(request.overrides), find_project(project).conf_dir)
     sweep_id = new_run_id()
     console.err.print(f"Sweep [bold]{sweep_id}[/]: {len(combinations)} runs of {workflow}")
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, RunStatus, str]] = []
     for index, combination in enumerate(combinations, 1):
         shown = " ".join(combination) or "(no overrides)"
         console.err.print(f"[bold]── run {index}/{len(combinations)}[/] {shown}")
         try:
-            run_id = launch(
-                workflow,
-                overrides=combination,
-                project_dir=project,
-                executor=executor,
-                workers=workers,
-                use_cache=use_cache,
-                rerun=rerun,
-                plugins=[default_progress()],
-                tags=tags,
-                sweep_id=sweep_id,
+            each = replace(
+                request, overrides=combination, sweep_id=sweep_id, plugins=[default_progress()]
             )
-            rows.append((shown, run_id, "succeeded", ""))
+            run_id = launch(each)
+            rows.append((shown, run_id, RunStatus.SUCCEEDED, ""))
         except QFlowError as exc:
             run_id = exc.run_id if isinstance(exc, StepFailedError) else "-"
-            rows.append((shown, run_id, "failed", str(exc).splitlines()[0]))
+            rows.append((shown, run_id, RunStatus.FAILED, str(exc).splitlines()[0]))
             console.err.print(f"[red]failed:[/] {str(exc).splitlines()[0]}")
     summaries = _metrics_summaries(project, [row[1] for row in rows])
     columns = list(metrics or []) or _metric_columns(summaries)
@@ -193,7 +175,7 @@ def run_sweep(
         cells = [f"{values[m]:.6g}" if m in values else "-" for m in columns]
         table.add_row(str(index), shown, run_id, console.status(status), *cells, error)
     console.out.print(table)
-    failed = sum(1 for row in rows if row[2] == "failed")
+    failed = sum(1 for row in rows if row[2] is RunStatus.FAILED)
     if failed:
         raise QFlowError(
             f"{failed} of {len(rows)} runs failed in sweep {sweep_id}.\n"

@@ -40,6 +40,12 @@ class StepStatus(StrEnum):
     KILLED = "killed"
 
 
+OPEN = (StepStatus.PENDING, StepStatus.RUNNING)
+"""Step-run statuses that may still change."""
+REUSABLE = (StepStatus.SUCCEEDED, StepStatus.CACHED)
+"""Step-run statuses whose outputs exist: a cache source, a resume's finished work."""
+
+
 @dataclass(frozen=True)
 class Run:
     """One execution of a workflow, with its run-level params, tags and latest metrics."""
@@ -111,6 +117,69 @@ class StepRun:
         if self.started_at is None or self.ended_at is None:
             return None
         return self.ended_at - self.started_at
+
+    def outcome(self) -> StepOutcome:
+        """How this step run ended, as ``finish_step_run`` was given it (a replay to a tracker
+        sees what the live run's ``after_step`` saw)."""
+        return StepOutcome(
+            StepStatus(self.status),
+            outputs=dict(self.outputs),
+            inputs=dict(self.inputs),
+            error=self.error,
+            traceback=self.traceback,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            attempts=self.attempts,
+            cached_from=self.cached_from,
+            cache_key=self.cache_key,
+            fingerprint=self.fingerprint,
+            reason=self.reason,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+        )
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """How one step run ended: what ``finish_step_run`` records and ``after_step`` reports.
+
+    A step that ran has its times, attempts and captured output; one served from the cache or
+    taken from an earlier run names that step run (``cached_from``, ``copy_records_from``);
+    one that never ran (skipped, failed before running, a finished map) has only its status
+    and ``error`` or ``reason``. Times left None are set by the store to now.
+    """
+
+    status: StepStatus
+    outputs: dict[str, ArtifactRef] = field(default_factory=dict)
+    inputs: dict[str, ArtifactRef] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    attempts: int = 1
+    cached_from: int | None = None
+    """The step run whose outputs were reused (a cache hit, or a call taken by ``--from``)."""
+    cache_key: str | None = None
+    fingerprint: str | None = None
+    reason: str | None = None
+    """Why the step ran, was cached or was skipped, as ``qflow show`` prints it."""
+    started_at: float | None = None
+    ended_at: float | None = None
+    copy_records_from: int | None = None
+    """A step run whose metrics, params and files this one takes over (a cache hit)."""
+
+    @property
+    def duration(self) -> float:
+        """Seconds the step ran: 0 when it did not run here."""
+        if self.started_at is None or self.ended_at is None:
+            return 0.0
+        return self.ended_at - self.started_at
+
+    @property
+    def failure(self) -> str | None:
+        """The error as hooks receive it: only a failed step has one (a skipped step's
+        ``error`` holds its skip reason)."""
+        return self.error if self.status == StepStatus.FAILED else None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,14 @@ from qflow.store.artifacts import ArtifactRef
 from qflow.store.metadata import schema as t
 from qflow.store.metadata import statements as st
 from qflow.store.metadata.database import Database, Retry, translated
-from qflow.store.metadata.records import DataFileRecord, StepRun
+from qflow.store.metadata.records import (
+    OPEN,
+    REUSABLE,
+    DataFileRecord,
+    StepOutcome,
+    StepRun,
+    StepStatus,
+)
 from qflow.store.metadata.rows import (
     artifact_row,
     dumps,
@@ -89,7 +96,7 @@ class StepQueries(Database):
                 "name": e["name"],
                 "step": e["step"],
                 "position": e["position"],
-                "status": "pending",
+                "status": StepStatus.PENDING,
                 "params": dumps(e["params"]),
                 "source_key": self._save_source(e["source"]) if e.get("source") else None,
             }
@@ -118,7 +125,7 @@ class StepQueries(Database):
     ) -> None:
         """Mark a step run as running, recording what is known only now: its cache key, code
         fingerprint and why it runs."""
-        changes: dict[str, object] = {"status": "running", "started_at": time.time()}
+        changes: dict[str, object] = {"status": StepStatus.RUNNING, "started_at": time.time()}
         for column, value in (
             ("cache_key", cache_key),
             ("fingerprint", fingerprint),
@@ -130,26 +137,7 @@ class StepQueries(Database):
             conn.execute(st.UPDATE_STEP_RUN, {"_id": step_run_id, **changes})
 
     @translated
-    def finish_step_run(
-        self,
-        step_run_id: int,
-        *,
-        status: str,
-        outputs: dict[str, ArtifactRef] | None = None,
-        inputs: dict[str, ArtifactRef] | None = None,
-        error: str | None = None,
-        traceback: str | None = None,
-        stdout: str | None = None,
-        stderr: str | None = None,
-        attempts: int = 1,
-        cached_from: int | None = None,
-        cache_key: str | None = None,
-        started_at: float | None = None,
-        ended_at: float | None = None,
-        fingerprint: str | None = None,
-        reason: str | None = None,
-        copy_records_from: int | None = None,
-    ) -> None:
+    def finish_step_run(self, step_run_id: int, outcome: StepOutcome) -> None:
         """Record the outcome and the step's lineage (artifacts read and written) atomically.
 
         Only an open (pending or running) step run is finished; a later call for a step run
@@ -159,29 +147,31 @@ class StepQueries(Database):
         served from the cache passes ``copy_records_from`` (its source step run) to take over
         the metrics, params and files that run logged, in the same transaction.
         """
-        io = [("in", n, r) for n, r in (inputs or {}).items()]
-        io += [("out", n, r) for n, r in (outputs or {}).items()]
+        io = [("in", n, r) for n, r in outcome.inputs.items()]
+        io += [("out", n, r) for n, r in outcome.outputs.items()]
         now = time.time()
+        ended_at = outcome.ended_at
         times: dict[str, object] = {"ended_at": ended_at if ended_at is not None else now}
         for column, value in (
-            ("started_at", started_at),
-            ("cache_key", cache_key),
-            ("fingerprint", fingerprint),
-            ("reason", reason),
+            ("started_at", outcome.started_at),
+            ("cache_key", outcome.cache_key),
+            ("fingerprint", outcome.fingerprint),
+            ("reason", outcome.reason),
         ):
             if value is not None:
                 times[column] = value
         changes = {
             "_id": step_run_id,
-            "status": status,
-            "error": error,
-            "traceback": traceback,
-            "stdout": stdout,
-            "stderr": stderr,
-            "attempts": attempts,
-            "cached_from": cached_from,
+            "status": str(outcome.status),
+            "error": outcome.error,
+            "traceback": outcome.traceback,
+            "stdout": outcome.stdout,
+            "stderr": outcome.stderr,
+            "attempts": outcome.attempts,
+            "cached_from": outcome.cached_from,
             **times,
         }
+        copy_records_from = outcome.copy_records_from
         with self.engine.begin() as conn:
             if conn.execute(st.FINISH_STEP_RUN, changes).rowcount == 0:
                 return  # already finished (or unknown): the first outcome stands
@@ -252,7 +242,7 @@ class StepQueries(Database):
                 t.step_runs.update()
                 .where(
                     t.step_runs.c.run_id == run_id,
-                    t.step_runs.c.status.in_(("pending", "running")),
+                    t.step_runs.c.status.in_(OPEN),
                 )
                 .values(status=status, error=error, ended_at=time.time())
             )
@@ -268,7 +258,7 @@ class StepQueries(Database):
                 t.runs.c.workflow == workflow,
                 t.step_runs.c.name == name,
                 t.step_runs.c.run_id < before_run,
-                t.step_runs.c.status.in_(("succeeded", "cached")),
+                t.step_runs.c.status.in_(REUSABLE),
             )
             .order_by(t.step_runs.c.id.desc())
             .limit(1)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qflow.errors import InvalidValueError, QFlowError
 from qflow.store.artifacts import ArtifactRef
+from qflow.store.metadata.records import StepOutcome
 from qflow.store.methods import Method, table
 from qflow.web.context import Context, context
 from qflow.web.schemas import ERRORS
@@ -78,11 +79,10 @@ class StartStepRun(_Body):
     reason: Text | None = None
 
 
-class FinishStepRun(_Body):
-    step_run_id: Int
+class Outcome(_Body):
     status: Name
-    outputs: dict[str, Ref] | None = None
-    inputs: dict[str, Ref] | None = None
+    outputs: dict[str, Ref] = Field(default_factory=dict)
+    inputs: dict[str, Ref] = Field(default_factory=dict)
     error: Text | None = None
     traceback: Text | None = None
     stdout: Text | None = None
@@ -90,11 +90,16 @@ class FinishStepRun(_Body):
     attempts: Int = 1
     cached_from: Int | None = None
     cache_key: Name | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
     fingerprint: Name | None = None
     reason: Text | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
     copy_records_from: Int | None = None
+
+
+class FinishStepRun(_Body):
+    step_run_id: Int
+    outcome: Outcome
 
 
 class MetricRow(_Body):
@@ -400,7 +405,11 @@ def _check_refs(ctx: Context, arguments: dict[str, Any]) -> None:
     """A ref to a blob this server's artifact store holds must have that blob's size (inline
     bytes were checked against key and size by ``wire.ref_from`` while decoding)."""
     for value in arguments.values():
-        refs = value.values() if isinstance(value, dict) else [value]
+        refs: list[Any]
+        if isinstance(value, StepOutcome):
+            refs = [*value.inputs.values(), *value.outputs.values()]
+        else:
+            refs = list(value.values()) if isinstance(value, dict) else [value]
         for ref in refs:
             if isinstance(ref, ArtifactRef) and ref.inline is None:
                 ctx.artifacts.check_blob_size(ref)
