@@ -166,6 +166,28 @@ def _preload() -> None:
     import qflow.sweep.pruning  # noqa: F401
 
 
+_STUDIES: dict[tuple[str, str, str], Any] = {}
+"""The studies this worker opened, by (store, sweep, pruner): opening Optuna's storage checks
+its schema, which costs more than a trivial trial, so a worker does it once per sweep."""
+
+
+def _trial(job: Any) -> Any:
+    import optuna
+
+    from qflow.sweep.pruning import create_pruner
+    from qflow.sweep.storage import open_storage
+
+    key = (job.store_url, job.sweep_id, job.pruner)
+    study = _STUDIES.get(key)
+    if study is None:
+        study = _STUDIES[key] = optuna.load_study(
+            study_name=job.sweep_id,
+            storage=open_storage(job.store_url),
+            pruner=create_pruner(job.pruner),
+        )
+    return optuna.trial.Trial(study, job.trial_id)
+
+
 def _one_trial(spec_path: Path, trials: Any) -> str:
     """Run one trial with its output in its own log; returns the outcome's status."""
     from qflow.runtime.heartbeat import interrupts_end_the_run
@@ -183,7 +205,7 @@ def _one_trial(spec_path: Path, trials: Any) -> str:
     try:
         try:  # the driver stops a trial with SIGTERM: from here on it is a KeyboardInterrupt
             with interrupts_end_the_run():
-                outcome = trials._run_in_own_process(job)
+                outcome = trials.run_trial(job, _trial(job), own_process=True)
         except KeyboardInterrupt:
             outcome = trials.TrialRun("interrupted", None, trials._INTERRUPTED)
         trials._write(result_path, outcome)
