@@ -137,7 +137,7 @@ function Preview({ run, artifact }: { run: Any; artifact: Any }) {
   else if (p.kind === "html")
     // A Plotly (or other HTML) figure runs in a sandboxed frame: scripts, but no access to
     // this origin's cookies, storage or API.
-    body = <iframe class="figure" sandbox="allow-scripts" src={raw + "?inline=1"} title={artifact.name} />;
+    body = <iframe class="figure" id="figure" sandbox="allow-scripts" src={`/api/runs/${run.id}/artifacts/${artifact.key}/figure`} title={artifact.name} />;
   else if (p.kind === "table")
     body = (
       <div>

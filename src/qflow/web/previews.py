@@ -82,7 +82,27 @@ def _parquet(data: bytes) -> dict[str, Any]:
         return _table([str(n) for n in file.schema_arrow.names], [], total)
     import pyarrow as pa
 
-    return _arrow_table(pa.Table.from_batches([first]), total)
+    table = pa.Table.from_batches([first])
+    if SERIES_COLUMN in table.column_names:  # a pandas Series: show its own name
+        meta = file.schema_arrow.metadata or {}
+        label = _series_name(meta.get(b"qflow.series_name"))
+        table = table.rename_columns(
+            [label if c == SERIES_COLUMN else c for c in table.column_names]
+        )
+    return _arrow_table(table, total)
+
+
+SERIES_COLUMN = "__qflow_series__"
+
+
+def _series_name(raw: bytes | None) -> str:
+    if not raw:
+        return "value"
+    try:
+        name = json.loads(raw)
+    except ValueError:
+        name = raw.decode("utf-8", "replace")
+    return "value" if name is None else str(name)
 
 
 def _csv(data: bytes) -> dict[str, Any]:
@@ -134,7 +154,8 @@ def _text(data: bytes, truncated: bool) -> dict[str, Any] | None:
 
 
 def preview(store: ArtifactStore, ref: ArtifactRef, name: str = "") -> dict[str, Any]:
-    """A JSON-able preview: ``kind`` is image, table, json, text or none (with a reason)."""
+    """A JSON-able preview: ``kind`` is image, table, json, text, html (a figure, see the
+    ``/figure`` route) or none (with a reason)."""
     base = {
         "key": ref.key,
         "name": name,
@@ -176,6 +197,8 @@ def _preview(store: ArtifactStore, ref: ArtifactRef, name: str) -> dict[str, Any
     if head.startswith(b"PAR1") and not truncated:
         return _parquet(head)
     lower = name.lower()
+    if lower.endswith((".html", ".htm")) and ref.serializer in ("bytes", "file"):
+        return {"kind": "html"}  # shown by /figure in a sandboxed frame
     if lower.endswith((".csv", ".tsv")):
         return _csv(head)
     if lower.endswith(".json") and not truncated:

@@ -194,13 +194,17 @@ class SecurityMiddleware:
                 return
             if message["type"] == "http.response.start":
                 started = True
+                headers = message.get("headers", [])
+                # DENY unless the route allows its own page in a frame of this origin (the
+                # dashboard's sandboxed figure frames: X-Frame-Options SAMEORIGIN).
+                framing = [v for k, v in headers if k.lower() == b"x-frame-options"]
                 extra = [
                     (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
+                    *([] if framing == [b"SAMEORIGIN"] else [(b"x-frame-options", b"DENY")]),
                     (b"referrer-policy", b"no-referrer"),
                     *self._cookie_headers(None, csrf),
                 ]
-                message["headers"] = [*message.get("headers", []), *extra]
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         try:

@@ -286,6 +286,10 @@ def test_lineage_and_model_pages(page: object, server: tuple[str, list[str]], tm
     assert "3_fit" in tree and "0_make" in tree and "1_features" in tree
     p.click("text=who used it")
     p.wait_for_selector("h1:has-text('Used by')")
+    p.goto(f"{base}/lineage/{first}?target=0_make.return&forward=true")
+    p.wait_for_selector("#lineage li")
+    used = p.inner_text("#lineage")
+    assert "1_features" in used and "3_fit" in used  # drawn forward, two levels deep
     p.goto(f"{base}/lineage/{first}")  # no target: the last step's output
     p.wait_for_selector("#lineage")
     assert "3_fit" in p.inner_text("#lineage")
@@ -358,3 +362,32 @@ def test_sweep_pages(page: object, server: tuple[str, list[str], Path], tmp_path
     p.goto(f"{base}/runs?filter=sweep_id%20%3D%20'{outcome.sweep_id}'")
     expect(p.locator("#runs tbody tr")).to_have_count(3)
     assert "config.C" in p.inner_text("#runs thead")
+
+
+def test_plotly_figure_in_a_sandboxed_frame(
+    page: object, server: tuple[str, list[str], Path], tmp_path: Path
+):
+    import plotly.graph_objects as go
+
+    from qflow.store.artifacts import ArtifactStore
+    from qflow.store.metadata.store import MetadataStore
+
+    p = page  # type: ignore[assignment]
+    base = server[0].split("/runs")[0]
+    root, first = server[2], server[1][0]
+    figure = go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2]))
+    ref = ArtifactStore(str(root / ".qflow" / "artifacts")).put(
+        figure.to_html(include_plotlyjs="cdn").encode()
+    )
+    metadata = MetadataStore(f"sqlite:///{root / '.qflow' / 'qflow.db'}")
+    try:
+        metadata.log_run_artifact(first, "figures/scatter.html", ref)
+    finally:
+        metadata.dispose()
+    p.goto(f"{base}/runs/{first}")
+    p.click("[data-artifact='figures/scatter.html']")
+    frame = p.frame_locator("#figure")
+    frame.locator(".main-svg").first.wait_for(timeout=30_000)  # drawn by the local plotly.js
+    assert p.get_attribute("#figure", "sandbox") == "allow-scripts"
+    assert not frame.locator(".modebar-btn[data-title^='Share']").first.is_visible()
+    p.screenshot(path=str(tmp_path / "figure.png"), full_page=True)

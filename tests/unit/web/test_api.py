@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -334,3 +335,52 @@ def test_registry_edits_aliases_descriptions_and_tags(client: TestClient):
     assert "staging" not in client.get("/api/models/clf").json()["aliases"]
     missing = client.post("/api/models/clf/aliases/x", json={"version": 99})
     assert missing.status_code == 404
+
+
+def test_figures_folders_and_series_previews(
+    client: TestClient, web_project: WebProject, tmp_path: Path
+):
+    import pandas as pd
+
+    from qflow.store.artifacts import ArtifactStore
+    from qflow.store.metadata.store import MetadataStore
+
+    run = web_project.runs[0]
+    artifacts = ArtifactStore(web_project.artifacts_url)
+    metadata = MetadataStore(web_project.store_url)
+    page = (
+        b'<html><head><script charset="utf-8" src="https://cdn.plot.ly/plotly-3.0.1.min.js">'
+        b'</script></head><body><div id="f"></div><script>Plotly.newPlot("f", [])</script>'
+        b"</body></html>"
+    )
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.txt").write_text("A")
+    refs = {
+        "figures/loss.html": artifacts.put(page),
+        "images": artifacts.put(folder),
+        "scores": artifacts.put(pd.Series([0.5, 0.75], name="score")),
+    }
+    try:
+        for name, ref in refs.items():
+            metadata.log_run_artifact(run, name, ref)
+    finally:
+        metadata.dispose()
+    base = f"/api/runs/{run}/artifacts"
+    figure = refs["figures/loss.html"].key
+    assert client.get(f"{base}/{figure}/preview").json()["kind"] == "html"
+    shown = client.get(f"{base}/{figure}/figure")
+    assert b"cdn.plot.ly" not in shown.content
+    assert b'src="/static/vendor/plotly.min.js"' in shown.content
+    assert shown.headers["content-security-policy"].startswith("sandbox allow-scripts;")
+    assert "allow-same-origin" not in shown.headers["content-security-policy"]
+    assert shown.headers["x-frame-options"] == "SAMEORIGIN"  # framed by the run page only
+    assert client.get(f"{base}/{figure}/raw").headers["x-frame-options"] == "DENY"
+    assert client.get("/runs").headers["x-frame-options"] == "DENY"
+    not_html = refs["images"].key
+    assert client.get(f"{base}/{not_html}/figure").status_code == 404
+    tar = client.get(f"{base}/{not_html}/raw")
+    assert tar.headers["content-disposition"] == 'attachment; filename="images.tar"'
+    assert tar.headers["content-type"] == "application/x-tar"
+    series = client.get(f"{base}/{refs['scores'].key}/preview").json()
+    assert series["columns"] == ["score"] and series["rows"] == [[0.5], [0.75]]

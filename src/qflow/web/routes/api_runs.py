@@ -4,9 +4,10 @@ lineage."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
@@ -460,10 +461,39 @@ def artifact_raw(ctx: Ctx, run_id: RunId, key: ArtifactKey) -> Response:
     data = read_bytes(ctx.artifacts, ref)
     media = image_type(data[:16])
     safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100] or "artifact"
+    if ref.serializer == "dir":  # a folder is stored as a tar of its files
+        media = None
+        safe_name = safe_name if safe_name.endswith(".tar") else safe_name + ".tar"
     headers = {"Content-Security-Policy": "sandbox; default-src 'none'"}
     if media is None:
         headers["Content-Disposition"] = f'attachment; filename="{safe_name}"'
-    return Response(data, media_type=media or "application/octet-stream", headers=headers)
+    kind = "application/x-tar" if ref.serializer == "dir" else "application/octet-stream"
+    return Response(data, media_type=media or kind, headers=headers)
+
+
+_NO_SHARE = b'<style>.modebar-btn[data-title^="Share"]{display:none !important}</style>\n'
+_PLOTLY_CDN = re.compile(rb'<script[^>]*\ssrc="https://cdn\.plot\.ly/[^"]*"[^>]*>\s*</script>')
+
+
+@router.get("/runs/{run_id}/artifacts/{key}/figure", response_class=Response)
+def artifact_figure(ctx: Ctx, run_id: RunId, key: ArtifactKey, request: Request) -> Response:
+    """An HTML figure (``qf.log_figure`` of a Plotly figure) to show in a sandboxed frame:
+    Plotly's CDN script is replaced by the server's copy; the page runs in an opaque origin
+    (no cookies, storage or API of this server) and may load nothing but that script."""
+    ref, name = run_artifact(ctx, run_id, key)
+    if not name.lower().endswith((".html", ".htm")) or ref.pickled:
+        raise ArtifactNotFoundError(f"{name[:100]!r} is not an HTML figure.")
+    local = b'<script src="/static/vendor/plotly.min.js"></script>'
+    # No "Share chart" (Plotly Cloud upload) button; the sandbox and CSP block it anyway.
+    data = _NO_SHARE + _PLOTLY_CDN.sub(local, read_bytes(ctx.artifacts, ref))
+    origin = f"{request.url.scheme}://{request.url.netloc}"
+    policy = (
+        "sandbox allow-scripts; default-src 'none'; "
+        f"script-src {origin}/static/vendor/plotly.min.js 'unsafe-inline' 'unsafe-eval'; "
+        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; frame-ancestors 'self'"
+    )
+    headers = {"Content-Security-Policy": policy, "X-Frame-Options": "SAMEORIGIN"}
+    return Response(data, media_type="text/html", headers=headers)
 
 
 @router.get("/runs/{run_id}/graph")
