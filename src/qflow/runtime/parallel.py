@@ -33,7 +33,7 @@ from qflow.runtime.capture import LinePrefixer
 from qflow.runtime.context import RunSinks
 from qflow.runtime.lifeline import end_with_parent
 from qflow.runtime.mapping import item_name
-from qflow.runtime.task import StepTask, TaskResult
+from qflow.runtime.task import StepTable, StepTask, TaskResult
 from qflow.runtime.worker import execute
 from qflow.store.metadata.records import StepStatus
 
@@ -75,10 +75,10 @@ def _signal_name(code: int | None) -> str:
 
 
 def _worker_main(
-    inbox: Queue[Any], outbox: Queue[Any], artifacts: ArtifactStore, parent: int
+    inbox: Queue[Any], outbox: Queue[Any], artifacts: ArtifactStore, parent: int, steps: StepTable
 ) -> None:
-    """Loop in a worker: take a task (its step travels by key, see register_steps), run it,
-    send metadata back."""
+    """Loop in a worker: take a task (its step travels by key in ``steps``, the run's step
+    table this worker was forked with), run it, send metadata back."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     end_with_parent(parent)
@@ -105,7 +105,8 @@ def _worker_main(
         message = inbox.get()
         if message is None:
             return
-        task_id, task = message
+        task_id, sent = message
+        task = steps.task(sent)
         label = task.node.name if task.item is None else item_name(task.node.name, task.item)
         out.label = err.label = label
         try:
@@ -137,6 +138,11 @@ class ParallelExecutor:
         self._lock = threading.Lock()
         self._pump: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._steps = StepTable()
+
+    def bind_steps(self, steps: StepTable) -> None:
+        """The run's steps, for the workers ``start`` forks: tasks reach them as keys."""
+        self._steps = steps
 
     def start(self, artifacts: ArtifactStore, sinks: RunSinks) -> None:
         self._artifacts, self._sinks = artifacts, sinks
@@ -150,7 +156,7 @@ class ParallelExecutor:
         inbox: Queue[Any] = self._context.Queue()
         process = self._context.Process(
             target=_worker_main,
-            args=(inbox, self._outbox, self._artifacts, os.getpid()),
+            args=(inbox, self._outbox, self._artifacts, os.getpid(), self._steps),
             daemon=True,
         )
         process.start()
@@ -185,7 +191,7 @@ class ParallelExecutor:
             if isinstance(timeout, int | float)
             else None
         )
-        slot.inbox.put((task_id, pending.task))
+        slot.inbox.put((task_id, self._steps.message(pending.task)))
 
     def _pump_loop(self) -> None:
         """Drain worker messages; watch for dead or overrunning workers."""

@@ -26,7 +26,7 @@ from qflow.plugins.notify import HookNotifier
 from qflow.runtime import mapping, reads
 from qflow.runtime.cachekey import CacheDecision, StepIdentity
 from qflow.runtime.context import MetricRow, RunSinks
-from qflow.runtime.task import StepTask, TaskResult, forget_steps, handle_key, register_steps
+from qflow.runtime.task import StepTable, StepTask, TaskResult, handle_key
 from qflow.store.metadata.records import RunStatus, StepOutcome, StepStatus
 
 if TYPE_CHECKING:
@@ -200,7 +200,9 @@ class Scheduler:
         self.step_run_ids = dict(zip((n.name for n in graph.nodes), ids, strict=True))
         self._waiting = {name: set(sources) for name, sources in graph.upstream.items()}
         self._release([name for name, sources in self._waiting.items() if not sources])
-        live = register_steps(call.step for call in self.traced.calls.values())
+        bind_steps = getattr(self.executor, "bind_steps", None)
+        if bind_steps is not None:  # its workers are other processes: they get the steps
+            bind_steps(StepTable(call.step for call in self.traced.calls.values()))
         self.executor.start(self.artifacts, self.sinks(run_id))
         try:
             while True:
@@ -210,7 +212,6 @@ class Scheduler:
                 wait(list(self._submitted), return_when=FIRST_COMPLETED)
         finally:
             self.executor.shutdown()
-            forget_steps(live)
             self.identity.save()
         if self._waiting or self._ready or self.maps:
             raise QFlowInternalError(

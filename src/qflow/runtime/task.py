@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,24 +25,6 @@ def handle_key(node: str, output: str) -> str:
     return f"{node}.{output}"
 
 
-_LIVE_STEPS: dict[int, Step[..., Any]] = {}
-
-
-def register_steps(steps: Iterable[Step[..., Any]]) -> list[int]:
-    """Make steps known to worker processes forked after this call, which then receive
-    tasks without pickling user code. Returns the keys, for ``forget_steps``."""
-    keys = []
-    for step in steps:
-        _LIVE_STEPS[id(step)] = step
-        keys.append(id(step))
-    return keys
-
-
-def forget_steps(keys: Iterable[int]) -> None:
-    for key in keys:
-        _LIVE_STEPS.pop(key, None)
-
-
 @dataclass
 class StepTask:
     """One step call to execute: its bound arguments (with handles) and where inputs are."""
@@ -57,19 +40,48 @@ class StepTask:
     project_root: str = ""
     """Where per-step environments are cached and the project's code is found."""
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["step"] = id(self.step)
-        return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        step = _LIVE_STEPS.get(state["step"])
+@dataclass(frozen=True)
+class TaskMessage:
+    """A ``StepTask`` on its way to a worker process: the step travels as its key in the
+    run's ``StepTable``, which the worker holds, so user code is never pickled."""
+
+    step_key: int
+    fields: dict[str, Any]
+
+
+class StepTable:
+    """The steps of one run, by key. The scheduler gives it to an executor that sends tasks
+    to worker processes (``bind_steps``); the executor hands it to each worker when it starts
+    it, and tasks then travel as ``TaskMessage``s resolved against it."""
+
+    def __init__(self, steps: Iterable[Step[..., Any]] = ()) -> None:
+        self._steps = {id(step): step for step in steps}
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def message(self, task: StepTask) -> TaskMessage:
+        """``task`` without its step, which the receiving worker finds in its table."""
+        key = id(task.step)
+        if self._steps.get(key) is not task.step:
+            raise QFlowInternalError(
+                f"Step of task {task.node.name} is not in the run's step table; the executor "
+                "must be given the run's steps (bind_steps) before its workers start."
+            )
+        fields = {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}
+        del fields["step"]
+        return TaskMessage(key, fields)
+
+    def task(self, message: TaskMessage) -> StepTask:
+        """The task a message describes, with its step from this table."""
+        step = self._steps.get(message.step_key)
         if step is None:
             raise QFlowInternalError(
-                f"Step of task {state['node'].name} is unknown in this worker process; workers "
-                "must be forked after register_steps()."
+                f"Step of task {message.fields['node'].name} is unknown in this worker "
+                "process: it was started with another run's step table."
             )
-        self.__dict__.update(state, step=step)
+        return StepTask(step=step, **message.fields)
 
 
 @dataclass
