@@ -1,18 +1,22 @@
 """Ray executor overhead: 1,000 mapped trivial items on a warm local Ray cluster against the
 parallel executor, and the step duration at which Ray starts to pay off.
 
-    .venv/bin/python benchmarks/ray_overhead.py [--repeat N] [--items N]
+    .venv/bin/python benchmarks/ray_overhead.py [--repeat N] [--items N] [--no-cpu-table]
 
 The script re-runs itself inside a loopback-only network namespace (``unshare -n -p -f
 --mount-proc``, root), starts a Ray head there (``ray start --head``, 2 CPUs), connects once
 (the warm cluster: ``qf.run`` reuses the connection) and stops everything when it ends. Ray
-never listens on an interface other machines can reach.
+never listens on an interface other machines can reach, and runs with token authentication
+(``RAY_AUTH_MODE=token``, a fresh ``RAY_AUTH_TOKEN``), as QFlow documents for every cluster.
+"Ray overhead per item" is (ray − local) / items: what running the items as (batched) Ray
+tasks adds to the driver's own per-item work, which every executor pays.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -88,6 +92,10 @@ def measure(args: argparse.Namespace) -> None:
         print(f"{'executor':10} {'median s':>9} {'min s':>7} {'ms/item':>8}")
         for executor, median, best in rows:
             print(f"{executor:10} {median:9.2f} {best:7.2f} {1000 * median / n:8.2f}")
+        extra = 1000 * (rows[2][1] - rows[0][1]) / n
+        print(f"ray overhead per item (ray - local): {extra:.2f} ms; load {os.getloadavg()}")
+        if not args.cpu_table:
+            return
         print("\nCPU-bound items (200 per run): wall seconds")
         print(f"{'item ms':>7} {'local':>7} {'parallel':>9} {'ray':>7}")
         for millis in (1, 5, 10, 20, 50):
@@ -109,10 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--no-cpu-table", dest="cpu_table", action="store_false")
     args = parser.parse_args()
     if os.environ.get(INSIDE) != "1":
-        env = {**os.environ, INSIDE: "1", "RAY_AUTH_MODE": "disabled",
-               "RAY_USAGE_STATS_ENABLED": "0"}  # fmt: skip
+        env = {**os.environ, INSIDE: "1", "RAY_AUTH_MODE": "token",
+               "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}  # fmt: skip
         script = 'ip link set lo up && exec "$0" "$@"'
         command = ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", script,
                    sys.executable, *sys.argv]  # fmt: skip
