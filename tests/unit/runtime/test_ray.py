@@ -77,3 +77,27 @@ def test_a_step_no_node_can_run_is_reported_once(caplog: pytest.LogCaptureFixtur
         executor._warn_if_infeasible("1_ok", ray_options({"cpus": 4}))
     (record,) = caplog.records
     assert "step 0_fit asks for 1 GPU but the Ray cluster has 0.0" in record.getMessage()
+
+
+def test_an_address_of_this_machine_counts_as_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node that registered one of this machine's own non-loopback addresses is this
+    machine: a local folder is accepted; an address no interface holds is not."""
+    import socket
+
+    from qflow.runtime.ray import this_machine
+
+    monkeypatch.delenv("QFLOW_ARTIFACTS_SHARED", raising=False)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            pytest.skip("no route off loopback on this machine")
+        own = probe.getsockname()[0]
+    if own.startswith("127."):
+        pytest.skip("this machine has no non-loopback address")
+    assert this_machine(own)
+    assert this_machine("127.0.0.1")
+    assert not this_machine("198.51.100.123")
+    check_shared_store("/data/artifacts", [own, "127.0.0.1"], shared=None)
+    with pytest.raises(QFlowError, match=r"198\.51\.100\.123"):
+        check_shared_store("/data/artifacts", [own, "198.51.100.123"], shared=None)
