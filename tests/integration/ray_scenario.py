@@ -207,10 +207,11 @@ def kill_worker_node(work: Path, address: str, worker: subprocess.Popen[bytes]) 
     except StepFailedError as exc:
         report["first_error"] = str(exc).splitlines()[0]
         killer.join(30)
-        from qflow.runtime.launch import launch
+        from qflow.runtime.launch import LaunchRequest, launch
 
-        new_id = launch(None, project_dir=folder, executor="ray", resume_from=exc.run_id,
-                        executor_options={"address": address})  # fmt: skip
+        new_id = launch(LaunchRequest(None, project_dir=folder, executor="ray",
+                                      resume_from=exc.run_id,
+                                      executor_options={"address": address}))  # fmt: skip
         run = qf.Client(folder).run(new_id)
         report["resumed"] = True
     killer.join(30)
