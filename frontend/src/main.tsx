@@ -24,4 +24,6 @@ function Route() {
   return <p>Unknown page.</p>;
 }
 
-render(<Route />, document.getElementById("main")!);
+const main = document.getElementById("main")!;
+main.replaceChildren(); // drop the "Loading…" placeholder
+render(<Route />, main);

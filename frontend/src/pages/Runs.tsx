@@ -13,6 +13,7 @@ import {
 } from "@tanstack/react-table";
 import { type Any, api, fmt, post, qs, secs, when } from "../api";
 import { Badge, Fail, Muted, RunLink } from "../ui";
+import { RunCharts } from "./RunCharts";
 
 type Row = Any;
 type Page = {
@@ -70,6 +71,7 @@ export function RunsPage() {
   const [groups, setGroups] = useState<Any>(null);
   const [message, setMessage] = useState("");
   const [tagText, setTagText] = useState("");
+  const [charts, setCharts] = useState(false);
   const tick = useRef(0);
   const [reload, setReload] = useState(0);
 
@@ -274,6 +276,9 @@ export function RunsPage() {
         <button id="refresh" onClick={() => setReload((n) => n + 1)}>
           Refresh
         </button>
+        <button id="chart-view" class={charts ? "primary" : ""} onClick={() => setCharts(!charts)}>
+          Charts
+        </button>
         <span class="sep" />
         <button
           id="compare"
@@ -357,6 +362,9 @@ export function RunsPage() {
         </div>
       )}
       {error !== null && <Fail error={error} />}
+      {charts && page && (
+        <RunCharts runs={selected.size ? page.runs.filter((r) => selected.has(r.id)) : page.runs} metrics={page.metric_keys} />
+      )}
       <div id="runs" class="table-wrap">
         {page && page.runs.length === 0 && <Muted>No runs match.</Muted>}
         {page && page.runs.length > 0 && (

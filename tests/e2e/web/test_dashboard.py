@@ -159,6 +159,12 @@ def test_runs_table_filter_columns_and_run_page(
     p.wait_for_selector("#groups td")
     assert p.locator("#groups tbody tr").count() == 2
     p.screenshot(path=str(tmp_path / "runs-grouped.png"), full_page=True)
+    p.click("#chart-view")  # one metric over the visible runs, one line per run
+    p.wait_for_selector("[data-metric='runs-overlay'] canvas")
+    assert p.locator("[data-metric='runs-overlay'] .u-legend .u-series").count() == 3  # x + 2
+    p.check("#chart-mean")
+    expect(p.locator("[data-metric='runs-overlay'] .u-legend .u-series")).to_have_count(4)
+    p.screenshot(path=str(tmp_path / "runs-charts.png"), full_page=True)
     p.click(f"#runs a[href='/runs/{first}']")
     p.wait_for_selector("[data-metric='loss'] canvas")  # uPlot drew the chart
     assert _points(p.locator("[data-metric='loss']")) > 10
@@ -170,6 +176,8 @@ def test_runs_table_filter_columns_and_run_page(
     p.wait_for_selector("[data-metric='loss'] canvas")
     p.wait_for_selector("#timeline .tl-bar")
     assert p.locator("#timeline .tl-row").count() == 4
+    _until(lambda: p.locator("#graph").evaluate("img => img.complete && img.naturalWidth") > 0)
+    assert p.locator("text=Loading…").count() == 0
     p.locator("#timeline summary").nth(3).click()
     assert "C" in p.inner_text("#timeline .tl-detail >> nth=3")
     p.wait_for_selector("#logs pre.stdout")
