@@ -123,6 +123,8 @@ class Scheduler:
         self.maps: dict[str, _MapState] = {}
         self._item_runs: dict[tuple[str, int], int] = {}
         self._submitted: dict[Future[TaskResult], _Work] = {}
+        self._decisions: dict[int, CacheDecision] = {}
+        """Why each submitted step run runs (by step-run id), for its outcome."""
         self._order = {name: index for index, name in enumerate(traced.graph.topological_order())}
         self._waiting: dict[str, set[str]] = {}
         self._ready: deque[str] = deque()
@@ -371,6 +373,7 @@ class Scheduler:
         )
         if decision.data_files:
             self.metadata.record_data_files(step_run_id, decision.data_files)
+        self._decisions[step_run_id] = decision
         step = self.traced.calls[node.name].step
         task = StepTask(
             self._run_id,
@@ -578,6 +581,7 @@ class Scheduler:
         arguments = call.arguments
         if work.item is not None:
             arguments = mapping.item_arguments(node, arguments, work.item)
+        decision = self._decisions.pop(result.step_run_id, None)
         outcome = StepOutcome(
             StepStatus(result.status),
             outputs=outputs,
@@ -589,6 +593,10 @@ class Scheduler:
             attempts=result.attempts,
             started_at=result.started_at,
             ended_at=result.ended_at,
+            # as start_step_run recorded them: the outcome is the whole record
+            cache_key=decision.key if decision else None,
+            fingerprint=decision.fingerprint if decision else None,
+            reason=decision.reason if decision else None,
         )
         self.metadata.finish_step_run(result.step_run_id, outcome)
         if result.files:

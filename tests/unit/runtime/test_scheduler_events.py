@@ -15,6 +15,7 @@ from qflow.errors import QFlowError, StepFailedError
 from qflow.graph.model import Node
 from qflow.plugins.markers import hookimpl
 from qflow.store import open_stores
+from qflow.store.metadata.records import StepOutcome, StepStatus
 
 EXECUTORS = ["local", "parallel"]
 
@@ -236,6 +237,51 @@ def test_a_failing_plugin_never_silences_the_others(
     warnings = [r.getMessage() for r in caplog.records if "tracker down" in r.getMessage()]
     assert len(warnings) == 1  # once per plugin and hook
     assert "Broken" in warnings[0] and "after_step" in warnings[0]
+
+
+class Outcomes:
+    """Both hook styles: one naming ``outcome``, one written before it existed."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, StepOutcome] = {}
+        self.legacy: dict[str, tuple[str, str | None, float]] = {}
+
+    @hookimpl
+    def after_step(self, node: Node, outcome: StepOutcome) -> None:
+        self.outcomes[node.name] = outcome
+
+
+class LegacyTracker:
+    def __init__(self, seen: dict[str, tuple[str, str | None, float]]) -> None:
+        self.seen = seen
+
+    @hookimpl
+    def after_step(self, node: Node, status: str, error: str | None, duration: float) -> None:
+        self.seen[node.name] = (status, error, duration)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_after_step_gets_the_outcome_the_store_recorded(project: Path, executor: str) -> None:
+    hook = Outcomes()
+    plugins = [hook, LegacyTracker(hook.legacy)]
+    with pytest.raises(StepFailedError) as failed:
+        qf.run(failing_branch, {"n": 4}, project_dir=project, executor=executor, plugins=plugins)
+    steps = {s.name: s for s in qf.Client(project).run(failed.value.run_id).steps}
+    assert {n: (o.status, o.error, o.reason) for n, o in hook.outcomes.items()} == {
+        n: (s.status, s.error, s.reason) for n, s in steps.items()
+    }
+    assert "ValueError: boom" in (hook.outcomes["2_boom"].traceback or "")
+    assert hook.legacy["2_boom"][:2] == ("failed", "ValueError: boom")
+    assert hook.legacy["3_join"] == ("skipped", None, 0.0)  # its error holds the skip reason
+    first = {n: s.id for n, s in steps.items()}
+
+    hook.outcomes.clear()
+    with pytest.raises(StepFailedError):
+        qf.run(failing_branch, {"n": 4}, project_dir=project, executor=executor, plugins=plugins)
+    cached = hook.outcomes["1_sibling"]
+    assert (cached.status, cached.cached_from) == (StepStatus.CACHED, first["1_sibling"])
+    assert cached.outputs == steps["1_sibling"].outputs
+    assert hook.legacy["1_sibling"] == ("cached", None, 0.0)
 
 
 def test_an_unknown_rerun_step_is_refused_before_anything_is_recorded(project: Path) -> None:
