@@ -54,6 +54,7 @@ export function Chart(props: {
   smoothing?: number;
   height?: number;
   testId?: string;
+  xLabel?: string;
 }) {
   const holder = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
@@ -69,7 +70,7 @@ export function Chart(props: {
       width,
       height,
       scales: { x: { time: xMode === "time" }, y: log ? { distr: 3 } : {} },
-      axes: [{ label: xMode === "step" ? "step" : xMode === "time" ? "" : "seconds" }, {}],
+      axes: [{ label: props.xLabel ?? (xMode === "step" ? "step" : xMode === "time" ? "" : "seconds") }, {}],
       series: [
         {},
         ...series.map((s, i) => ({

@@ -389,7 +389,7 @@ export function RunPage({ runId }: { runId: string }) {
       <Timeline run={run} />
       <h2>Graph</h2>
       <div class="graph">
-        <img id="graph" src={`/api/runs/${run.id}/graph.svg?t=${graphTick}`} alt="workflow graph" />
+        <img id="graph" loading="lazy" src={`/api/runs/${run.id}/graph.svg?t=${graphTick}`} alt="workflow graph" />
       </div>
       <h2>Parameters</h2>
       <KV obj={run.params} id="params" />

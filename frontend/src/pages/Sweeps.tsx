@@ -94,6 +94,7 @@ export function SweepPage({ sweepId }: { sweepId: string }) {
             <Chart
               title="optimisation history"
               testId="history"
+              xLabel="trial"
               series={[
                 { label: s.objective || "value", x: done.map((t: Any) => t.number), y: done.map((t: Any) => t.value) },
                 { label: "best so far", x: done.map((t: Any) => t.number), y: bestSoFar },

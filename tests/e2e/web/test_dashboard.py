@@ -176,6 +176,7 @@ def test_runs_table_filter_columns_and_run_page(
     p.wait_for_selector("[data-metric='loss'] canvas")
     p.wait_for_selector("#timeline .tl-bar")
     assert p.locator("#timeline .tl-row").count() == 4
+    p.locator("#graph").scroll_into_view_if_needed()  # drawn (by Graphviz) once in view
     _until(lambda: p.locator("#graph").evaluate("img => img.complete && img.naturalWidth") > 0)
     assert p.locator("text=Loading…").count() == 0
     p.locator("#timeline summary").nth(3).click()
