@@ -21,7 +21,7 @@ from qflow.ids import new_run_id
 from qflow.store.bits import bits_float
 from qflow.store.metadata import schema as t
 from qflow.store.metadata.database import Database, Retry, translated
-from qflow.store.metadata.records import Run, RunLifecycle
+from qflow.store.metadata.records import OPEN, Run, RunLifecycle, RunStatus, StepStatus
 from qflow.store.metadata.rows import (
     current_user,
     dumps,
@@ -88,7 +88,7 @@ class RunQueries(Database):
         row: dict[str, Any] = {
             "id": run_id or new_run_id(),
             "workflow": workflow,
-            "status": "running",
+            "status": RunStatus.RUNNING,
             "created_at": now,
             "ended_at": None,
             "config": dumps(config),
@@ -126,7 +126,10 @@ class RunQueries(Database):
         with self.engine.begin() as conn:
             conn.execute(
                 t.runs.update()
-                .where(t.runs.c.id == run_id, t.runs.c.status.in_(("running", "crashed")))
+                .where(
+                    t.runs.c.id == run_id,
+                    t.runs.c.status.in_((RunStatus.RUNNING, RunStatus.CRASHED)),
+                )
                 .values(status=status, ended_at=time.time(), error=error)
             )
 
@@ -148,7 +151,7 @@ class RunQueries(Database):
         with self.engine.begin() as conn:
             running = conn.execute(
                 sa.select(t.runs.c.id, t.runs.c.host, t.runs.c.pid, t.runs.c.heartbeat_at).where(
-                    t.runs.c.status == "running"
+                    t.runs.c.status == RunStatus.RUNNING
                 )
             ).all()
             dead = [
@@ -164,9 +167,9 @@ class RunQueries(Database):
             if dead or silent:
                 conn.execute(
                     t.runs.update()
-                    .where(t.runs.c.id.in_(dead + silent), t.runs.c.status == "running")
+                    .where(t.runs.c.id.in_(dead + silent), t.runs.c.status == RunStatus.RUNNING)
                     .values(
-                        status="crashed",
+                        status=RunStatus.CRASHED,
                         ended_at=now,
                         error="The run's process died or stopped sending heartbeats.",
                     )
@@ -176,9 +179,13 @@ class RunQueries(Database):
                     t.step_runs.update()
                     .where(
                         t.step_runs.c.run_id.in_(dead),
-                        t.step_runs.c.status.in_(("pending", "running")),
+                        t.step_runs.c.status.in_(OPEN),
                     )
-                    .values(status="killed", ended_at=now, error="the run's process died (crashed)")
+                    .values(
+                        status=StepStatus.KILLED,
+                        ended_at=now,
+                        error="the run's process died (crashed)",
+                    )
                 )
         return dead + silent
 
@@ -315,7 +322,7 @@ class RunQueries(Database):
             return []
         if target is not RunLifecycle.ACTIVE:
             for run in runs:
-                if run.status == "running":
+                if run.status == RunStatus.RUNNING:
                     raise InvalidValueError(
                         f"Run {run.id} is still running; it cannot be {target.value}. "
                         "Hint: stop it (Ctrl-C) or wait until it ends, then try again."

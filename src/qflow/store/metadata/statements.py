@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from qflow.store.metadata import schema as t
+from qflow.store.metadata.records import OPEN, StepStatus
 
 
 def use_columns(use: sa.Table) -> list[Any]:
@@ -50,7 +51,7 @@ FIND_CACHED = (
     sa.select(t.step_runs)
     .where(
         t.step_runs.c.cache_key == sa.bindparam("cache_key"),
-        t.step_runs.c.status == "succeeded",
+        t.step_runs.c.status == StepStatus.SUCCEEDED,
         ~sa.exists(_missing_output),
         ~sa.exists(_deleted_run),
     )
@@ -72,7 +73,7 @@ STEP_IO = (
 UPDATE_STEP_RUN = t.step_runs.update().where(t.step_runs.c.id == sa.bindparam("_id"))
 """Set the columns named by the parameters on one step run."""
 
-FINISH_STEP_RUN = UPDATE_STEP_RUN.where(t.step_runs.c.status.in_(("pending", "running")))
+FINISH_STEP_RUN = UPDATE_STEP_RUN.where(t.step_runs.c.status.in_(OPEN))
 """Finish one step run that is still open: a finished step run never changes status."""
 
 
