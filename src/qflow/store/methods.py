@@ -44,6 +44,10 @@ from qflow.store.contract import (
 if TYPE_CHECKING:
     from typing import Self
 
+METRIC_BATCH_ROWS = 20_000
+"""Metric rows per request to a tracking server (about 2 MB of JSON); the server takes at
+most ``5 * METRIC_BATCH_ROWS``, and checking a batch holds its worker for a moment only."""
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -67,6 +71,7 @@ class Method(Generic[P, R]):
         prepare: Callable[[dict[str, Any]], None] | None = None,
         not_found: type[NotFoundError] = RunNotFoundError,
         repeatable: bool = True,
+        split: tuple[str, int] | None = None,
     ) -> None:
         self.name: str = protocol_function.__name__
         parameters = list(inspect.signature(protocol_function).parameters.values())[1:]
@@ -83,6 +88,9 @@ class Method(Generic[P, R]):
         self.repeatable = repeatable
         """Whether a request that may have reached the server can be sent again. Only calls
         that record a new event every time (a model version, an alias move) cannot."""
+        self.split = split
+        """``(argument, size)``: a longer list in that argument is sent as several calls of at
+        most ``size`` items, so no request nears the server's body or batch limit."""
         unknown = set(self.args) - {p.name for p in parameters}
         if unknown:
             raise TypeError(f"{self.name}: codecs for unknown arguments {sorted(unknown)}")
@@ -202,6 +210,7 @@ class StoreMethods(abc.ABC):
         args={"rows": wire.listed(wire.METRIC_ROW)},
         empty=("rows", None),
         resend={"retry": True},
+        split=("rows", METRIC_BATCH_ROWS),
     )
     metrics = Method(LogStore.metrics, wire.listed(wire.METRIC))
     log_params = Method(LogStore.log_params, wire.NOTHING, args={"params": wire.JSON})

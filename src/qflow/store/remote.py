@@ -78,6 +78,14 @@ class RemoteMetadataStore(StoreMethods):
         body = method.encode_call(args, kwargs)
         if method.is_empty(body):
             return method.empty[1] if method.empty else None
+        if method.split is not None and len(body[method.split[0]]) > method.split[1]:
+            name, size = method.split
+            items = body[name]
+            answers = [
+                self._post(method, {**body, name: items[start : start + size]})
+                for start in range(0, len(items), size)
+            ]
+            return method.result.decode(answers[-1])
         return method.result.decode(self._post(method, body))
 
     def _post(self, method: Method[Any, Any], body: dict[str, Any]) -> Any:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qflow.store.methods import METRIC_BATCH_ROWS
 from tests.integration.reliability.conftest import (
     TOKEN,
     free_port,
@@ -177,6 +178,13 @@ def test_oversized_and_hostile_requests_get_a_clear_4xx_and_the_server_stays_up(
     )
     assert streamed.status_code == 413, streamed.text
     assert streamed.json()["error"]["code"] == "too_large"
+
+    # a batch of more rows than a request may hold, under the byte limit: a clear 422
+    too_many = client.post(
+        "/api/store/log_metrics", json={"rows": [row(0)] * (5 * METRIC_BATCH_ROWS + 1)}
+    )
+    assert too_many.status_code == 422, too_many.text
+    assert "rows" in too_many.json()["error"]["message"]
 
     # filters: too long, too deeply nested, injected sort keys; hostile run ids
     long_filter = client.get("/api/runs", params={"filter": "metrics.x > 1 and " * 400 + "1"})

@@ -13,6 +13,7 @@ from qflow.errors import InvalidValueError
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.contract import MetadataStore
 from qflow.store.metadata.records import StepOutcome, StepStatus
+from qflow.store.methods import METRIC_BATCH_ROWS
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +55,15 @@ def test_a_resent_metric_batch_is_stored_once(store: MetadataStore, unique: str)
     more = [(run.id, None, "loss", float(i), i, 2000.0 + i / 1000) for i in range(50)]
     store.log_metrics(more, retry=True)  # not stored yet: stored
     assert len(store.metrics(run.id, "loss")) == 100
+
+
+def test_a_batch_longer_than_a_request_is_stored_whole(store: MetadataStore, unique: str) -> None:
+    """The HTTP store sends a long batch in parts (the server refuses more rows than
+    ``5 * METRIC_BATCH_ROWS`` in one request); every row arrives, in order, once."""
+    run = store.create_run(workflow=unique, config={})
+    count = 5 * METRIC_BATCH_ROWS + 7
+    store.log_metrics([(run.id, None, "x", float(i), i, 1.0) for i in range(count)])
+    assert [m.step for m in store.metrics(run.id, "x")] == list(range(count))
 
 
 def test_params_are_written_once_and_tags_replace(store: MetadataStore, unique: str) -> None:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qflow.errors import InvalidValueError, QFlowError
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.metadata.records import StepOutcome
-from qflow.store.methods import Method, table
+from qflow.store.methods import METRIC_BATCH_ROWS, Method, table
 from qflow.web.context import Context, context
 from qflow.web.schemas import ERRORS
 
@@ -112,7 +112,7 @@ class MetricRow(_Body):
 
 
 class LogMetrics(_Body):
-    rows: Annotated[list[MetricRow], Field(max_length=1_000_000)]
+    rows: Annotated[list[MetricRow], Field(max_length=5 * METRIC_BATCH_ROWS)]
     retry: bool = False
     """A re-sent batch: stored only if its last row is not stored already."""
 
