@@ -10,6 +10,7 @@ keys.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -104,7 +105,11 @@ class RemoteMetadataStore(StoreMethods):
         delay = 0.1
         while True:
             try:
-                response = self._client().post(f"/api/store/{method.name}", json=body)
+                response = self._client().post(
+                    f"/api/store/{method.name}",
+                    content=json.dumps(body, separators=(",", ":")),  # NaN and ±Infinity too
+                    headers={"content-type": "application/json"},
+                )
             except httpx.TransportError as exc:
                 unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if (not unsent and not method.repeatable) or time.monotonic() + delay > deadline:

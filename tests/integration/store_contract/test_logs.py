@@ -90,6 +90,16 @@ def test_params_are_written_once_and_tags_replace(store: MetadataStore, unique: 
     ]
 
 
+def test_non_finite_params_and_config_read_back(store: MetadataStore, unique: str) -> None:
+    run = store.create_run(workflow=unique, config={"threshold": math.inf})
+    store.log_params(run.id, {"lr": math.nan, "floor": -math.inf})
+    loaded = store.get_run(run.id)
+    assert loaded.config == {"threshold": math.inf}
+    assert math.isnan(loaded.params["lr"]) and loaded.params["floor"] == -math.inf
+    [listed] = [r for r in store.list_runs(workflow=unique)]
+    assert math.isnan(listed.params["lr"])
+
+
 def test_logged_artifacts_replace_by_label(store: MetadataStore, unique: str) -> None:
     run = store.create_run(workflow=unique, config={})
     first = ArtifactRef(hashlib.sha256(b"1" + unique.encode()).hexdigest(), "file", 3, "x", False)

@@ -425,8 +425,10 @@ def _endpoint(method: Method[Any, Any], model: type[_Body]) -> Callable[..., Any
             raise
         except (TypeError, ValueError, OverflowError) as exc:  # values the store cannot take
             raise InvalidValueError(f"{method.name}: {exc}") from exc
-        # Serialized here: FastAPI's generic encoder is slow on long lists of metrics.
-        content = json.dumps({"result": result}, allow_nan=False, separators=(",", ":"))
+        # Serialized here: FastAPI's generic encoder is slow on long lists of metrics. NaN and
+        # ±Infinity (a param or config value) are written as Python's json reads them back:
+        # this route's only client is the HTTP store.
+        content = json.dumps({"result": result}, separators=(",", ":"))
         return Response(content, media_type="application/json")
 
     endpoint.__name__ = f"store_{method.name}"
