@@ -99,7 +99,7 @@ COMMANDS: dict[str, Command] = {
         "changed against another run (metrics, config, code, data).",
     ),
     "scheduler": Command(
-        "schedule:scheduler", "Run the project's schedules until stopped (Ctrl-C)."
+        "schedule:scheduler", "Run the project's schedules until stopped (Ctrl-C or SIGTERM)."
     ),
     "ui": Command(
         "ui:ui",

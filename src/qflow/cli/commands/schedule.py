@@ -164,8 +164,9 @@ def scheduler(
     ] = 60.0,
     project: ProjectOption = None,
 ) -> None:
-    """Run the project's schedules until stopped (Ctrl-C). A failing run is logged and the
-    loop goes on; at start it says what it missed while it was down."""
+    """Run the project's schedules until stopped (Ctrl-C or SIGTERM). A failing run is logged
+    and the loop goes on; at start it says what it missed while it was down."""
+    import signal
     import threading
 
     from qflow.ci.scheduler import ScheduleLoop, subprocess_launcher
@@ -185,6 +186,14 @@ def scheduler(
         catch_up="once" if catch_up == "once" else "skip",
         poll=poll,
     )
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # Set, not inherited: a service is stopped with SIGTERM, and a shell's background job
+    # starts with SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
     try:
         loop.run(threading.Event())
     except KeyboardInterrupt:
