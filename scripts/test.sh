@@ -5,7 +5,14 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 # The dashboard (frontend/) is built by the package build (hatch_build.py: npm ci && npm run
 # build, when missing or stale); it needs Node and npm (.ci/run installs Debian's).
-command -v npm >/dev/null || { echo "npm is missing: apt-get install nodejs npm" >&2; exit 1; }
+if ! command -v npm >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "npm is missing: apt-get install nodejs npm" >&2
+    exit 1
+  fi
+fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]' -e tests/plugin_pkg
 .venv/bin/ruff check src tests
