@@ -5,7 +5,8 @@ The PR workflow (``qflow ci init github``) has four jobs:
 - ``authorize`` (read-only token, no secrets): asks the API whether the commenter has write,
   maintain or admin permission on the repository, and pins the pull request's head commit as
   it is when the job runs; it refuses a head commit dated after the comment (pushed after the
-  approval), a closed pull request, and, unless ``allow_forks``, a pull request from a fork;
+  approval), a closed pull request, and, unless ``allow_forks``, a pull request from a fork; a
+  fork's launch must name the commit it approves (``@<sha>``: a fork's dates are its pusher's);
 - ``build`` (no secrets): checks out exactly that commit and installs the project into a
   virtual environment, which it hands on as a workflow artifact; so ``pip install`` and any
   build code of the pull request never see ``QFLOW_STORE`` or ``QFLOW_ARTIFACTS``;
@@ -118,7 +119,13 @@ jobs:
             # The comment names the commit it approves: only that commit is launched.
             [[ "$sha" == "${BASH_REMATCH[1]}"* ]] || refuse "The comment approves commit \\
           ${BASH_REMATCH[1]}, but the head of #$PR_NUMBER is now $sha. Comment again."
+          elif [ "$fork" = true ]; then
+            # A fork's owner pushes without write permission and chooses the commit dates:
+            # only the commit the maintainer names can be trusted.
+            refuse "A launch of a pull request from a fork must name the commit it approves: \\
+          end the comment with @$sha (after reviewing it)."
           else
+            # Whoever pushes to this repository's branches has write permission already.
             committed=$(gh api "repos/$GITHUB_REPOSITORY/commits/$sha" \\
               --jq .commit.committer.date)
             if [[ "$committed" > "$COMMENTED_AT" ]]; then

@@ -312,10 +312,16 @@ def test_a_commit_named_in_the_comment_is_the_only_one_launched(tmp_path: Path) 
     assert done.returncode == 1 and "pushed after the launch was asked for" in done.stdout
 
 
-def test_authorize_lets_forks_in_when_allowed(tmp_path: Path) -> None:
-    done, outputs, _ = authorize(tmp_path, head_repo="mallory/repo", allow_forks=True)
+def test_authorize_lets_forks_in_when_allowed_and_the_commit_is_named(tmp_path: Path) -> None:
+    named = f"LAUNCH: train @{'ab' * 4}"
+    done, outputs, _ = authorize(tmp_path, head_repo="mallory/repo", allow_forks=True, body=named)
     assert done.returncode == 0, done.stdout
     assert outputs == {"sha": "ab" * 20, "fork": "true"}
+    # without the commit, a fork is refused whatever its commits' dates say
+    done, outputs, _ = authorize(tmp_path / "unnamed", head_repo="mallory/repo", allow_forks=True)
+    assert done.returncode == 1
+    assert f"must name the commit it approves: end the comment with @{'ab' * 20}" in done.stdout
+    assert "sha" not in outputs
 
 
 def test_pr_workflow_with_forks_passes_actionlint(tmp_path: Path) -> None:
