@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +14,7 @@ import pytest
 import qflow as qf
 from qflow.cli.app import run_cli
 from qflow.errors import StepFailedError
+from tests.fixtures import servers
 from tests.fixtures import tracker_workflows as tw
 
 pytestmark = pytest.mark.integration
@@ -28,61 +24,11 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 CONFIG = {"rows": 150, "C": 0.5}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on 127.0.0.1 and a free port, until the module's tests are done."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    executable = Path(sys.executable).with_name("mlflow")
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(executable),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(f"mlflow server did not start:\n{(root / 'server.log').read_text()}")
-            time.sleep(0.5)
+    with servers.mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
 
 
 def _runs(client: Any, qflow_run_id: str) -> tuple[Any, dict[str, Any]]:
@@ -226,7 +172,7 @@ def test_tracking_server_gets_everything_without_console_noise(
 def test_server_down_warns_once_then_sync_sends_the_run(
     project: Path, mlflow_server: str, caplog: pytest.LogCaptureFixture, capsys: Any
 ) -> None:
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{servers.free_port()}"
     tracker = {"name": "mlflow", "tracking_uri": down}
     caplog.set_level(logging.WARNING)
     started = time.monotonic()
@@ -285,7 +231,7 @@ def test_sync_completes_a_partial_copy_left_by_an_outage(
 
 def test_sync_to_a_dead_server_is_one_error_line(project: Path, capsys: Any) -> None:
     run = qf.run(tw.train, CONFIG, project_dir=project)
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{servers.free_port()}"
     args = ["sync", run.id, "--tracker", "mlflow", "--tracking-uri", down, "-C", str(project)]
     assert run_cli(args) == 1
     err = capsys.readouterr().err
