@@ -17,9 +17,10 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from qflow.config.explain import param_change
 from qflow.environment import package_changes
 from qflow.graph.fingerprint import describe_piece, manifest_changes
-from qflow.runtime.cachekey import param_change, step_run_keys
+from qflow.runtime.cachekey import step_run_keys
 
 if TYPE_CHECKING:
     from qflow.store.contract import MetadataStore

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qflow.config.explain import param_change
 from qflow.dsl.values import DataFile
 from qflow.errors import QFlowError
 from qflow.graph.fingerprint import CodeManifest, cache_key, code_manifest, manifest_changes
@@ -302,23 +303,6 @@ class StepIdentity:
         if text is None:
             return ["code changed"]
         return manifest_changes(json.loads(text), manifest.parsed) or ["code changed"]
-
-
-def param_change(key: str, old: str | None, new: str | None) -> str:
-    """``param C: 0.5 → 3.0``, with the types when they differ: ``param C: 1 (int) → 1.0
-    (float)``; for a mapping, the keys that changed inside it (``config.explain``)."""
-    from qflow.config.explain import param_change as explained
-
-    return explained(key, old, new)
-
-
-def _type_name(text: str | None) -> str | None:
-    if text is None:
-        return None
-    try:
-        return type(json.loads(text)).__name__
-    except ValueError:
-        return None
 
 
 # -- stable step identity ------------------------------------------------------------------
