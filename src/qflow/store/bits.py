@@ -3,6 +3,7 @@ exact to the bit (NaN payloads, -0.0, subnormals), in SQL and on the wire."""
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 
@@ -22,4 +23,11 @@ def floats_bits(values: Sequence[float]) -> tuple[int, ...]:
 def bits_float(bits: int) -> float:
     """The float a bit pattern stands for."""
     value: float = struct.unpack("<d", struct.pack("<q", bits))[0]
+    return value
+
+
+def finite(value: float | None) -> float | None:
+    """A float as JSON can carry it: NaN and the infinities become None."""
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
     return value

@@ -9,7 +9,6 @@ import base64
 import binascii
 import dataclasses
 import json
-import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -34,13 +33,6 @@ from qflow.store.metadata.records import (
 T = TypeVar("T")
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-
-
-def finite(value: float | None) -> float | None:
-    """JSON has no NaN or infinities: they become None."""
-    if value is None or math.isnan(value) or math.isinf(value):
-        return None
-    return value
 
 
 def ref_to(ref: ArtifactRef) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qflow.store import MetadataStore, filters
+from qflow.store import MetadataStore
 from qflow.store.filters import BoolOp, Compare, Field, FilterError, Not, parse
+from qflow.store.metadata import filter_sql
 from qflow.store.metadata import schema as t
 
 
@@ -103,7 +104,7 @@ def _match(store, text: str) -> set[str]:
     metadata, runs = store
     names = {v: k for k, v in runs.items()}
     query = sa.select(t.runs.c.id)
-    clause = filters.compile_filter(text, metadata.engine.dialect.name)
+    clause = filter_sql.compile_filter(text, metadata.engine.dialect.name)
     if clause is not None:
         query = query.where(clause)
     with metadata.engine.connect() as conn:
@@ -145,7 +146,7 @@ def test_order_columns(store, sort: str, first: str):
     """Descending, missing values last; numbers before text."""
     metadata, runs = store
     names = {v: k for k, v in runs.items()}
-    columns = filters.order_columns(sort, metadata.engine.dialect.name)
+    columns = filter_sql.order_columns(sort, metadata.engine.dialect.name)
     query = sa.select(t.runs.c.id).order_by(*(c.desc().nulls_last() for c in columns))
     with metadata.engine.connect() as conn:
         assert names[conn.execute(query).scalars().first()] == first
@@ -199,15 +200,15 @@ def test_fuzz_parser_only_raises_filter_errors(text: str):
     except FilterError:
         return
     if node is not None:
-        filters.to_clause(node, "sqlite")
-        filters.to_clause(node, "postgresql")
+        filter_sql.to_clause(node, "sqlite")
+        filter_sql.to_clause(node, "postgresql")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(text=st.lists(TOKENS, min_size=3, max_size=9).map(" ".join))
 def test_fuzz_valid_filters_run_on_sqlite(tmp_path_factory, text: str):
     try:
-        clause = filters.compile_filter(text, "sqlite")
+        clause = filter_sql.compile_filter(text, "sqlite")
     except FilterError:
         return
     metadata = _FUZZ_STORE.setdefault(

@@ -9,14 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from qflow.errors import InvalidValueError
-from qflow.store import filters
-from qflow.store.bits import bits_float
+from qflow.store.bits import bits_float, finite
 from qflow.store.contract import CHART_POINTS, MAX_PAGE
+from qflow.store.metadata import filter_sql
 from qflow.store.metadata import schema as t
 from qflow.store.metadata.database import translated
 from qflow.store.metadata.records import Run, RunsPage
 from qflow.store.metadata.runs import RunQueries, run_clauses, shown
-from qflow.store.wire import finite
 
 
 def run_row(run: Run) -> dict[str, Any]:
@@ -66,7 +65,7 @@ class SearchQueries(RunQueries):
             include_archived=include_archived,
             include_deleted=include_deleted,
         )
-        where = filters.compile_filter(filter_text, self.engine.dialect.name)
+        where = filter_sql.compile_filter(filter_text, self.engine.dialect.name)
         if where is not None:
             clauses.append(where)
         query = (
@@ -97,8 +96,8 @@ class SearchQueries(RunQueries):
         if offset < 0:
             raise InvalidValueError(f"offset {offset} is negative; use 0 or more.")
         dialect = self.engine.dialect.name
-        where = filters.compile_filter(filter_text, dialect)
-        order = filters.order_columns(sort or "created_at", dialect)
+        where = filter_sql.compile_filter(filter_text, dialect)
+        order = filter_sql.order_columns(sort or "created_at", dialect)
         query = sa.select(t.runs).where(
             *shown(include_archived=include_archived, include_deleted=include_deleted)
         )

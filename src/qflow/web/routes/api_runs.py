@@ -12,8 +12,8 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from qflow.errors import ArtifactNotFoundError
+from qflow.store.bits import finite
 from qflow.store.contract import CHART_POINTS, MAX_PAGE
-from qflow.store.wire import finite
 from qflow.web import graphs
 from qflow.web.context import Context, context
 from qflow.web.previews import KEY, image_type, preview, read_bytes
