@@ -37,6 +37,7 @@ _EXPORTS = {
     "log_param": "qflow.tracking.api",
     "log_params": "qflow.tracking.api",
     "models": "qflow.registry.api",
+    "report": "qflow.tracking.report",
     "run": "qflow.client",
     "set_tag": "qflow.tracking.api",
     "step": "qflow.dsl",
@@ -61,6 +62,7 @@ __all__ = [
     "log_param",
     "log_params",
     "models",
+    "report",
     "run",
     "set_tag",
     "step",
@@ -83,6 +85,7 @@ if TYPE_CHECKING:
         log_params,
         set_tag,
     )
+    from qflow.tracking.report import report
 
 
 def __getattr__(name: str) -> Any:
