@@ -98,6 +98,10 @@ COMMANDS: dict[str, Command] = {
         "in Markdown, which GitHub draws in PR comments; PNGs in HTML and in plots/), and what "
         "changed against another run (metrics, config, code, data).",
     ),
+    "step-report": Command(
+        "step_report:step_report",
+        "Export a step's report (qf.report) as one HTML file that opens offline.",
+    ),
     "scheduler": Command(
         "schedule:scheduler", "Run the project's schedules until stopped (Ctrl-C or SIGTERM)."
     ),

@@ -17,11 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qflow.errors import InvalidValueError
+from qflow.errors import ArtifactNotFoundError, InvalidValueError
 from qflow.runtime.context import current_recorder
 
 if TYPE_CHECKING:
     from qflow.runtime.context import StepRecorder
+    from qflow.store.artifacts import ArtifactStore
+    from qflow.store.contract import MetadataStore
 
 FORMAT = "qflow.report/1"
 MAX_TABLE_ROWS = 1000
@@ -124,6 +126,32 @@ def report(*items: Any, title: str | None = None) -> Report:
         recorder.run_id, recorder.step_run_id, report_label(recorder.step_name), page.to_json()
     )
     return page
+
+
+def load_report(
+    metadata: MetadataStore, artifacts: ArtifactStore, run_id: str, step: str
+) -> Report:
+    """The report of step ``step`` (a step run's name) of run ``run_id`` (an id or prefix),
+    read from the stores (the blob checked against its hash)."""
+    run = metadata.get_run(run_id)
+    step_run = metadata.get_step_run(run.id, step)
+    logged = metadata.run_artifacts(run.id)
+    for entry in logged:
+        if entry.name == report_label(step_run.name) and entry.step_run_id == step_run.id:
+            ref = entry.ref
+            inline = ref.inline
+            data = inline if inline is not None else artifacts.read_bytes(ref.key, size=ref.size)
+            return Report.from_json(data)
+    names = {s.id: s.name for s in metadata.step_runs(run.id)}
+    have = sorted(
+        names[e.step_run_id]
+        for e in logged
+        if e.step_run_id in names and e.name == report_label(names[e.step_run_id])
+    )
+    raise ArtifactNotFoundError(
+        f"Step {step_run.name!r} of run {run.id} has no report: it did not call qf.report. "
+        + (f"Steps with a report: {', '.join(have)}." if have else "No step of this run has one.")
+    )
 
 
 def block(item: Any) -> Block:
