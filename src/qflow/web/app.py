@@ -25,7 +25,18 @@ __all__ = ["Context", "Settings", "context", "create_app"]
 
 def create_app(settings: Settings) -> FastAPI:
     """The app for ``settings`` (checked: see ``Settings.checked``)."""
-    from qflow.web.routes import api_models, api_runs, api_store, launch, mlflow_api, pages
+    from qflow.web.routes import (
+        api_artifacts,
+        api_lineage,
+        api_metrics,
+        api_models,
+        api_run,
+        api_runs,
+        api_store,
+        launch,
+        mlflow_api,
+        pages,
+    )
 
     settings = settings.checked()
     ctx = Context(settings)
@@ -47,7 +58,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     for router in (
-        api_runs.router,
+        api_runs.router,  # before api_run: /runs/groups is not a run id
+        api_run.router,
+        api_metrics.router,
+        api_artifacts.router,
+        api_lineage.router,
         api_models.router,
         launch.router,
         api_store.router,

@@ -1,28 +1,23 @@
-"""Runs API: workflows, the runs table, run detail, logs, metrics, artifacts, graph, compare,
-lineage."""
+"""Runs API across runs: workflows, the runs table (page, CSV, group counts), bulk changes,
+comparison."""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi import Path as PathParam
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from qflow.errors import ArtifactNotFoundError
 from qflow.store.bits import finite
-from qflow.store.contract import CHART_POINTS, MAX_PAGE
-from qflow.web import graphs
-from qflow.web.context import Context, context
-from qflow.web.previews import KEY, image_type, preview, read_bytes
+from qflow.store.contract import MAX_PAGE
+from qflow.web.context import Context
+from qflow.web.routes.params import Ctx
 from qflow.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api", tags=["runs"], responses=ERRORS)
-Ctx = Annotated[Context, Depends(context)]
-RunId = Annotated[str, PathParam(min_length=1, max_length=64, description="Run id or prefix")]
-ArtifactKey = Annotated[str, PathParam(min_length=1, max_length=128, description="sha256 key")]
+LIFECYCLE = {"delete": "deleted", "archive": "archived", "restore": "active"}
+"""The lifecycle each dashboard action sets."""
 
 
 @router.get("/health", include_in_schema=False)
@@ -254,7 +249,7 @@ def bulk_change(ctx: Ctx, change: BulkChange) -> dict[str, Any]:
     ids = [ctx.metadata.get_run(r).id for r in change.runs]
     changed = []
     if change.action is not None:
-        changed = ctx.metadata.set_run_lifecycle(ids, _LIFECYCLE[change.action])
+        changed = ctx.metadata.set_run_lifecycle(ids, LIFECYCLE[change.action])
     if change.tags:
         for run_id in ids:
             ctx.metadata.set_tags(run_id, dict(change.tags))
@@ -263,265 +258,6 @@ def bulk_change(ctx: Ctx, change: BulkChange) -> dict[str, Any]:
         "tags": change.tags,
         "lifecycle": {r.id: str(r.lifecycle) for r in changed},
     }
-
-
-class TagChange(BaseModel):
-    tags: dict[
-        Annotated[str, Field(min_length=1, max_length=250)], Annotated[str, Field(max_length=5000)]
-    ] = Field(max_length=50)
-
-
-@router.post("/runs/{run_id}/tags")
-def set_run_tags(ctx: Ctx, run_id: RunId, change: TagChange) -> dict[str, str]:
-    """Set tags of a run (``name`` and ``note`` are the dashboard's run name and notes)."""
-    run = ctx.metadata.get_run(run_id)
-    ctx.metadata.set_tags(run.id, dict(change.tags))
-    return ctx.metadata.get_run(run.id).tags
-
-
-def _step_json(step: Any, origin: float) -> dict[str, Any]:
-    return {
-        "id": step.id,
-        "name": step.name,
-        "step": step.step,
-        "position": step.position,
-        "status": step.status,
-        "started_at": step.started_at,
-        "ended_at": step.ended_at,
-        "start": None if step.started_at is None else step.started_at - origin,
-        "duration": step.duration,
-        "attempts": step.attempts,
-        "params": step.params,
-        "cache_key": step.cache_key,
-        "cached_from": step.cached_from,
-        "reason": step.reason,
-        "error": step.error,
-        "inputs": {k: v.key for k, v in step.inputs.items()},
-        "outputs": {k: _ref_json(v) for k, v in step.outputs.items()},
-    }
-
-
-def _ref_json(ref: Any) -> dict[str, Any]:
-    return {
-        "key": ref.key,
-        "serializer": ref.serializer,
-        "size": ref.size,
-        "type": ref.type_name,
-        "pickled": ref.pickled,
-    }
-
-
-@router.get("/runs/{run_id}")
-def get_run(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
-    """A run: status, config, params, tags, latest metrics, steps (with timeline offsets in
-    seconds from the run's start), artifacts (step outputs and logged ones), metric keys."""
-    run = ctx.metadata.get_run(run_id)
-    steps = ctx.metadata.step_runs(run.id)
-    logged = ctx.metadata.run_artifacts(run.id)
-    names = {s.id: s.name for s in steps}
-    artifacts = [
-        {"name": f"{s.name}.{name}", "step": s.name, "source": "output", **_ref_json(ref)}
-        for s in steps
-        for name, ref in s.outputs.items()
-    ] + [
-        {
-            "name": a.name,
-            "step": names.get(a.step_run_id or -1),
-            "source": "logged",
-            **_ref_json(a.ref),
-        }
-        for a in logged
-    ]
-    meta = {k: v for k, v in run.meta.items() if k not in ("git_diff", "packages")}
-    return {
-        "id": run.id,
-        "workflow": run.workflow,
-        "status": run.status,
-        "created_at": run.created_at,
-        "ended_at": run.ended_at,
-        "duration": run.duration,
-        "heartbeat_at": run.heartbeat_at,
-        "user": run.user,
-        "host": run.host,
-        "command": run.command,
-        "error": run.error,
-        "parent_run_id": run.parent_run_id,
-        "resumed_from": run.resumed_from,
-        "sweep_id": run.sweep_id,
-        "lifecycle": str(run.lifecycle),
-        "archived_at": run.archived_at,
-        "deleted_at": run.deleted_at,
-        "config": run.config,
-        "meta": meta,
-        "tags": run.tags,
-        "params": run.params,
-        "metrics": {k: finite(v) for k, v in run.metrics_summary.items()},
-        "metric_keys": ctx.metadata.metric_keys(run.id),
-        "steps": [_step_json(s, run.created_at) for s in steps],
-        "artifacts": artifacts,
-    }
-
-
-_LIFECYCLE = {"delete": "deleted", "archive": "archived", "restore": "active"}
-
-
-@router.post("/runs/{run_id}/{action}")
-def change_lifecycle(
-    ctx: Ctx, run_id: RunId, action: Literal["delete", "archive", "restore"]
-) -> dict[str, Any]:
-    """Delete (soft: hidden until ``qflow gc``), archive (hidden, kept) or restore a run.
-    A running run, or deleting one with a registered model version, is refused (422)."""
-    (run,) = ctx.metadata.set_run_lifecycle([run_id], _LIFECYCLE[action])
-    return {
-        "id": run.id,
-        "lifecycle": str(run.lifecycle),
-        "archived_at": run.archived_at,
-        "deleted_at": run.deleted_at,
-    }
-
-
-@router.get("/runs/{run_id}/logs")
-def run_logs(
-    ctx: Ctx, run_id: RunId, step: Annotated[str | None, Query(max_length=500)] = None
-) -> list[dict[str, Any]]:
-    """Captured stdout, stderr and traceback of the run's steps (or of one step)."""
-    run = ctx.metadata.get_run(run_id)
-    steps = [ctx.metadata.get_step_run(run.id, step)] if step else ctx.metadata.step_runs(run.id)
-    return [
-        {
-            "name": s.name,
-            "status": s.status,
-            "stdout": s.stdout or "",
-            "stderr": s.stderr or "",
-            "traceback": s.traceback or "",
-            "error": s.error,
-        }
-        for s in steps
-    ]
-
-
-@router.get("/runs/{run_id}/metrics")
-def run_metrics(ctx: Ctx, run_id: RunId) -> list[dict[str, Any]]:
-    """The run's metric keys with their number of points and latest value."""
-    run = ctx.metadata.get_run(run_id)
-    return ctx.metadata.metric_keys(run.id)
-
-
-@router.get("/runs/{run_id}/history", response_class=Response)
-def metric_history(
-    ctx: Ctx,
-    run_id: RunId,
-    key: Annotated[str, Query(min_length=1, max_length=500)],
-    full: bool = False,
-    points: Annotated[int, Query(ge=10, le=100_000)] = CHART_POINTS,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-) -> Response:
-    """One metric's history, downsampled to about ``points`` points (min/max per bucket)
-    unless ``full``. ``after`` (a ``last_id``) returns only newer points, for live charts.
-    Returns ``{run_id, key, total_points, downsampled, last_id, x, y, timestamp}``."""
-    run = ctx.metadata.get_run(run_id)
-    history = ctx.metadata.metric_history(run.id, key, full=full, points=points, after=after)
-    # Serialized here: FastAPI's generic encoder is slow on 100,000-element lists.
-    return Response(json.dumps(history), media_type="application/json")
-
-
-def run_artifact(ctx: Context, run_id: str, key: str) -> tuple[Any, str]:
-    """The artifact ``key`` if the run read, wrote or logged it; else a 404."""
-    if not KEY.match(key):
-        raise ArtifactNotFoundError(
-            f"{key[:80]!r} is not an artifact key (64 lowercase hex digits, a sha256)."
-        )
-    run = ctx.metadata.get_run(run_id)
-    for step in ctx.metadata.step_runs(run.id):
-        for name, ref in step.outputs.items():
-            if ref.key == key:
-                return ref, f"{step.name}.{name}"
-        for name, ref in step.inputs.items():
-            if ref.key == key:
-                return ref, name
-    for logged in ctx.metadata.run_artifacts(run.id):
-        if logged.ref.key == key:
-            return logged.ref, logged.name
-    raise ArtifactNotFoundError(f"Run {run.id} has no artifact {key[:12]!r}.")
-
-
-@router.get("/runs/{run_id}/artifacts/{key}/preview")
-def artifact_preview(ctx: Ctx, run_id: RunId, key: ArtifactKey) -> dict[str, Any]:
-    """A safe preview: image (see ``/raw``), table (first rows), JSON or text; pickles never."""
-    ref, name = run_artifact(ctx, run_id, key)
-    return preview(ctx.artifacts, ref, name)
-
-
-@router.get("/runs/{run_id}/artifacts/{key}/raw", response_class=Response)
-def artifact_raw(ctx: Ctx, run_id: RunId, key: ArtifactKey) -> Response:
-    """The artifact's bytes: images inline, anything else as a download."""
-    ref, name = run_artifact(ctx, run_id, key)
-    if ref.serializer == "collection":
-        raise ArtifactNotFoundError("A mapped step's list has no bytes of its own.")
-    data = read_bytes(ctx.artifacts, ref)
-    media = image_type(data[:16])
-    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100] or "artifact"
-    if ref.serializer == "dir":  # a folder is stored as a tar of its files
-        media = None
-        safe_name = safe_name if safe_name.endswith(".tar") else safe_name + ".tar"
-    headers = {"Content-Security-Policy": "sandbox; default-src 'none'"}
-    if media is None:
-        headers["Content-Disposition"] = f'attachment; filename="{safe_name}"'
-    kind = "application/x-tar" if ref.serializer == "dir" else "application/octet-stream"
-    return Response(data, media_type=media or kind, headers=headers)
-
-
-_NO_SHARE = b'<style>.modebar-btn[data-title^="Share"]{display:none !important}</style>\n'
-_PLOTLY_CDN = re.compile(rb'<script[^>]*\ssrc="https://cdn\.plot\.ly/[^"]*"[^>]*>\s*</script>')
-
-
-@router.get("/runs/{run_id}/artifacts/{key}/figure", response_class=Response)
-def artifact_figure(ctx: Ctx, run_id: RunId, key: ArtifactKey, request: Request) -> Response:
-    """An HTML figure (``qf.log_figure`` of a Plotly figure) to show in a sandboxed frame:
-    Plotly's CDN script is replaced by the server's copy; the page runs in an opaque origin
-    (no cookies, storage or API of this server) and may load nothing but that script."""
-    ref, name = run_artifact(ctx, run_id, key)
-    if not name.lower().endswith((".html", ".htm")) or ref.pickled:
-        raise ArtifactNotFoundError(f"{name[:100]!r} is not an HTML figure.")
-    local = b'<script src="/static/vendor/plotly.min.js"></script>'
-    # No "Share chart" (Plotly Cloud upload) button; the sandbox and CSP block it anyway.
-    data = _NO_SHARE + _PLOTLY_CDN.sub(local, read_bytes(ctx.artifacts, ref))
-    origin = f"{request.url.scheme}://{request.url.netloc}"
-    policy = (
-        "sandbox allow-scripts; default-src 'none'; "
-        f"script-src {origin}/static/vendor/plotly.min.js 'unsafe-inline' 'unsafe-eval'; "
-        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; frame-ancestors 'self'"
-    )
-    headers = {"Content-Security-Policy": policy, "X-Frame-Options": "SAMEORIGIN"}
-    return Response(data, media_type="text/html", headers=headers)
-
-
-@router.get("/runs/{run_id}/graph")
-def run_graph(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
-    """The workflow graph with each step's status: nodes, edges, Mermaid and DOT text."""
-    run = ctx.metadata.get_run(run_id)
-    steps = ctx.metadata.step_runs(run.id)
-    return graphs.describe(run, steps, ctx.settings.project_dir)
-
-
-@router.get("/runs/{run_id}/graph.svg", response_class=Response)
-def run_graph_svg(ctx: Ctx, run_id: RunId) -> Response:
-    """The graph drawn by Graphviz (``dot -Tsvg``), steps coloured by status."""
-    run = ctx.metadata.get_run(run_id)
-    steps = ctx.metadata.step_runs(run.id)
-    graph, _ = graphs.run_graph(run, steps, ctx.settings.project_dir)
-    svg = graphs.to_svg(graphs.to_dot(graph, graphs.step_status(graph, steps)))
-    if svg is None:
-        from qflow.errors import MissingExtraError
-
-        raise MissingExtraError(
-            "Graphviz's 'dot' program is needed to draw the graph. Hint: apt-get install graphviz."
-        )
-    return Response(
-        svg,
-        media_type="image/svg+xml",
-        headers={"Content-Security-Policy": "sandbox; default-src 'none'"},
-    )
 
 
 @router.get("/compare")
@@ -565,66 +301,3 @@ def compare(
         ],
         "metric_keys": metric_keys,
     }
-
-
-@router.get("/lineage/{run_id}")
-def lineage(
-    ctx: Ctx,
-    run_id: RunId,
-    target: Annotated[str, Query(min_length=1, max_length=500, description="STEP[.OUTPUT]")],
-    forward: bool = False,
-) -> dict[str, Any]:
-    """Where an output came from (steps, params, inputs, data files), or (``forward``) which
-    later steps and runs read it; with a Mermaid picture."""
-    from qflow.provenance import lineage as lin
-
-    if forward:
-        result = lin.forward(ctx.metadata, run_id=run_id, target=target)
-    else:
-        result = lin.backward(ctx.metadata, run_id, target)
-    return {**result, "mermaid": lin.to_mermaid(result)}
-
-
-@router.get("/lineage")
-def data_lineage(
-    ctx: Ctx,
-    data: Annotated[str, Query(min_length=1, max_length=4000, description="path or sha256")],
-) -> dict[str, Any]:
-    """Which runs and steps read one content of a data file (by path as recorded or relative
-    to the project, or by sha256 or a unique prefix of it)."""
-    from qflow.provenance import lineage as lin
-
-    result = lin.forward(ctx.metadata, data=data, root=ctx.settings.project_dir, disk=False)
-    return {**result, "mermaid": lin.to_mermaid(result)}
-
-
-def _project_dir(ctx: Context) -> Any:
-    if ctx.settings.project_dir is None:
-        from qflow.errors import NotFoundError
-
-        raise NotFoundError(
-            "Sweeps are read from the project's Optuna storage, and this server has no "
-            "project. Hint: start it with qflow ui inside the project."
-        )
-    return ctx.settings.project_dir
-
-
-@router.get("/sweeps")
-def list_sweeps(ctx: Ctx) -> list[dict[str, Any]]:
-    """Every sweep of the project, newest first: id, workflow, objective, trials, best value."""
-    from qflow.sweep.report import list_sweeps as sweeps
-
-    return sweeps(_project_dir(ctx))
-
-
-@router.get("/sweeps/{sweep_id}")
-def get_sweep(
-    ctx: Ctx, sweep_id: Annotated[str, PathParam(min_length=1, max_length=200)]
-) -> dict[str, Any]:
-    """A sweep: its trials (number, state, value, params, run), the best trial, the search
-    space and fANOVA parameter importances."""
-    from qflow.sweep.report import sweep_report
-
-    report = sweep_report(sweep_id, _project_dir(ctx), plots=False)
-    report.pop("plots", None)
-    return report
