@@ -42,6 +42,7 @@ PAGES = (
     "/",
     "/runs",
     "/runs/{run_id}",
+    "/runs/{run_id}/steps/{step}",
     "/compare",
     "/models",
     "/models/{name}",
