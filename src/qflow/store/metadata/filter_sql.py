@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from qflow.store.filters import NUMERIC_FIELDS, BoolOp, Compare, Node, Not, parse, parse_field
@@ -27,11 +26,19 @@ def latest_metric(key: str) -> ColumnElement[Any]:
     )
 
 
+def _jsonb(column: Any) -> ColumnElement[Any]:
+    """``column`` as PostgreSQL JSONB (its dialect, which imports asyncio and ssl, is imported
+    only for PostgreSQL)."""
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    return sa.cast(column, JSONB)
+
+
 def _json_number(column: Any, dialect: str) -> ColumnElement[Any]:
     """A JSON text column as a number where it holds one, else NULL."""
 
     if dialect == "postgresql":
-        as_json = sa.cast(column, JSONB)
+        as_json = _jsonb(column)
         return sa.case(
             (
                 sa.func.jsonb_typeof(as_json) == "number",
@@ -45,7 +52,7 @@ def _json_text(column: Any, dialect: str) -> ColumnElement[Any]:
     """A JSON text column as its string value where it holds a string, else its JSON text."""
 
     if dialect == "postgresql":
-        as_json = sa.cast(column, JSONB)
+        as_json = _jsonb(column)
         return sa.case(
             (sa.func.jsonb_typeof(as_json) == "string", _pg_string(as_json)),
             else_=column,
@@ -60,7 +67,7 @@ def _config_value(path: str, dialect: str) -> tuple[ColumnElement[Any], ColumnEl
 
     parts = path.split(".")
     if dialect == "postgresql":
-        as_json = sa.cast(t.runs.c.config, JSONB)
+        as_json = _jsonb(t.runs.c.config)
         node = sa.func.jsonb_extract_path(as_json, *parts)
         text = sa.case(
             (sa.func.jsonb_typeof(node) == "string", _pg_string(node)),
