@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qflow.config.explain import check_types, explain
 from qflow.config.sweep import is_group_override, parse_overrides
 from qflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 _OVERRIDE = re.compile(r"^(\+{0,2}|~)([A-Za-z_][\w-]*(?:\.[\w-]+|\[\d+\])*)(?:=(.*))?$", re.S)
 
@@ -43,6 +48,9 @@ def load_config(
             parse_override(text)
         return _from_overrides(overrides)
     _check_yaml(config_file)
+    reused = _from_base(config_file, list(overrides))
+    if reused is not None:
+        return reused
     with _yaml_view(config_file) as composable:
         return _compose(composable, list(overrides), config_file.parent)
 
@@ -115,17 +123,106 @@ def _check_yaml(path: Path) -> None:
 
 
 def _hydra_compose(config_file: Path, overrides: list[str]) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    config = _hydra_compose_unresolved(config_file, overrides)
+    return dict(OmegaConf.to_container(config, resolve=True))  # type: ignore[arg-type]
+
+
+def _hydra_compose_unresolved(config_file: Path, overrides: list[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(config_file.parent.resolve()), version_base=None):
-            config = compose(config_file.stem, overrides=overrides)
-        return dict(OmegaConf.to_container(config, resolve=True))  # type: ignore[arg-type]
+            return compose(config_file.stem, overrides=overrides)
     finally:
         GlobalHydra.instance().clear()
+
+
+_BASES: OrderedDict[tuple[str, tuple[str, ...], tuple[tuple[str, int, int], ...]], DictConfig]
+_BASES = OrderedDict()
+"""Composed configs before value overrides, by (config file, other overrides, the config
+folder's files and their stamps); a few, most recently used last."""
+_KEPT_BASES = 16
+
+
+def _from_base(config_file: Path, overrides: list[str]) -> dict[str, Any] | None:
+    """The config composed as Hydra would, without composing it again when only values differ.
+
+    A Hydra compose costs tens of milliseconds, most of it Hydra's own defaults tree; a sweep
+    or a multirun composes one config many times with different values. Hydra sets values
+    (``key=value``, not a group choice) after composing everything else, so the rest is
+    composed once per config folder state and the values are set on a copy with Hydra's own
+    code. None when that shortcut does not apply or fails: the caller then composes from
+    scratch, which gives the same config or the same error.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    conf_dir = config_file.parent
+    parsed = parse_overrides(overrides, config_file.stem, conf_dir)
+    is_value = [
+        o.type is OverrideType.CHANGE
+        and not o.is_sweep_override()
+        and not o.is_hydra_override()
+        and not is_group_override(o, conf_dir)
+        for o in parsed
+    ]
+    values = [o for o, value in zip(parsed, is_value, strict=True) if value]
+    rest = [text for text, value in zip(overrides, is_value, strict=True) if not value]
+    added_or_removed = [o.key_or_group for o in parsed if o.type is not OverrideType.CHANGE]
+    if _overlap([o.key_or_group for o in values], added_or_removed):
+        return None  # Hydra applies these in the order given: compose from scratch
+    try:
+        base = _base(config_file, rest)
+        config = copy.deepcopy(base)  # resolving may cache in the config: never in the base
+        ConfigLoaderImpl._apply_overrides_to_config(values, config)
+        resolved = dict(OmegaConf.to_container(config, resolve=True))  # type: ignore[arg-type]
+    except (HydraException, OmegaConfBaseException):
+        return None
+    if values:
+        try:
+            before = OmegaConf.to_container(copy.deepcopy(base), resolve=True)
+        except OmegaConfBaseException:
+            return resolved  # as _compose: no type check without a config to compare with
+        checked = [(o.key_or_group, str(o.input_line)) for o in values]
+        check_types(before, resolved, checked)  # type: ignore[arg-type]
+    return resolved
+
+
+def _overlap(keys: list[str], others: list[str]) -> bool:
+    """Whether a key is, holds or is held by one of ``others``."""
+    return any(
+        key == other or key.startswith(f"{other}.") or other.startswith(f"{key}.")
+        for key in keys
+        for other in others
+    )
+
+
+def _base(config_file: Path, overrides: list[str]) -> DictConfig:
+    """``config_file`` composed with ``overrides``, unresolved, from the cache when the config
+    folder's files are unchanged since."""
+    conf_dir = config_file.parent
+    stamps = tuple(
+        (str(path.relative_to(conf_dir)), stat.st_mtime_ns, stat.st_size)
+        for path in sorted(conf_dir.rglob("*"))
+        if path.suffix in CONFIG_SUFFIXES and (stat := path.stat())
+    )
+    key = (str(config_file.resolve()), tuple(overrides), stamps)
+    base = _BASES.get(key)
+    if base is None:
+        with _yaml_view(config_file) as composable:
+            base = _hydra_compose_unresolved(composable, overrides)
+        _BASES[key] = base
+        while len(_BASES) > _KEPT_BASES:
+            _BASES.popitem(last=False)
+    _BASES.move_to_end(key)
+    return base
 
 
 def _try_compose(config_file: Path, overrides: list[str]) -> dict[str, Any] | None:
