@@ -44,7 +44,7 @@ class Settings:
             raise InsecureBindError(
                 f"Refusing to listen on {self.host!r} without a token: anyone who can reach it "
                 "could read every run and start workflows.\n"
-                f"Hint: pass --token TOKEN (or set {TOKEN_ENV}), or bind to 127.0.0.1."
+                f"Hint: pass --token-file FILE (or set {TOKEN_ENV}), or bind to 127.0.0.1."
             )
         hosts = self.allowed_hosts or default_allowed_hosts(self.host)
         return replace(

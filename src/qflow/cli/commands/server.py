@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
 from qflow.cli import console
+from qflow.cli.token import TokenFileOption, TokenOption, resolve_token
 
 
 def server(
@@ -19,23 +19,25 @@ def server(
     ],
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 5000,
-    token: Annotated[
-        str | None,
-        typer.Option("--token", help="Access token (default: $QFLOW_SERVER_TOKEN)."),
-    ] = None,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option("--allowed-host", help="A host name clients use (repeatable; DNS rebinding)."),
     ] = None,
 ) -> None:
     """Serve the REST API and dashboard over shared stores; refuses to listen beyond this
-    machine without a token."""
+    machine without a token.
+
+    The access token comes from --token-file FILE or --token (which other users can read in
+    ps), else $QFLOW_SERVER_TOKEN.
+    """
     from qflow.web import Settings, serve
 
     settings = Settings(
         store_url=store,
         artifacts_url=artifacts,
-        token=token or os.environ.get("QFLOW_SERVER_TOKEN") or None,
+        token=resolve_token(token, token_file),
         host=host,
         port=port,
         extra_allowed_hosts=tuple(allowed_host or ()),
