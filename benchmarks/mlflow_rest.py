@@ -160,7 +160,7 @@ def main() -> None:
     wall = statistics.median(mlflow.wall) / statistics.median(qflow.wall)
     cpu = statistics.median(mlflow.server_cpu) / max(statistics.median(qflow.server_cpu), 1e-9)
     print(f"  qflow server is {wall:.1f}x faster (wall), uses {cpu:.1f}x less server CPU")
-    print("  load average (1 min) before/after: " f"{load_before[0]:.2f} / {load_after[0]:.2f}")
+    print(f"  load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f}")
 
 
 if __name__ == "__main__":
