@@ -5,6 +5,7 @@ import { render } from "preact";
 import "./style.css";
 import { RunsPage } from "./pages/Runs";
 import { RunPage } from "./pages/Run";
+import { StepPage } from "./pages/Step";
 import { ComparePage } from "./pages/Compare";
 import { ModelPage, ModelsPage, PredictPage } from "./pages/Models";
 import { LineagePage } from "./pages/Lineage";
@@ -14,6 +15,7 @@ import { SweepPage, SweepsPage } from "./pages/Sweeps";
 function Route() {
   const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   const [page, arg] = parts;
+  if (page === "runs" && parts[2] === "steps" && parts[3]) return <StepPage runId={arg} step={parts[3]} key={parts[3]} />;
   if (!page || page === "runs") return arg ? <RunPage runId={arg} key={arg} /> : <RunsPage />;
   if (page === "compare") return <ComparePage />;
   if (page === "models") return arg ? <ModelPage name={arg} /> : <ModelsPage />;

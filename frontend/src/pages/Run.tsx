@@ -41,6 +41,9 @@ function Timeline({ run }: { run: Any }) {
             </div>
           </summary>
           <div class="tl-detail">
+            <a class="step-link" href={`/runs/${encodeURIComponent(run.id)}/steps/${encodeURIComponent(s.name)}`}>
+              step page: report, outputs, logs
+            </a>
             {s.reason && (
               <p class="reason">
                 <strong>why:</strong> {s.reason}

@@ -1,0 +1,81 @@
+// One step run of a run: status, timing, cache reason, parameters, outputs, its logs and its
+// report (qf.report). The report is HTML the server renders from stored data with raw HTML
+// escaped; it is still shown only in a sandboxed frame (scripts for Plotly, but an opaque
+// origin: no cookies, storage or API of this server) and can be downloaded as one offline file.
+import { useEffect, useState } from "preact/hooks";
+import { type Any, api, bytes, secs, typeName } from "../api";
+import { Badge, Fail, KV, Muted, RunLink } from "../ui";
+
+export function StepPage({ runId, step }: { runId: string; step: string }) {
+  const [run, setRun] = useState<Any>(null);
+  const [reports, setReports] = useState<string[] | null>(null);
+  const [logs, setLogs] = useState<Any[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    const id = encodeURIComponent(runId);
+    api(`/api/runs/${id}`).then(setRun).catch(setError);
+    api(`/api/runs/${id}/reports`).then(setReports).catch(setError);
+    api(`/api/runs/${id}/logs?step=${encodeURIComponent(step)}`).then(setLogs).catch(() => setLogs([]));
+  }, [runId, step]);
+  if (error) return <Fail error={error} />;
+  if (!run || reports === null) return <Muted>Loading…</Muted>;
+  const s = run.steps.find((x: Any) => x.name === step);
+  if (!s) return <Fail error={`Run ${run.id} has no step ${step}.`} />;
+  const report = `/api/runs/${encodeURIComponent(run.id)}/steps/${encodeURIComponent(step)}/report`;
+  const log = logs?.[0];
+  return (
+    <div>
+      <h1>
+        {s.name} <span class="muted">step of</span> <RunLink id={run.id} label={run.tags.name || run.workflow} />{" "}
+        <Badge status={s.status} />
+      </h1>
+      <p>
+        {secs(s.duration)}
+        {s.attempts > 1 && <> · {s.attempts} attempts</>}
+        {s.cached_from && (
+          <>
+            {" "}
+            · cached from run <RunLink id={s.cached_from} />
+          </>
+        )}
+      </p>
+      {s.reason && (
+        <p class="reason">
+          <strong>why:</strong> {s.reason}
+        </p>
+      )}
+      {s.error && <div class="error">{s.error}</div>}
+      <h2>Report</h2>
+      {reports.includes(step) ? (
+        <div>
+          <div class="toolbar">
+            <a id="report-download" href={report + "?download=1"} download>
+              download HTML
+            </a>
+          </div>
+          <iframe class="report" id="report" sandbox="allow-scripts" src={report} title={`report of ${step}`} />
+        </div>
+      ) : (
+        <Muted>This step made no report (qf.report).</Muted>
+      )}
+      <h2>Parameters</h2>
+      <KV obj={s.params} />
+      <h2>Outputs</h2>
+      <KV
+        obj={Object.fromEntries(
+          Object.entries(s.outputs).map(([k, v]: [string, Any]) => [k, `${typeName(v.type)} · ${bytes(v.size)}`]),
+        )}
+      />
+      <h2>Logs</h2>
+      {log && (log.stdout || log.stderr || log.traceback) ? (
+        <div>
+          {log.stdout && <pre class="stdout">{log.stdout}</pre>}
+          {log.stderr && <pre class="stderr">{log.stderr}</pre>}
+          {log.traceback && <pre class="error">{log.traceback}</pre>}
+        </div>
+      ) : (
+        <Muted>(no output)</Muted>
+      )}
+    </div>
+  );
+}
