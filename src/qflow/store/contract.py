@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         RunsPage,
         StepOutcome,
         StepRun,
+        StepStart,
     )
 
 MAX_PAGE = 500
@@ -116,6 +117,15 @@ class StepRunStore(Protocol):
     ) -> None: ...
 
     def finish_step_run(self, step_run_id: int, outcome: StepOutcome) -> None: ...
+
+    def record_step_runs(
+        self,
+        started: Sequence[StepStart] = (),
+        finished: Sequence[tuple[int, StepOutcome]] = (),
+    ) -> None:
+        """``start_step_run`` and ``finish_step_run`` for many step runs in one transaction
+        (starts first); as idempotent as they are."""
+        ...
 
     def step_runs(self, run_id: str) -> list[StepRun]: ...
 

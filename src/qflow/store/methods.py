@@ -189,6 +189,11 @@ class StoreMethods(abc.ABC):
     finish_step_run = Method(
         StepRunStore.finish_step_run, wire.NOTHING, args={"outcome": wire.OUTCOME}
     )
+    record_step_runs = Method(
+        StepRunStore.record_step_runs,
+        wire.NOTHING,
+        args={"started": wire.listed(wire.STEP_START), "finished": wire.listed(wire.FINISHED)},
+    )
     step_runs = Method(StepRunStore.step_runs, wire.listed(wire.STEP))
     step_run_by_id = Method(StepRunStore.step_run_by_id, wire.optional(wire.STEP))
     get_step_run = Method(StepRunStore.get_step_run, wire.STEP, not_found=StepNotFoundError)

@@ -27,6 +27,7 @@ from qflow.store.metadata.records import (
     RunsPage,
     StepOutcome,
     StepRun,
+    StepStart,
     StepStatus,
 )
 
@@ -221,6 +222,11 @@ INT: Codec[int] = Codec(_same, int)
 RUN: Codec[Run] = Codec(run_to, run_from)
 STEP: Codec[StepRun] = Codec(step_to, step_from)
 OUTCOME: Codec[StepOutcome] = Codec(outcome_to, outcome_from)
+STEP_START: Codec[StepStart] = Codec(dataclasses.asdict, lambda d: StepStart(**d))
+FINISHED: Codec[tuple[int, StepOutcome]] = Codec(
+    lambda pair: [pair[0], outcome_to(pair[1])], lambda d: (int(d[0]), outcome_from(d[1]))
+)
+"""A step run's id and its outcome (``record_step_runs``)."""
 METRIC: Codec[Metric] = Codec(metric_to, metric_from)
 METRIC_ROW: Codec[MetricRow] = Codec(metric_row_to, metric_row_from)
 LOGGED: Codec[LoggedArtifact] = Codec(logged_to, logged_from)

@@ -52,7 +52,7 @@ class Run:
 
     id: str
     workflow: str
-    status: str
+    status: RunStatus
     created_at: float
     ended_at: float | None
     config: dict[str, Any]
@@ -71,6 +71,10 @@ class Run:
     metrics_summary: dict[str, float] = field(default_factory=dict)
     archived_at: float | None = None
     deleted_at: float | None = None
+
+    def __post_init__(self) -> None:
+        # Rows and wire payloads carry the status as text; the record always holds the enum.
+        object.__setattr__(self, "status", RunStatus(self.status))
 
     @property
     def duration(self) -> float | None:
@@ -95,7 +99,7 @@ class StepRun:
     name: str
     step: str
     position: int
-    status: str
+    status: StepStatus
     started_at: float | None
     ended_at: float | None
     cache_key: str | None
@@ -112,6 +116,9 @@ class StepRun:
     inputs: dict[str, ArtifactRef] = field(default_factory=dict)
     outputs: dict[str, ArtifactRef] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", StepStatus(self.status))
+
     @property
     def duration(self) -> float | None:
         if self.started_at is None or self.ended_at is None:
@@ -122,7 +129,7 @@ class StepRun:
         """How this step run ended, as ``finish_step_run`` was given it (a replay to a tracker
         sees what the live run's ``after_step`` saw)."""
         return StepOutcome(
-            StepStatus(self.status),
+            self.status,
             outputs=dict(self.outputs),
             inputs=dict(self.inputs),
             error=self.error,
@@ -137,6 +144,19 @@ class StepRun:
             started_at=self.started_at,
             ended_at=self.ended_at,
         )
+
+
+@dataclass(frozen=True)
+class StepStart:
+    """A step run that starts running: what is known only now (its cache key, code fingerprint
+    and why it runs). ``record_step_runs`` writes many in one transaction."""
+
+    step_run_id: int
+    cache_key: str | None = None
+    fingerprint: str | None = None
+    reason: str | None = None
+    started_at: float | None = None
+    """When it started; None: when the store records it."""
 
 
 @dataclass(frozen=True)

@@ -70,11 +70,54 @@ STEP_IO = (
 )
 """Inputs and outputs (with their artifacts) of some step runs."""
 
-UPDATE_STEP_RUN = t.step_runs.update().where(t.step_runs.c.id == sa.bindparam("_id"))
-"""Set the columns named by the parameters on one step run."""
+_c = t.step_runs.c
+_is_open = sa.or_(*(_c.status == status for status in OPEN))
+"""``status IN OPEN`` without an expanding parameter, which ``executemany`` cannot take."""
 
-FINISH_STEP_RUN = UPDATE_STEP_RUN.where(t.step_runs.c.status.in_(OPEN))
-"""Finish one step run that is still open: a finished step run never changes status."""
+
+def _kept(column: str) -> Any:
+    """The column's new value, or its old one when the parameter ``new_<column>`` is None."""
+    return sa.func.coalesce(sa.bindparam(f"new_{column}"), _c[column])
+
+
+OPEN_STEP_RUNS = (
+    sa.select(_c.id, _c.run_id)
+    .where(_c.id.in_(sa.bindparam("ids", expanding=True)), _is_open)
+    .with_for_update()
+)
+"""Which of some step runs are still open (locked until the transaction ends on PostgreSQL,
+so nothing finishes them in between)."""
+
+START_STEP_RUNS = (
+    t.step_runs.update()
+    .where(_c.id == sa.bindparam("_id"), _is_open)
+    .values(
+        status=StepStatus.RUNNING,
+        started_at=sa.bindparam("new_started_at"),
+        cache_key=_kept("cache_key"),
+        fingerprint=_kept("fingerprint"),
+        reason=_kept("reason"),
+    )
+)
+"""Mark open step runs running (``executemany``); a finished one never moves back."""
+
+_OUTCOME_COLUMNS = (
+    "status", "error", "traceback", "stdout", "stderr", "attempts", "cached_from", "ended_at",
+)  # fmt: skip
+_KEPT_COLUMNS = ("started_at", "cache_key", "fingerprint", "reason")
+
+FINISH_STEP_RUNS = (
+    t.step_runs.update()
+    .where(_c.id == sa.bindparam("_id"), _is_open)
+    .values(
+        {
+            **{column: sa.bindparam(f"new_{column}") for column in _OUTCOME_COLUMNS},
+            **{column: _kept(column) for column in _KEPT_COLUMNS},
+        }
+    )
+)
+"""Finish open step runs (``executemany``): the outcome's columns, keeping the recorded
+start time, cache key, fingerprint and reason where the outcome has none."""
 
 
 def _copy(table: sa.Table, columns: tuple[str, ...]) -> sa.Insert:

@@ -26,6 +26,7 @@ from qflow.store.metadata.records import (
     DataFileRecord,
     StepOutcome,
     StepRun,
+    StepStart,
     StepStatus,
 )
 from qflow.store.metadata.rows import (
@@ -125,16 +126,8 @@ class StepQueries(Database):
     ) -> None:
         """Mark a step run as running, recording what is known only now: its cache key, code
         fingerprint and why it runs."""
-        changes: dict[str, object] = {"status": StepStatus.RUNNING, "started_at": time.time()}
-        for column, value in (
-            ("cache_key", cache_key),
-            ("fingerprint", fingerprint),
-            ("reason", reason),
-        ):
-            if value is not None:
-                changes[column] = value
         with self.engine.begin() as conn:
-            conn.execute(st.UPDATE_STEP_RUN, {"_id": step_run_id, **changes})
+            _start(conn, [StepStart(step_run_id, cache_key, fingerprint, reason)])
 
     @translated
     def finish_step_run(self, step_run_id: int, outcome: StepOutcome) -> None:
@@ -147,58 +140,20 @@ class StepQueries(Database):
         served from the cache passes ``copy_records_from`` (its source step run) to take over
         the metrics, params and files that run logged, in the same transaction.
         """
-        io = [("in", n, r) for n, r in outcome.inputs.items()]
-        io += [("out", n, r) for n, r in outcome.outputs.items()]
-        now = time.time()
-        ended_at = outcome.ended_at
-        times: dict[str, object] = {"ended_at": ended_at if ended_at is not None else now}
-        for column, value in (
-            ("started_at", outcome.started_at),
-            ("cache_key", outcome.cache_key),
-            ("fingerprint", outcome.fingerprint),
-            ("reason", outcome.reason),
-        ):
-            if value is not None:
-                times[column] = value
-        changes = {
-            "_id": step_run_id,
-            "status": str(outcome.status),
-            "error": outcome.error,
-            "traceback": outcome.traceback,
-            "stdout": outcome.stdout,
-            "stderr": outcome.stderr,
-            "attempts": outcome.attempts,
-            "cached_from": outcome.cached_from,
-            **times,
-        }
-        copy_records_from = outcome.copy_records_from
         with self.engine.begin() as conn:
-            if conn.execute(st.FINISH_STEP_RUN, changes).rowcount == 0:
-                return  # already finished (or unknown): the first outcome stands
-            insert_ignore(conn, t.artifacts, [artifact_row(ref, now) for _, _, ref in io])
-            insert_ignore(
-                conn,
-                t.step_io,
-                [
-                    {
-                        "step_run_id": step_run_id,
-                        "direction": d,
-                        "name": n,
-                        "artifact_key": r.key,
-                        **use_row(r),
-                    }
-                    for d, n, r in io
-                ],
-            )
-            if copy_records_from is not None:
-                source = {"run_id": None, "step_run_id": step_run_id, "source": copy_records_from}
-                source["run_id"] = conn.execute(
-                    sa.select(t.step_runs.c.run_id).where(t.step_runs.c.id == step_run_id)
-                ).scalar_one_or_none()
-                if source["run_id"] is None:
-                    raise StepNotFoundError(f"No step run with id {step_run_id}.")
-                for statement in st.COPY_STEP_RECORDS:
-                    conn.execute(statement, source)
+            _finish(conn, [(step_run_id, outcome)])
+
+    @translated
+    def record_step_runs(
+        self,
+        started: Sequence[StepStart] = (),
+        finished: Sequence[tuple[int, StepOutcome]] = (),
+    ) -> None:
+        """``start_step_run`` and ``finish_step_run`` for many step runs in one transaction
+        (starts first): the coordinator records thousands of mapped items in a few writes."""
+        with self.engine.begin() as conn:
+            _start(conn, started)
+            _finish(conn, finished)
 
     @translated
     def step_runs(self, run_id: str) -> list[StepRun]:
@@ -379,3 +334,84 @@ def _recorded(conn: Connection, run_id: str, names: Sequence[str]) -> dict[str, 
         )
         found.update((name, int(i)) for name, i in conn.execute(query))
     return found
+
+
+def _start(conn: Connection, started: Sequence[StepStart]) -> None:
+    if not started:
+        return
+    now = time.time()
+    conn.execute(
+        st.START_STEP_RUNS,
+        [
+            {
+                "_id": s.step_run_id,
+                "new_started_at": s.started_at if s.started_at is not None else now,
+                "new_cache_key": s.cache_key,
+                "new_fingerprint": s.fingerprint,
+                "new_reason": s.reason,
+            }
+            for s in started
+        ],
+    )
+
+
+def _finish(conn: Connection, finished: Sequence[tuple[int, StepOutcome]]) -> None:
+    """Finish the step runs still open, with their lineage and, for cache hits, the records
+    they take over; the first outcome given for a step run stands."""
+    if not finished:
+        return
+    open_runs: dict[int, str] = {}
+    ids = list(dict.fromkeys(i for i, _ in finished))
+    for begin in range(0, len(ids), 500):
+        rows = conn.execute(st.OPEN_STEP_RUNS, {"ids": ids[begin : begin + 500]})
+        open_runs.update((int(i), run_id) for i, run_id in rows)
+    now = time.time()
+    updates: list[dict[str, Any]] = []
+    artifacts: dict[str, dict[str, Any]] = {}
+    io: list[dict[str, Any]] = []
+    copies: list[dict[str, Any]] = []
+    for step_run_id, outcome in finished:
+        run_id = open_runs.pop(step_run_id, None)
+        if run_id is None:  # already finished (or unknown, or given twice)
+            continue
+        updates.append(
+            {
+                "_id": step_run_id,
+                "new_status": str(outcome.status),
+                "new_error": outcome.error,
+                "new_traceback": outcome.traceback,
+                "new_stdout": outcome.stdout,
+                "new_stderr": outcome.stderr,
+                "new_attempts": outcome.attempts,
+                "new_cached_from": outcome.cached_from,
+                "new_ended_at": outcome.ended_at if outcome.ended_at is not None else now,
+                "new_started_at": outcome.started_at,
+                "new_cache_key": outcome.cache_key,
+                "new_fingerprint": outcome.fingerprint,
+                "new_reason": outcome.reason,
+            }
+        )
+        for direction, refs in (("in", outcome.inputs), ("out", outcome.outputs)):
+            for name, ref in refs.items():
+                artifacts.setdefault(ref.key, artifact_row(ref, now))
+                io.append(
+                    {
+                        "step_run_id": step_run_id,
+                        "direction": direction,
+                        "name": name,
+                        "artifact_key": ref.key,
+                        **use_row(ref),
+                    }
+                )
+        if outcome.copy_records_from is not None:
+            copies.append(
+                {"run_id": run_id, "step_run_id": step_run_id, "source": outcome.copy_records_from}
+            )
+    if not updates:
+        return
+    conn.execute(st.FINISH_STEP_RUNS, updates)
+    insert_ignore(conn, t.artifacts, artifacts.values())
+    insert_ignore(conn, t.step_io, io)
+    if copies:
+        for statement in st.COPY_STEP_RECORDS:
+            conn.execute(statement, copies)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Response
@@ -100,6 +100,17 @@ class Outcome(_Body):
 class FinishStepRun(_Body):
     step_run_id: Int
     outcome: Outcome
+
+
+class StepStart(StartStepRun):
+    started_at: float | None = None
+
+
+class RecordStepRuns(_Body):
+    started: Annotated[list[StepStart], Field(max_length=10_000)] = Field(default_factory=list)
+    finished: Annotated[list[tuple[Int, Outcome]], Field(max_length=10_000)] = Field(
+        default_factory=list
+    )
 
 
 class MetricRow(_Body):
@@ -354,6 +365,7 @@ BODIES: dict[str, type[_Body]] = {
     "create_step_runs": CreateStepRuns,
     "start_step_run": StartStepRun,
     "finish_step_run": FinishStepRun,
+    "record_step_runs": RecordStepRuns,
     "step_runs": RunOnly,
     "step_run_by_id": StepRunOnly,
     "get_step_run": GetStepRun,
@@ -404,15 +416,23 @@ BODIES: dict[str, type[_Body]] = {
 def _check_refs(ctx: Context, arguments: dict[str, Any]) -> None:
     """A ref to a blob this server's artifact store holds must have that blob's size (inline
     bytes were checked against key and size by ``wire.ref_from`` while decoding)."""
-    for value in arguments.values():
-        refs: list[Any]
-        if isinstance(value, StepOutcome):
-            refs = [*value.inputs.values(), *value.outputs.values()]
-        else:
-            refs = list(value.values()) if isinstance(value, dict) else [value]
-        for ref in refs:
-            if isinstance(ref, ArtifactRef) and ref.inline is None:
-                ctx.artifacts.check_blob_size(ref)
+    for ref in _refs_in(list(arguments.values())):
+        if ref.inline is None:
+            ctx.artifacts.check_blob_size(ref)
+
+
+def _refs_in(value: Any) -> Iterator[ArtifactRef]:
+    """The artifact refs an argument holds: itself, a dict's values, an outcome's inputs and
+    outputs, and those of a list's members (``record_step_runs``)."""
+    if isinstance(value, ArtifactRef):
+        yield value
+    elif isinstance(value, StepOutcome):
+        yield from (*value.inputs.values(), *value.outputs.values())
+    elif isinstance(value, dict):
+        yield from (ref for ref in value.values() if isinstance(ref, ArtifactRef))
+    elif isinstance(value, list | tuple):
+        for member in value:
+            yield from _refs_in(member)
 
 
 def _endpoint(method: Method[Any, Any], model: type[_Body]) -> Callable[..., Any]:
