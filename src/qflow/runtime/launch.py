@@ -112,14 +112,8 @@ def launch(request: LaunchRequest) -> str:
     if hasattr(runner, "bind_workflow"):
         from qflow.runtime.remote import WorkflowSpec
 
-        if part.inputs:
-            raise QFlowError(
-                f"Workflow parameters taken from run {from_run} ({', '.join(part.inputs)}) work on "
-                f"the local and parallel executors, not on {executor!r} (its workers trace the "
-                "workflow from the config alone).\nHint: -e parallel."
-            )
-
-        runner.bind_workflow(WorkflowSpec(_workflow_ref(wf), resolved, str(project.root)))
+        spec = WorkflowSpec(_workflow_ref(wf), resolved, str(project.root), part.inputs)
+        runner.bind_workflow(spec)
     from qflow.runtime.trackers import trackers_from_config
 
     hooks = create_plugin_manager([*request.plugins, *trackers_from_config(resolved, project.root)])

@@ -2,22 +2,25 @@
 of an exported Argo manifest all call ``run_step(spec) -> result``.
 
 A task spec is JSON: the workflow (``module:function`` or ``/abs/file.py:function``), the run's
-resolved config, the node name (and the item index for one call of a mapped step), its input
-artifact refs by handle key (small ones with their bytes inline, base64), the run id, the step
-run id and the artifact store URL. The worker re-imports and re-traces the workflow (once per
-process and config), loads inputs from the artifact store, runs the step with its retry policy
-and timeout, writes outputs to the store and returns only metadata: output refs, logged
-metrics, params, tags and files, stdout, stderr, status and attempts. It never touches the
-metadata store; the coordinator replays the result into it.
+resolved config, the workflow parameters the run takes from an earlier run's outputs (so the
+worker traces the same graph as the driver), the node name (and the item index for one call of
+a mapped step), its input artifact refs by handle key (small ones with their bytes inline,
+base64), the run id, the step run id and the artifact store URL. The worker re-imports and
+re-traces the workflow (once per process, config and bound parameters), loads inputs from the
+artifact store, runs the step with its retry policy and timeout, writes outputs to the store and
+returns only metadata: output refs, logged metrics, params, tags and files, stdout, stderr,
+status and attempts. It never touches the metadata store; the coordinator replays the result
+into it.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +51,10 @@ class WorkflowSpec:
     ref: str
     config: Mapping[str, Any]
     project_dir: str = ""
+    bound_parameters: tuple[str, ...] = ()
+    """Workflow parameters no config value gives, bound to an earlier run's outputs
+    (``qflow run data_science --from RUN``): the worker traces them as the driver did, as
+    inputs of their own, so the steps that read them find their input refs in the task."""
 
     def check_importable(self, executor: str) -> None:
         if ":" not in self.ref:
@@ -83,6 +90,7 @@ def task_spec(workflow: WorkflowSpec, task: StepTask, artifacts_url: str) -> dic
         "workflow_ref": workflow.ref,
         "config": dict(workflow.config),
         "project_dir": workflow.project_dir,
+        "bound_parameters": list(workflow.bound_parameters),
         "node": task.node.name,
         "item": task.item,
         "inputs": {key: ref_to_json(ref) for key, ref in task.inputs.items()},
@@ -203,9 +211,12 @@ _TRACED: dict[str, TracedWorkflow] = {}
 _STORES: dict[str, ArtifactStore] = {}
 
 
-def traced_workflow(ref: str, config: Mapping[str, Any], project_dir: str = "") -> TracedWorkflow:
-    """The workflow ``ref`` traced with ``config``; traced once per process."""
-    key = json.dumps([ref, config, project_dir], sort_keys=True, default=str)
+def traced_workflow(
+    ref: str, config: Mapping[str, Any], project_dir: str = "", bound: Sequence[str] = ()
+) -> TracedWorkflow:
+    """The workflow ``ref`` traced with ``config`` and the parameters ``bound`` to an earlier
+    run's outputs, as the driver traced it; traced once per process."""
+    key = json.dumps([ref, config, project_dir, list(bound)], sort_keys=True, default=str)
     traced = _TRACED.get(key)
     if traced is None:
         from qflow.config.project import find_project
@@ -215,7 +226,7 @@ def traced_workflow(ref: str, config: Mapping[str, Any], project_dir: str = "") 
         from qflow.runtime.discovery import load_workflow
 
         folder = Path(project_dir) if project_dir and Path(project_dir).is_dir() else None
-        traced = load_workflow(ref, find_project(folder)).trace(dict(config))
+        traced = load_workflow(ref, find_project(folder)).trace(dict(config), inputs=bound)
         _TRACED[key] = traced
     return traced
 
@@ -251,6 +262,7 @@ def build_task(spec: Mapping[str, Any], traced: TracedWorkflow) -> StepTask:
         arguments,
         inputs,
         item=None if item is None else int(item),
+        project_root=str(spec.get("project_dir") or ""),
     )
 
 
@@ -264,7 +276,10 @@ def run_step(spec: Mapping[str, Any], live_metrics: MetricsSink | None = None) -
             f"(expects {SPEC_VERSION}). Hint: use the same QFlow version on driver and workers."
         )
     traced = traced_workflow(
-        str(spec["workflow_ref"]), spec.get("config") or {}, str(spec.get("project_dir") or "")
+        str(spec["workflow_ref"]),
+        spec.get("config") or {},
+        str(spec.get("project_dir") or ""),
+        [str(name) for name in spec.get("bound_parameters") or ()],
     )
     artifacts = _store(str(spec["artifacts_url"]))
     node = traced.graph.by_name.get(str(spec["node"]))
@@ -273,12 +288,22 @@ def run_step(spec: Mapping[str, Any], live_metrics: MetricsSink | None = None) -
         for output, ref in upstream["outputs"].items():
             inputs[handle_key(upstream["node"], output)] = ref
     spec = {**spec, "inputs": inputs}
-    if node is not None and node.kind is NodeKind.MAP and spec.get("item") is None:
-        return _run_all_items(spec, traced, artifacts)
-    records = Records()
-    task = build_task(spec, traced)
-    result = execute(task, artifacts, records.sinks(artifacts, live_metrics))
-    return result_to_json(result, records, task.node.name)
+    with _in_project(str(spec.get("project_dir") or "")):
+        if node is not None and node.kind is NodeKind.MAP and spec.get("item") is None:
+            return _run_all_items(spec, traced, artifacts)
+        records = Records()
+        task = build_task(spec, traced)
+        result = execute(task, artifacts, records.sinks(artifacts, live_metrics))
+        return result_to_json(result, records, task.node.name)
+
+
+def _in_project(project_dir: str) -> contextlib.AbstractContextManager[Any]:
+    """In the run's project folder while the step runs, when this machine has it (one
+    machine, or a shared file system): as under ``qflow run``, relative paths and
+    ``qf.Client()`` inside the step find the project; elsewhere the folder is left as is."""
+    if project_dir and Path(project_dir).is_dir():
+        return contextlib.chdir(project_dir)
+    return contextlib.nullcontext()
 
 
 def _run_all_items(

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from qflow.store.metadata.records import (
         AliasChange,
         DataFileRecord,
+        Experiment,
         LoggedArtifact,
         Metric,
         ModelVersion,
@@ -82,6 +83,16 @@ class RunStore(Protocol):
     def update_run_meta(self, run_id: str, changes: dict[str, Any]) -> None: ...
 
     def set_run_lifecycle(self, run_ids: Sequence[str], lifecycle: str) -> list[Run]: ...
+
+    def create_experiment(self, name: str, tags: Mapping[str, str]) -> bool:
+        """Record workflow name ``name`` as an experiment with ``tags`` before it has runs;
+        False, and nothing changed, when it is recorded already. Not idempotent: a second
+        call answers False."""
+        ...
+
+    def experiments(self) -> list[Experiment]:
+        """The recorded experiments, by name (a workflow with runs need not be one)."""
+        ...
 
 
 class StepRunStore(Protocol):

@@ -12,8 +12,9 @@ A method is safe to send again after a request that may have reached the server
 (``repeatable``) when its write is idempotent in the SQL store (``create_run`` with the id the
 client chose, ``create_step_runs`` by step-run name, ``finish_*`` only while open, upserts) or
 says so on a re-send (``log_metrics(retry=True)``). The two registry writes that record a new
-event per call (``create_model_version``, ``move_alias``) are not: they are retried only while
-the request cannot have been sent (connection refused).
+event per call (``create_model_version``, ``move_alias``) and ``create_experiment`` (whose
+answer says whether this call recorded it) are not: they are retried only while the request
+cannot have been sent (connection refused).
 """
 
 from __future__ import annotations
@@ -176,6 +177,13 @@ class StoreMethods(abc.ABC):
     set_run_lifecycle = Method(
         RunStore.set_run_lifecycle, wire.listed(wire.RUN), args={"run_ids": wire.Codec(list, list)}
     )
+    create_experiment = Method(
+        RunStore.create_experiment,
+        wire.PLAIN,
+        args={"tags": wire.Codec(dict, dict)},
+        repeatable=False,
+    )
+    experiments = Method(RunStore.experiments, wire.listed(wire.EXPERIMENT))
 
     # -- step runs ----------------------------------------------------------------------------
     create_step_run = Method(StepRunStore.create_step_run, wire.INT, args={"params": wire.JSON})

@@ -19,6 +19,7 @@ from qflow.store.bits import bits_float, float_bits
 from qflow.store.metadata.records import (
     AliasChange,
     DataFileRecord,
+    Experiment,
     LoggedArtifact,
     Metric,
     ModelVersion,
@@ -236,6 +237,7 @@ RUNS_PAGE: Codec[RunsPage] = Codec(runs_page_to, runs_page_from)
 MODEL_VERSION: Codec[ModelVersion] = Codec(record_to, model_version_from)
 REGISTERED_MODEL: Codec[RegisteredModel] = Codec(record_to, lambda d: RegisteredModel(**d))
 ALIAS_CHANGE: Codec[AliasChange] = Codec(record_to, lambda d: AliasChange(**d))
+EXPERIMENT: Codec[Experiment] = Codec(record_to, lambda d: Experiment(**d))
 
 
 def listed(item: Codec[T]) -> Codec[list[T]]:

@@ -300,3 +300,13 @@ class AliasChange:
     previous_version: int | None
     who: str | None
     changed_at: float
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A workflow name recorded before any run: MLflow's API creates an experiment first and
+    its runs later, and an experiment with no run must still be found by name."""
+
+    name: str
+    tags: dict[str, str]
+    created_at: float

@@ -343,6 +343,11 @@ class RunLifecycle(_Body):
     lifecycle: Literal["active", "archived", "deleted"]
 
 
+class CreateExperiment(_Body):
+    name: Name
+    tags: dict[Name, Text]
+
+
 class Key(_Body):
     key: Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -361,6 +366,8 @@ BODIES: dict[str, type[_Body]] = {
     "workflows": Nothing,
     "update_run_meta": UpdateRunMeta,
     "set_run_lifecycle": RunLifecycle,
+    "create_experiment": CreateExperiment,
+    "experiments": Nothing,
     "create_step_run": CreateStepRun,
     "create_step_runs": CreateStepRuns,
     "start_step_run": StartStepRun,
