@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
         api_run,
         api_runs,
         api_store,
+        api_stream,
         launch,
         mlflow_api,
         pages,
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         api_runs.router,  # before api_run: /runs/groups is not a run id
         api_run.router,
         api_metrics.router,
+        api_stream.router,
         api_artifacts.router,
         api_reports.router,
         api_lineage.router,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import APIRouter, Query, Response
 
 from qflow.store.contract import CHART_POINTS
@@ -12,6 +12,12 @@ from qflow.web.routes.params import Ctx, RunId
 from qflow.web.schemas import ERRORS
 
 router = APIRouter(prefix="/api", tags=["runs"], responses=ERRORS)
+
+
+def to_json(data: Any) -> bytes:
+    """JSON as the routes answer it (NaN and ±Infinity as null), written by pydantic-core:
+    several times faster than FastAPI's generic encoder or ``json`` on 100,000-point lists."""
+    return pydantic_core.to_json(data, inf_nan_mode="null")
 
 
 @router.get("/runs/{run_id}/metrics")
@@ -35,5 +41,4 @@ def metric_history(
     Returns ``{run_id, key, total_points, downsampled, last_id, x, y, timestamp}``."""
     run = ctx.metadata.get_run(run_id)
     history = ctx.metadata.metric_history(run.id, key, full=full, points=points, after=after)
-    # Serialized here: FastAPI's generic encoder is slow on 100,000-element lists.
-    return Response(json.dumps(history), media_type="application/json")
+    return Response(to_json(history), media_type="application/json")

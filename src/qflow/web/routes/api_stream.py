@@ -1,0 +1,129 @@
+"""Live updates of a run by server push: ``GET /api/runs/{run_id}/stream``, Server-Sent Events.
+
+Workers send metrics to the coordinator, which alone writes the store; the server has no other
+signal than the store, so each stream looks at it every ``TICK_SECONDS`` (a few indexed queries)
+and pushes only what changed. The page then needs no polling of its own, and a point reaches
+the screen within the runtime's flush interval plus one tick.
+
+Events (each ``data`` is one JSON document):
+
+- ``run``: the run as ``GET /api/runs/{run_id}`` answers it, first and whenever it changes;
+- ``history``: points of one metric as ``GET /api/runs/{run_id}/history`` answers them, plus
+  ``reset``: true for the first message of a key (the whole history, downsampled unless
+  ``full``), false for the points logged since the previous message;
+- ``logs``: entries of ``GET /api/runs/{run_id}/logs`` for the steps whose output or status
+  changed;
+- ``end``: the run is no longer running (``{"status": ...}``); the stream closes after it.
+
+A comment line is sent every ``KEEPALIVE_SECONDS`` so proxies keep a quiet stream open. A
+browser's ``EventSource`` reconnects by itself; a new stream starts with the whole state again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from qflow.store.contract import CHART_POINTS
+from qflow.store.metadata.records import RunStatus
+from qflow.web.context import Context
+from qflow.web.routes.api_metrics import to_json
+from qflow.web.routes.api_run import get_run, run_logs
+from qflow.web.routes.params import Ctx, RunId
+from qflow.web.schemas import ERRORS
+
+router = APIRouter(prefix="/api", tags=["runs"], responses=ERRORS)
+TICK_SECONDS = 0.2
+KEEPALIVE_SECONDS = 15.0
+
+
+def event(name: str, data: Any) -> bytes:
+    """One SSE message (JSON has no raw newlines, so ``data`` is one line)."""
+    return b"event: " + name.encode() + b"\ndata: " + to_json(data) + b"\n\n"
+
+
+class RunWatch:
+    """What one stream has sent of a run, and the events that bring a viewer up to date."""
+
+    def __init__(self, ctx: Context, run_id: str, *, full: bool, points: int) -> None:
+        self.ctx = ctx
+        self.run_id = run_id
+        self.full = full
+        self.points = points
+        self.run = b""
+        self.cursors: dict[str, int] = {}  # metric key -> id of the last point sent
+        self.counts: dict[str, int] = {}  # metric key -> points the store had then
+        self.logs: dict[str, bytes] = {}  # step name -> its log entry as sent
+        self.ended = False
+
+    def events(self) -> list[bytes]:
+        """What changed since the last call (the run's status is read first, so the points
+        and logs read after it are complete when the run has ended)."""
+        detail = get_run(self.ctx, self.run_id)
+        out = []
+        text = to_json(detail)
+        if text != self.run:
+            self.run = text
+            out.append(event("run", detail))
+        for entry in detail["metric_keys"]:
+            key, count = entry["key"], entry["points"]
+            if self.counts.get(key) == count:
+                continue
+            history = self.ctx.metadata.metric_history(
+                self.run_id, key, full=self.full, points=self.points, after=self.cursors.get(key, 0)
+            )
+            out.append(event("history", {**history, "reset": key not in self.cursors}))
+            self.cursors[key] = history["last_id"]
+            self.counts[key] = count
+        changed = []
+        for log in run_logs(self.ctx, self.run_id):
+            text = to_json(log)
+            if self.logs.get(log["name"]) != text:
+                self.logs[log["name"]] = text
+                changed.append(log)
+        if changed:
+            out.append(event("logs", changed))
+        if detail["status"] != RunStatus.RUNNING:
+            self.ended = True
+            out.append(event("end", {"status": detail["status"]}))
+        return out
+
+
+async def _stream(watch: RunWatch) -> AsyncIterator[bytes]:
+    quiet_since = time.monotonic()
+    while not watch.ended:
+        # The store is synchronous: read it in a worker thread, never on the event loop.
+        events = await anyio.to_thread.run_sync(watch.events)
+        if events:
+            yield b"".join(events)
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+            yield b": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        if not watch.ended:
+            await asyncio.sleep(TICK_SECONDS)
+
+
+@router.get("/runs/{run_id}/stream", response_class=StreamingResponse)
+def run_stream(
+    ctx: Ctx,
+    run_id: RunId,
+    full: bool = False,
+    points: Annotated[int, Query(ge=10, le=100_000)] = CHART_POINTS,
+) -> StreamingResponse:
+    """The run's changes as Server-Sent Events (``text/event-stream``): ``run``, ``history``
+    (``full`` and ``points`` as for ``/history``), ``logs`` and a last ``end`` once the run
+    has ended; see the module's docstring. An unknown run is a 404 before the stream opens."""
+    run = ctx.metadata.get_run(run_id)
+    watch = RunWatch(ctx, run.id, full=full, points=points)
+    return StreamingResponse(
+        _stream(watch),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
