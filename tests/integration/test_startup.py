@@ -77,11 +77,13 @@ def test_listing_runs_imports_its_command_only_and_no_migration_tool(tmp_path: P
     first = _imported(["run", "tiny"], project)
     assert first["code"] == 0
     assert "alembic" not in first["heavy"]  # a new SQLite store is created at the newest schema
+    assert "pydantic" not in first["heavy"]  # typer's adapters only for values that need them
     listed = _imported(["runs", "--limit", "20"], project)
     assert listed["code"] == 0
     assert "tiny" in str(listed["out"]) and "succeeded" in str(listed["out"])
     assert listed["commands"] == ["qflow.cli.commands.runs"]
     assert "alembic" not in listed["heavy"] and "hydra" not in listed["heavy"]
+    assert "pydantic" not in listed["heavy"]
     assert listed["postgresql"] is False
 
 

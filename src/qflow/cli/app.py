@@ -10,7 +10,10 @@ from collections.abc import Sequence
 
 import typer
 
+from qflow.cli import coercion
 from qflow.cli.group import Command, LazyGroup
+
+coercion.install()
 
 COMMANDS: dict[str, Command] = {
     "run": Command("run:run", "Run WORKFLOW."),
