@@ -19,9 +19,11 @@ export function StepPage({ runId, step }: { runId: string; step: string }) {
   }, [runId, step]);
   if (error) return <Fail error={error} />;
   if (!run || reports === null) return <Muted>Loading…</Muted>;
-  const s = run.steps.find((x: Any) => x.name === step);
+  // The step run's name ("3_fit"), or the step's when it ran once, as the CLI takes them.
+  const named = run.steps.filter((x: Any) => x.name === step || x.step === step);
+  const s = named.find((x: Any) => x.name === step) || (named.length === 1 ? named[0] : null);
   if (!s) return <Fail error={`Run ${run.id} has no step ${step}.`} />;
-  const report = `/api/runs/${encodeURIComponent(run.id)}/steps/${encodeURIComponent(step)}/report`;
+  const report = `/api/runs/${encodeURIComponent(run.id)}/steps/${encodeURIComponent(s.name)}/report`;
   const log = logs?.[0];
   return (
     <div>
@@ -46,14 +48,14 @@ export function StepPage({ runId, step }: { runId: string; step: string }) {
       )}
       {s.error && <div class="error">{s.error}</div>}
       <h2>Report</h2>
-      {reports.includes(step) ? (
+      {reports.includes(s.name) ? (
         <div>
           <div class="toolbar">
             <a id="report-download" href={report + "?download=1"} download>
               download HTML
             </a>
           </div>
-          <iframe class="report" id="report" sandbox="allow-scripts" src={report} title={`report of ${step}`} />
+          <iframe class="report" id="report" sandbox="allow-scripts" src={report} title={`report of ${s.name}`} />
         </div>
       ) : (
         <Muted>This step made no report (qf.report).</Muted>

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from qflow.errors import StoreError
 from qflow.store.metadata.database import normalize_url
 from qflow.store.metadata.environments import EnvironmentQueries
+from qflow.store.metadata.experiments import ExperimentQueries
 from qflow.store.metadata.logs import LogQueries
 from qflow.store.metadata.registry import RegistryQueries
 from qflow.store.metadata.runs import HEARTBEAT_TIMEOUT
@@ -25,7 +26,14 @@ if TYPE_CHECKING:
 __all__ = ["HEARTBEAT_TIMEOUT", "MetadataStore", "SqlMetadataStore", "normalize_url", "sql_store"]
 
 
-class SqlMetadataStore(SearchQueries, StepQueries, LogQueries, EnvironmentQueries, RegistryQueries):
+class SqlMetadataStore(
+    SearchQueries,
+    StepQueries,
+    LogQueries,
+    EnvironmentQueries,
+    RegistryQueries,
+    ExperimentQueries,
+):
     """Reads and writes run metadata in SQL; migrates the schema to head on first use."""
 
 
