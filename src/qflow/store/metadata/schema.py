@@ -268,3 +268,13 @@ alias_history = Table(
     Column("changed_at", Float, nullable=False),
     Index("ix_alias_history_name_alias", "name", "alias"),
 )
+
+# Workflow names recorded before their first run, as MLflow's API creates experiments
+# (migration 0011; qflow.store.metadata.experiments).
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("tags", Text, nullable=False, server_default="{}"),
+    Column("created_at", Float, nullable=False),
+)
