@@ -243,32 +243,14 @@ def scan_packages() -> dict[str, str]:
     """Installed distributions (name → version), the first one on ``sys.path`` winning."""
     from importlib import metadata
 
+    from qflow.distribution import name_and_version
+
     found: dict[str, str] = {}
     for dist in metadata.distributions():
-        name, version = _name_version(dist)
+        name, version = name_and_version(dist)
         if name:
             found.setdefault(name.lower().replace("_", "-"), version)
     return dict(sorted(found.items()))
-
-
-def _name_version(dist: Any) -> tuple[str, str]:
-    """A distribution's ``Name`` and ``Version`` from its metadata's header lines.
-
-    ``dist.metadata`` parses the whole file with the email parser, long description included
-    (some are hundreds of kilobytes): scanning every package that way took most of the first
-    run in a new project. The headers end at the first blank line.
-    """
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
-    name = version = ""
-    for line in text.splitlines():
-        if not line.strip():
-            break
-        key, _, value = line.partition(":")
-        if key == "Name" and not name:
-            name = value.strip()
-        elif key == "Version" and not version:
-            version = value.strip()
-    return name, version
 
 
 def installed_packages(cache_dir: Path | None = None) -> tuple[str, dict[str, str]]:

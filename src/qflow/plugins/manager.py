@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import pluggy
 
+from qflow.distribution import name_and_version
 from qflow.errors import QFlowError
 from qflow.plugins import hookspecs
 from qflow.plugins.markers import PROJECT_NAME
@@ -94,23 +95,20 @@ def _entry_point_plugins() -> _Loaded:
     provides the same one.
     """
     entries = sorted(
-        importlib.metadata.entry_points(group=PROJECT_NAME),
-        key=lambda e: e.dist is None or e.dist.metadata["Name"] != DISTRIBUTION,
+        (
+            (entry, name_and_version(entry.dist) if entry.dist is not None else ("", ""))
+            for entry in importlib.metadata.entry_points(group=PROJECT_NAME)
+        ),
+        key=lambda found: found[1][0] != DISTRIBUTION,
     )
     plugins: list[tuple[str, object, PluginSource]] = []
     failures: list[PluginSource] = []
     seen: set[str] = set()
-    for entry in entries:
+    for entry, origin in entries:
         if entry.name in seen:
             continue
         seen.add(entry.name)
-        dist = entry.dist
-        source = PluginSource(
-            entry.name,
-            entry.value,
-            dist.metadata["Name"] if dist is not None else "",
-            dist.version if dist is not None else "",
-        )
+        source = PluginSource(entry.name, entry.value, *origin)
         try:
             plugin = entry.load()
             if isinstance(plugin, type):
