@@ -1,16 +1,15 @@
 // One run: summary, metric table and value tiles, live charts (smoothing, log scale, x axis
 // step / time / relative), step timeline with cache reasons, parameters and source runs,
 // graph, config, artifacts tree with previews, and live logs. While the run is running the
-// page polls every 500 ms and charts fetch only the new points.
+// server pushes its changes (live.ts).
 import { lazy, Suspense } from "preact/compat";
-import { useEffect, useRef, useState } from "preact/hooks";
-import { type Any, api, bytes, flatten, fmt, post, qs, secs, sleep, typeName, when } from "../api";
+import { useEffect, useState } from "preact/hooks";
+import { type Any, api, bytes, flatten, fmt, post, secs, typeName, when } from "../api";
 import { Badge, Fail, KV, Muted, RunLink } from "../ui";
 import type { Series, XMode } from "../chart";
+import { type History, useRunData } from "../live";
 
 const Chart = lazy(() => import("../chart").then((m) => ({ default: m.Chart })));
-const POLL_MS = 500;
-type History = { x: number[]; y: (number | null)[]; t: number[]; last: number; total: number; downsampled: boolean };
 
 function Timeline({ run }: { run: Any }) {
   const steps = run.steps.filter((s: Any) => s.start !== null);
@@ -220,76 +219,21 @@ function Name({ run, onSaved }: { run: Any; onSaved: () => void }) {
 }
 
 export function RunPage({ runId }: { runId: string }) {
-  const [run, setRun] = useState<Any>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [histories, setHistories] = useState<Record<string, History>>({});
-  const [logs, setLogs] = useState<Any[] | null>(null);
-  const [graphTick, setGraphTick] = useState(0);
   const [xMode, setXMode] = useState<XMode>("step");
   const [log, setLog] = useState(false);
   const [smoothing, setSmoothing] = useState(0);
   const [reload, setReload] = useState(0);
-  const hist = useRef<Record<string, History>>({});
-
-  async function fetchHistory(key: string, incremental: boolean, withTime: boolean) {
-    const old = hist.current[key];
-    const after = incremental && old ? old.last : 0;
-    const h = await api(`/api/runs/${encodeURIComponent(runId)}/history?` + qs({ key, after, full: withTime || null }));
-    const t: number[] = h.timestamp || [];
-    let next: History;
-    if (after && old && !h.downsampled)
-      next = { x: old.x.concat(h.x), y: old.y.concat(h.y), t: old.t.concat(t), last: h.last_id, total: old.total + h.total_points, downsampled: old.downsampled };
-    else next = { x: h.x, y: h.y, t, last: h.last_id, total: h.total_points, downsampled: h.downsampled };
-    hist.current = { ...hist.current, [key]: next };
-  }
-
+  const { run, error, histories, logs, stepsVersion, transport } = useRunData(runId, xMode !== "step", reload);
   useEffect(() => {
-    let stop = false;
     import("../chart"); // fetch the chart code while the run and its histories load
-    (async () => {
-      let current: Any;
-      try {
-        current = await api("/api/runs/" + encodeURIComponent(runId));
-      } catch (e) {
-        setError(e);
-        return;
-      }
-      setRun(current);
-      const withTime = xMode !== "step";
-      hist.current = {};
-      const charted = (r: Any) => r.metric_keys.filter((m: Any) => m.points > 1 || r.status === "running");
-      await Promise.all(charted(current).map((m: Any) => fetchHistory(m.key, false, withTime))).catch(setError);
-      setHistories(hist.current);
-      api(`/api/runs/${current.id}/logs`).then(setLogs).catch(() => setLogs([]));
-      while (!stop && current.status === "running") {
-        await sleep(POLL_MS);
-        try {
-          current = await api("/api/runs/" + encodeURIComponent(runId));
-          if (stop) return;
-          setRun(current);
-          await Promise.all(charted(current).map((m: Any) => fetchHistory(m.key, true, withTime)));
-          setHistories(hist.current);
-          setLogs(await api(`/api/runs/${current.id}/logs`));
-          setGraphTick((n) => n + 1);
-        } catch {
-          /* keep polling */
-        }
-      }
-      if (!stop && current !== run) {
-        api(`/api/runs/${current.id}/logs`).then(setLogs).catch(() => {});
-        setGraphTick((n) => n + 1);
-      }
-    })();
-    return () => {
-      stop = true;
-    };
-  }, [runId, xMode, reload]);
+  }, []);
 
   if (error && !run) return <Fail error={error} />;
   if (!run) return <Muted>Loading…</Muted>;
   const start = run.created_at;
   const tiles = run.metric_keys.filter((m: Any) => m.points === 1 && run.status !== "running");
-  const charts = Object.entries(histories);
+  const points = new Map<string, number>(run.metric_keys.map((m: Any) => [m.key, m.points]));
+  const charts = Object.entries(histories).filter(([k]) => run.status === "running" || (points.get(k) ?? 0) > 1);
   const series = (key: string, h: History): Series[] => [
     { label: key, x: xMode === "step" ? h.x : xMode === "time" ? h.t : h.t.map((t) => t - start), y: h.y },
   ];
@@ -297,7 +241,7 @@ export function RunPage({ runId }: { runId: string }) {
     <div>
       <h1>
         {run.tags.name || run.workflow} <span class="muted">{run.id}</span>{" "}
-        <span id="run-status">
+        <span id="run-status" data-live={transport}>
           <Badge status={run.status} />
         </span>
       </h1>
@@ -392,7 +336,7 @@ export function RunPage({ runId }: { runId: string }) {
       <Timeline run={run} />
       <h2>Graph</h2>
       <div class="graph">
-        <img id="graph" loading="lazy" src={`/api/runs/${run.id}/graph.svg?t=${graphTick}`} alt="workflow graph" />
+        <img id="graph" loading="lazy" src={`/api/runs/${run.id}/graph.svg?s=${encodeURIComponent(stepsVersion)}`} alt="workflow graph" />
       </div>
       <h2>Parameters</h2>
       <KV obj={run.params} id="params" />
