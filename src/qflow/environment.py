@@ -4,9 +4,11 @@ A leaf module (stdlib only). ``capture`` is cheap enough for every run start:
 
 - git: one ``git status`` call, plus ``git diff`` only when the tree is dirty (about 5 ms each);
   outside git, a deterministic tar of the project's source files instead.
-- packages: ``importlib.metadata`` takes ~60 ms, so the list is cached on disk (under the
-  project's ``.qflow``) keyed by the mtimes of the ``sys.path`` folders, which change whenever
-  a package is installed, upgraded or removed.
+- packages and the platform string: reading every distribution's metadata takes 30–60 ms and
+  ``platform.platform()`` runs ``uname -p`` (5–15 ms), so both are cached on disk, under the
+  project's ``.qflow`` and for the user (``$XDG_CACHE_HOME/qflow``, so a new project's first
+  run finds them too), keyed by the interpreter, the mtimes of the ``sys.path`` folders (which
+  change whenever a package is installed, upgraded or removed) and ``os.uname()``.
 
 ``persist`` then stores the bulky parts once (diff and snapshot as content-addressed blobs, the
 package list in the metadata store keyed by its hash) and returns the small ``meta`` dict that
@@ -41,7 +43,7 @@ SNAPSHOT_TOTAL_MAX = 20 << 20
 _SKIP_DIRS = frozenset({"__pycache__", "node_modules", "build", "dist", "venv", "env"})
 _UNTRACKED_MAX = 256 << 10
 _CACHE_FILE = "environment-cache.json"
-_memo: dict[str, tuple[str, dict[str, str]]] = {}
+_memo: dict[str, dict[str, Any]] = {}
 
 
 def capture(project_root: Path, command: str, *, cache_dir: Path | None = None) -> dict[str, Any]:
@@ -54,12 +56,12 @@ def capture(project_root: Path, command: str, *, cache_dir: Path | None = None) 
     """
     root = Path(project_root).absolute()
     git = git_state(root)
-    packages_hash, packages = installed_packages(cache_dir)
+    facts = _interpreter(cache_dir)
     return {
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "python_executable": sys.executable,
-        "platform": platform.platform(),
+        "platform": facts["platform"],
         "host": socket.gethostname(),
         "user": _user(),
         "command": command,
@@ -67,8 +69,8 @@ def capture(project_root: Path, command: str, *, cache_dir: Path | None = None) 
         "cwd": str(Path.cwd()),
         "git": git,
         "snapshot": None if git is not None else source_snapshot(root),
-        "packages_hash": packages_hash,
-        "packages": packages,
+        "packages_hash": facts["hash"],
+        "packages": facts["packages"],
     }
 
 
@@ -225,14 +227,23 @@ def extract_snapshot(data: bytes, target: Path) -> None:
 # -- packages ----------------------------------------------------------------------------------
 
 
-def _path_fingerprint() -> str:
-    parts = [sys.executable]
+def _interpreter_key() -> str:
+    """What the cached package list and platform string depend on: the interpreter, the
+    ``sys.path`` folders' mtimes, and the machine and kernel (``os.uname()``)."""
+    parts = [sys.executable, *os.uname()]
     for entry in sys.path:
         try:
             parts.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
         except OSError:
             parts.append(f"{entry}:-")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def user_cache_dir() -> Path:
+    """QFlow's cache for this user, shared by projects: ``$XDG_CACHE_HOME/qflow``, by default
+    ``~/.cache/qflow``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "qflow"
 
 
 def packages_digest(packages: dict[str, str]) -> str:
@@ -254,31 +265,47 @@ def scan_packages() -> dict[str, str]:
 
 
 def installed_packages(cache_dir: Path | None = None) -> tuple[str, dict[str, str]]:
-    """``(hash, packages)``, from memory or the disk cache when ``sys.path`` has not changed."""
-    key = _path_fingerprint()
+    """``(hash, packages)``, from memory or a disk cache when ``sys.path`` has not changed."""
+    facts = _interpreter(cache_dir)
+    return facts["hash"], facts["packages"]
+
+
+def _interpreter(cache_dir: Path | None) -> dict[str, Any]:
+    """The package list (``packages``, its ``hash``) and ``platform.platform()``: from
+    memory, else ``cache_dir``'s or the user's cache file when its key is this process's, else
+    computed and written to both (an unwritable folder is skipped)."""
+    key = _interpreter_key()
     if key in _memo:
         return _memo[key]
-    cache = cache_dir / _CACHE_FILE if cache_dir is not None else None
-    if cache is not None:
+    folders = [folder for folder in (cache_dir, user_cache_dir()) if folder is not None]
+    for folder in folders:
         try:
-            cached = json.loads(cache.read_text(encoding="utf-8"))
+            cached = json.loads((folder / _CACHE_FILE).read_text(encoding="utf-8"))
             if cached.get("key") == key:
-                _memo[key] = (str(cached["hash"]), dict(cached["packages"]))
+                _memo[key] = {
+                    "hash": str(cached["hash"]),
+                    "packages": dict(cached["packages"]),
+                    "platform": str(cached["platform"]),
+                }
                 return _memo[key]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
     packages = scan_packages()
-    _memo[key] = (packages_digest(packages), packages)
-    if cache is not None:
+    facts: dict[str, Any] = {
+        "hash": packages_digest(packages),
+        "packages": packages,
+        "platform": platform.platform(),
+    }
+    _memo[key] = facts
+    for folder in folders:
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            payload = {"key": key, "hash": _memo[key][0], "packages": packages}
-            tmp.write_text(json.dumps(payload), encoding="utf-8")
-            os.replace(tmp, cache)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f"{_CACHE_FILE}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps({"key": key, **facts}), encoding="utf-8")
+            os.replace(tmp, folder / _CACHE_FILE)
         except OSError:
             pass
-    return _memo[key]
+    return facts
 
 
 def package_changes(old: dict[str, str], new: dict[str, str]) -> dict[str, dict[str, Any]]:

@@ -183,3 +183,37 @@ def test_an_unknown_command_suggests_from_every_command(capsys: pytest.CaptureFi
     assert "No such command 'runz'. Did you mean 'run', 'runs'?" in capsys.readouterr().err
     assert run_cli(["modls", "list"]) == 2
     assert "Did you mean 'models'?" in capsys.readouterr().err
+
+
+def test_a_new_project_reuses_the_package_list_and_platform_another_project_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import platform
+
+    from qflow import environment
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    (tmp_path / "site").mkdir()
+    scans: list[int] = []
+    scan = environment.scan_packages
+
+    def counted() -> dict[str, str]:
+        scans.append(1)
+        return scan()
+
+    monkeypatch.setattr(environment, "scan_packages", counted)
+
+    def first_run(project: str) -> dict[str, object]:
+        monkeypatch.setattr(environment, "_memo", {})  # a new process
+        root = _project(tmp_path / project)
+        return environment.capture(root, "qflow run tiny", cache_dir=root / ".qflow")
+
+    first = first_run("a")
+    assert scans == [1] and (tmp_path / "cache" / "qflow" / "environment-cache.json").is_file()
+    second = first_run("b")
+    assert scans == [1]  # found in the user's cache
+    assert second["packages"] == first["packages"] and second["platform"] == platform.platform()
+    (tmp_path / "site" / "new_package.py").write_text("")  # an install changes a sys.path folder
+    first_run("c")
+    assert scans == [1, 1]
