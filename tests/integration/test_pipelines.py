@@ -21,37 +21,18 @@ import pytest
 
 import qflow as qf
 from qflow.cli.app import run_cli
-from tests.fixtures import movies, spaceflights
+from tests.fixtures import movies
+from tests.fixtures.ports import run_ports, write_project
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = (
-    '["tests.fixtures.spaceflights", "tests.fixtures.movies", "tests.fixtures.export_outputs"]'
-)
-
-
-def _write_project(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pyproject.toml").write_text(
-        f'[project]\nname = "ports"\n[tool.qflow]\nworkflow-modules = {MODULES}\n'
-    )
-    catalog = spaceflights.make_data(folder / "data")
-    movie_data = movies.make_movies(folder / "data" / "movies.csv")
-    conf = folder / "conf"
-    conf.mkdir()
-    paths = "".join(f"{name}: {path}\n" for name, path in catalog.items())
-    for workflow in ("data_processing", "data_processing_swapped"):
-        (conf / f"{workflow}.yaml").write_text(paths)
-    (conf / "spaceflights.yaml").write_text(f"{paths}test_size: 0.2\n")
-    for workflow in ("movie_stats", "playlist_plus"):
-        (conf / f"{workflow}.yaml").write_text(f"movie_data: {movie_data}\n")
 
 
 @pytest.fixture
 def ports(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project whose workflows are the ports, with their data and config files."""
-    _write_project(project)
+    write_project(project)
     monkeypatch.chdir(project)
     monkeypatch.syspath_prepend(str(ROOT))
     monkeypatch.setenv("NO_COLOR", "1")
@@ -379,47 +360,30 @@ def test_export_writes_outputs_in_their_natural_format(
 # -- every executor, the same artifacts ------------------------------------------------------------
 
 
-def _outputs(run_view: Any) -> dict[str, str]:
-    return {f"{s.name}.{o}": r.key for s in run_view.steps for o, r in s.outputs.items()}
-
-
-@pytest.mark.parametrize("executor", ["local", "parallel"])
-def test_ports_give_the_same_artifacts_on_every_executor(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executor: str
+def test_ports_give_the_same_artifacts_on_the_parallel_executor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Whole runs, a parameter bound to another run's output, a partial run and named calls
+    (``tests.fixtures.ports.run_ports``), on the local and the parallel executor; Ray's twin
+    is test_pipelines_ray.py."""
     monkeypatch.delenv("QFLOW_STORE", raising=False)
     monkeypatch.delenv("QFLOW_ARTIFACTS", raising=False)
-    found: dict[str, dict[str, dict[str, str]]] = {}
-    for name in ("reference", executor):
-        folder = tmp_path / name
-        _write_project(folder)
-        monkeypatch.chdir(folder)
-        chosen = "local" if name == "reference" else executor
-        catalog = {
-            k: str(folder / "data" / f"{k}.csv") for k in ("companies", "shuttles", "reviews")
-        }
-        movie_data = {"movie_data": str(folder / "data" / "movies.csv")}
-        runs = {
-            "spaceflights": qf.run(
-                spaceflights.spaceflights, catalog, project_dir=folder, executor=chosen
-            ),
-            "movie_stats": qf.run(
-                movies.movie_stats, movie_data, project_dir=folder, executor=chosen
-            ),
-            "playlist_plus": qf.run(
-                movies.playlist_plus, movie_data, project_dir=folder, executor=chosen
-            ),
-        }
-        assert all(r.status == "succeeded" for r in runs.values())
-        assert {s.status for r in runs.values() for s in r.steps} == {"succeeded", "cached"}
-        found[name] = {k: _outputs(r) for k, r in runs.items()}
-        partial = qf.run(
-            spaceflights.data_science, {}, project_dir=folder, executor=chosen,
-            from_run=runs["spaceflights"].id,
-        )  # fmt: skip
-        found[name]["data_science"] = _outputs(partial)
-    assert found[executor] == found["reference"]
-    assert len(found["reference"]["spaceflights"]) == 12
+    monkeypatch.syspath_prepend(str(ROOT))
+    local = run_ports(tmp_path / "local", "local")
+    parallel = run_ports(tmp_path / "parallel", "parallel")
+    assert list(parallel) == list(local)
+    for label in local:
+        assert parallel[label]["outputs"] == local[label]["outputs"], label
+        assert parallel[label]["statuses"] == local[label]["statuses"], label
+        assert parallel[label]["meta"]["executor"] == "parallel", label
+    assert len(local["spaceflights"]["outputs"]) == 12
+    assert local["partial"]["statuses"] == {
+        "5_create_model_input_table": "cached",
+        "6_split_data": "succeeded",
+        "7_train_model": "succeeded",
+    }
+    assert local["data_science"]["statuses"]["0_model_input_table"] == "cached"
+    assert set(local["named"]["statuses"]) >= {"strong", "weak", "shifted", "shifted[4]"}
 
 
 FLAKY = """\

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -21,6 +22,7 @@ from qflow.dsl.tracing import (
     user_location,
 )
 from qflow.errors import NestedStepError, StepSignatureError, TraceError, did_you_mean
+from qflow.graph.validate import check_call_name
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,6 +108,8 @@ class Step(Generic[P, R]):
         self.options = options or StepOptions()
         self.name: str = self.options.name or str(getattr(fn, "__name__", type(fn).__name__))
         self.fixed_params = dict(fixed_params or {})
+        self.call_name: str | None = None
+        """The name calls of this step get in a workflow (``named``), else None: numbered."""
         self._source_of = source_of or fn
         self._call_depth = call_depth
         self.signature = inspect.signature(fn)
@@ -131,7 +135,25 @@ class Step(Generic[P, R]):
             return getattr(self.fn, "__qualname__", self.name)
 
     def __repr__(self) -> str:
-        return f"<step {self.name}{self.signature}>"
+        named = f" named {self.call_name!r}" if self.call_name else ""
+        return f"<step {self.name}{self.signature}{named}>"
+
+    def named(self, name: str) -> Step[P, R]:
+        """This step, with ``name`` as the name of its call: ``fit.named("train_a")(X, y)``
+        or ``fit.named("folds").map(...)``.
+
+        A call is otherwise named by its position (``3_fit``), which changes when calls are
+        added or reordered. A given name is the call's run name and its stable key:
+        ``qflow diff`` pairs the calls of two runs by it, ``--from-steps``/``--to-steps``,
+        ``--rerun``, ``qflow logs RUN train_a`` and the dashboard take it, and the "why it
+        ran" reason compares the call with the earlier call of that name. Names must be unique
+        in a run, differ from every step's name, start with a letter and hold only letters,
+        digits, ``_`` and ``-``. It is a method, not a ``name=`` keyword of the call, so a step
+        may still have a parameter called ``name``. Outside a workflow the name is ignored
+        and the call runs the function."""
+        renamed = copy.copy(self)
+        renamed.call_name = check_call_name(name, _caller_location(2))
+        return renamed
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         trace = current_trace.get()
@@ -147,7 +169,7 @@ class Step(Generic[P, R]):
         location = _caller_location(self._call_depth)
         arguments = self.bind(args, kwargs, location)
         arguments = {**self.fixed_params, **arguments}
-        name = trace.add(self, arguments, self.outputs, location)
+        name = trace.add(self, arguments, self.outputs, location, call_name=self.call_name)
         handles = tuple(StepOutput(name, output) for output in self.outputs)
         if self.options.outputs:
             return NamedOutputs(handles)  # type: ignore[return-value]
@@ -178,7 +200,13 @@ class Step(Generic[P, R]):
             )
         arguments = self.bind((items,), shared, location)
         name = trace.add(
-            self, arguments, self.outputs, location, map_over=free[0], max_parallel=max_parallel
+            self,
+            arguments,
+            self.outputs,
+            location,
+            map_over=free[0],
+            max_parallel=max_parallel,
+            call_name=self.call_name,
         )
         handles = tuple(StepOutput(name, output) for output in self.outputs)
         if self.options.outputs:

@@ -106,7 +106,9 @@ def _check_unpacking(handles: tuple[StepOutput, ...]) -> None:
         return
     items = list(tuple.__iter__(handles))
     node = items[0].node if items else "?"
-    step = node.split("_", 1)[-1]
+    trace = current_trace.get()
+    call = trace.calls.get(node) if trace is not None else None
+    step = call.step.name if call is not None else node
     outputs = ", ".join(h.output for h in items)
     plural = "output" if count == 1 else "outputs"
     wanted = f"at least {names}" if starred else str(names)
@@ -315,9 +317,12 @@ class TraceContext:
         *,
         map_over: str | None = None,
         max_parallel: int | None = None,
+        call_name: str | None = None,
     ) -> str:
+        """Record a call of ``step``; return its run name: ``call_name`` when the user gave
+        one, else its position and the step's name (``3_fit``)."""
         position = len(self.nodes)
-        name = f"{position}_{step.name}"
+        name = call_name or f"{position}_{step.name}"
         params: dict[str, Any] = {}
         for arg, value in arguments.items():
             handles = list(walk_handles(value, arg))
@@ -339,6 +344,7 @@ class TraceContext:
                 kind=NodeKind.MAP if map_over else NodeKind.STEP,
                 map_over=map_over,
                 max_parallel=max_parallel,
+                named=call_name is not None,
             )
         )
         self.calls[name] = StepCall(step, dict(arguments), params)

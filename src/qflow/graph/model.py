@@ -37,9 +37,11 @@ class Edge:
 class Node:
     """One call of a step inside a workflow.
 
-    ``name`` is the run name (``3_fit``): the position in call order and the step's name.
-    ``params`` holds the constant arguments as display strings; the values themselves stay
-    with the traced workflow, because the graph is pure data.
+    ``name`` is the run name: the position in call order and the step's name (``3_fit``), or
+    the name the user gave the call (``fit.named("train_a")``, ``named`` true), which then is
+    its stable key across runs however the calls are reordered. ``params`` holds the constant
+    arguments as display strings; the values themselves stay with the traced workflow,
+    because the graph is pure data.
     """
 
     name: str
@@ -52,6 +54,7 @@ class Node:
     kind: NodeKind = NodeKind.STEP
     map_over: str | None = None
     max_parallel: int | None = None
+    named: bool = False
 
 
 @dataclass(frozen=True)

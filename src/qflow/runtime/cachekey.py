@@ -314,12 +314,14 @@ _ITEM = re.compile(r"^(.*)\[(\d+)\]$")
 class CallShape:
     """What identifies a step call apart from its place in call order: the step, its
     constant parameters (canonical texts) and where each input comes from, as
-    ``(argument path, source call's name, source output)``."""
+    ``(argument path, source call's name, source output)``; or the name the user gave it
+    (``named``)."""
 
     name: str
     step: str
     params: Mapping[str, str]
     inputs: Sequence[tuple[str, str, str]] = ()
+    named: bool = False
 
 
 def stable_keys(calls: Iterable[CallShape]) -> dict[str, str]:
@@ -327,13 +329,18 @@ def stable_keys(calls: Iterable[CallShape]) -> dict[str, str]:
     the digest covers the parameters and the keys of the calls feeding each input, and
     ``#n`` tells apart the n-th call of the same step with the same inputs. A mapped item
     (``3_fit[2]``) is its map's key plus ``[2]``. Two runs' calls with the same key are the
-    same call, whatever their run names (``0_load_csv`` / ``1_load_csv``)."""
+    same call, whatever their run names (``0_load_csv`` / ``1_load_csv``). A call the user
+    named (``fit.named("train_a")``) has its name as its key, whatever its parameters and
+    inputs (a call name has no ``@``, so it is never another call's key)."""
     keys: dict[str, str] = {}
     count: dict[str, int] = {}
     for call in calls:
         item = _ITEM.match(call.name)
         if item is not None and item.group(1) in keys:
             keys[call.name] = f"{keys[item.group(1)]}[{item.group(2)}]"
+            continue
+        if call.named:
+            keys[call.name] = call.name
             continue
         sources = sorted((arg, keys.get(src, "?"), out) for arg, src, out in call.inputs)
         basis = json.dumps([call.step, sorted(call.params.items()), sources])
@@ -351,7 +358,7 @@ def graph_keys(graph: Graph) -> dict[str, str]:
         if edge.kind is EdgeKind.DATA:
             inputs[edge.target].append((edge.target_arg, edge.source, edge.output))
     return stable_keys(
-        CallShape(n.name, n.step, dict(n.params), inputs[n.name]) for n in graph.nodes
+        CallShape(n.name, n.step, dict(n.params), inputs[n.name], n.named) for n in graph.nodes
     )
 
 

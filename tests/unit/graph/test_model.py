@@ -30,7 +30,7 @@ def test_cycle_is_refused() -> None:
 
 
 def test_duplicate_and_reserved_names_are_refused() -> None:
-    with pytest.raises(GraphValidationError, match="two steps named '0_a'"):
+    with pytest.raises(GraphValidationError, match="two step calls named '0_a'"):
         validate(Graph("wf", (_node("0_a", 0), _node("0_a", 1))))
     with pytest.raises(GraphValidationError, match="'config' is reserved"):
         validate(Graph("wf", (_node("0_config", 0, step="config"),)))
