@@ -107,11 +107,11 @@ def render(report: Report, *, plotly_src: str | None = None) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         f"<title>{html.escape(report.title)}</title><style>{_STYLE}</style>"
     )
-    if _has_plotly(report):
+    if _has_plotly(report):  # after the content, so the page shows before plotly.js runs
         if plotly_src is None:
-            head += f"<script>{plotly_js()}</script>"
+            parts.append(f"<script>{plotly_js()}</script>")
         else:
-            head += f'<script src="{html.escape(plotly_src)}"></script>'
+            parts.append(f'<script src="{html.escape(plotly_src)}"></script>')
         parts.append(f"<script>{_BOOT}</script>")
     body = "\n".join(parts)
     return (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.report_project import write_project
+from tests.fixtures.report_project import run_reported, write_project
 
 pytest.importorskip("plotly")
 pytest.importorskip("matplotlib")
@@ -34,11 +34,7 @@ def _qflow(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def reported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The project and the id of its ``reported`` run."""
     root = write_project(tmp_path_factory.mktemp("report") / "proj")
-    done = _qflow(root, "run", "reported", "-e", "parallel")
-    assert done.returncode == 0, done.stderr
-    found = re.search(r"Run (\w+) succeeded", done.stdout + done.stderr)
-    assert found is not None
-    return root, found.group(1)
+    return root, run_reported(root)
 
 
 def test_step_report_writes_one_html_file_that_needs_no_network(
