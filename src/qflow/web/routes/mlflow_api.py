@@ -16,12 +16,13 @@ Supported (``/api/2.0/mlflow/…``): ``experiments/create|get|get-by-name|search
 ``registered-models/get|search`` and ``model-versions/get|search`` (reading QFlow's registry;
 versions are registered from runs with ``qflow models register``); ``/api/2.0/mlflow-artifacts/
 artifacts`` list, upload (PUT) and download (GET). Anything else answers 501 naming the
-endpoint. Differences from ``mlflow server``: an experiment created with no run yet is kept in
-the server's memory only; deleting a RUNNING run ends it KILLED first (QFlow never deletes a
-running run); a running MLflow run that writes nothing for 120 s is marked crashed by QFlow's
-liveness check (each write is its heartbeat); ``start_time`` is when QFlow recorded the run;
-search filters support ``and`` of ``metrics.|params.|tags.|attributes.`` comparisons (=, !=,
-<, <=, >, >=, LIKE, ILIKE).
+endpoint. An experiment created before its first run is recorded in the metadata store
+(``create_experiment``), so it outlives a restart and every server process over the same store
+sees it. Differences from ``mlflow server``: deleting a RUNNING run ends it KILLED first (QFlow
+never deletes a running run); a running MLflow run that writes nothing for 120 s is marked
+crashed by QFlow's liveness check (each write is its heartbeat); ``start_time`` is when QFlow
+recorded the run; search filters support ``and`` of ``metrics.|params.|tags.|attributes.``
+comparisons (=, !=, <, <=, >, >=, LIKE, ILIKE).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from fastapi import APIRouter, Request, Response
 from qflow.web.context import context
 
 if TYPE_CHECKING:
-    from qflow.store.metadata.records import Metric, Run
+    from qflow.store.metadata.records import Experiment, Metric, Run
     from qflow.web.context import Context
 
 router = APIRouter(include_in_schema=False)
@@ -120,15 +121,6 @@ def _required(body: dict[str, Any], key: str) -> Any:
 # -- experiments ------------------------------------------------------------------------------
 
 
-def _created(request: Request) -> dict[str, dict[str, Any]]:
-    """Experiments created through this API (name → tags, created at), in server memory."""
-    state = request.app.state
-    if not hasattr(state, "mlflow_experiments"):
-        state.mlflow_experiments = {DEFAULT_EXPERIMENT: {"tags": {}, "created": time.time()}}
-    found: dict[str, dict[str, Any]] = state.mlflow_experiments
-    return found
-
-
 def _workflow(experiment_id: str) -> str:
     return DEFAULT_EXPERIMENT if str(experiment_id) == "0" else str(experiment_id)
 
@@ -137,12 +129,24 @@ def _experiment_id(name: str) -> str:
     return "0" if name == DEFAULT_EXPERIMENT else name
 
 
-def _experiment(request: Request, ctx: Context, name: str) -> dict[str, Any]:
-    created = _created(request)
-    if name not in created and name not in ctx.metadata.workflows():
+def _recorded(ctx: Context) -> dict[str, Experiment]:
+    """Experiments by name: those created through this API (in the store) and ``Default``."""
+    from qflow.store.metadata.records import Experiment
+
+    found = {DEFAULT_EXPERIMENT: Experiment(DEFAULT_EXPERIMENT, {}, 0.0)}
+    found.update((e.name, e) for e in ctx.metadata.experiments())
+    return found
+
+
+def _experiment(
+    ctx: Context, name: str, recorded: dict[str, Experiment] | None = None
+) -> dict[str, Any]:
+    """MLflow's view of experiment ``name``: a recorded experiment or a workflow with runs."""
+    recorded = _recorded(ctx) if recorded is None else recorded
+    entry = recorded.get(name)
+    if entry is None and name not in ctx.metadata.workflows():
         raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No experiment named {name!r}.")
-    entry = created.get(name, {"tags": {}, "created": 0.0})
-    millis = int(entry["created"] * 1000)
+    millis = int(entry.created_at * 1000) if entry is not None else 0
     return {
         "experiment_id": _experiment_id(name),
         "name": name,
@@ -150,12 +154,8 @@ def _experiment(request: Request, ctx: Context, name: str) -> dict[str, Any]:
         "lifecycle_stage": "active",
         "creation_time": millis,
         "last_update_time": millis,
-        "tags": [{"key": k, "value": v} for k, v in entry["tags"].items()],
+        "tags": [{"key": k, "value": v} for k, v in (entry.tags if entry else {}).items()],
     }
-
-
-def _experiments(request: Request, ctx: Context) -> list[str]:
-    return sorted(set(_created(request)) | set(ctx.metadata.workflows()))
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -440,26 +440,28 @@ def _route(path: str) -> Callable[[Handler], Handler]:
 @_route("experiments/create")
 def create_experiment(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     name = str(_required(body, "name"))
-    if name in _experiments(request, ctx):
+    taken = name == DEFAULT_EXPERIMENT or name in ctx.metadata.workflows()
+    if taken or not ctx.metadata.create_experiment(name, _tags(body.get("tags"))):
         raise MlflowApiError("RESOURCE_ALREADY_EXISTS", f"Experiment(name={name}) already exists.")
-    _created(request)[name] = {"tags": _tags(body.get("tags")), "created": time.time()}
     return {"experiment_id": _experiment_id(name)}
 
 
 @_route("experiments/get")
 def get_experiment(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     name = _workflow(str(_required(body, "experiment_id")))
-    return {"experiment": _experiment(request, ctx, name)}
+    return {"experiment": _experiment(ctx, name)}
 
 
 @_route("experiments/get-by-name")
 def get_experiment_by_name(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    return {"experiment": _experiment(request, ctx, str(_required(body, "experiment_name")))}
+    return {"experiment": _experiment(ctx, str(_required(body, "experiment_name")))}
 
 
 @_route("experiments/search")
 def search_experiments(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    found = [_experiment(request, ctx, name) for name in _experiments(request, ctx)]
+    recorded = _recorded(ctx)
+    names = sorted(set(recorded) | set(ctx.metadata.workflows()))
+    found = [_experiment(ctx, name, recorded) for name in names]
     clauses = _clauses(str(body.get("filter") or ""))
     found = [
         e
@@ -475,7 +477,7 @@ def search_experiments(request: Request, ctx: Context, body: dict[str, Any]) -> 
 @_route("runs/create")
 def create_run(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     name = _workflow(str(body.get("experiment_id") or "0"))
-    _experiment(request, ctx, name)
+    _experiment(ctx, name)
     tags = _tags(body.get("tags"))
     if body.get("run_name"):
         tags["mlflow.runName"] = str(body["run_name"])
