@@ -355,7 +355,7 @@ def _create_at_head(conn: sa.Connection, head: str) -> None:
     """A new database: the newest schema at once, stamped as Alembic stamps it."""
     from qflow.store.metadata.schema import metadata
 
-    metadata.create_all(conn)
+    metadata.create_all(conn, checkfirst=False)  # the database is empty: nothing to check
     conn.exec_driver_sql(
         f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
         f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
