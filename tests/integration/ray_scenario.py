@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -154,6 +156,43 @@ def command_line(work: Path, address: str) -> dict[str, Any]:
             "nodes": sorted({m for s in run.steps for m in NODE.findall(s.stdout or "")}),
         }
     return report
+
+
+def driver_output(work: Path, address: str) -> dict[str, Any]:
+    """qflow run on Ray in a terminal (a pty): the lines its steps print and log, as the
+    driver's terminal shows them."""
+    folder = project(work, "echo")
+    qflow = str(Path(sys.executable).with_name("qflow"))
+    command = [qflow, "run", "tests.fixtures.ray_chatty:chatty", "--no-cache",
+               "--executor", "ray", "--address", address, "-C", str(folder)]  # fmt: skip
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        command, stdin=child, stdout=child, stderr=child, env={**os.environ, "NO_COLOR": "1"}
+    )
+    os.close(child)
+    shown = bytearray()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 1.0)
+        if not ready:
+            if process.poll() is not None:
+                break
+            continue
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # EIO: the terminal's last writer closed it
+            break
+        if not data:
+            break
+        shown += data
+    os.close(main)
+    process.wait(30)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return {
+        "code": process.returncode,
+        "lines": [line.strip() for line in lines if re.search(r"printed|logged|spoke", line)],
+    }
 
 
 def policies(work: Path, address: str) -> dict[str, Any]:
@@ -362,6 +401,7 @@ def main() -> None:
             ("fan_out", lambda: fan_out(work, address)),
             ("policies", lambda: policies(work, address)),
             ("cli", lambda: command_line(work, address)),
+            ("echo", lambda: driver_output(work, address)),
             ("live", lambda: live_metrics(work, address)),
             ("reads", lambda: file_reads(work, address)),
             ("postgres", lambda: postgres_metadata(work, address, report["fan_out"]["local"])),

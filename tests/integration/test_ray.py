@@ -183,3 +183,17 @@ def test_file_reads_of_a_ray_task_are_recorded_and_checked(report: dict[str, Any
     assert reads["statuses"] == ["succeeded", "cached", "succeeded"]
     assert reads["values"] == [2, 3]
     assert "table.csv" in reads["reason"]
+
+
+def test_what_ray_steps_print_and_log_shows_on_the_driver(report: dict[str, Any]) -> None:
+    """``qflow run`` in a terminal: each line a step prints or logs on a Ray worker shows
+    once on the driver, whole, prefixed with its step, as on the parallel executor."""
+    echo = _phase(report, "echo")
+    assert echo["code"] == 0, echo["lines"]
+    lines = echo["lines"]
+    for x in range(5):
+        assert lines.count(f"[1_speak[{x}]] printed {x}") == 1, lines
+        logged = [line for line in lines if line.startswith(f"[1_speak[{x}]] ")
+                  and line.endswith(f"INFO tests.fixtures.ray_chatty: logged {x}")]  # fmt: skip
+        assert len(logged) == 1, lines
+    assert lines.count("[2_count] all 5 spoke") == 1, lines

@@ -11,6 +11,12 @@ through the artifact store, which must be shared by every node (an fsspec URL su
 ``s3://bucket/prefix``, or a folder every node mounts at the same path). The coordinator
 replays each result (metrics, params, tags, files) into the metadata store itself.
 
+What steps print and log reaches the driver's stdout and stderr as whole lines, each prefixed
+with the step (``[2_fit[3]] epoch 1``) as on the parallel executor: workers send it through
+the run's channel, the Ray queue that carries live metrics, at least every ``ECHO_SECONDS``
+while a step runs and when it ends. Ray's own forwarding of worker output stays off: it
+prefixes lines with Ray's task names and folds repeated lines across workers.
+
 Rule for local stores: a plain path or ``file://`` URL is refused unless it is declared
 shared (``QFLOW_ARTIFACTS_SHARED=1`` or ``shared=True``) or every node of the cluster
 registered an address of this machine (loopback, or one of this machine's own interface
@@ -24,26 +30,32 @@ the worker, and cancelled with ``ray.cancel(force=True)`` if it does not return 
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from qflow.errors import MissingExtraError, QFlowError
+from qflow.runtime.capture import LinePrefixer
 from qflow.runtime.context import MetricRow
+from qflow.runtime.mapping import item_name
 from qflow.runtime.remote import WorkflowSpec, result_from_json, run_step, task_spec
 from qflow.runtime.task import StepTask, TaskResult
 from qflow.store.artifacts import is_local_url
 from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from qflow.runtime.context import RunSinks
     from qflow.store.artifacts import ArtifactStore
 
@@ -55,6 +67,8 @@ SHARED_ENV = "QFLOW_ARTIFACTS_SHARED"
 BATCH_SECONDS = 0.05
 """Target run time of one batch of mapped items."""
 MAX_BATCH = 256
+ECHO_SECONDS = 0.2
+"""The longest a printed line waits in a worker before it is sent to the driver."""
 
 
 def import_ray() -> Any:
@@ -67,23 +81,103 @@ def import_ray() -> Any:
 
 def ray_entry(specs: list[dict[str, Any]], channel: Any = None) -> list[dict[str, Any]]:
     """The body of every Ray task: the same worker entry point as ``qflow run-step``, once per
-    spec of the batch, in order. Metrics go to the coordinator through ``channel`` (a Ray
-    queue) as the step's recorder flushes them, so they are live and survive the task; the
+    spec of the batch, in order. Metrics and printed lines go to the coordinator through
+    ``channel`` (a Ray queue) while the step runs, so they are live and survive the task; the
     rest comes back with the results. An item whose worker entry raises (a framework error,
     not the step's) gives ``{"error": …}`` and the batch goes on."""
     send = None
     if channel is not None:
 
         def send(rows: list[MetricRow]) -> None:
-            channel.put([list(row) for row in rows])
+            channel.put(("metrics", [list(row) for row in rows]))
 
     results: list[dict[str, Any]] = []
-    for spec in specs:
-        try:
-            results.append(run_step(spec, send))
-        except Exception as exc:
-            results.append({"error": f"{type(exc).__name__}: {exc}"})
+    with _echoed(channel) as (out, err):
+        for spec in specs:
+            item = spec.get("item")
+            label = str(spec["node"])
+            out.label = err.label = label if item is None else item_name(label, int(item))
+            try:
+                results.append(run_step(spec, send))
+            except Exception as exc:
+                results.append({"error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                out.flush()
+                err.flush()
     return results
+
+
+class _Echo:
+    """Lines a Ray task's steps print, on their way to the driver through the run's channel:
+    sent by a thread every ``ECHO_SECONDS`` while they come, and at the end."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self._pending: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._sending = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="qflow-echo", daemon=True)
+        self._thread.start()
+
+    def add(self, stream: str, text: str) -> None:
+        with self._lock:
+            self._pending.append((stream, text))
+
+    def send(self) -> None:
+        """Send what is pending (in order: one sender at a time). A channel that is gone
+        ends the echo; the step's captured output is kept with its result either way."""
+        with self._sending:
+            with self._lock:
+                pending, self._pending = self._pending, []
+            if pending and self.channel is not None:
+                try:
+                    self.channel.put(("echo", pending))
+                except Exception:
+                    self.channel = None
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
+        self.send()
+
+    def _loop(self) -> None:
+        while not self._done.wait(ECHO_SECONDS):
+            self.send()
+
+
+class _EchoStream(io.TextIOBase):
+    """``stdout`` or ``stderr`` of a Ray worker while QFlow steps run in it."""
+
+    def __init__(self, echo: _Echo, stream: str) -> None:
+        self.echo = echo
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.echo.add(self.stream, text)
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+
+@contextlib.contextmanager
+def _echoed(channel: Any) -> Iterator[tuple[LinePrefixer, LinePrefixer]]:
+    """The worker's ``sys.stdout`` and ``sys.stderr`` send whole, prefixed lines to the
+    driver while the task runs (without a channel, they stay Ray's log files)."""
+    saved = sys.stdout, sys.stderr
+    if channel is None:  # labelled, but not installed: Ray's log files get the lines as printed
+        yield LinePrefixer(sys.stdout), LinePrefixer(sys.stderr)
+        return
+    echo = _Echo(channel)
+    out = LinePrefixer(cast("TextIO", _EchoStream(echo, "out")))
+    err = LinePrefixer(cast("TextIO", _EchoStream(echo, "err")))
+    sys.stdout, sys.stderr = out, err
+    try:
+        yield out, err
+    finally:
+        sys.stdout, sys.stderr = saved
+        echo.close()
 
 
 def ray_options(resources: dict[str, float] | Any) -> dict[str, Any]:
@@ -368,29 +462,32 @@ class RayExecutor:
                 if ready and rest:
                     more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
                     ready = [*ready, *more]
-                self._drain_metrics()  # a finished task's last points first
+                self._drain_channel()  # a finished task's last points and lines first
                 for ref in ready:
                     self._collect(ref)
                 self._check_deadlines()
             except Exception as exc:  # the cluster went away, or a sink failed
                 self._fail_all(f"{type(exc).__name__}: the Ray executor lost its tasks ({exc})")
 
-    def _drain_metrics(self) -> None:
-        """Record the metric batches workers sent since the last call. A channel that is
-        gone is dropped with a warning: workers then send their metrics with their results."""
+    def _drain_channel(self) -> None:
+        """Record the metric batches and print the lines workers sent since the last call. A
+        channel that is gone is dropped with a warning: workers then send their metrics with
+        their results (and their output stays in each step's log)."""
         if self._channel is None:
             return
         try:
             size = self._channel.qsize()
-            batches = self._channel.get_nowait_batch(size) if size else []
+            messages = self._channel.get_nowait_batch(size) if size else []
         except self._ray.exceptions.RayError as exc:
             logger.warning("the metrics channel of the run is gone (%s); metrics now arrive "
                            "when each step ends", type(exc).__name__)  # fmt: skip
             self._channel = None
             return
-        if self._sinks is not None:
-            for batch in batches:
-                self._sinks.metrics([tuple(row) for row in batch])
+        for kind, payload in messages:
+            if kind == "metrics" and self._sinks is not None:
+                self._sinks.metrics([tuple(row) for row in payload])
+            elif kind == "echo":
+                _print_lines(payload)
 
     def _collect(self, ref: Any) -> None:
         ray = self._ray
@@ -516,7 +613,7 @@ class RayExecutor:
             for ref in refs:
                 ray.cancel(ref, force=True)
             channel = self._channel
-            self._drain_metrics()
+            self._drain_channel()
             if channel is not None:
                 with contextlib.suppress(ray.exceptions.RayError):
                     ray.kill(channel.actor)
@@ -526,3 +623,13 @@ class RayExecutor:
             self._owns_connection = False
         self._sinks = None
         self._remote = None
+
+
+def _print_lines(lines: list[tuple[str, str]]) -> None:
+    """Write lines workers sent to the driver's stdout or stderr (as they are when they
+    arrive, so a progress display that redirects them keeps its place)."""
+    for stream, text in lines:
+        target: TextIO = sys.stderr if stream == "err" else sys.stdout
+        with contextlib.suppress(OSError, ValueError):  # a closed terminal ends the echo
+            target.write(text)
+            target.flush()
