@@ -4,7 +4,8 @@ The scheduler is the coordinator: it alone writes the metadata store. It is even
 each completion is recorded the moment the executor reports it, before anything else is
 dispatched, and every step whose inputs exist is dispatched at once, so a crash loses no
 finished step and no ready step waits for an unrelated one. Mapped steps are expanded here,
-once the list they map over exists, into one task per item (``runtime.mapping``).
+once the list they map over exists, into one task per item (``runtime.mapping``); items'
+starts and finishes are written in batches (``runtime.journal``), a step's at once.
 
 Every node ends in exactly one final status. A node whose upstream failed or was skipped is
 skipped with the reason; its siblings go on, and what they produce is kept.
@@ -12,6 +13,7 @@ skipped with the reason; its siblings go on, and what they produce is kept.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
@@ -26,8 +28,9 @@ from qflow.plugins.notify import HookNotifier
 from qflow.runtime import mapping, reads
 from qflow.runtime.cachekey import CacheDecision, StepIdentity
 from qflow.runtime.context import MetricRow, RunSinks
+from qflow.runtime.journal import StepJournal
 from qflow.runtime.task import StepTable, StepTask, TaskResult, handle_key
-from qflow.store.metadata.records import RunStatus, StepOutcome, StepStatus
+from qflow.store.metadata.records import RunStatus, StepOutcome, StepStart, StepStatus
 
 if TYPE_CHECKING:
     import pluggy
@@ -120,8 +123,11 @@ class Scheduler:
         )
         self.refs: dict[str, ArtifactRef] = {}
         self.step_run_ids: dict[str, int] = {}
+        self.journal = StepJournal(metadata)
         self.maps: dict[str, _MapState] = {}
         self._item_runs: dict[tuple[str, int], int] = {}
+        self._names: dict[int, str] = {}
+        """Step-run ids to names (``3_fit``, ``2_score[7]``), for what workers log."""
         self._submitted: dict[Future[TaskResult], _Work] = {}
         self._decisions: dict[int, CacheDecision] = {}
         """Why each submitted step run runs (by step-run id), for its outcome."""
@@ -135,13 +141,7 @@ class Scheduler:
         """Where workers' records go: the metadata store, then the plugins."""
 
         def step_name(step_run_id: int | None) -> str | None:
-            for name, known in self.step_run_ids.items():
-                if known == step_run_id:
-                    return name
-            for (name, index), known in self._item_runs.items():
-                if known == step_run_id:
-                    return mapping.item_name(name, index)
-            return None
+            return None if step_run_id is None else self._names.get(step_run_id)
 
         def metrics(rows: list[MetricRow]) -> None:
             self.metadata.log_metrics(rows)
@@ -200,6 +200,7 @@ class Scheduler:
             ],
         )
         self.step_run_ids = dict(zip((n.name for n in graph.nodes), ids, strict=True))
+        self._names = {i: name for name, i in self.step_run_ids.items()}
         self._waiting = {name: set(sources) for name, sources in graph.upstream.items()}
         self._release([name for name, sources in self._waiting.items() if not sources])
         bind_steps = getattr(self.executor, "bind_steps", None)
@@ -211,7 +212,16 @@ class Scheduler:
                 self._advance()
                 if not self._submitted:
                     break
-                wait(list(self._submitted), return_when=FIRST_COMPLETED)
+                timeout = self.journal.due_in()
+                wait(list(self._submitted), timeout=timeout, return_when=FIRST_COMPLETED)
+                self.journal.flush_if_due()
+            self.journal.flush()
+        except BaseException:
+            # What finished before an interrupt or a failure is kept; a store that fails
+            # here too must not hide the first error.
+            with contextlib.suppress(Exception):
+                self.journal.flush()
+            raise
         finally:
             self.executor.shutdown()
             self.identity.save()
@@ -365,14 +375,12 @@ class Scheduler:
         decision: CacheDecision,
         item: int | None = None,
     ) -> None:
-        self.metadata.start_step_run(
-            step_run_id,
-            cache_key=decision.key,
-            fingerprint=decision.fingerprint,
-            reason=decision.reason,
+        self.journal.start(
+            StepStart(step_run_id, decision.key, decision.fingerprint, decision.reason, time.time())
         )
-        if decision.data_files:
-            self.metadata.record_data_files(step_run_id, decision.data_files)
+        self.journal.files(step_run_id, decision.data_files)
+        if item is None:  # a step shows as running while it runs; items within the interval
+            self.journal.flush()
         self._decisions[step_run_id] = decision
         step = self.traced.calls[node.name].step
         task = StepTask(
@@ -399,13 +407,15 @@ class Scheduler:
         """Record a node that ended here, in the coordinator: skipped by its condition,
         failed before running (a bad input, a map over a non-list), or a whole map."""
         outcome = StepOutcome(status, outputs=outputs or {}, error=error, reason=reason, attempts=0)
-        self.metadata.finish_step_run(self.step_run_ids[node.name], outcome)
+        self.journal.finish(self.step_run_ids[node.name], outcome)
         self._after_step(node, outcome)
         self._ended(node.name, status, error)
 
     def _after_step(self, node: Node, outcome: StepOutcome) -> None:
-        """Tell the plugins a node ended. The old keyword arguments stay for plugins written
-        before ``outcome`` existed; ``error`` is given only for a failed step."""
+        """Tell the plugins a node ended, once it is recorded. The old keyword arguments stay
+        for plugins written before ``outcome`` existed; ``error`` is given only for a failed
+        step."""
+        self.journal.flush()
         self.notify(
             "after_step",
             run_id=self._run_id,
@@ -442,9 +452,7 @@ class Scheduler:
             reason=f"cached from {hit.run_id}/{hit.name}",
             copy_records_from=hit.id,
         )
-        self.metadata.finish_step_run(step_run_id, outcome)
-        if decision.data_files:
-            self.metadata.record_data_files(step_run_id, decision.data_files)
+        self.journal.finish(step_run_id, outcome, decision.data_files)
         if item is not None:
             self.maps[node.name].outputs[item] = dict(hit.outputs)
             return
@@ -469,7 +477,7 @@ class Scheduler:
             reason=f"taken from run {earlier.run_id} ({earlier.name}, --from)",
             copy_records_from=earlier.id if binding.same_call else None,
         )
-        self.metadata.finish_step_run(step_run_id, outcome)
+        self.journal.finish(step_run_id, outcome)
         for output, ref in binding.outputs.items():
             self.refs[handle_key(node.name, output)] = ref
         self._after_step(node, outcome)
@@ -479,7 +487,7 @@ class Scheduler:
     def _start_map(self, node: Node, items: Mapping[str, ArtifactRef]) -> None:
         """Create one step run per item (stored by ``mapping.expand``) and start them."""
         self.refs.update(items)
-        self.metadata.start_step_run(self.step_run_ids[node.name], reason=f"{len(items)} items")
+        self.journal.start(StepStart(self.step_run_ids[node.name], reason=f"{len(items)} items"))
         ids = self.metadata.create_step_runs(
             self._run_id,
             [
@@ -494,6 +502,7 @@ class Scheduler:
         )
         for index, step_run_id in enumerate(ids):
             self._item_runs[(node.name, index)] = step_run_id
+            self._names[step_run_id] = mapping.item_name(node.name, index)
         self.maps[node.name] = _MapState(deque(range(len(items))), [None] * len(items))
         self._submit_items(node.name)
 
@@ -527,7 +536,7 @@ class Scheduler:
             )
         except Exception as exc:
             error = _describe(exc)
-            self.metadata.finish_step_run(
+            self.journal.finish(
                 step_run_id, StepOutcome(StepStatus.FAILED, error=error, attempts=0)
             )
             state.failures[index] = error
@@ -541,11 +550,9 @@ class Scheduler:
     def _finish_map(self, node: Node) -> None:
         state = self.maps.pop(node.name)
         if state.failures:
+            skipped = StepOutcome(StepStatus.SKIPPED, attempts=0, reason="an earlier item failed")
             for index in state.pending:
-                self.metadata.finish_step_run(
-                    self._item_runs[(node.name, index)],
-                    StepOutcome(StepStatus.SKIPPED, attempts=0, reason="an earlier item failed"),
-                )
+                self.journal.finish(self._item_runs[(node.name, index)], skipped)
             error = self._map_error(node, state.failures)
             self._finish_without_running(node, StepStatus.FAILED, error=error)
             return
@@ -598,11 +605,8 @@ class Scheduler:
             fingerprint=decision.fingerprint if decision else None,
             reason=decision.reason if decision else None,
         )
-        self.metadata.finish_step_run(result.step_run_id, outcome)
+        self.journal.finish(result.step_run_id, outcome, [f.to_record() for f in result.files])
         if result.files:
-            self.metadata.record_data_files(
-                result.step_run_id, [f.to_record() for f in result.files]
-            )
             self.identity.learn(result.files, result.started_at)
         if work.item is not None:
             state = self.maps[work.node]
@@ -628,7 +632,7 @@ class Scheduler:
             if self._waiting.pop(target, None) is None:
                 continue
             outcome = StepOutcome(StepStatus.SKIPPED, attempts=0, error=reason, reason=reason)
-            self.metadata.finish_step_run(self.step_run_ids[target], outcome)
+            self.journal.finish(self.step_run_ids[target], outcome)
             self._after_step(self.graph.by_name[target], outcome)
 
 
