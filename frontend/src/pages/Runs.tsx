@@ -363,7 +363,7 @@ export function RunsPage() {
       )}
       {error !== null && <Fail error={error} />}
       {charts && page && (
-        <RunCharts runs={selected.size ? page.runs.filter((r) => selected.has(r.id)) : page.runs} metrics={page.metric_keys} />
+        <RunCharts runs={selected.size ? page.runs.filter((r) => selected.has(r.id)) : page.runs} metrics={page.metric_keys} groupBy={groupBy} />
       )}
       <div id="runs" class="table-wrap">
         {page && page.runs.length === 0 && <Muted>No runs match.</Muted>}

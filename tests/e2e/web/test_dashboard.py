@@ -162,9 +162,25 @@ def test_runs_table_filter_columns_and_run_page(
     p.click("#chart-view")  # one metric over the visible runs, one line per run
     p.wait_for_selector("[data-metric='runs-overlay'] canvas")
     assert p.locator("[data-metric='runs-overlay'] .u-legend .u-series").count() == 3  # x + 2
+    # Per group of the "group by" key (config.C: one run each): a mean line over a min–max band.
     p.check("#chart-mean")
-    expect(p.locator("[data-metric='runs-overlay'] .u-legend .u-series")).to_have_count(4)
+    legend = p.locator("[data-metric='runs-overlay'] .u-legend")
+    expect(legend.locator(".u-series")).to_have_count(7)  # x + 2 groups x (mean, min, max)
+    labels = legend.inner_text()
+    assert "config.C=0.1 (1)" in labels and "config.C=1 (1) max" in labels
     p.screenshot(path=str(tmp_path / "runs-charts.png"), full_page=True)
+    p.select_option("#group-by", "")  # no key: one group, all the runs
+    expect(legend.locator(".u-series")).to_have_count(4)
+    p.select_option("#chart-metric", "loss")
+    expect(p.locator("[data-metric='runs-overlay'] [data-points='300']")).to_have_count(1)
+    with p.expect_download() as info:
+        p.click("[data-metric='runs-overlay'] button:text('CSV')")
+    rows = Path(info.value.path()).read_text().splitlines()
+    assert rows[0] == "series,x,y,min,max" and len(rows) == 301  # loss: 300 steps
+    label, x, mean, low, high = rows[138].rsplit(",", 4)  # step 137: 1/138 + 5 in both runs
+    assert label == '"all runs (2)"' and x == "137" and float(low) <= float(mean) <= float(high)
+    assert abs(float(mean) - (1 / 138 + 5)) < 1e-9
+    p.screenshot(path=str(tmp_path / "runs-charts-band.png"), full_page=True)
     p.click(f"#runs a[href='/runs/{first}']")
     p.wait_for_selector("[data-metric='loss'] canvas")  # uPlot drew the chart
     assert _points(p.locator("[data-metric='loss']")) > 10
