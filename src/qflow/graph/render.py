@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from qflow.graph.model import EdgeKind, Graph, NodeKind
+from qflow.graph.model import EdgeKind, Graph, Node, NodeKind
 
 STATUS_COLOURS = {
     "succeeded": "#b7e4c7",
@@ -21,12 +21,19 @@ def _mermaid_id(name: str) -> str:
     return "n_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
+def _label(node: Node) -> str:
+    """The run name, with the step it calls when the call was given a name of its own
+    (``strong (fit)``), and ``map`` for a mapped step."""
+    notes = ([node.step] if node.named else []) + (["map"] if node.kind is NodeKind.MAP else [])
+    return f"{node.name} ({', '.join(notes)})" if notes else node.name
+
+
 def to_mermaid(graph: Graph, status: Mapping[str, str] | None = None) -> str:
     lines = ["flowchart TD"]
     for node in graph.nodes:
-        label = node.name.replace('"', "'")
+        label = _label(node).replace('"', "'")
         if node.kind is NodeKind.MAP:
-            lines.append(f'    {_mermaid_id(node.name)}[["{label} (map)"]]')
+            lines.append(f'    {_mermaid_id(node.name)}[["{label}"]]')
         else:
             lines.append(f'    {_mermaid_id(node.name)}["{label}"]')
     for edge in graph.edges:
@@ -51,7 +58,10 @@ def to_dot(graph: Graph, status: Mapping[str, str] | None = None) -> str:
     for node in graph.nodes:
         fill = STATUS_COLOURS.get((status or {}).get(node.name, ""), "#ffffff")
         peripheries = ", peripheries=2" if node.kind is NodeKind.MAP else ""
-        lines.append(f"    {json.dumps(node.name)} [fillcolor={json.dumps(fill)}{peripheries}];")
+        label = f", label={json.dumps(_label(node))}" if node.named else ""
+        lines.append(
+            f"    {json.dumps(node.name)} [fillcolor={json.dumps(fill)}{peripheries}{label}];"
+        )
     for edge in graph.edges:
         if edge.kind is EdgeKind.CONDITION:
             attrs = f"label={json.dumps('when ' + edge.output)}, style=dashed"

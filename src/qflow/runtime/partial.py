@@ -119,18 +119,18 @@ def prepare(
 
 
 def _names(graph: Graph, given: Sequence[str], option: str) -> list[str]:
-    """Node names for ``--from-steps``/``--to-steps`` values: a call (``3_fit``) or a step
-    (``fit``: every call of it)."""
+    """Node names for ``--from-steps``/``--to-steps`` values: a call (``3_fit``, or the name
+    it was given: ``train_a``) or a step (``fit``: every call of it)."""
     found: list[str] = []
     calls = [node.name for node in graph.nodes]
-    steps = sorted({node.step for node in graph.nodes})
+    steps = sorted({node.step for node in graph.nodes} | {n.name for n in graph.nodes if n.named})
     for value in given:
         for name in (part.strip() for part in value.split(",")):
             chosen = [n.name for n in graph.nodes if name in (n.name, n.step)]
             if not chosen:
                 raise PartialRunError(
                     f"{option} {name!r}: workflow {graph.workflow!r} has no such step; its "
-                    f"steps are {', '.join(steps)}.{did_you_mean(name, [*steps, *calls])}\n"
+                    f"steps are {', '.join(steps)}.{did_you_mean(name, sorted({*steps, *calls}))}\n"
                     f"Hint: qflow graph {graph.workflow} shows its steps."
                 )
             found.extend(n for n in chosen if n not in found)
