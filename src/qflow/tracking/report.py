@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 FORMAT = "qflow.report/1"
 MAX_TABLE_ROWS = 1000
 """Rows kept per table; the report says how many there were."""
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 Block = dict[str, Any]
 
 _open_reports: weakref.WeakKeyDictionary[StepRecorder, Report] = weakref.WeakKeyDictionary()

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qflow.errors import MissingExtraError
-from qflow.tracking.report import IMAGE_TYPES
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
     from qflow.tracking.report import Block, Report
 
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _SCRIPT_END = re.compile(r"</(script)", re.IGNORECASE)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _STYLE = """
