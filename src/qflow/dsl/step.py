@@ -315,7 +315,9 @@ def step(fn: Any = None, /, **options: Any) -> Any:
     ``image=`` runs the command the function returns in a container; ``env={"pip": [...]}``
     runs the function in its own cached virtual environment.
     Called outside a workflow the step is the plain function, so it is unit-testable as is.
-    Inside a workflow the call returns a placeholder for its future output(s).
+    Inside a workflow the call returns a placeholder for its future output(s); its run name is
+    its position (``3_fit``), or a name of its own given with ``fit.named("train_a")(...)``,
+    which ``qflow diff``, ``--from-steps`` and the dashboard then use as its identity.
     """
     if options.get("outputs") is not None:
         options["outputs"] = tuple(options["outputs"])
