@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import qflow as qf
 from qflow.errors import QFlowError
-from qflow.runtime.remote import load_spec, ref_from_json, run_step
+from qflow.runtime.remote import load_spec, ref_from_json, ref_to_json, run_step
 from qflow.store.artifacts import ArtifactStore
+from tests.fixtures import spaceflights
 
 ROOT = Path(__file__).resolve().parents[3]
 REF = "tests.fixtures.ray_workflows:fan_out"
@@ -154,3 +156,30 @@ def test_metrics_fall_back_to_the_result_when_the_live_channel_fails(tmp_path: P
         sinks.metrics(batch)
     assert sent == [batches[0]]
     assert records.metrics == [*batches[1], *batches[2]]
+
+
+def test_a_parameter_bound_to_another_runs_output_is_traced_as_the_driver_did(
+    tmp_path: Path,
+) -> None:
+    """``qflow run data_science --from RUN`` on a remote worker: the spec names the bound
+    parameter, the worker traces it as an input call of its own (``0_model_input_table``)
+    and the step that reads it takes the ref the task carries, without any config value."""
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    columns = {name: [1.0] * 20 for name in spaceflights.MODEL_OPTIONS["features"]}
+    table = store.put(pd.DataFrame({**columns, "price": [float(i) for i in range(20)]}))
+    spec = {
+        "workflow_ref": "tests.fixtures.spaceflights:data_science",
+        "config": {"test_size": 0.25},
+        "bound_parameters": ["model_input_table"],
+        "node": "1_split_data",
+        "run_id": "r1",
+        "step_run_id": 3,
+        "artifacts_url": str(tmp_path / "artifacts"),
+        "inputs": {"0_model_input_table.return": ref_to_json(table)},
+    }
+    result = run_step(spec)
+    assert result["status"] == "succeeded", result["error"]
+    assert len(store.get(ref_from_json(result["outputs"]["0"]))) == 15
+
+    with pytest.raises(QFlowError, match="needs a value for 'model_input_table'"):
+        run_step({**spec, "bound_parameters": []})
