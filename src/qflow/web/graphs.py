@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qflow.graph.model import Edge, Graph, Node
 from qflow.graph.render import STATUS_COLOURS, to_dot, to_mermaid
+from qflow.store.metadata.records import StepStatus
 
 __all__ = ["describe", "from_lineage", "run_graph", "step_status", "to_dot", "to_svg", "traced"]
 
@@ -95,16 +96,26 @@ def describe(run: Run, steps: list[StepRun], project_dir: Path | None) -> dict[s
     }
 
 
-def step_status(graph: Graph, steps: list[StepRun]) -> dict[str, str]:
+_WORST_FIRST = (
+    StepStatus.FAILED,
+    StepStatus.KILLED,
+    StepStatus.RUNNING,
+    StepStatus.PENDING,
+    StepStatus.SKIPPED,
+    StepStatus.CACHED,
+    StepStatus.SUCCEEDED,
+)
+
+
+def step_status(graph: Graph, steps: list[StepRun]) -> dict[str, StepStatus]:
     """Status per graph node; a mapped node takes the worst of its items."""
     status = {s.name: s.status for s in steps}
-    rank = ["failed", "running", "pending", "skipped", "cached", "succeeded"]
     for node in graph.nodes:
         if node.name in status:
             continue
         items = [s.status for s in steps if s.name.startswith(node.name + "[")]
         if items:
-            status[node.name] = min(items, key=lambda s: rank.index(s) if s in rank else 0)
+            status[node.name] = min(items, key=_WORST_FIRST.index)
     return status
 
 
