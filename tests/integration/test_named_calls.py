@@ -1,7 +1,7 @@
 """Named step calls (``fit.named("strong")(...)``) through the ``qflow`` command: a name is the
 call's stable key, so ``qflow diff`` pairs the calls of two runs of an edited workflow file by
-name, ``--from-steps``/``--rerun``/``qflow logs`` take it, and bad names are refused before
-anything is recorded."""
+name, ``--from-steps``/``--rerun``/``qflow logs`` and the dashboard take it, and bad names are
+refused before anything is recorded."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.fixtures.servers import free_port, running
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +186,28 @@ def test_bad_call_names_are_refused_before_anything_is_recorded(
     assert "Traceback" not in done.stderr
     listed = qflow(project, "runs", "--json")
     assert listed.returncode != 0 or json.loads(listed.stdout) == []
+
+
+def test_the_dashboard_shows_and_takes_call_names(project: Path) -> None:
+    write(project, NAMED, strong=0.1, weak=1.0)
+    run_id = run(project)
+    token_file = project / "token"
+    token_file.write_text("named-calls-token\n")
+    token_file.chmod(0o600)
+    port = free_port()
+    command = [QFLOW, "ui", "--port", str(port), "--token-file", str(token_file)]
+    command += ["--project", str(project)]
+    headers = {"Authorization": "Bearer named-calls-token"}
+    with running(command, f"http://127.0.0.1:{port}", project / "ui.log") as url:
+        graph = httpx.get(f"{url}/api/runs/{run_id}/graph", headers=headers).json()
+        logs = httpx.get(f"{url}/api/runs/{run_id}/logs?step=weak", headers=headers).json()
+    assert graph["source"] == "traced"
+    assert [(n["name"], n["step"]) for n in graph["nodes"]] == [
+        ("0_make", "make"),
+        ("strong", "fit"),
+        ("weak", "fit"),
+        ("3_pick", "pick"),
+    ]
+    assert '["strong (fit)"]' in graph["mermaid"]
+    assert [entry["name"] for entry in logs] == ["weak"]
+    assert "fitting with C=1.0" in logs[0]["stdout"]
