@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import qflow as qf
 from qflow.cli.app import run_cli
 from qflow.errors import StepFailedError
+from tests.fixtures import outage_workflows as ow
 from tests.fixtures import servers
 from tests.fixtures import tracker_workflows as tw
 
@@ -203,30 +205,75 @@ def test_server_down_warns_once_then_sync_sends_the_run(
     _check_everything_logged(mlflow_server, run)
 
 
-def test_sync_completes_a_partial_copy_left_by_an_outage(
-    project: Path, mlflow_server: str, capsys: Any
-) -> None:
-    """An outage mid-run leaves the parent and the step running in MLflow: the printed
-    ``qflow sync`` replaces that copy with the whole run, and nothing stays RUNNING."""
-    tracker = {"name": "mlflow", "tracking_uri": mlflow_server}
-    run = qf.run(tw.train, {**CONFIG, "tracker": tracker}, project_dir=project)
-    client = MlflowClient(mlflow_server)
-    parent, children = _runs(client, run.id)
-    # what the tracker leaves when the server goes away after step fit started
-    client.delete_run(children["2_evaluate"].info.run_id)
-    client.update_run(children["1_fit"].info.run_id, status="RUNNING")
-    client.update_run(parent.info.run_id, status="RUNNING")
-    client.delete_tag(parent.info.run_id, "qflow.status")
+def _process_group(port: int) -> int:
+    """The process group of the server started with ``--port PORT`` (from ``/proc``)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--port" in words and words[words.index(b"--port") + 1] == str(port).encode():
+            return os.getpgid(int(entry.name))
+    raise LookupError(f"no server with --port {port}")
 
-    assert run_cli(["sync", run.id, "--tracker", "mlflow", "-C", str(project)]) == 0
-    out = capsys.readouterr().out
-    assert "params" in out and "0 params" not in out
-    assert "(replaced 3 runs there)" in out
-    _check_everything_logged(mlflow_server, run)
-    found = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.`qflow.run_id` = '{run.id}'"
-    )
-    assert len(found) == 4 and {r.info.status for r in found} == {"FINISHED"}
+
+def test_sync_completes_the_partial_copy_a_real_outage_leaves(
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: Any,
+) -> None:
+    """``mlflow server`` is killed (SIGKILL) inside the run's middle step: the run finishes in
+    QFlow, the printed ``qflow sync`` replaces the partial copy once the server is back on the
+    same backend store, and MLflow then holds the run once, whole."""
+    from mlflow.entities import ViewType
+
+    port = servers.free_port()
+    root = tmp_path / "mlflow"
+    root.mkdir()
+    tracker = {"name": "mlflow", "tracking_uri": f"http://127.0.0.1:{port}"}
+    caplog.set_level(logging.WARNING)
+    with servers.mlflow_server(root, port):
+        monkeypatch.setenv("QFLOW_TEST_KILL_PGID", str(_process_group(port)))
+        run = qf.run(ow.outage_run, {"rows": 3, "tracker": tracker}, project_dir=project)
+    assert run.status == "succeeded" and run.step("finish").load() == 7
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    command = re.search(r"qflow sync (\S+) --tracker mlflow", warnings[0])
+    assert command is not None and command[1] == run.id
+
+    with servers.mlflow_server(root, port) as url:  # back, on the same backend store
+        client = MlflowClient(url)
+        experiment = client.get_experiment_by_name("outage_run").experiment_id
+        tagged = f"tags.`qflow.run_id` = '{run.id}'"
+        partial = {r.info.run_name: r.info.status for r in client.search_runs([experiment], tagged)}
+        assert partial == {
+            f"outage_run-{run.id}": "RUNNING",
+            "0_prepare": "FINISHED",
+            "1_outage": "RUNNING",
+        }
+
+        assert run_cli(["sync", run.id, "--tracker", "mlflow", "-C", str(project)]) == 0
+        assert "(replaced 3 runs there)" in capsys.readouterr().out
+        assert run_cli(["sync", run.id, "--tracker", "mlflow", "-C", str(project)]) == 0
+        assert "already whole in mlflow; nothing sent" in capsys.readouterr().out
+
+        found = client.search_runs([experiment], tagged)
+        assert sorted(r.info.run_name for r in found) == [
+            "0_prepare",
+            "1_outage",
+            "2_finish",
+            f"outage_run-{run.id}",
+        ]
+        assert {r.info.status for r in found} == {"FINISHED"}
+        parent = next(r for r in found if r.data.tags.get("qflow.kind") == "run")
+        assert parent.data.tags["qflow.status"] == "succeeded"
+        assert parent.data.tags["stage"] == "finished"
+        history = client.get_metric_history(parent.info.run_id, "progress")
+        assert sorted((m.step, m.value) for m in history) == [(0, 1.0), (1, 2.0), (2, 3.0)]
+        trash = client.search_runs([experiment], tagged, run_view_type=ViewType.DELETED_ONLY)
+        assert sorted(r.info.run_name for r in trash) == sorted(partial)  # the partial copy
 
 
 def test_sync_to_a_dead_server_is_one_error_line(project: Path, capsys: Any) -> None:
