@@ -6,8 +6,14 @@ call and its input artifacts; the worker reads inputs from the artifact store, r
 writes outputs there, and sends back only metadata: output refs, logged metrics and params,
 stdout/stderr and status. The coordinator alone writes the metadata store.
 
-A worker that dies (crash, OOM kill, segfault) fails its task with a clear error, is replaced,
-and the step's retry policy decides what happens next. A step that overruns its timeout is
+A worker runs one task at a time. Short tasks (a step whose calls are measured to take under
+``QUEUE_SECONDS``, typically mapped items) also queue at a busy worker, up to ``QUEUE_DEPTH``
+per worker, so a worker never idles while the coordinator records its last result; a task
+with a ``timeout`` only ever goes to an idle worker.
+
+A worker that dies (crash, OOM kill, segfault) fails its running task with a clear error, is
+replaced, and the step's retry policy decides what happens next; the tasks queued behind it
+go to other workers as they were. A step that overruns its timeout is
 interrupted inside the worker; one that does not return soon after is killed with its worker.
 Workers end by themselves when the coordinator dies, even by ``kill -9``: no orphans.
 """
@@ -45,16 +51,23 @@ if TYPE_CHECKING:
 
 KILL_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
+QUEUE_SECONDS = 0.05
+"""Tasks of a step whose calls take less than this (a moving average) may queue at a busy
+worker."""
+QUEUE_DEPTH = 4
+"""The most tasks one worker holds: the one it runs and those queued behind it."""
 
 
 @dataclass
 class _Slot:
-    """One worker process and the task it is running."""
+    """One worker process and the tasks it holds: the first is running, the others wait
+    in its inbox, in order."""
 
     process: BaseProcess
     inbox: Queue[Any]
-    task_id: int | None = None
+    tasks: deque[int] = field(default_factory=deque)
     started: float = 0.0
+    """When the first task started (about: when it was sent, or the one before it ended)."""
     deadline: float | None = None
 
 
@@ -139,6 +152,8 @@ class ParallelExecutor:
         self._pump: threading.Thread | None = None
         self._stopping = threading.Event()
         self._steps = StepTable()
+        self._seconds: dict[str, float] = {}
+        """Measured time of one call, by node (a moving average)."""
 
     def bind_steps(self, steps: StepTable) -> None:
         """The run's steps, for the workers ``start`` forks: tasks reach them as keys."""
@@ -163,8 +178,14 @@ class ParallelExecutor:
         return _Slot(process, inbox)
 
     def can_submit(self) -> bool:
+        """An idle worker, or room at a worker holding only short tasks (a task that cannot
+        queue there waits in the backlog, and then nothing more is taken)."""
         with self._lock:
-            return not self._backlog and any(slot.task_id is None for slot in self._slots)
+            return not self._backlog and any(
+                not slot.tasks
+                or (len(slot.tasks) < QUEUE_DEPTH and all(self._short(t) for t in slot.tasks))
+                for slot in self._slots
+            )
 
     def submit(self, task: StepTask) -> Future[TaskResult]:
         if self._outbox is None:
@@ -173,25 +194,54 @@ class ParallelExecutor:
         task_id = next(self._ids)
         with self._lock:
             self._pending[task_id] = pending
-            self._dispatch(task_id)
+            if self._backlog or not self._dispatch(task_id):
+                self._backlog.append(task_id)
         return pending.future
 
-    def _dispatch(self, task_id: int) -> None:
-        """Hand a task to a free worker, or queue it until one is free (lock held)."""
+    def _short(self, task_id: int) -> bool:
+        """Whether a task may wait at a busy worker: no timeout, and its step is quick."""
+        task = self._pending[task_id].task
+        seconds = self._seconds.get(task.node.name)
+        return task.step.options.timeout is None and seconds is not None and seconds < QUEUE_SECONDS
+
+    def _dispatch(self, task_id: int) -> bool:
+        """Hand a task to an idle worker, or queue a short one behind short ones at the least
+        busy worker; False if no worker can take it now (lock held)."""
+        idle = next((s for s in self._slots if not s.tasks), None)
+        if idle is not None:
+            slot = idle
+        elif self._short(task_id):
+            open_slots = [
+                s
+                for s in self._slots
+                if len(s.tasks) < QUEUE_DEPTH and all(self._short(t) for t in s.tasks)
+            ]
+            if not open_slots:
+                return False
+            slot = min(open_slots, key=lambda s: len(s.tasks))
+        else:
+            return False
         pending = self._pending[task_id]
-        slot = next((s for s in self._slots if s.task_id is None), None)
-        if slot is None:
-            self._backlog.append(task_id)
-            return
-        timeout = pending.task.step.options.timeout
-        slot.task_id = task_id
+        if not slot.tasks:
+            self._begin(slot, pending.task)
+        slot.tasks.append(task_id)
+        slot.inbox.put((task_id, self._steps.message(pending.task)))
+        return True
+
+    def _begin(self, slot: _Slot, task: StepTask) -> None:
+        """``task`` is now the one ``slot``'s worker runs: its clock starts."""
+        timeout = task.step.options.timeout
         slot.started = time.monotonic()
         slot.deadline = (
             slot.started + float(timeout) + KILL_GRACE_SECONDS
             if isinstance(timeout, int | float)
             else None
         )
-        slot.inbox.put((task_id, self._steps.message(pending.task)))
+
+    def _dispatch_backlog(self) -> None:
+        """Send waiting tasks, in order, while workers take them (lock held)."""
+        while self._backlog and self._dispatch(self._backlog[0]):
+            self._backlog.popleft()
 
     def _pump_loop(self) -> None:
         """Drain worker messages; watch for dead or overrunning workers."""
@@ -225,11 +275,18 @@ class ParallelExecutor:
     def _finish(self, task_id: int, result: TaskResult) -> None:
         with self._lock:
             for slot in self._slots:
-                if slot.task_id == task_id:
-                    slot.task_id = None
+                if task_id in slot.tasks:
+                    slot.tasks.remove(task_id)
+                    if slot.tasks:
+                        self._begin(slot, self._pending[slot.tasks[0]].task)
+                    else:
+                        slot.deadline = None
             pending = self._pending.pop(task_id, None)
-            if self._backlog:
-                self._dispatch(self._backlog.popleft())
+            if pending is not None:
+                name = pending.task.node.name
+                took = max(result.ended_at - result.started_at, 0.0)
+                self._seconds[name] = 0.7 * self._seconds.get(name, took) + 0.3 * took
+            self._dispatch_backlog()
         if pending is not None:
             result.attempts += pending.attempts_used
             pending.future.set_result(result)
@@ -237,25 +294,45 @@ class ParallelExecutor:
     def _check_workers(self) -> None:
         now = time.monotonic()
         with self._lock:
-            for index, slot in enumerate(self._slots):
+            lost = [
+                index
+                for index, slot in enumerate(self._slots)
+                if not slot.process.is_alive()
+                or (slot.deadline is not None and now > slot.deadline)
+            ]
+        if not lost:
+            return
+        self._drain()  # what a worker sent before it died is its own, not lost
+        with self._lock:
+            for index in lost:
+                slot = self._slots[index]
                 overran = slot.deadline is not None and now > slot.deadline
-                if slot.process.is_alive() and not overran:
-                    continue
                 if overran:
                     slot.process.kill()
                     slot.process.join(1)
-                task_id = slot.task_id
                 code = slot.process.exitcode
                 self._slots[index] = self._spawn()
-                if task_id is not None:
-                    self._worker_lost(task_id, slot, code, overran, now)
-                elif self._backlog:
-                    self._dispatch(self._backlog.popleft())
+                if slot.tasks:
+                    running, *waiting = slot.tasks
+                    self._backlog.extendleft(reversed(waiting))  # first in line, as they were
+                    self._worker_lost(running, slot, code, overran, now)
+            self._dispatch_backlog()
+
+    def _drain(self) -> None:
+        """Handle every message already in the outbox."""
+        while self._outbox is not None:
+            try:
+                message = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            except (EOFError, OSError):
+                return
+            self._handle(message)
 
     def _worker_lost(
         self, task_id: int, slot: _Slot, code: int | None, overran: bool, now: float
     ) -> None:
-        """Retry the task on a fresh worker if its policy allows, else fail it (lock held)."""
+        """Retry the task if its policy allows, else fail it (lock held)."""
         pending = self._pending[task_id]
         options = pending.task.step.options
         pending.attempts_used += 1
@@ -270,7 +347,7 @@ class ParallelExecutor:
                 "native code"
             )
         if pending.attempts_used <= options.retries:
-            self._dispatch(task_id)
+            self._backlog.appendleft(task_id)
             return
         del self._pending[task_id]
         pending.future.set_result(
@@ -290,7 +367,7 @@ class ParallelExecutor:
         if self._pump is not None:
             self._pump.join(5)
         for slot in self._slots:
-            if slot.task_id is not None or not slot.process.is_alive():
+            if slot.tasks or not slot.process.is_alive():
                 slot.process.kill()
             else:
                 slot.inbox.put(None)
