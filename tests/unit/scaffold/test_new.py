@@ -247,7 +247,7 @@ def test_names_that_shadow_a_dependency_are_refused_with_a_suggestion(
     tmp_path: Path, cli: None, capsys: pytest.CaptureFixture[str], name: str, reason: str
 ) -> None:
     assert run_cli(["new", "-n", name, "-d", str(tmp_path), "--yes"]) == 1
-    err = capsys.readouterr().err.replace("\n", " ")
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps at the terminal width
     assert re.search(rf"Project name '{name}' {reason}.*Nothing was written", err), err
     suggested = re.search(r"Hint: qflow new --project-name (\w+)", err)
     assert suggested, err
