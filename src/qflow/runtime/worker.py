@@ -180,10 +180,17 @@ def _time_limit(seconds: float | None, step: str) -> Iterator[None]:
 def file_capture(task: StepTask, artifacts: ArtifactStore) -> reads.Capture:
     """What records the files the step reads and writes (never QFlow's own store)."""
     root = os.path.abspath(task.project_root or ".")
+    return reads.Capture(root, exclude=_not_captured(root, artifacts.url))
+
+
+@functools.lru_cache(maxsize=16)
+def _not_captured(root: str, artifacts_url: str) -> tuple[str, ...]:
+    """QFlow's own folders under the project ``root``: its store and artifact folder
+    (computed once: every mapped item asks)."""
     exclude = [os.path.join(root, ".qflow")]
-    if "://" not in artifacts.url or artifacts.url.startswith("file://"):
-        exclude.append(os.path.expanduser(artifacts.url.removeprefix("file://")))
-    return reads.Capture(root, exclude=tuple(exclude))
+    if "://" not in artifacts_url or artifacts_url.startswith("file://"):
+        exclude.append(os.path.expanduser(artifacts_url.removeprefix("file://")))
+    return tuple(exclude)
 
 
 def _note_path_arguments(
@@ -222,15 +229,12 @@ def _project_at(root: str, stamp: int) -> Project:
         return Project(Path(root))
 
 
-def _project_log_level(root: str) -> str:
-    return _project(root).log_level
-
-
-def _keep_data_files(task: StepTask, bound: inspect.BoundArguments, sinks: RunSinks) -> None:
+def _keep_data_files(
+    task: StepTask, bound: inspect.BoundArguments, sinks: RunSinks, project: Project | None
+) -> None:
     """Keep the content of the step's ``qf.DataFile(..., keep=True)`` arguments (every
     ``qf.DataFile`` with ``[tool.qflow] keep-data-files``) as run artifacts ``data:<path>``,
     up to ``keep-data-max`` bytes each, so ``qflow reproduce`` can restore them."""
-    project = _project(task.project_root) if task.project_root else None
     keep_all = project.keep_data_files if project else False
     limit = project.keep_data_max if project else 100_000_000
     declared = data_file_parameters(task.step.fn)
@@ -253,12 +257,10 @@ def _keep_data_files(task: StepTask, bound: inspect.BoundArguments, sinks: RunSi
             sys.stderr.write(f"[qflow] data file {value} could not be kept: {exc}\n")
 
 
-def _log_settings(task: StepTask) -> tuple[int, list[str]]:
+def _log_settings(task: StepTask, project: Project | None) -> tuple[int, list[str]]:
     """The level a step's log records are kept at (``QFLOW_LOG_LEVEL``, else the project's
     ``[tool.qflow] log-level``, else INFO) and the project's loggers: the step's package."""
-    level = os.environ.get("QFLOW_LOG_LEVEL") or (
-        _project_log_level(task.project_root) if task.project_root else None
-    )
+    level = os.environ.get("QFLOW_LOG_LEVEL") or (project.log_level if project else None)
     module = str(getattr(task.step.fn, "__module__", "") or "")
     return log_level(level), [module.split(".")[0]] if module else []
 
@@ -275,18 +277,19 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
     error: str | None = None
     trace: str | None = None
     refs: dict[str, ArtifactRef] = {}
+    project = _project(task.project_root) if task.project_root else None
     token_step = running_step.set(task.node.name)
     token_rec = current_recorder.set(recorder)
     recorder.open()
     try:
-        with captured_output() as (out, err), captured_logging(err, *_log_settings(task)):
+        with captured_output() as (out, err), captured_logging(err, *_log_settings(task, project)):
             while True:
                 attempts += 1
                 try:
                     arguments = _resolve(task, artifacts)
                     bound = inspect.BoundArguments(task.step.signature, OrderedDict(arguments))
                     if attempts == 1:
-                        _keep_data_files(task, bound, sinks)
+                        _keep_data_files(task, bound, sinks, project)
                     with _time_limit(timeout, task.node.name), reads.capturing(capture):
                         _note_path_arguments(capture, task, bound)
                         value = _call(task, bound, timeout, scratch)
