@@ -104,6 +104,7 @@ export function Chart(props: {
     };
     plot.current?.destroy();
     plot.current = new uPlot(opts, data(), node);
+    performance.mark("qflow:chart"); // drawn (benchmarks/ui_api.py --browser)
     (node as unknown as { points: () => number }).points = () => series.reduce((n, s) => n + s.x.length, 0);
     const resize = () => plot.current?.setSize({ width: Math.max(300, node.clientWidth), height });
     window.addEventListener("resize", resize);

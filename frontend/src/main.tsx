@@ -26,6 +26,7 @@ function Route() {
   return <p>Unknown page.</p>;
 }
 
+performance.mark("qflow:app"); // the app's code runs (benchmarks/ui_api.py --browser)
 const main = document.getElementById("main")!;
 main.replaceChildren(); // drop the "Loading…" placeholder
 render(<Route />, main);

@@ -117,6 +117,10 @@ export function RunsPage() {
     localStorage.setItem(STORE, JSON.stringify(prefs));
   }, [prefs]);
 
+  useEffect(() => {
+    if (page) performance.mark("qflow:rows"); // drawn (benchmarks/ui_api.py --browser)
+  }, [page]);
+
   const columns = useMemo<ColumnDef<Row>[]>(() => {
     if (!page) return [];
     const cols: ColumnDef<Row>[] = [
