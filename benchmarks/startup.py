@@ -3,7 +3,10 @@
 - ``python -c "import qflow"`` (and ``python -c "pass"`` for the interpreter alone);
 - ``qflow --help`` (every built-in and plugin command listed);
 - ``qflow runs --limit 20`` in a project with ``--runs`` (1,000) recorded runs;
-- the first ``qflow run`` in a new project (a fresh folder each time: the store is created).
+- the first ``qflow run`` in a new project (a fresh folder each time: the store is created),
+  once as a user who has run QFlow before (the per-user cache of the package list and platform
+  string, ``$XDG_CACHE_HOME/qflow``, is warm) and once with an empty per-user cache (the first
+  run on a machine, or after a package was installed).
 
 Each command is the real console script (interpreter start included), run ``--repeat`` times
 interleaved; the script prints the medians and minimums of wall time, and the median CPU
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PYPROJECT = '[project]\nname = "bench"\nversion = "0"\n\n[tool.qflow]\n'
@@ -122,27 +126,38 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run([py, "fill.py", str(args.runs)], cwd=listed, env=ENV, check=True)
         print(f"recorded {args.runs} runs in {time.perf_counter() - start:.1f} s")
-        cases = {
-            'python -c "pass"': ([py, "-c", "pass"], lambda i: tmp),
-            'python -c "import qflow"': ([py, "-c", "import qflow"], lambda i: tmp),
-            "qflow --help": ([*qflow, "--help"], lambda i: tmp),
+        cold = str(tmp / "user-cache-{}")  # a new, empty per-user cache for each command
+
+        def fresh() -> Path:
+            return new_project(Path(tempfile.mkdtemp(dir=tmp)) / "new")
+
+        cases: dict[str, tuple[list[str], Callable[[], Path], dict[str, str]]] = {
+            'python -c "pass"': ([py, "-c", "pass"], lambda: tmp, {}),
+            'python -c "import qflow"': ([py, "-c", "import qflow"], lambda: tmp, {}),
+            "qflow --help": ([*qflow, "--help"], lambda: tmp, {}),
             f"qflow runs --limit 20 ({args.runs} runs)": (
                 [*qflow, "runs", "--limit", "20"],
-                lambda i: listed,
+                lambda: listed,
+                {},
             ),
-            "qflow run tiny (first run, new project)": (
+            "qflow run tiny (first run, new project)": ([*qflow, "run", "tiny"], fresh, {}),
+            "qflow run tiny (... and empty user cache)": (
                 [*qflow, "run", "tiny"],
-                lambda i: new_project(Path(tempfile.mkdtemp(dir=tmp)) / "new"),
+                fresh,
+                {"XDG_CACHE_HOME": cold},
             ),
         }
         times: dict[str, list[float]] = {}
         cpus: dict[str, list[float]] = {}
+        count = 0
         for i in range(-2, args.repeat):  # two warm-up rounds (OS file cache, .pyc files)
-            for label, (cmd, folder) in cases.items():
+            for label, (cmd, folder, extra) in cases.items():
                 for suffix, env in envs.items():
                     if suffix and not label.startswith("qflow"):
                         continue
-                    seconds, cpu = wall(cmd, folder(i), env)
+                    count += 1
+                    extra_env = {k: v.format(count) for k, v in extra.items()}
+                    seconds, cpu = wall(cmd, folder(), {**env, **extra_env})
                     if i >= 0:
                         times.setdefault(label + suffix, []).append(seconds)
                         cpus.setdefault(label + suffix, []).append(cpu)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from alembic.script import ScriptDirectory
 
 from qflow.cli.app import COMMANDS, app
 from qflow.cli.group import build
-from qflow.store.metadata.database import MIGRATIONS, Database, schema_head
+from qflow.store.metadata.database import MIGRATIONS, Database, normalize_url, schema_head
+from tests.conftest import _postgres_database
 
 pytestmark = pytest.mark.integration
 
@@ -133,6 +135,48 @@ def test_a_new_sqlite_store_has_the_schema_the_migrations_build(tmp_path: Path) 
         assert conn.execute("SELECT version_num FROM qflow_schema_version").fetchall() == [
             (schema_head(),)
         ]
+
+
+@pytest.mark.postgres
+def test_a_new_postgresql_store_has_the_schema_the_migrations_build(postgres_url: str) -> None:
+    """pg_dump of a store created at head equals that of one migrated from nothing."""
+    pg_dump = shutil.which("pg_dump")
+    assert pg_dump is not None, "pg_dump (postgresql-client) is needed to compare schemas"
+    opened = subprocess.run(
+        [sys.executable, "-c", _OPEN_STORE, postgres_url], capture_output=True, text=True
+    )
+    assert opened.stdout.strip() == "alembic not imported", opened.stderr
+    for migrated_url in _postgres_database():
+        _alembic(normalize_url(migrated_url), "head")
+        created, migrated = (_pg_schema(pg_dump, url) for url in (postgres_url, migrated_url))
+    assert "CREATE TABLE public.runs" in created and "qflow_schema_version_pkc" in created
+    assert created == migrated
+    import psycopg
+
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute("SELECT version_num FROM qflow_schema_version").fetchall()
+    assert row == [(schema_head(),)]
+
+
+def _pg_schema(pg_dump: str, url: str) -> str:
+    """The database's schema as pg_dump writes it, without its random \\restrict key."""
+    dump = subprocess.run(
+        [pg_dump, "--schema-only", "--no-owner", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return "\n".join(
+        line for line in dump.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict "))
+    )
+
+
+_OPEN_STORE = """
+import sys
+from qflow.store.metadata.database import Database
+Database(sys.argv[1]).dispose()
+print("alembic", "imported" if "alembic" in sys.modules else "not imported")
+"""
 
 
 def test_an_older_store_is_migrated_when_opened(tmp_path: Path) -> None:

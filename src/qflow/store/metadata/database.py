@@ -263,9 +263,10 @@ class Database:
         """Bring the schema to the newest revision if it is behind.
 
         The check is one query (the version table's row against the newest revision file's
-        id); Alembic is imported only when a migration is due. A new SQLite database gets the
-        tables from ``schema.metadata`` and is stamped at the newest revision, which is the
-        schema the migrations build (a test compares the two).
+        id); Alembic is imported only when a migration is due. A new database (no table in
+        its default schema, SQLite or PostgreSQL) gets the tables from ``schema.metadata`` and
+        is stamped at the newest revision: the schema the migrations build, which
+        ``tests/integration/test_startup.py`` checks on both.
         """
         head = schema_head()
         if head is not None and _stored_revision(engine) == head:
@@ -273,10 +274,11 @@ class Database:
         # Several processes may open a new store at once: one migrates, the others wait and
         # then find the schema at head.
         with migration_lock(engine), engine.begin() as conn:
-            current = _revision(conn)
+            tables = sa.inspect(conn).get_table_names()
+            current = _revision(conn) if VERSION_TABLE in tables else None
             if head is not None and current == head:
                 return
-            if head is not None and current is None and _empty_sqlite(conn):
+            if head is not None and not tables:
                 _create_at_head(conn, head)
                 return
             _upgrade(conn)
@@ -336,19 +338,8 @@ def _stored_revision(engine: Engine) -> str | None:
 
 
 def _revision(conn: sa.Connection) -> str | None:
-    if not sa.inspect(conn).has_table(VERSION_TABLE):
-        return None
     row = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").first()
     return None if row is None else str(row[0])
-
-
-def _empty_sqlite(conn: sa.Connection) -> bool:
-    if conn.dialect.name != "sqlite":
-        return False
-    count = conn.exec_driver_sql(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    ).scalar()
-    return count == 0
 
 
 def _create_at_head(conn: sa.Connection, head: str) -> None:
@@ -360,7 +351,9 @@ def _create_at_head(conn: sa.Connection, head: str) -> None:
         f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
         f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
     )
-    conn.exec_driver_sql(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (?)", (head,))
+    conn.execute(
+        sa.text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:head)"), {"head": head}
+    )
 
 
 def _upgrade(conn: sa.Connection) -> None:
