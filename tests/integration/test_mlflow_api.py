@@ -123,6 +123,46 @@ def test_unsupported_endpoint_is_501_naming_it(servers: tuple[Path, str, str]) -
     assert "POST /api/2.0/mlflow/experiments/delete" in body["message"]
 
 
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (
+            {"metrics": [{"key": "loss", "value": 1, "timestamp": 5}, {"key": "loss"}]},
+            "Metric 1 ('loss'): value None is not a number.",
+        ),
+        (
+            {"metrics": [{"key": "loss", "value": "high", "timestamp": 5}]},
+            "Metric 0 ('loss'): value 'high' is not a number.",
+        ),
+        (
+            {"metrics": [{"key": "loss", "value": 1, "timestamp": 5, "step": "1.5"}]},
+            "Metric 0 ('loss'): step '1.5' is not a whole number.",
+        ),
+        ({"params": [{"value": "A"}]}, "'params' must be a list of objects, each with a"),
+        ({"tags": "purpose=x"}, "'tags' must be a list of objects, each with a non-empty 'key'."),
+    ],
+    ids=["no-value", "text-value", "fractional-step", "param-without-key", "tags-not-a-list"],
+)
+def test_a_malformed_batch_is_a_400_naming_the_entry(
+    servers: tuple[Path, str, str], token: None, batch: dict[str, Any], message: str
+) -> None:
+    """MLflow's client checks what it sends; another client's bad batch is refused whole,
+    with MLflow's error format, and nothing of it is logged."""
+    _, url, _ = servers
+    client = MlflowClient(url)
+    run = client.create_run(client.create_experiment(f"bad-{uuid.uuid4().hex[:8]}"))
+    response = httpx.post(
+        f"{url}/api/2.0/mlflow/runs/log-batch",
+        json={"run_id": run.info.run_id, **batch},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE" and message in body["message"]
+    read = client.get_run(run.info.run_id).data
+    assert (read.metrics, read.params) == ({}, {})
+
+
 def test_deleting_a_running_run_ends_it_killed(servers: tuple[Path, str, str], token: None) -> None:
     """The one documented difference from ``mlflow server``: QFlow never deletes a run that
     is still running, so the API ends it KILLED first."""

@@ -40,6 +40,7 @@ from fastapi import APIRouter, Request, Response
 from qflow.web.context import context
 
 if TYPE_CHECKING:
+    from qflow.store.contract import MetricRow
     from qflow.store.metadata.records import Experiment, Metric, Run
     from qflow.web.context import Context
 
@@ -248,47 +249,105 @@ def _run(ctx: Context, run_id: str) -> Run:
     return run
 
 
-def _touch(ctx: Context, run: Run) -> None:
-    """A write keeps a running run alive (MLflow clients send no heartbeat)."""
-    if run.status == "running":
-        ctx.metadata.heartbeat(run.id)
+HEARTBEAT_EVERY = 10.0
+"""Seconds between two heartbeats of one run from this server process. Each write keeps a
+running run alive (MLflow clients send no heartbeat; QFlow marks a run silent for 120 s
+crashed), and one heartbeat per write would double the commits of a logging run."""
+
+
+def _touch(request: Request, ctx: Context, run: Run) -> None:
+    """A write keeps a running run alive: a heartbeat unless one was sent just before."""
+    if run.status != "running":
+        return
+    state = request.app.state
+    if not hasattr(state, "mlflow_heartbeats"):
+        state.mlflow_heartbeats = {}
+    sent: dict[str, float] = state.mlflow_heartbeats
+    now = time.monotonic()
+    if now - sent.get(run.id, -math.inf) < HEARTBEAT_EVERY:
+        return
+    if len(sent) > 10_000:  # a forgotten run costs one more heartbeat, nothing else
+        sent.clear()
+    sent[run.id] = now
+    ctx.metadata.heartbeat(run.id)
+
+
+def _entries(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """``body[name]`` (MLflow's metrics, params or tags): a list of objects with a key."""
+    items = body.get(name) or []
+    if not isinstance(items, list) or not all(
+        isinstance(item, dict) and item.get("key") not in (None, "") for item in items
+    ):
+        raise MlflowApiError(
+            "INVALID_PARAMETER_VALUE",
+            f"'{name}' must be a list of objects, each with a non-empty 'key'.",
+        )
+    return items
 
 
 def _tags(items: Iterable[dict[str, Any]] | None) -> dict[str, str]:
     return {str(t["key"]): str(t.get("value", "")) for t in items or ()}
 
 
-def _log(
-    ctx: Context,
-    run_id: str,
-    metrics: list[dict[str, Any]],
-    params: list[dict[str, Any]],
-    tags: list[dict[str, Any]],
-) -> None:
+def _metric_rows(run_id: str, metrics: list[dict[str, Any]]) -> list[MetricRow]:
+    """Store rows of MLflow metrics (step 0 and now when missing; int64 fields may come as
+    strings, as protobuf's JSON writes them); a bad entry is a 400 naming it."""
+    now = time.time() * 1000
+    try:
+        return [
+            (
+                run_id,
+                None,
+                str(m["key"]),
+                float(m["value"]),
+                int(m.get("step") or 0),
+                int(m.get("timestamp") or now) / 1000,
+            )
+            for m in metrics
+        ]
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise _bad_metric(metrics, exc) from None
+
+
+_METRIC_FIELDS: tuple[tuple[str, Callable[[Any], object]], ...] = (
+    ("value", float),
+    ("step", int),
+    ("timestamp", int),
+)
+
+
+def _bad_metric(metrics: list[dict[str, Any]], exc: Exception) -> MlflowApiError:
+    """The 400 naming the first metric that does not convert."""
+    for index, metric in enumerate(metrics):
+        for field, convert in _METRIC_FIELDS:
+            value = metric.get(field) if field == "value" else metric.get(field) or 0
+            try:
+                convert(value)
+            except (TypeError, ValueError, OverflowError):
+                kind = "number" if field == "value" else "whole number"
+                return MlflowApiError(
+                    "INVALID_PARAMETER_VALUE",
+                    f"Metric {index} ({metric['key']!r}): {field} {value!r} is not a {kind}.",
+                )
+    return MlflowApiError("INVALID_PARAMETER_VALUE", f"The metrics do not convert: {exc}.")
+
+
+def _log(request: Request, ctx: Context, run_id: str, body: dict[str, Any]) -> None:
+    """Log a body's ``metrics``, ``params`` and ``tags`` (each optional) to an active run."""
+    metrics, params, tags = (_entries(body, n) for n in ("metrics", "params", "tags"))
+    rows = _metric_rows(run_id, metrics)
     run = _run(ctx, run_id)
     if run.deleted_at is not None:
         raise MlflowApiError(
             "INVALID_PARAMETER_VALUE", f"The run {run_id} must be in the 'active' state."
         )
     if params:
-        values = {str(p["key"]): str(p.get("value", "")) for p in params}
-        ctx.metadata.log_params(run.id, dict(values))
+        ctx.metadata.log_params(run.id, {str(p["key"]): str(p.get("value", "")) for p in params})
     if tags:
         ctx.metadata.set_tags(run.id, _tags(tags))
-    if metrics:
-        rows = [
-            (
-                run.id,
-                None,
-                str(m["key"]),
-                float(m["value"]),
-                int(m.get("step") or 0),
-                int(m.get("timestamp") or time.time() * 1000) / 1000,
-            )
-            for m in metrics
-        ]
+    if rows:
         ctx.metadata.log_metrics(rows)
-    _touch(ctx, run)
+    _touch(request, ctx, run)
 
 
 # -- search -----------------------------------------------------------------------------------
@@ -505,8 +564,8 @@ def update_run(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str
     status = _STATUS_FROM_MLFLOW.get(str(body.get("status", "")))
     if status is not None and run.status == "running":
         ctx.metadata.finish_run(run.id, status)
-    elif run.status == "running":
-        _touch(ctx, run)
+    else:
+        _touch(request, ctx, run)
     return {"run_info": _run_json(ctx, ctx.metadata.get_run(run.id))["info"]}
 
 
@@ -534,28 +593,30 @@ def search_runs(request: Request, ctx: Context, body: dict[str, Any]) -> dict[st
 def log_metric(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     metric = {k: body.get(k) for k in ("key", "value", "timestamp", "step")}
     _required(body, "key")
-    _log(ctx, str(body.get("run_id") or _required(body, "run_uuid")), [metric], [], [])
+    run_id = str(body.get("run_id") or _required(body, "run_uuid"))
+    _log(request, ctx, run_id, {"metrics": [metric]})
     return {}
 
 
 @_route("runs/log-parameter")
 def log_param(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     param = {"key": _required(body, "key"), "value": body.get("value", "")}
-    _log(ctx, str(body.get("run_id") or _required(body, "run_uuid")), [], [param], [])
+    run_id = str(body.get("run_id") or _required(body, "run_uuid"))
+    _log(request, ctx, run_id, {"params": [param]})
     return {}
 
 
 @_route("runs/set-tag")
 def set_tag(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     tag = {"key": _required(body, "key"), "value": body.get("value", "")}
-    _log(ctx, str(body.get("run_id") or _required(body, "run_uuid")), [], [], [tag])
+    run_id = str(body.get("run_id") or _required(body, "run_uuid"))
+    _log(request, ctx, run_id, {"tags": [tag]})
     return {}
 
 
 @_route("runs/log-batch")
 def log_batch(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    metrics, params, tags = body.get("metrics"), body.get("params"), body.get("tags")
-    _log(ctx, str(_required(body, "run_id")), metrics or [], params or [], tags or [])
+    _log(request, ctx, str(_required(body, "run_id")), body)
     return {}
 
 
@@ -719,12 +780,12 @@ def _download(ctx: Context, path: str) -> Response:
     return Response(data, media_type="application/octet-stream")
 
 
-def _upload(ctx: Context, path: str, data: bytes) -> dict[str, Any]:
+def _upload(request: Request, ctx: Context, path: str, data: bytes) -> dict[str, Any]:
     run_id, name = _artifact_target(path)
     run = _run(ctx, run_id)
     ref = ctx.artifacts.put_bytes(data)
     ctx.metadata.log_run_artifact(run.id, name, ref)
-    _touch(ctx, run)
+    _touch(request, ctx, run)
     return {}
 
 
@@ -746,7 +807,7 @@ async def artifact(path: str, request: Request) -> Response:
         return await run_in_threadpool(_handled, lambda: _download(ctx, path))
     if request.method == "PUT":
         data = await request.body()
-        return await run_in_threadpool(_handled, lambda: _upload(ctx, path, data))
+        return await run_in_threadpool(_handled, lambda: _upload(request, ctx, path, data))
     return _error(
         MlflowApiError(
             "ENDPOINT_NOT_FOUND",
