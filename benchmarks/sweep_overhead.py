@@ -6,7 +6,9 @@ SQLite file (the QFlow sweep storage, ``.qflow/sweeps.db``) and the random sampl
 differs is QFlow's work per trial: composing the config with Hydra, tracing, recording the
 run (environment, step run, metric, tags), reading the objective back and telling Optuna.
 Per-trial time = the gap between consecutive trial ends; median over ``--trials`` trials,
-``--repeat`` sweeps of each kind, interleaved.
+``--repeat`` sweeps of each kind, interleaved. CPU per trial = the CPU seconds of this process
+and of the trial processes it waited for (``--parallel``), over the sweep, per trial: on a
+loaded machine the wall time is mostly waiting for a core, the CPU time is not.
 
     .venv/bin/python benchmarks/sweep_overhead.py [--trials N] [--repeat N] [--parallel P]
 """
@@ -16,12 +18,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 WORKFLOW = textwrap.dedent(
@@ -61,10 +65,17 @@ def gaps(ends: list[float], start: float) -> list[float]:
     return [b - a for a, b in itertools.pairwise(points)]
 
 
-def qflow_sweep(root: Path, trials: int, parallel: int) -> list[float]:
+def cpu_seconds() -> float:
+    """CPU time of this process and of the children it waited for (the pool's workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def qflow_sweep(root: Path, trials: int, parallel: int) -> tuple[list[float], float]:
     from qflow.sweep.driver import start_sweep
 
     ends: list[float] = []
+    cpu = cpu_seconds()
     start = time.perf_counter()
     start_sweep(
         "trivial",
@@ -75,10 +86,10 @@ def qflow_sweep(root: Path, trials: int, parallel: int) -> list[float]:
         project_dir=root,
         on_trial=lambda _: ends.append(time.perf_counter()),
     )
-    return gaps(ends, start)
+    return gaps(ends, start), (cpu_seconds() - cpu) / trials
 
 
-def plain_optuna(root: Path, trials: int) -> list[float]:
+def plain_optuna(root: Path, trials: int) -> tuple[list[float], float]:
     import optuna
 
     from qflow.store.location import default_store_url
@@ -93,11 +104,12 @@ def plain_optuna(root: Path, trials: int) -> list[float]:
         k = trial.suggest_categorical("k", ["a", "b"])
         return (x - 0.3) ** 2 + (0.1 if k == "b" else 0.0)
 
+    cpu = cpu_seconds()
     start = time.perf_counter()
     study.optimize(
         objective, n_trials=trials, callbacks=[lambda *_: ends.append(time.perf_counter())]
     )
-    return gaps(ends, start)
+    return gaps(ends, start), (cpu_seconds() - cpu) / trials
 
 
 def main() -> None:
@@ -113,24 +125,34 @@ def main() -> None:
     try:
         qflow_sweep(root, 3, 1)  # warm-up: imports, schemas, the package list, the cache
         plain_optuna(root, 3)
-        times: dict[str, list[float]] = {"qflow sweep": [], "plain optuna": []}
+        kinds: dict[str, Callable[[], tuple[list[float], float]]] = {
+            "qflow sweep": lambda: qflow_sweep(root, args.trials, 1),
+            "plain optuna": lambda: plain_optuna(root, args.trials),
+        }
         if args.parallel > 1:
-            times[f"qflow sweep --parallel {args.parallel}"] = []
+            kinds[f"qflow sweep --parallel {args.parallel}"] = lambda: qflow_sweep(
+                root, args.trials, args.parallel
+            )
+        times: dict[str, list[float]] = {label: [] for label in kinds}
+        cpu: dict[str, list[float]] = {label: [] for label in kinds}
         for _ in range(args.repeat):
-            times["qflow sweep"] += qflow_sweep(root, args.trials, 1)
-            times["plain optuna"] += plain_optuna(root, args.trials)
-            if args.parallel > 1:
-                times[f"qflow sweep --parallel {args.parallel}"] += qflow_sweep(
-                    root, args.trials, args.parallel
-                )
+            for label, sweep in kinds.items():
+                wall, cpu_per_trial = sweep()
+                times[label] += wall
+                cpu[label].append(cpu_per_trial)
         base = statistics.median(times["plain optuna"])
-        print(f"{args.trials} trials x {args.repeat} sweeps, per trial (median, min):")
+        base_cpu = statistics.median(cpu["plain optuna"])
+        print(f"{args.trials} trials x {args.repeat} sweeps, per trial (median, min; CPU):")
         for label, values in times.items():
-            median = statistics.median(values)
-            added = (median - base) * 1000
-            extra = f"  framework +{added:.1f} ms" if label != "plain optuna" else ""
-            low = min(values) * 1000
-            print(f"  {label:<28} {median * 1000:8.1f} ms  (min {low:.1f} ms){extra}")
+            wall_ms, low_ms = statistics.median(values) * 1000, min(values) * 1000
+            cpu_ms = statistics.median(cpu[label]) * 1000
+            added = (wall_ms - base * 1000, cpu_ms - base_cpu * 1000)
+            extra = f"  framework +{added[0]:.1f} ms, CPU +{added[1]:.1f} ms"
+            print(
+                f"  {label:<28} {wall_ms:8.1f} ms  (min {low_ms:.1f} ms; CPU {cpu_ms:.1f} ms)"
+                f"{extra if label != 'plain optuna' else ''}"
+            )
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

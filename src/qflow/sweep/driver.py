@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from qflow.errors import ConfigError, QFlowError, RunKilledError, did_you_mean
-from qflow.sweep.pool import PoolWorker, TrialPool, wait_any
+from qflow.sweep.pool import PoolWorker, TrialPool, WarmUp, wait_any
 from qflow.sweep.repair import (
     Repair,
     Verdict,
@@ -306,13 +306,17 @@ class _Context:
     inflight: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     """Inline trials asked for and not settled yet: number → (trial id, params)."""
 
+    @property
+    def overrides(self) -> list[str]:
+        """The overrides of every trial, before the trial's own values."""
+        return [*self.spec.overrides, *(["~sweep"] if self.spec.drop_sweep_section else [])]
+
     def job(self, trial: optuna.trial.Trial) -> TrialJob:
         values = [override(key, trial.params[key]) for key in self.space.params]
-        base = [*self.spec.overrides, *(["~sweep"] if self.spec.drop_sweep_section else [])]
         return TrialJob(
             project=str(self.project.root),
             workflow=self.spec.workflow,
-            overrides=[*base, *values],
+            overrides=[*self.overrides, *values],
             sweep_id=self.study.study_name,
             number=trial.number,
             trial_id=trial._trial_id,
@@ -370,7 +374,9 @@ def _drive(
     parallel = start.parallel
     children: dict[int, _Child] = {}
     warm_up = parallel > 1 and not _states(study, "COMPLETE")
-    pool = TrialPool(project.root, ctx.folder / "workers.log")
+    name, root = study.study_name, str(project.root)
+    prepare = WarmUp(root, spec.workflow, ctx.overrides, ctx.store_url, name, spec.pruner)
+    pool = TrialPool(project.root, ctx.folder / "workers.log", prepare)
     if parallel > 1:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         pool.prestart(parallel)

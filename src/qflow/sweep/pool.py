@@ -1,11 +1,13 @@
 """A pool of persistent trial processes for ``qflow sweep --parallel N``.
 
 Starting a Python interpreter and importing QFlow, Optuna and the project for every trial
-cost seconds of CPU per trial. A pool worker (``python -m qflow.sweep.pool FD``) pays that
-once: it reads the path of a trial spec per line on stdin, runs the trial exactly as
-``python -m qflow.sweep.trial`` does (its own main thread, so signals and timeouts work as in
-``qflow run``; output to the trial's log; the outcome to the spec's result file), and then
-writes ``done`` to the pipe ``FD``. EOF on that pipe means the worker died.
+cost seconds of CPU per trial. A pool worker (``python -m qflow.sweep.pool FD WARM_UP``) pays
+that once, while it waits for its first trial: it opens the sweep's study, imports the
+workflow, composes its config and opens the stores (``WarmUp``). Then it reads the path of a
+trial spec per line on stdin, runs the trial exactly as ``python -m qflow.sweep.trial`` does
+(its own main thread, so signals and timeouts work as in ``qflow run``; output to the trial's
+log; the outcome to the spec's result file), and then writes ``done`` to the pipe ``FD``.
+EOF on that pipe means the worker died.
 
 Stopping is unchanged: the driver SIGTERMs the worker running a trial, whose run then ends
 ``killed``; a worker whose trial was interrupted exits instead of taking another one. Workers
@@ -22,7 +24,7 @@ import select
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,12 +71,27 @@ class PoolWorker:
             os.close(self.replies)
 
 
+@dataclass(frozen=True)
+class WarmUp:
+    """What a new worker prepares before its first trial: what every trial of the sweep
+    opens, imports or composes the first time, and keeps for the next."""
+
+    project: str
+    workflow: str
+    overrides: list[str]
+    """The sweep's own overrides, without a trial's values."""
+    store_url: str
+    sweep_id: str
+    pruner: str
+
+
 @dataclass
 class TrialPool:
     """Idle workers, started ahead so a trial never waits for an interpreter to start."""
 
     cwd: Path
     log: Path
+    warm_up: WarmUp
     idle: list[PoolWorker] = field(default_factory=list)
     busy: list[PoolWorker] = field(default_factory=list)
 
@@ -114,11 +131,14 @@ class TrialPool:
         self.idle.clear()
 
     def _spawn(self) -> PoolWorker:
+        warm_up = self.log.with_name("warm-up.json")
+        if not warm_up.exists():
+            warm_up.write_text(json.dumps(asdict(self.warm_up)), encoding="utf-8")
         read, write = os.pipe()
         os.set_blocking(read, False)
         with self.log.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "qflow.sweep.pool", str(write)],
+                [sys.executable, "-m", "qflow.sweep.pool", str(write), str(warm_up)],
                 cwd=self.cwd,
                 stdin=subprocess.PIPE,
                 stdout=log,
@@ -140,14 +160,15 @@ def wait_any(workers: Iterable[PoolWorker], timeout: float | None = None) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of a pool worker: ``python -m qflow.sweep.pool REPLY_FD``."""
+    """Entry point of a pool worker: ``python -m qflow.sweep.pool REPLY_FD WARM_UP.json``."""
     from qflow.runtime.lifeline import end_with_parent
     from qflow.sweep import trial as trials
 
     end_with_parent(os.getppid(), orderly=True)  # a killed sweep leaves no worker behind
     args = list(sys.argv[1:] if argv is None else argv)
     replies = int(args[0])
-    _preload()
+    warm_up = json.loads(Path(args[1]).read_text(encoding="utf-8"))
+    _preload(WarmUp(**warm_up))
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -158,12 +179,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _preload() -> None:
-    """Import what every trial needs, once, before the first trial arrives."""
-    import optuna  # noqa: F401
+def _preload(warm_up: WarmUp) -> None:
+    """Do, before the first trial arrives, what every trial would do the first time; the
+    caches filled here (the study, the imported workflow, the composed config, the stores'
+    schema check) serve every trial. A failure is left for the trial to meet and report."""
+    from qflow.config.loader import load_config
+    from qflow.config.project import find_project
+    from qflow.runtime.discovery import load_workflow
+    from qflow.store import open_stores
 
-    import qflow.runtime.launch
-    import qflow.sweep.pruning  # noqa: F401
+    try:
+        _study(warm_up.store_url, warm_up.sweep_id, warm_up.pruner)
+        project = find_project(Path(warm_up.project))
+        workflow = load_workflow(warm_up.workflow, project)
+        load_config(workflow.name, warm_up.overrides, project.conf_dir)
+        open_stores(project.root)
+    except Exception:  # the trial does the same and reports what failed
+        return
 
 
 _STUDIES: dict[tuple[str, str, str], Any] = {}
@@ -171,25 +203,25 @@ _STUDIES: dict[tuple[str, str, str], Any] = {}
 its schema, which costs more than a trivial trial, so a worker does it once per sweep."""
 
 
-def _trial(job: Any) -> Any:
+def _study(store_url: str, sweep_id: str, pruner: str) -> Any:
     import optuna
 
     from qflow.sweep.pruning import create_pruner
     from qflow.sweep.storage import open_storage
 
-    key = (job.store_url, job.sweep_id, job.pruner)
+    key = (store_url, sweep_id, pruner)
     study = _STUDIES.get(key)
     if study is None:
         study = _STUDIES[key] = optuna.load_study(
-            study_name=job.sweep_id,
-            storage=open_storage(job.store_url),
-            pruner=create_pruner(job.pruner),
+            study_name=sweep_id, storage=open_storage(store_url), pruner=create_pruner(pruner)
         )
-    return optuna.trial.Trial(study, job.trial_id)
+    return study
 
 
 def _one_trial(spec_path: Path, trials: Any) -> str:
     """Run one trial with its output in its own log; returns the outcome's status."""
+    import optuna
+
     from qflow.runtime.heartbeat import interrupts_end_the_run
 
     spec: dict[str, Any] = json.loads(spec_path.read_text(encoding="utf-8"))
@@ -205,7 +237,9 @@ def _one_trial(spec_path: Path, trials: Any) -> str:
     try:
         try:  # the driver stops a trial with SIGTERM: from here on it is a KeyboardInterrupt
             with interrupts_end_the_run():
-                outcome = trials.run_trial(job, _trial(job), own_process=True)
+                study = _study(job.store_url, job.sweep_id, job.pruner)
+                trial = optuna.trial.Trial(study, job.trial_id)
+                outcome = trials.run_trial(job, trial, own_process=True)
         except KeyboardInterrupt:
             outcome = trials.TrialRun("interrupted", None, trials._INTERRUPTED)
         trials._write(result_path, outcome)
