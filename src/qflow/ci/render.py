@@ -19,10 +19,18 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from qflow.store.metadata.records import RunStatus
+
 if TYPE_CHECKING:
     from qflow.ci.report import ReportData, Series
 
-_ICON = {"succeeded": "✅", "failed": "❌", "crashed": "💥", "killed": "⛔", "running": "⏳"}
+_ICON = {
+    RunStatus.SUCCEEDED: "✅",
+    RunStatus.FAILED: "❌",
+    RunStatus.CRASHED: "💥",
+    RunStatus.KILLED: "⛔",
+    RunStatus.RUNNING: "⏳",
+}
 _MAX_DIFF_LINES = 200
 MAX_CHARTS = 12
 MAX_CHART_POINTS = 60

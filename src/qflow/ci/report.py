@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from qflow.ci.tracker_ids import tracker_ids
 from qflow.errors import ConfigError, RunNotFoundError
+from qflow.store.metadata.records import RunStatus
 
 if TYPE_CHECKING:
     from qflow.store.contract import MetadataStore
@@ -83,7 +84,9 @@ def _branch(run: Run) -> str | None:
 def _latest_on_branch(metadata: MetadataStore, run: Run, branch: str | None) -> Run | None:
     if branch is None:
         return None
-    for candidate in metadata.list_runs(workflow=run.workflow, status="succeeded", limit=500):
+    for candidate in metadata.list_runs(
+        workflow=run.workflow, status=RunStatus.SUCCEEDED, limit=500
+    ):
         if candidate.id != run.id and _branch(candidate) == branch:
             return candidate
     return None

@@ -31,6 +31,7 @@ from qflow.errors import ConfigError
 from qflow.integrations.failsafe import Failsafe
 from qflow.integrations.mlflow import flatten, param_value, recorded_tags, require
 from qflow.plugins.markers import hookimpl
+from qflow.store.metadata.records import REUSABLE, RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from qflow.graph.model import Graph, Node
@@ -189,18 +190,18 @@ class WandbTracker:
         with self.failsafe.guard("after_step"):
             if node.name not in self._runs:
                 self.before_step(run_id, node)
-            if status == "cached" and not self.replaying:
+            if status == StepStatus.CACHED and not self.replaying:
                 self._replay_cached(run_id, node.name)
             run = self._runs.pop(node.name)
             run.summary.update(
                 {
                     "qflow_status": str(status),  # a StrEnum: W&B would store its name
-                    "qflow_cache_hit": status == "cached",
+                    "qflow_cache_hit": status == StepStatus.CACHED,
                     "qflow_duration_s": duration,
                     **({"qflow_error": error} if error else {}),
                 }
             )
-            run.finish(exit_code=0 if status in ("succeeded", "cached") else 1)
+            run.finish(exit_code=0 if status in REUSABLE else 1)
 
     def _replay_cached(self, run_id: str, step: str) -> None:
         """A cached step logs nothing itself: send what the store copied from its source."""
@@ -224,7 +225,7 @@ class WandbTracker:
             run.summary.update(
                 {"qflow_status": str(status), **({"qflow_error": error} if error else {})}
             )
-            run.finish(exit_code=0 if status == "succeeded" else 1)
+            run.finish(exit_code=0 if status == RunStatus.SUCCEEDED else 1)
             marker = self._marker(run_id, self._group.removesuffix(f"-{run_id}"))
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(status, encoding="utf-8")

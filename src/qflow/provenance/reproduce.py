@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from qflow import environment
 from qflow.config.project import find_project
 from qflow.errors import QFlowError, StoreError
+from qflow.store.metadata.records import RunStatus
 
 if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactStore
@@ -52,14 +53,14 @@ class OutputCheck:
 class Reproduction:
     original: str
     run_id: str | None = None
-    status: str = "failed"
+    status: str = RunStatus.FAILED
     source: str = ""
     warnings: list[str] = field(default_factory=list)
     outputs: list[OutputCheck] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
-        return self.status == "succeeded" and all(o.matches for o in self.outputs)
+        return self.status == RunStatus.SUCCEEDED and all(o.matches for o in self.outputs)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qflow.plugins.markers import hookimpl
+from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from qflow.graph.model import Graph, Node
+
+
+_COLOURS: dict[str, str] = {
+    StepStatus.SUCCEEDED: "green",
+    StepStatus.CACHED: "cyan",
+    StepStatus.FAILED: "red",
+}
 
 
 class RichProgress:
@@ -73,7 +81,7 @@ class RichProgress:
     ) -> None:
         if self.progress is None or self.overall is None:
             return
-        colour = {"succeeded": "green", "cached": "cyan", "failed": "red"}.get(status, "dim")
+        colour = _COLOURS.get(status, "dim")
         task = self.tasks.get(node.name)
         if task is None:
             task = self.progress.add_task(f"  {node.name}", total=1)
