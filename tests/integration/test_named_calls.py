@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,16 +79,11 @@ def write(folder: Path, calls: str, strong: float, weak: float) -> None:
 
 
 def run(folder: Path, *args: str) -> str:
+    """``qflow run train ARGS``; the new run's id, as the command prints it."""
     done = qflow(folder, "run", "train", *args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return latest(folder)
-
-
-def latest(folder: Path) -> str:
-    done = qflow(folder, "runs", "--json", "--limit", "1")
-    assert done.returncode == 0, done.stderr
-    run_id: str = json.loads(done.stdout)[0]["id"]
-    return run_id
+    found = re.search(r"Run (\w+) succeeded", done.stdout)
+    assert done.returncode == 0 and found is not None, done.stdout + done.stderr
+    return found.group(1)
 
 
 def steps(folder: Path, run_id: str) -> dict[str, dict[str, object]]:
@@ -199,8 +195,8 @@ def test_the_dashboard_shows_and_takes_call_names(project: Path) -> None:
     command += ["--project", str(project)]
     headers = {"Authorization": "Bearer named-calls-token"}
     with running(command, f"http://127.0.0.1:{port}", project / "ui.log") as url:
-        graph = httpx.get(f"{url}/api/runs/{run_id}/graph", headers=headers).json()
-        logs = httpx.get(f"{url}/api/runs/{run_id}/logs?step=weak", headers=headers).json()
+        graph = httpx.get(f"{url}/api/runs/{run_id}/graph", headers=headers, timeout=60).json()
+        logs = httpx.get(f"{url}/api/runs/{run_id}/logs?step=weak", headers=headers, timeout=60)
     assert graph["source"] == "traced"
     assert [(n["name"], n["step"]) for n in graph["nodes"]] == [
         ("0_make", "make"),
@@ -209,5 +205,5 @@ def test_the_dashboard_shows_and_takes_call_names(project: Path) -> None:
         ("3_pick", "pick"),
     ]
     assert '["strong (fit)"]' in graph["mermaid"]
-    assert [entry["name"] for entry in logs] == ["weak"]
-    assert "fitting with C=1.0" in logs[0]["stdout"]
+    assert [entry["name"] for entry in logs.json()] == ["weak"]
+    assert "fitting with C=1.0" in logs.json()[0]["stdout"]
