@@ -34,12 +34,6 @@ export function StepPage({ runId, step }: { runId: string; step: string }) {
       <p>
         {secs(s.duration)}
         {s.attempts > 1 && <> · {s.attempts} attempts</>}
-        {s.cached_from && (
-          <>
-            {" "}
-            · cached from run <RunLink id={s.cached_from} />
-          </>
-        )}
       </p>
       {s.reason && (
         <p class="reason">
@@ -57,11 +51,6 @@ export function StepPage({ runId, step }: { runId: string; step: string }) {
           </div>
           <iframe class="report" id="report" sandbox="allow-scripts" src={report} title={`report of ${s.name}`} />
         </div>
-      ) : s.cached_from ? (
-        <Muted>
-          Taken from the cache: see the report of{" "}
-          <a href={`/runs/${encodeURIComponent(s.cached_from)}/steps/${encodeURIComponent(s.step)}`}>this step in run {s.cached_from}</a>.
-        </Muted>
       ) : (
         <Muted>This step made no report (qf.report).</Muted>
       )}

@@ -25,11 +25,12 @@ TOKEN = "report-token-0123456789"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """``qflow ui`` over a project with one ``reported`` run; yields (server URL, run id)."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    """``qflow ui`` over a project with two ``reported`` runs (the second one's steps cached);
+    yields (server URL, first run id, second run id)."""
     folder = tmp_path_factory.mktemp("report-ui")
     root = write_project(folder / "proj")
-    run_id = run_reported(root)
+    run_id, cached_id = run_reported(root), run_reported(root)
     token_file = folder / "token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
@@ -43,7 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             f"http://127.0.0.1:{port}",
             folder / "ui.log",
         ) as url:
-            yield url, run_id
+            yield url, run_id, cached_id
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +76,9 @@ def _check_report(view: object) -> None:
 
 
 def test_the_step_page_shows_the_report_in_a_sandboxed_frame_and_downloads_it(
-    browser: object, served: tuple[str, str], tmp_path: Path
+    browser: object, served: tuple[str, str, str], tmp_path: Path
 ):
-    url, run_id = served
+    url, run_id, _ = served
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page = context.new_page()
     errors: list[str] = []
@@ -105,3 +106,16 @@ def test_the_step_page_shows_the_report_in_a_sandboxed_frame_and_downloads_it(
     _check_report(view)
     view.screenshot(path=str(tmp_path / "offline-report.png"), full_page=True)
     offline.close()
+
+
+def test_a_cached_step_shows_the_report_of_the_run_it_came_from(
+    browser: object, served: tuple[str, str, str]
+):
+    url, run_id, cached_id = served
+    context = browser.new_context()  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(f"{url}/runs/{cached_id}/steps/summarize?token={TOKEN}")
+    expect(page.locator("h1")).to_contain_text("cached")
+    expect(page.locator(".reason")).to_contain_text(f"cached from {run_id}/1_summarize")
+    expect(page.frame_locator("iframe#report").locator("h1")).to_have_text("Model summary")
+    context.close()
