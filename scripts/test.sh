@@ -19,4 +19,5 @@ fi
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy
 .venv/bin/lint-imports
-.venv/bin/python -m pytest "$@"
+# --durations: every CI log lists the slowest tests (the suite aims at 30 minutes in all).
+.venv/bin/python -m pytest --durations=30 "$@"
