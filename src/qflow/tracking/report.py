@@ -86,8 +86,8 @@ def report(*items: Any, title: str | None = None) -> Report:
     Each item becomes one block, in order:
 
     - ``str``: Markdown (CommonMark and tables). Raw HTML in it is shown as text, never run.
-    - a pandas ``DataFrame`` or ``Series``, a list of dicts (one row each) or a dict (one row
-      per key): a table of at most 1,000 rows.
+    - a pandas ``DataFrame`` or ``Series`` (or a polars or Arrow table), a list of dicts (one
+      row each) or a dict (one row per key): a table of at most 1,000 rows.
     - a matplotlib figure (a PNG image), a Plotly figure (interactive; drawn offline from the
       plotly package), or any object with ``_repr_png_`` (a PIL image).
 
@@ -168,6 +168,8 @@ def block(item: Any) -> Block:
         return block(item.to_frame())
     if module.startswith("pandas") and hasattr(item, "columns"):
         return _frame_table(item)
+    if callable(getattr(item, "to_pandas", None)):  # polars and Arrow tables
+        return block(item.to_pandas())
     if isinstance(item, Mapping):
         return _table(["key", "value"], [[k, v] for k, v in item.items()], len(item))
     if isinstance(item, Sequence) and item and all(isinstance(r, Mapping) for r in item):
@@ -176,7 +178,7 @@ def block(item: Any) -> Block:
         return _table(columns, rows, len(item))
     raise InvalidValueError(
         f"qf.report cannot show a {type(item).__module__}.{type(item).__qualname__}. "
-        "It takes Markdown text, a pandas DataFrame or Series, a list of dicts, a dict, a "
+        "It takes Markdown text, a DataFrame (pandas, polars, Arrow), a list of dicts, a dict, a "
         "matplotlib or Plotly figure, or an image with _repr_png_ (PIL).\n"
         "Hint: convert it, e.g. str(value) for text or pd.DataFrame(value) for a table."
     )

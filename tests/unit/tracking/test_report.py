@@ -53,6 +53,7 @@ def test_each_kind_of_item_becomes_a_block():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import plotly.graph_objects as go
+    import pyarrow as pa
     from PIL import Image
 
     figure, axes = plt.subplots()
@@ -69,11 +70,22 @@ def test_each_kind_of_item_becomes_a_block():
         figure,
         go.Figure(go.Bar(x=[1], y=[2])),
         Image.new("RGB", (2, 2)),
+        pa.table({"n": [1, 2]}),
         title="T",
     )
     plt.close(figure)
     kinds = [b["kind"] for b in page.blocks]
-    assert kinds == ["markdown", "table", "table", "table", "table", "image", "plotly", "image"]
+    assert kinds == [
+        "markdown",
+        "table",
+        "table",
+        "table",
+        "table",
+        "image",
+        "plotly",
+        "image",
+        "table",
+    ]
     assert page.title == "T"
     table = page.blocks[1]
     assert table["columns"] == ["k", "a", "b"]  # a named index is kept as a column
@@ -88,6 +100,7 @@ def test_each_kind_of_item_becomes_a_block():
     assert page.blocks[4]["rows"] == [["lr", 0.1]]
     assert base64.b64decode(page.blocks[5]["data"]).startswith(b"\x89PNG")
     assert page.blocks[6]["figure"]["data"][0]["type"] == "bar"
+    assert page.blocks[8]["rows"] == [[1], [2]]
     assert Report.from_json(page.to_json()) == page
 
 
