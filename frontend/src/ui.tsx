@@ -1,5 +1,6 @@
 // Small shared pieces: status badges, links, key/value tables, errors.
 import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { fmt } from "./api";
 
 export function Badge({ status }: { status: string }) {
@@ -34,4 +35,19 @@ export function KV({ obj, id }: { obj: Record<string, unknown> | null | undefine
       </tbody>
     </table>
   );
+}
+
+/** An image fetched only once it is scrolled into view: the browser's loading="lazy" starts
+ * far ahead of the viewport, where a slow image (the run graph, drawn by Graphviz) competes
+ * with the page's first render for the server. */
+export function InViewImage({ src, alt, id }: { src: string; alt: string; id?: string }) {
+  const ref = useRef<HTMLImageElement>(null);
+  const [seen, setSeen] = useState(false);
+  useEffect(() => {
+    if (seen || !ref.current) return;
+    const watch = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && setSeen(true));
+    watch.observe(ref.current);
+    return () => watch.disconnect();
+  }, [seen]);
+  return <img ref={ref} id={id} src={seen ? src : undefined} alt={alt} />;
 }

@@ -5,7 +5,7 @@
 import { lazy, Suspense } from "preact/compat";
 import { useEffect, useState } from "preact/hooks";
 import { type Any, api, bytes, flatten, fmt, post, secs, typeName, when } from "../api";
-import { Badge, Fail, KV, Muted, RunLink } from "../ui";
+import { Badge, Fail, InViewImage, KV, Muted, RunLink } from "../ui";
 import type { Series, XMode } from "../chart";
 import { type History, useRunData } from "../live";
 
@@ -232,8 +232,15 @@ export function RunPage({ runId }: { runId: string }) {
   if (!run) return <Muted>Loading…</Muted>;
   const start = run.created_at;
   const tiles = run.metric_keys.filter((m: Any) => m.points === 1 && run.status !== "running");
-  const points = new Map<string, number>(run.metric_keys.map((m: Any) => [m.key, m.points]));
-  const charts = Object.entries(histories).filter(([k]) => run.status === "running" || (points.get(k) ?? 0) > 1);
+  // A card per charted metric from the start (a placeholder until its history comes), so the
+  // page does not jump and what lies below the charts (the graph) is not in view too early.
+  const charted: string[] = run.metric_keys.filter((m: Any) => run.status === "running" || m.points > 1).map((m: Any) => m.key);
+  const charts = charted.map((key) => [key, histories[key]] as [string, History | undefined]);
+  const placeholder = (key: string) => (
+    <div class="card chart-card chart-placeholder" key={key}>
+      <strong>{key}</strong> <Muted>Loading…</Muted>
+    </div>
+  );
   const series = (key: string, h: History): Series[] => [
     { label: key, x: xMode === "step" ? h.x : xMode === "time" ? h.t : h.t.map((t) => t - start), y: h.y },
   ];
@@ -316,27 +323,20 @@ export function RunPage({ runId }: { runId: string }) {
             </label>
           </div>
           <div class="grid" id="charts">
-            <Suspense fallback={<Muted>Loading charts…</Muted>}>
-              {charts.map(([key, h]) => (
-                <Chart
-                  key={key}
-                  title={key}
-                  series={series(key, h)}
-                  xMode={xMode}
-                  log={log}
-                  smoothing={smoothing}
-                />
-              ))}
+            <Suspense fallback={<>{charted.map(placeholder)}</>}>
+              {charts.map(([key, h]) =>
+                h ? <Chart key={key} title={key} series={series(key, h)} xMode={xMode} log={log} smoothing={smoothing} /> : placeholder(key),
+              )}
             </Suspense>
           </div>
-          {charts.some(([, h]) => h.downsampled) && <Muted>Long histories are downsampled (min and max of each bucket kept).</Muted>}
+          {charts.some(([, h]) => h?.downsampled) && <Muted>Long histories are downsampled (min and max of each bucket kept).</Muted>}
         </div>
       )}
       <h2>Steps</h2>
       <Timeline run={run} />
       <h2>Graph</h2>
       <div class="graph">
-        <img id="graph" loading="lazy" src={`/api/runs/${run.id}/graph.svg?s=${encodeURIComponent(stepsVersion)}`} alt="workflow graph" />
+        <InViewImage id="graph" src={`/api/runs/${run.id}/graph.svg?s=${encodeURIComponent(stepsVersion)}`} alt="workflow graph" />
       </div>
       <h2>Parameters</h2>
       <KV obj={run.params} id="params" />

@@ -75,9 +75,12 @@ export function RunsPage() {
   const tick = useRef(0);
   const [reload, setReload] = useState(0);
 
+  // The workflow menu's counts (a count over every run) are asked for once the first page
+  // has come: at 100,000 runs they would compete with it for the server.
+  const answered = page !== null || error !== null;
   useEffect(() => {
-    api("/api/workflows").then(setWorkflows).catch(() => {});
-  }, []);
+    if (answered) api("/api/workflows").then(setWorkflows).catch(() => {});
+  }, [answered]);
 
   const query = { filter, q: search, workflow, sort, order };
   useEffect(() => {
