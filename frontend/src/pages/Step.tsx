@@ -2,20 +2,42 @@
 // report (qf.report). The report is HTML the server renders from stored data with raw HTML
 // escaped; it is still shown only in a sandboxed frame (scripts for Plotly, but an opaque
 // origin: no cookies, storage or API of this server) and can be downloaded as one offline file.
+// While the run is running the page polls, and the frame reloads when the step reports again.
 import { useEffect, useState } from "preact/hooks";
-import { type Any, api, bytes, secs, typeName } from "../api";
+import { type Any, api, bytes, secs, sleep, typeName } from "../api";
 import { Badge, Fail, KV, Muted, RunLink } from "../ui";
+
+const POLL_MS = 1000;
+type Listed = { step: string; key: string };
 
 export function StepPage({ runId, step }: { runId: string; step: string }) {
   const [run, setRun] = useState<Any>(null);
-  const [reports, setReports] = useState<string[] | null>(null);
+  const [reports, setReports] = useState<Listed[] | null>(null);
   const [logs, setLogs] = useState<Any[] | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
+    let stop = false;
     const id = encodeURIComponent(runId);
-    api(`/api/runs/${id}`).then(setRun).catch(setError);
-    api(`/api/runs/${id}/reports`).then(setReports).catch(setError);
-    api(`/api/runs/${id}/logs?step=${encodeURIComponent(step)}`).then(setLogs).catch(() => setLogs([]));
+    (async () => {
+      while (!stop) {
+        let current: Any;
+        try {
+          const [r, listed] = await Promise.all([api(`/api/runs/${id}`), api<Listed[]>(`/api/runs/${id}/reports`)]);
+          current = r;
+          setRun(r);
+          setReports(listed);
+        } catch (e) {
+          setError(e);
+          return;
+        }
+        api(`/api/runs/${id}/logs?step=${encodeURIComponent(step)}`).then(setLogs).catch(() => setLogs([]));
+        if (current.status !== "running") return;
+        await sleep(POLL_MS);
+      }
+    })();
+    return () => {
+      stop = true;
+    };
   }, [runId, step]);
   if (error) return <Fail error={error} />;
   if (!run || reports === null) return <Muted>Loading…</Muted>;
@@ -24,6 +46,7 @@ export function StepPage({ runId, step }: { runId: string; step: string }) {
   const s = named.find((x: Any) => x.name === step) || (named.length === 1 ? named[0] : null);
   if (!s) return <Fail error={`Run ${run.id} has no step ${step}.`} />;
   const report = `/api/runs/${encodeURIComponent(run.id)}/steps/${encodeURIComponent(s.name)}/report`;
+  const listed = reports.find((r) => r.step === s.name);
   const log = logs?.[0];
   return (
     <div>
@@ -42,14 +65,21 @@ export function StepPage({ runId, step }: { runId: string; step: string }) {
       )}
       {s.error && <div class="error">{s.error}</div>}
       <h2>Report</h2>
-      {reports.includes(s.name) ? (
+      {listed ? (
         <div>
           <div class="toolbar">
             <a id="report-download" href={report + "?download=1"} download>
               download HTML
             </a>
           </div>
-          <iframe class="report" id="report" sandbox="allow-scripts" src={report} title={`report of ${s.name}`} />
+          <iframe
+            class="report"
+            id="report"
+            key={listed.key}
+            sandbox="allow-scripts"
+            src={`${report}?v=${listed.key.slice(0, 12)}`}
+            title={`report of ${s.name}`}
+          />
         </div>
       ) : (
         <Muted>This step made no report (qf.report).</Muted>

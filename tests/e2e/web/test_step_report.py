@@ -1,11 +1,15 @@
 """A step's report (``qf.report``) in real headless Chromium: ``qflow ui`` started with
 ``--token-file``; the run page links to the step page, whose sandboxed frame shows the report's
 heading, table, image and Plotly figure while markup in the Markdown and a table cell stays
-text; the downloaded HTML file draws the same in a browser context with no network."""
+text; the downloaded HTML file draws the same in a browser context with no network; a running
+step's report grows on its page."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +29,9 @@ TOKEN = "report-token-0123456789"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str, Path]]:
     """``qflow ui`` over a project with two ``reported`` runs (the second one's steps cached);
-    yields (server URL, first run id, second run id)."""
+    yields (server URL, first run id, second run id, project folder)."""
     folder = tmp_path_factory.mktemp("report-ui")
     root = write_project(folder / "proj")
     run_id, cached_id = run_reported(root), run_reported(root)
@@ -44,7 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
             f"http://127.0.0.1:{port}",
             folder / "ui.log",
         ) as url:
-            yield url, run_id, cached_id
+            yield url, run_id, cached_id, root
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +80,9 @@ def _check_report(view: object) -> None:
 
 
 def test_the_step_page_shows_the_report_in_a_sandboxed_frame_and_downloads_it(
-    browser: object, served: tuple[str, str, str], tmp_path: Path
+    browser: object, served: tuple[str, str, str, Path], tmp_path: Path
 ):
-    url, run_id, _ = served
+    url, run_id, _, _ = served
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
     page = context.new_page()
     errors: list[str] = []
@@ -109,9 +113,9 @@ def test_the_step_page_shows_the_report_in_a_sandboxed_frame_and_downloads_it(
 
 
 def test_a_cached_step_shows_the_report_of_the_run_it_came_from(
-    browser: object, served: tuple[str, str, str]
+    browser: object, served: tuple[str, str, str, Path]
 ):
-    url, run_id, cached_id = served
+    url, run_id, cached_id, _ = served
     context = browser.new_context()  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(f"{url}/runs/{cached_id}/steps/summarize?token={TOKEN}")
@@ -119,3 +123,51 @@ def test_a_cached_step_shows_the_report_of_the_run_it_came_from(
     expect(page.locator(".reason")).to_contain_text(f"cached from {run_id}/1_summarize")
     expect(page.frame_locator("iframe#report").locator("h1")).to_have_text("Model summary")
     context.close()
+
+
+def _running_run(url: str, workflow: str) -> str:
+    """The id of ``workflow``'s run once the server lists it as running."""
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = httpx.get(
+            f"{url}/api/runs",
+            params={"workflow": workflow},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ).json()["runs"]
+        if runs and runs[0]["status"] == "running":
+            return str(runs[0]["id"])
+        time.sleep(0.1)
+    raise AssertionError(f"no running {workflow} run")
+
+
+def test_a_running_steps_report_grows_on_its_page(
+    browser: object, served: tuple[str, str, str, Path]
+):
+    url, _, _, root = served
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QFLOW_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qflow", "run", "live_report"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    context = browser.new_context()  # type: ignore[attr-defined]
+    try:
+        run_id = _running_run(url, "live_report")
+        page = context.new_page()
+        page.goto(f"{url}/runs/{run_id}/steps/progress?token={TOKEN}")
+        frame = page.frame_locator("iframe#report")
+        expect(frame.locator("h1")).to_have_text("Started", timeout=30_000)
+        expect(frame.locator("h2")).to_have_count(0)
+        (root / "release").write_text("")  # the step reports again, then ends
+        expect(frame.locator("h2")).to_have_text("Finished", timeout=30_000)
+        expect(page.locator("h1")).to_contain_text("succeeded", timeout=30_000)
+        assert process.wait(timeout=60) == 0
+    finally:
+        context.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -30,7 +30,8 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestCli
 
 def test_the_run_lists_the_steps_with_a_report(reported: tuple[TestClient, str]):
     client, run_id = reported
-    assert client.get(f"/api/runs/{run_id}/reports").json() == ["1_summarize"]
+    (listed,) = client.get(f"/api/runs/{run_id}/reports").json()
+    assert listed["step"] == "1_summarize" and len(listed["key"]) == 64
 
 
 def test_the_report_is_a_sandboxed_page_that_loads_plotly_from_this_server(

@@ -18,12 +18,17 @@ StepName = Annotated[str, PathParam(min_length=1, max_length=500, description="S
 
 
 @router.get("/runs/{run_id}/reports")
-def list_reports(ctx: Ctx, run_id: RunId) -> list[str]:
-    """The names of the run's steps that made a report, in the run's step order."""
+def list_reports(ctx: Ctx, run_id: RunId) -> list[dict[str, str]]:
+    """The run's steps that made a report, in step order, each with its report's artifact key
+    (it changes at each ``qf.report`` call while the step runs)."""
     run = ctx.metadata.get_run(run_id)
-    labels = {(a.step_run_id, a.name) for a in ctx.metadata.run_artifacts(run.id)}
+    keys = {(a.step_run_id, a.name): a.ref.key for a in ctx.metadata.run_artifacts(run.id)}
     steps = ctx.metadata.step_runs(run.id)
-    return [s.name for s in steps if (s.id, report_label(s.name)) in labels]
+    return [
+        {"step": s.name, "key": keys[s.id, report_label(s.name)]}
+        for s in steps
+        if (s.id, report_label(s.name)) in keys
+    ]
 
 
 @router.get("/runs/{run_id}/steps/{step}/report", response_class=Response)
