@@ -83,9 +83,14 @@ export function useRunData(runId: string, withTime: boolean, reload: number): Ru
           return [...byName.values()];
         });
       });
-      source.addEventListener("end", () => {
+      source.addEventListener("end", (e) => {
         source?.close(); // else EventSource would reconnect
         setTransport("");
+        const end = JSON.parse((e as MessageEvent).data);
+        if (end.error) {
+          setRun(null); // removed meanwhile: say so rather than show it running
+          setError(new Error(end.error));
+        }
       });
       source.addEventListener("error", () => {
         // A dropped connection is retried by EventSource itself (the new stream starts with

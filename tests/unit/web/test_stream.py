@@ -89,3 +89,21 @@ def test_stream_of_an_unknown_run_is_404_before_it_opens(served: tuple[str, str]
         f"{base}/api/runs/nosuchrun/stream", headers={"Authorization": f"Bearer {TOKEN}"}
     )
     assert response.status_code == 404 and "nosuchrun" in response.text
+
+
+def test_stream_ends_when_the_run_is_removed(served: tuple[str, str]):
+    from qflow.store import SqlMetadataStore
+
+    base, url = served
+    store = SqlMetadataStore(url)
+    run = store.create_run(workflow="train", config={})
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.stream("GET", f"{base}/api/runs/{run.id}/stream", headers=headers) as response:
+        events = _events(response.iter_lines())
+        assert _next(events, "run")["id"] == run.id
+        with store.engine.begin() as conn:  # what qflow gc does to a deleted run's rows
+            conn.exec_driver_sql("DELETE FROM runs WHERE id = ?", (run.id,))
+        end = _next(events, "end")
+        assert end["status"] is None and run.id in end["error"]
+        assert list(events) == []
+    store.dispose()

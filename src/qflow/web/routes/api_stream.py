@@ -13,7 +13,8 @@ Events (each ``data`` is one JSON document):
   ``full``), false for the points logged since the previous message;
 - ``logs``: entries of ``GET /api/runs/{run_id}/logs`` for the steps whose output or status
   changed;
-- ``end``: the run is no longer running (``{"status": ...}``); the stream closes after it.
+- ``end``: the run is no longer running (``{"status": ...}``), or no longer exists
+  (``{"status": null, "error": ...}``); the stream closes after it.
 
 A comment line is sent every ``KEEPALIVE_SECONDS`` so proxies keep a quiet stream open. A
 browser's ``EventSource`` reconnects by itself; a new stream starts with the whole state again.
@@ -30,6 +31,7 @@ import anyio
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from qflow.errors import RunNotFoundError
 from qflow.store.contract import CHART_POINTS
 from qflow.store.metadata.records import RunStatus
 from qflow.web.context import Context
@@ -99,7 +101,11 @@ async def _stream(watch: RunWatch) -> AsyncIterator[bytes]:
     quiet_since = time.monotonic()
     while not watch.ended:
         # The store is synchronous: read it in a worker thread, never on the event loop.
-        events = await anyio.to_thread.run_sync(watch.events)
+        try:
+            events = await anyio.to_thread.run_sync(watch.events)
+        except RunNotFoundError as exc:  # removed meanwhile (qflow gc): nothing more to show
+            yield event("end", {"status": None, "error": str(exc)})
+            return
         if events:
             yield b"".join(events)
             quiet_since = time.monotonic()
