@@ -65,7 +65,11 @@ class RunStore(Protocol):
 
     def mark_crashed_runs(self) -> list[str]: ...
 
-    def get_run(self, run_id_or_prefix: str) -> Run: ...
+    def get_run(self, run_id_or_prefix: str, *, summary: bool = True) -> Run:
+        """A run by exact id or unique id prefix. ``summary=False`` leaves its
+        ``metrics_summary`` empty: that reads every metric of the run, which a write path
+        that only checks the run's state should not pay for on each write."""
+        ...
 
     def list_runs(
         self,

@@ -190,8 +190,8 @@ class RunQueries(Database):
         return dead + silent
 
     @translated
-    def get_run(self, run_id_or_prefix: str) -> Run:
-        """A run by exact id or unique id prefix."""
+    def get_run(self, run_id_or_prefix: str, *, summary: bool = True) -> Run:
+        """A run by exact id or unique id prefix (``summary=False``: no metrics summary)."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id_or_prefix)).all()
             if not rows:
@@ -214,7 +214,7 @@ class RunQueries(Database):
                 raise RunNotFoundError(
                     f"No run with id {run_id_or_prefix!r}.{did_you_mean(run_id_or_prefix, recent)}"
                 )
-            return self._runs(conn, rows)[0]
+            return self._runs(conn, rows, summary=summary)[0]
 
     @translated
     def list_runs(
@@ -250,12 +250,13 @@ class RunQueries(Database):
             query = sa.select(t.runs.c.workflow).distinct().order_by(t.runs.c.workflow)
             return list(conn.execute(query).scalars())
 
-    def _runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
-        """Runs with tags, params (run-level ones win over steps') and latest metrics; 3 queries."""
+    def _runs(self, conn: Connection, rows: Sequence[Any], *, summary: bool = True) -> list[Run]:
+        """Runs with tags, params (run-level ones win over steps') and, with ``summary``, latest
+        metrics; 3 queries (2 without)."""
         ids = [r.id for r in rows]
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         params: dict[str, dict[str, object]] = {i: {} for i in ids}
-        summary: dict[str, dict[str, float]] = {i: {} for i in ids}
+        summaries: dict[str, dict[str, float]] = {i: {} for i in ids}
         for run_id, key, value in conn.execute(
             sa.select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id.in_(ids))
         ):
@@ -275,12 +276,10 @@ class RunQueries(Database):
             .where(t.metrics.c.run_id.in_(ids))
             .group_by(t.metrics.c.run_id, t.metrics.c.key)
         )
-        for run_id, key, bits in conn.execute(
-            sa.select(t.metrics.c.run_id, t.metrics.c.key, t.metrics.c.bits).where(
-                t.metrics.c.id.in_(latest)
-            )
-        ):
-            summary[run_id][key] = bits_float(bits)
+        columns = (t.metrics.c.run_id, t.metrics.c.key, t.metrics.c.bits)
+        query = sa.select(*columns).where(t.metrics.c.id.in_(latest))
+        for run_id, key, bits in conn.execute(query) if summary else ():
+            summaries[run_id][key] = bits_float(bits)
         runs = []
         for row in rows:
             fields: dict[str, Any] = row._asdict()
@@ -289,7 +288,7 @@ class RunQueries(Database):
                 meta=json.loads(row.meta),
                 tags=tags[row.id],
                 params=params[row.id],
-                metrics_summary=summary[row.id],
+                metrics_summary=summaries[row.id],
             )
             runs.append(Run(**fields))
         return runs

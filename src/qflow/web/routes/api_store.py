@@ -312,6 +312,7 @@ class AliasHistory(_Body):
 
 class GetRun(_Body):
     run_id_or_prefix: Id
+    summary: bool = True
 
 
 class CreateStepRun(_Body):
