@@ -3,7 +3,7 @@
 // graph, config, artifacts tree with previews, and live logs. While the run is running the
 // server pushes its changes (live.ts).
 import { lazy, Suspense } from "preact/compat";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { type Any, api, bytes, flatten, fmt, post, secs, typeName, when } from "../api";
 import { Badge, Fail, InViewImage, KV, Muted, RunLink } from "../ui";
 import type { Series, XMode } from "../chart";
@@ -224,6 +224,9 @@ export function RunPage({ runId }: { runId: string }) {
   const [smoothing, setSmoothing] = useState(0);
   const [reload, setReload] = useState(0);
   const { run, error, histories, logs, stepsVersion, transport } = useRunData(runId, xMode !== "step", reload);
+  // A chart's series are rebuilt only when its own history changes: a live run re-renders the
+  // page on every pushed change, and a chart given the same series does not redraw.
+  const drawn = useMemo(() => new WeakMap<History, Series[]>(), [xMode]);
   useEffect(() => {
     import("../chart"); // fetch the chart code while the run and its histories load
   }, []);
@@ -241,9 +244,13 @@ export function RunPage({ runId }: { runId: string }) {
       <strong>{key}</strong> <Muted>Loading…</Muted>
     </div>
   );
-  const series = (key: string, h: History): Series[] => [
-    { label: key, x: xMode === "step" ? h.x : xMode === "time" ? h.t : h.t.map((t) => t - start), y: h.y },
-  ];
+  const series = (key: string, h: History): Series[] => {
+    if (!drawn.has(h)) {
+      const x = xMode === "step" ? h.x : xMode === "time" ? h.t : h.t.map((t) => t - start);
+      drawn.set(h, [{ label: key, x, y: h.y }]);
+    }
+    return drawn.get(h)!;
+  };
   return (
     <div>
       <h1>
