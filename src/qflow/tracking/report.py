@@ -46,8 +46,9 @@ class Report:
     blocks: list[Block] = field(default_factory=list)
 
     def add(self, *items: Any) -> Report:
-        """Append one block per item (see ``report`` for what each kind of item becomes)."""
-        self.blocks.extend(block(item) for item in items)
+        """Append one block per item (see ``report`` for what each kind of item becomes); an
+        item it cannot show raises before any of them is added."""
+        self.blocks += [block(item) for item in items]
         return self
 
     def to_json(self) -> bytes:

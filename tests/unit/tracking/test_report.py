@@ -111,8 +111,10 @@ def test_a_long_table_keeps_the_first_rows_and_says_how_many_there_were():
 
 
 def test_an_item_it_cannot_show_is_named():
+    page = Report("r")
     with pytest.raises(InvalidValueError, match=r"cannot show a builtins\.object.*Markdown text"):
-        qf.report(object())
+        page.add("# fine", object())
+    assert page.blocks == []  # nothing half-added
     with pytest.raises(InvalidValueError, match="title 3 must be text"):
         qf.report("x", title=3)  # type: ignore[arg-type]
 
