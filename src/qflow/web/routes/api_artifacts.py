@@ -22,7 +22,7 @@ def run_artifact(ctx: Context, run_id: str, key: str) -> tuple[Any, str]:
         raise ArtifactNotFoundError(
             f"{key[:80]!r} is not an artifact key (64 lowercase hex digits, a sha256)."
         )
-    run = ctx.metadata.get_run(run_id)
+    run = ctx.metadata.get_run(run_id, summary=False)
     for step in ctx.metadata.step_runs(run.id):
         for name, ref in step.outputs.items():
             if ref.key == key:

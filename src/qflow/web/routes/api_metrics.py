@@ -23,7 +23,7 @@ def to_json(data: Any) -> bytes:
 @router.get("/runs/{run_id}/metrics")
 def run_metrics(ctx: Ctx, run_id: RunId) -> list[dict[str, Any]]:
     """The run's metric keys with their number of points and latest value."""
-    run = ctx.metadata.get_run(run_id)
+    run = ctx.metadata.get_run(run_id, summary=False)
     return ctx.metadata.metric_keys(run.id)
 
 
@@ -39,6 +39,6 @@ def metric_history(
     """One metric's history, downsampled to about ``points`` points (min/max per bucket)
     unless ``full``. ``after`` (a ``last_id``) returns only newer points, for live charts.
     Returns ``{run_id, key, total_points, downsampled, last_id, x, y, timestamp}``."""
-    run = ctx.metadata.get_run(run_id)
+    run = ctx.metadata.get_run(run_id, summary=False)
     history = ctx.metadata.metric_history(run.id, key, full=full, points=points, after=after)
     return Response(to_json(history), media_type="application/json")

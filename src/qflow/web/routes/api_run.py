@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from qflow.store.bits import finite
 from qflow.web import graphs
 from qflow.web.routes.api_runs import LIFECYCLE
 from qflow.web.routes.params import Ctx, RunId
@@ -25,9 +24,9 @@ class TagChange(BaseModel):
 @router.post("/runs/{run_id}/tags")
 def set_run_tags(ctx: Ctx, run_id: RunId, change: TagChange) -> dict[str, str]:
     """Set tags of a run (``name`` and ``note`` are the dashboard's run name and notes)."""
-    run = ctx.metadata.get_run(run_id)
+    run = ctx.metadata.get_run(run_id, summary=False)
     ctx.metadata.set_tags(run.id, dict(change.tags))
-    return ctx.metadata.get_run(run.id).tags
+    return ctx.metadata.get_run(run.id, summary=False).tags
 
 
 def _step_json(step: Any, origin: float) -> dict[str, Any]:
@@ -66,7 +65,9 @@ def _ref_json(ref: Any) -> dict[str, Any]:
 def get_run(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
     """A run: status, config, params, tags, latest metrics, steps (with timeline offsets in
     seconds from the run's start), artifacts (step outputs and logged ones), metric keys."""
-    run = ctx.metadata.get_run(run_id)
+    # The latest metrics come from metric_keys: the run's own summary would count them again.
+    run = ctx.metadata.get_run(run_id, summary=False)
+    keys = ctx.metadata.metric_keys(run.id)
     steps = ctx.metadata.step_runs(run.id)
     logged = ctx.metadata.run_artifacts(run.id)
     names = {s.id: s.name for s in steps}
@@ -106,8 +107,8 @@ def get_run(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
         "meta": meta,
         "tags": run.tags,
         "params": run.params,
-        "metrics": {k: finite(v) for k, v in run.metrics_summary.items()},
-        "metric_keys": ctx.metadata.metric_keys(run.id),
+        "metrics": {m["key"]: m["latest"] for m in keys},
+        "metric_keys": keys,
         "steps": [_step_json(s, run.created_at) for s in steps],
         "artifacts": artifacts,
     }
@@ -133,7 +134,7 @@ def run_logs(
     ctx: Ctx, run_id: RunId, step: Annotated[str | None, Query(max_length=500)] = None
 ) -> list[dict[str, Any]]:
     """Captured stdout, stderr and traceback of the run's steps (or of one step)."""
-    run = ctx.metadata.get_run(run_id)
+    run = ctx.metadata.get_run(run_id, summary=False)
     steps = [ctx.metadata.get_step_run(run.id, step)] if step else ctx.metadata.step_runs(run.id)
     return [
         {
@@ -151,7 +152,7 @@ def run_logs(
 @router.get("/runs/{run_id}/graph")
 def run_graph(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
     """The workflow graph with each step's status: nodes, edges, Mermaid and DOT text."""
-    run = ctx.metadata.get_run(run_id)
+    run = ctx.metadata.get_run(run_id, summary=False)
     steps = ctx.metadata.step_runs(run.id)
     return graphs.describe(run, steps, ctx.settings.project_dir)
 
@@ -159,7 +160,7 @@ def run_graph(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
 @router.get("/runs/{run_id}/graph.svg", response_class=Response)
 def run_graph_svg(ctx: Ctx, run_id: RunId) -> Response:
     """The graph drawn by Graphviz (``dot -Tsvg``), steps coloured by status."""
-    run = ctx.metadata.get_run(run_id)
+    run = ctx.metadata.get_run(run_id, summary=False)
     steps = ctx.metadata.step_runs(run.id)
     graph, _ = graphs.run_graph(run, steps, ctx.settings.project_dir)
     svg = graphs.to_svg(graphs.to_dot(graph, graphs.step_status(graph, steps)))

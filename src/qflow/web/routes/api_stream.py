@@ -126,7 +126,7 @@ def run_stream(
     """The run's changes as Server-Sent Events (``text/event-stream``): ``run``, ``history``
     (``full`` and ``points`` as for ``/history``), ``logs`` and a last ``end`` once the run
     has ended; see the module's docstring. An unknown run is a 404 before the stream opens."""
-    run = ctx.metadata.get_run(run_id)
+    run = ctx.metadata.get_run(run_id, summary=False)
     watch = RunWatch(ctx, run.id, full=full, points=points)
     return StreamingResponse(
         _stream(watch),
