@@ -98,10 +98,12 @@ def _yaml_view(config_file: Path) -> Iterator[Path]:
 
 
 def _from_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    plain = [o.lstrip("+") for o in overrides if not o.startswith("~")]
+    if not plain:
+        return {}  # nothing to read: OmegaConf (with antlr4 and yaml, ~50 ms) is not imported
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    plain = [o.lstrip("+") for o in overrides if not o.startswith("~")]
     try:
         config = OmegaConf.to_container(OmegaConf.from_dotlist(plain), resolve=True)
     except OmegaConfBaseException as exc:
