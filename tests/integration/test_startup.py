@@ -80,6 +80,7 @@ def test_listing_runs_imports_its_command_only_and_no_migration_tool(tmp_path: P
     assert first["code"] == 0
     assert "alembic" not in first["heavy"]  # a new SQLite store is created at the newest schema
     assert "pydantic" not in first["heavy"]  # typer's adapters only for values that need them
+    assert "omegaconf" not in first["heavy"]  # no config file, no overrides: nothing to compose
     listed = _imported(["runs", "--limit", "20"], project)
     assert listed["code"] == 0
     assert "tiny" in str(listed["out"]) and "succeeded" in str(listed["out"])
