@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from qflow.store.metadata.records import Run, StepRun
 from qflow.web import graphs
+from qflow.web.context import Context
 from qflow.web.routes.api_runs import LIFECYCLE
 from qflow.web.routes.params import Ctx, RunId
 from qflow.web.schemas import ERRORS
@@ -67,8 +69,13 @@ def get_run(ctx: Ctx, run_id: RunId) -> dict[str, Any]:
     seconds from the run's start), artifacts (step outputs and logged ones), metric keys."""
     # The latest metrics come from metric_keys: the run's own summary would count them again.
     run = ctx.metadata.get_run(run_id, summary=False)
+    return run_detail(ctx, run, ctx.metadata.step_runs(run.id))
+
+
+def run_detail(ctx: Context, run: Run, steps: list[StepRun]) -> dict[str, Any]:
+    """``GET /api/runs/{run_id}``'s answer for ``run`` (read without its metrics summary)
+    and its ``steps``."""
     keys = ctx.metadata.metric_keys(run.id)
-    steps = ctx.metadata.step_runs(run.id)
     logged = ctx.metadata.run_artifacts(run.id)
     names = {s.id: s.name for s in steps}
     artifacts = [
@@ -136,17 +143,19 @@ def run_logs(
     """Captured stdout, stderr and traceback of the run's steps (or of one step)."""
     run = ctx.metadata.get_run(run_id, summary=False)
     steps = [ctx.metadata.get_step_run(run.id, step)] if step else ctx.metadata.step_runs(run.id)
-    return [
-        {
-            "name": s.name,
-            "status": s.status,
-            "stdout": s.stdout or "",
-            "stderr": s.stderr or "",
-            "traceback": s.traceback or "",
-            "error": s.error,
-        }
-        for s in steps
-    ]
+    return [log_entry(s) for s in steps]
+
+
+def log_entry(step: StepRun) -> dict[str, Any]:
+    """A step's captured output, as ``GET /api/runs/{run_id}/logs`` lists it."""
+    return {
+        "name": step.name,
+        "status": step.status,
+        "stdout": step.stdout or "",
+        "stderr": step.stderr or "",
+        "traceback": step.traceback or "",
+        "error": step.error,
+    }
 
 
 @router.get("/runs/{run_id}/graph")

@@ -36,7 +36,7 @@ from qflow.store.contract import CHART_POINTS
 from qflow.store.metadata.records import RunStatus
 from qflow.web.context import Context
 from qflow.web.routes.api_metrics import to_json
-from qflow.web.routes.api_run import get_run, run_logs
+from qflow.web.routes.api_run import log_entry, run_detail
 from qflow.web.routes.params import Ctx, RunId
 from qflow.web.schemas import ERRORS
 
@@ -67,7 +67,9 @@ class RunWatch:
     def events(self) -> list[bytes]:
         """What changed since the last call (the run's status is read first, so the points
         and logs read after it are complete when the run has ended)."""
-        detail = get_run(self.ctx, self.run_id)
+        run = self.ctx.metadata.get_run(self.run_id, summary=False)
+        steps = self.ctx.metadata.step_runs(run.id)
+        detail = run_detail(self.ctx, run, steps)
         out = []
         text = to_json(detail)
         if text != self.run:
@@ -84,7 +86,7 @@ class RunWatch:
             self.cursors[key] = history["last_id"]
             self.counts[key] = count
         changed = []
-        for log in run_logs(self.ctx, self.run_id):
+        for log in map(log_entry, steps):
             text = to_json(log)
             if self.logs.get(log["name"]) != text:
                 self.logs[log["name"]] = text
