@@ -6,13 +6,15 @@
 Each measurement is a fresh process: it makes the store and imports (an empty run), then
 times ``qf.run`` of ``total(plus_one.map(items(n)))`` with the cache off. Printed per
 executor: the median wall time, the median CPU time of the process and its workers (what a
-loaded machine does not distort), and the metadata-store commits of the run.
+loaded machine does not distort; on Ray, the driver's only), and the metadata-store commits
+of the run.
 
 ``--baseline SRC`` also runs an older QFlow (its ``src`` folder, e.g. from
 ``git archive COMMIT src | tar -x -C /tmp/base``), alternating with this one run by run, so
-both see the same load. ``--ray`` re-runs the script inside a loopback-only network namespace
-(``unshare -n -p -f --mount-proc``, root) with a Ray head of 2 CPUs started there, token
-authentication on; "Ray per item" is (ray - local) / items.
+both see the same load (not on Ray: the cluster's workers run the installed QFlow).
+``--ray`` re-runs the script inside a loopback-only network namespace (``unshare -n -p -f
+--mount-proc``, root) with a Ray head of 2 CPUs started there, token authentication on;
+"Ray per item" is (ray - local) / items.
 """
 
 from __future__ import annotations
@@ -57,34 +59,35 @@ def fan_out(n: int = 10):
 def empty():
     return plus_one(0)
 
-executor, n, address = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-folder = tempfile.mkdtemp(prefix="qflow-map-scale-")
-options = {"workers": 2} if executor == "parallel" else {}
-if executor == "ray":
-    import ray
-    ray.init(address=address, log_to_driver=False, configure_logging=False)
-    qf.run(fan_out, {"n": 20}, project_dir=folder, executor="ray", use_cache=False)  # warm
-else:
-    qf.run(empty, {}, project_dir=folder)
-commits = []
-sa.event.listen(sa.engine.Engine, "commit", lambda conn: commits.append(1))
-usage = lambda: sum(getattr(resource.getrusage(who), f) for who in
-                    (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-                    for f in ("ru_utime", "ru_stime"))
-cpu, wall = usage(), time.perf_counter()
-run = qf.run(fan_out, {"n": n}, project_dir=folder, executor=executor, use_cache=False,
-             **options)
-wall, cpu = time.perf_counter() - wall, usage() - cpu
-assert run.status == "succeeded" and run.step("total").load() == n * (n + 1) // 2
-print("RESULT " + json.dumps({"wall": wall, "cpu": cpu, "commits": len(commits)}))
+if __name__ == "__main__":  # Ray workers import this file for the steps
+    executor, n, address = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    folder = tempfile.mkdtemp(prefix="qflow-map-scale-")
+    options = {"workers": 2} if executor == "parallel" else {}
+    if executor == "ray":
+        import ray
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        qf.run(fan_out, {"n": 20}, project_dir=folder, executor="ray", use_cache=False)  # warm
+    else:
+        qf.run(empty, {}, project_dir=folder)
+    commits = []
+    sa.event.listen(sa.engine.Engine, "commit", lambda conn: commits.append(1))
+    usage = lambda: sum(getattr(resource.getrusage(who), f) for who in
+                        (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                        for f in ("ru_utime", "ru_stime"))
+    cpu, wall = usage(), time.perf_counter()
+    run = qf.run(fan_out, {"n": n}, project_dir=folder, executor=executor, use_cache=False,
+                 **options)
+    wall, cpu = time.perf_counter() - wall, usage() - cpu
+    assert run.status == "succeeded" and run.step("total").load() == n * (n + 1) // 2
+    print("RESULT " + json.dumps({"wall": wall, "cpu": cpu, "commits": len(commits)}))
 """
 
 
-def measure(source: Path, executor: str, items: int, address: str) -> dict[str, float]:
+def measure(child: Path, source: Path, executor: str, items: int, address: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(source), "QFLOW_LOG_LEVEL": "WARNING"}
     env.pop("QFLOW_STORE", None)
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, executor, str(items), address],
+        [sys.executable, str(child), executor, str(items), address],
         env=env, capture_output=True, text=True, timeout=1800, check=False,
     )  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -102,6 +105,8 @@ def run(args: argparse.Namespace) -> None:
     address = f"127.0.0.1:{PORT}"
     ray_bin = str(Path(sys.executable).with_name("ray"))
     temp = tempfile.mkdtemp(prefix="qfms-")
+    child = Path(temp) / "map_scale_child.py"  # a file: Ray workers import the workflow from it
+    child.write_text(CHILD)
     if args.ray:
         subprocess.run(
             [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port",
@@ -115,8 +120,10 @@ def run(args: argparse.Namespace) -> None:
         for _ in range(args.repeat):
             for executor in executors:
                 for label, source in sources.items():
+                    if executor == "ray" and label == "baseline":
+                        continue  # the cluster's workers run the installed QFlow
                     loads.append(os.getloadavg()[0])
-                    found = measure(source, executor, args.items, address)
+                    found = measure(child, source, executor, args.items, address)
                     results.setdefault((label, executor), []).append(found)
     finally:
         if args.ray:
@@ -137,7 +144,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"{label:9} {executor:9} {wall:7.2f} {min(walls):6.2f} {cpu:7.2f} "
               f"{1000 * wall / args.items:8.3f} {commits:8.0f}")  # fmt: skip
     if args.ray:
-        for label in sources:
+        for label in ["this"]:
             extra = 1000 * (medians[(label, "ray")] - medians[(label, "local")]) / args.items
             print(f"{label}: Ray per item (ray - local) {extra:.3f} ms")
 

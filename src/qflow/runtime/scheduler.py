@@ -14,10 +14,11 @@ skipped with the reason; its siblings go on, and what they produce is kept.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +130,10 @@ class Scheduler:
         self._names: dict[int, str] = {}
         """Step-run ids to names (``3_fit``, ``2_score[7]``), for what workers log."""
         self._submitted: dict[Future[TaskResult], _Work] = {}
+        self._finished: deque[Future[TaskResult]] = deque()
+        """Submitted tasks that finished, not yet recorded (appended by the executor's threads:
+        nothing scans every task in flight, of which a Ray map has hundreds)."""
+        self._wake = threading.Event()
         self._decisions: dict[int, CacheDecision] = {}
         """Why each submitted step run runs (by step-run id), for its outcome."""
         self._order = {name: index for index, name in enumerate(traced.graph.topological_order())}
@@ -212,8 +217,9 @@ class Scheduler:
                 self._advance()
                 if not self._submitted:
                     break
-                timeout = self.journal.due_in()
-                wait(list(self._submitted), timeout=timeout, return_when=FIRST_COMPLETED)
+                self._wake.clear()
+                if not self._finished:
+                    self._wake.wait(self.journal.due_in())
                 self.journal.flush_if_due()
             self.journal.flush()
         except BaseException:
@@ -252,7 +258,9 @@ class Scheduler:
 
     def _collect_done(self) -> bool:
         """Record every finished task (in graph order); True if there was any."""
-        done = [future for future in self._submitted if future.done()]
+        done = []
+        while self._finished:
+            done.append(self._finished.popleft())
         for future in sorted(done, key=lambda f: self._order[self._submitted[f].node]):
             work = self._submitted.pop(future)
             self._complete(work, future.result())
@@ -393,7 +401,14 @@ class Scheduler:
             item=item,
             project_root=self.project_root,
         )
-        self._submitted[self.executor.submit(task)] = _Work(node.name, item)
+        future = self.executor.submit(task)
+        self._submitted[future] = _Work(node.name, item)
+        future.add_done_callback(self._on_done)
+
+    def _on_done(self, future: Future[TaskResult]) -> None:
+        """A task finished (called in the executor's thread, or at once if it is done)."""
+        self._finished.append(future)
+        self._wake.set()
 
     def _finish_without_running(
         self,

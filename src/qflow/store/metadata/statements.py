@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from qflow.store.metadata import schema as t
-from qflow.store.metadata.records import OPEN, StepStatus
+from qflow.store.metadata.records import OPEN, REUSABLE, StepStatus
 
 
 def use_columns(use: sa.Table) -> list[Any]:
@@ -60,6 +60,21 @@ FIND_CACHED = (
 )
 """The latest succeeded step run with a cache key whose outputs are all recorded, in a run
 that is not deleted (``qflow gc`` is about to take a deleted run's outputs)."""
+
+PREVIOUS_STEP_RUN = (
+    sa.select(t.step_runs)
+    .join(t.runs, t.runs.c.id == t.step_runs.c.run_id)
+    .where(
+        t.runs.c.workflow == sa.bindparam("workflow"),
+        t.step_runs.c.name == sa.bindparam("name"),
+        t.step_runs.c.run_id < sa.bindparam("before_run"),
+        t.step_runs.c.status.in_(REUSABLE),
+    )
+    .order_by(t.step_runs.c.id.desc())
+    .limit(1)
+)
+"""The latest finished run of a step call in earlier runs of a workflow (asked once per step
+call, mapped items included, on a cache miss)."""
 
 STEP_IO = (
     sa.select(

@@ -22,7 +22,6 @@ from qflow.store.metadata import statements as st
 from qflow.store.metadata.database import Database, Retry, translated
 from qflow.store.metadata.records import (
     OPEN,
-    REUSABLE,
     DataFileRecord,
     StepOutcome,
     StepRun,
@@ -206,20 +205,9 @@ class StepQueries(Database):
     def previous_step_run(self, workflow: str, name: str, before_run: str) -> StepRun | None:
         """The latest finished run of step call ``name`` in an earlier run of ``workflow``:
         what a cache miss is compared against to say what changed."""
-        query = (
-            sa.select(t.step_runs)
-            .join(t.runs, t.runs.c.id == t.step_runs.c.run_id)
-            .where(
-                t.runs.c.workflow == workflow,
-                t.step_runs.c.name == name,
-                t.step_runs.c.run_id < before_run,
-                t.step_runs.c.status.in_(REUSABLE),
-            )
-            .order_by(t.step_runs.c.id.desc())
-            .limit(1)
-        )
+        values = {"workflow": workflow, "name": name, "before_run": before_run}
         with self.engine.connect() as conn:
-            found = self._step_runs(conn, conn.execute(query).all())
+            found = self._step_runs(conn, conn.execute(st.PREVIOUS_STEP_RUN, values).all())
         return found[0] if found else None
 
     @translated(retry=Retry.UNCOMMITTED)  # inserts new rows each time
