@@ -238,10 +238,12 @@ def _run_json(ctx: Context, run: Run) -> dict[str, Any]:
 
 
 def _run(ctx: Context, run_id: str) -> Run:
+    """Run ``run_id`` without its metrics summary (MLflow's latest values are read apart, and
+    the summary's query reads every metric of the run, on every write)."""
     from qflow.errors import NotFoundError
 
     try:
-        run = ctx.metadata.get_run(str(run_id))
+        run = ctx.metadata.get_run(str(run_id), summary=False)
     except NotFoundError as exc:
         raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Run '{run_id}' not found.") from exc
     if run.id != run_id:  # get_run takes a prefix; MLflow wants the exact id
