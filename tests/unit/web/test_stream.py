@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.unit.web.conftest import TOKEN, WebProject, make_settings
 
@@ -107,3 +108,14 @@ def test_stream_ends_when_the_run_is_removed(served: tuple[str, str]):
         assert end["status"] is None and run.id in end["error"]
         assert list(events) == []
     store.dispose()
+
+
+def test_stream_needs_the_token_and_an_allowed_host(
+    anonymous: TestClient, client: TestClient, web_project: WebProject
+):
+    from tests.unit.web.test_security import route_table
+
+    path = f"/api/runs/{web_project.runs[0]}/stream"
+    assert ("/api/runs/{run_id}/stream", {"GET"}) in route_table(client.app)  # walked there too
+    assert anonymous.get(path).status_code == 401
+    assert client.get(path, headers={"Host": "evil.example"}).status_code == 421
