@@ -13,7 +13,8 @@ Debian's headless Chromium (Playwright): the runs page's first render (navigatio
 table's rows are drawn) and the run page of the 100,000-point run (until its chart is drawn),
 cold (a fresh browser context, nothing cached) and warm (the same context again), with where
 the warm time goes: HTML, scripts, each API answer (start-end), the app's "drawn" mark, and
-the CPU time of the page's main thread and of the server (wall times mean little under load).
+the time of the page's main-thread tasks and the server's CPU time (wall times mean little
+under load).
 
     python benchmarks/ui_api.py [--runs 100000] [--points 10000000] [--repeat 7] [--keep DIR]
                                 [--browser | --browser-only]
@@ -169,8 +170,8 @@ def breakdown(timelines: list[dict[str, Any]], mark: str) -> str:
 
 
 def browser_cpu(cdp: Any) -> float:
-    """Seconds the page's main thread has been busy since the document started (Chrome's
-    TaskDuration, counted per document)."""
+    """Seconds of tasks on the page's main thread since the document started (Chrome's
+    TaskDuration, per document: the time tasks took, which load stretches, not CPU time)."""
     metrics = cdp.send("Performance.getMetrics")["metrics"]
     return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
 
@@ -245,8 +246,8 @@ def browser_render(app, big: str, repeat: int) -> None:
             )
             print(f"  warm, ms from navigation: {breakdown(timelines, mark)}")
             print(
-                f"  warm, CPU: page main thread {statistics.median(page_cpu) * 1000:.0f} ms, "
-                f"server (this process) {statistics.median(server_cpu) * 1000:.0f} ms"
+                f"  warm: page main-thread tasks {statistics.median(page_cpu) * 1000:.0f} ms, "
+                f"server CPU (this process) {statistics.median(server_cpu) * 1000:.0f} ms"
             )
         chromium.close()
     server.should_exit = True
