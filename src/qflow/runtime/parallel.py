@@ -244,7 +244,9 @@ class ParallelExecutor:
             self._backlog.popleft()
 
     def _pump_loop(self) -> None:
-        """Drain worker messages; watch for dead or overrunning workers."""
+        """Drain worker messages; every ``_POLL_SECONDS``, watch for dead or overrunning
+        workers (not after every message: a map's items send thousands)."""
+        checked = time.monotonic()
         while not self._stopping.is_set():
             try:
                 message = self._outbox.get(timeout=_POLL_SECONDS) if self._outbox else None
@@ -254,7 +256,9 @@ class ParallelExecutor:
                 return
             if message is not None:
                 self._handle(message)
-            self._check_workers()
+            if message is None or time.monotonic() - checked >= _POLL_SECONDS:
+                self._check_workers()
+                checked = time.monotonic()
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         sinks = self._sinks

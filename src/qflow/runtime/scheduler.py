@@ -210,7 +210,8 @@ class Scheduler:
         self._release([name for name, sources in self._waiting.items() if not sources])
         bind_steps = getattr(self.executor, "bind_steps", None)
         if bind_steps is not None:  # its workers are other processes: they get the steps
-            bind_steps(StepTable(call.step for call in self.traced.calls.values()))
+            steps = (call.step for call in self.traced.calls.values())
+            bind_steps(StepTable(steps, graph.nodes))
         self.executor.start(self.artifacts, self.sinks(run_id))
         try:
             while True:

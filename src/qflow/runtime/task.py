@@ -44,19 +44,21 @@ class StepTask:
 @dataclass(frozen=True)
 class TaskMessage:
     """A ``StepTask`` on its way to a worker process: the step travels as its key in the
-    run's ``StepTable``, which the worker holds, so user code is never pickled."""
+    run's ``StepTable``, which the worker holds, so user code is never pickled; a node of the
+    run travels as its name (a mapped step's items would each send the same node)."""
 
     step_key: int
     fields: dict[str, Any]
 
 
 class StepTable:
-    """The steps of one run, by key. The scheduler gives it to an executor that sends tasks
-    to worker processes (``bind_steps``); the executor hands it to each worker when it starts
-    it, and tasks then travel as ``TaskMessage``s resolved against it."""
+    """The steps and graph nodes of one run. The scheduler gives it to an executor that sends
+    tasks to worker processes (``bind_steps``); the executor hands it to each worker when it
+    starts it, and tasks then travel as ``TaskMessage``s resolved against it."""
 
-    def __init__(self, steps: Iterable[Step[..., Any]] = ()) -> None:
+    def __init__(self, steps: Iterable[Step[..., Any]] = (), nodes: Iterable[Node] = ()) -> None:
         self._steps = {id(step): step for step in steps}
+        self._nodes = {node.name: node for node in nodes}
 
     def __len__(self) -> int:
         return len(self._steps)
@@ -71,17 +73,24 @@ class StepTable:
             )
         fields = {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}
         del fields["step"]
+        if self._nodes.get(task.node.name) == task.node:
+            fields["node"] = task.node.name
         return TaskMessage(key, fields)
 
     def task(self, message: TaskMessage) -> StepTask:
-        """The task a message describes, with its step from this table."""
+        """The task a message describes, with its step (and node) from this table."""
+        fields = dict(message.fields)
+        node = fields["node"]
+        if isinstance(node, str):
+            fields["node"] = self._nodes.get(node)
         step = self._steps.get(message.step_key)
-        if step is None:
+        if step is None or fields["node"] is None:
+            name = node if isinstance(node, str) else node.name
             raise QFlowInternalError(
-                f"Step of task {message.fields['node'].name} is unknown in this worker "
-                "process: it was started with another run's step table."
+                f"Step of task {name} is unknown in this worker process: it was started with "
+                "another run's step table."
             )
-        return StepTask(step=step, **message.fields)
+        return StepTask(step=step, **fields)
 
 
 @dataclass

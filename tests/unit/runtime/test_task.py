@@ -35,3 +35,13 @@ def test_a_step_outside_the_table_is_refused_on_both_sides() -> None:
         StepTable().message(task)
     with pytest.raises(QFlowInternalError, match="unknown in this worker process"):
         StepTable().task(table.message(task))
+
+
+def test_a_node_of_the_run_travels_by_name() -> None:
+    task, _ = _task()
+    table = StepTable([task.step], [task.node])
+    message = table.message(task)
+    assert message.fields["node"] == "0_add_one"
+    assert table.task(pickle.loads(pickle.dumps(message))) == task
+    with pytest.raises(QFlowInternalError, match="unknown in this worker process"):
+        StepTable([task.step]).task(message)
