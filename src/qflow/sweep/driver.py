@@ -11,9 +11,10 @@ whatever executor is configured, tagged ``sweep.id`` and ``sweep.trial`` and rec
 the sweep id. With ``parallel`` = 1 trials run one after the other in this process; with more,
 each trial runs in a process of its own, taken from a pool of persistent trial processes
 (``qflow.sweep.pool``) started with the sweep, so no trial pays for an interpreter's start and
-imports. Steps that do not
-depend on the swept keys come from QFlow's cache: to make sure they run only once, a new
-sweep's first trial runs alone before the others start.
+imports. A worker whose trial ended is given its next trial before the ended one is told to
+Optuna (as in Optuna's own parallel runs, a trial's sampling may not see the results of the
+trials still being told). Steps that do not depend on the swept keys come from QFlow's cache:
+to make sure they run only once, a new sweep's first trial runs alone before the others start.
 
 Ctrl-C (or SIGTERM) stops the sweep: trials in progress are stopped (their runs end
 ``killed``), every trial is settled from its run (``qflow.sweep.repair``): finished trials
@@ -335,6 +336,7 @@ class _Child:
     worker: PoolWorker
     result: Path
     done: bool = False
+    """The trial ended (its worker replied, or died); it is told to Optuna when collected."""
 
     @property
     def process(self) -> subprocess.Popen[bytes]:
@@ -380,23 +382,32 @@ def _drive(
     if parallel > 1:
         ctx.folder.mkdir(parents=True, exist_ok=True)
         pool.prestart(parallel)
+
+    def fill(slots: int) -> None:
+        """Start trials until ``slots`` run (inline: run them) or the sweep has its count."""
+        while sum(not c.done for c in children.values()) < slots and counted(study) < target:
+            trial = study.ask(ctx.space.distributions())
+            if parallel == 1:
+                if _record(ctx, outcome, _inline(ctx, trial)).state == "interrupted":
+                    raise KeyboardInterrupt
+            else:
+                children[trial.number] = _spawn(ctx, trial, pool)
+
     try:
         with interrupts_end_the_run():
             while True:
-                slots = 1 if warm_up else parallel
-                while len(children) < slots and counted(study) < target:
-                    trial = study.ask(ctx.space.distributions())
-                    if parallel == 1:
-                        if _record(ctx, outcome, _inline(ctx, trial)).state == "interrupted":
-                            raise KeyboardInterrupt
-                    else:
-                        children[trial.number] = _spawn(ctx, trial, pool)
+                fill(1 if warm_up else parallel)
                 if not children:
                     break
-                child = _wait_any(children)
-                pool.release(child.worker)
-                result = _record(ctx, outcome, _collect(ctx, child))
-                warm_up = warm_up and result.state != "complete"
+                finished = _wait_any(children)
+                for child in finished:
+                    pool.release(child.worker)
+                if not warm_up:  # the freed workers take their next trials before these are told
+                    fill(parallel)
+                for child in finished:
+                    del children[child.job.number]  # told (or settled) by _collect from here
+                    result = _record(ctx, outcome, _collect(ctx, child))
+                    warm_up = warm_up and result.state != "complete"
     except KeyboardInterrupt:
         _interrupted(ctx, outcome, children)
     except BaseException:
@@ -453,15 +464,16 @@ def _spawn(ctx: _Context, trial: optuna.trial.Trial, pool: TrialPool) -> _Child:
     return _Child(job, dict(trial.params), worker, result)
 
 
-def _wait_any(children: dict[int, _Child]) -> _Child:
-    """The first child whose trial ended (or whose worker died)."""
+def _wait_any(children: dict[int, _Child]) -> list[_Child]:
+    """The children whose trial ended (or whose worker died), once at least one did; they
+    stay in ``children``, marked ``done``, until their trial is told."""
     while True:
-        for number, child in children.items():
-            if child.done:
-                return children.pop(number)
-        by_worker = {id(child.worker): child for child in children.values()}
-        for worker in wait_any([child.worker for child in children.values()], timeout=1.0):
-            by_worker[id(worker)].done = True
+        running = {id(c.worker): c for c in children.values() if not c.done}
+        for worker in wait_any([c.worker for c in running.values()], timeout=1.0):
+            running[id(worker)].done = True
+        finished = [running[key] for key in running if running[key].done]
+        if finished:
+            return finished
 
 
 def _collect(ctx: _Context, child: _Child) -> TrialResult:
@@ -546,7 +558,8 @@ def _record(ctx: _Context, outcome: SweepOutcome, result: TrialResult) -> TrialR
 def _stop(children: Iterable[_Child]) -> None:
     """SIGTERM the trial processes (their runs end ``killed``) and wait for them; a second
     Ctrl-C, or ``STOP_TIMEOUT``, kills them."""
-    alive = [child.process for child in children if child.process.poll() is None]
+    # A done child's worker is idle, or runs a later trial that is stopped as its own child.
+    alive = [c.process for c in children if not c.done and c.process.poll() is None]
     for process in alive:
         process.terminate()
     deadline = time.monotonic() + STOP_TIMEOUT
