@@ -20,7 +20,7 @@ endpoint. An experiment created before its first run is recorded in the metadata
 (``create_experiment``), so it outlives a restart and every server process over the same store
 sees it. Differences from ``mlflow server``: deleting a RUNNING run ends it KILLED first (QFlow
 never deletes a running run); a running MLflow run that writes nothing for 120 s is marked
-crashed by QFlow's liveness check (each write is its heartbeat); ``start_time`` is when QFlow
+crashed by QFlow's liveness check (writes are its heartbeat); ``start_time`` is when QFlow
 recorded the run; search filters support ``and`` of ``metrics.|params.|tags.|attributes.``
 comparisons (=, !=, <, <=, >, >=, LIKE, ILIKE).
 """
