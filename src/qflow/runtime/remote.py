@@ -5,12 +5,12 @@ A task spec is JSON: the workflow (``module:function`` or ``/abs/file.py:functio
 resolved config, the workflow parameters the run takes from an earlier run's outputs (so the
 worker traces the same graph as the driver), the node name (and the item index for one call of
 a mapped step), its input artifact refs by handle key (small ones with their bytes inline,
-base64), the run id, the step run id and the artifact store URL. The worker re-imports and
-re-traces the workflow (once per process, config and bound parameters), loads inputs from the
-artifact store, runs the step with its retry policy and timeout, writes outputs to the store and
-returns only metadata: output refs, logged metrics, params, tags and files, stdout, stderr,
-status and attempts. It never touches the metadata store; the coordinator replays the result
-into it.
+base64), the run id, the step run id, the artifact store URL and the driver's working folder
+(where the step runs when the worker's machine has it). The worker re-imports and re-traces
+the workflow (once per process, config and bound parameters), loads inputs from the artifact
+store, runs the step with its retry policy and timeout, writes outputs to the store and returns
+only metadata: output refs, logged metrics, params, tags and files, stdout, stderr, status and
+attempts. It never touches the metadata store; the coordinator replays the result into it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import base64
 import contextlib
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class WorkflowSpec:
     """Workflow parameters no config value gives, bound to an earlier run's outputs
     (``qflow run data_science --from RUN``): the worker traces them as the driver did, as
     inputs of their own, so the steps that read them find their input refs in the task."""
+    working_dir: str = field(default_factory=os.getcwd)
+    """The driver's working folder (where ``qflow run`` started), which local and parallel
+    steps run in: a worker that has it runs its steps there too."""
 
     def check_importable(self, executor: str) -> None:
         if ":" not in self.ref:
@@ -91,6 +95,7 @@ def task_spec(workflow: WorkflowSpec, task: StepTask, artifacts_url: str) -> dic
         "config": dict(workflow.config),
         "project_dir": workflow.project_dir,
         "bound_parameters": list(workflow.bound_parameters),
+        "working_dir": workflow.working_dir,
         "node": task.node.name,
         "item": task.item,
         "inputs": {key: ref_to_json(ref) for key, ref in task.inputs.items()},
@@ -288,7 +293,7 @@ def run_step(spec: Mapping[str, Any], live_metrics: MetricsSink | None = None) -
         for output, ref in upstream["outputs"].items():
             inputs[handle_key(upstream["node"], output)] = ref
     spec = {**spec, "inputs": inputs}
-    with _in_project(str(spec.get("project_dir") or "")):
+    with _in_folder(str(spec.get("working_dir") or "")):
         if node is not None and node.kind is NodeKind.MAP and spec.get("item") is None:
             return _run_all_items(spec, traced, artifacts)
         records = Records()
@@ -297,12 +302,13 @@ def run_step(spec: Mapping[str, Any], live_metrics: MetricsSink | None = None) -
         return result_to_json(result, records, task.node.name)
 
 
-def _in_project(project_dir: str) -> contextlib.AbstractContextManager[Any]:
-    """In the run's project folder while the step runs, when this machine has it (one
-    machine, or a shared file system): as under ``qflow run``, relative paths and
-    ``qf.Client()`` inside the step find the project; elsewhere the folder is left as is."""
-    if project_dir and Path(project_dir).is_dir():
-        return contextlib.chdir(project_dir)
+def _in_folder(folder: str) -> contextlib.AbstractContextManager[Any]:
+    """In the driver's working folder while the step runs, when this machine has it (one
+    machine, or a shared file system), as local and parallel steps run: relative paths and
+    ``qf.Client()`` inside the step find the same files and project; elsewhere the process's
+    folder is left as it is."""
+    if folder and Path(folder).is_dir():
+        return contextlib.chdir(folder)
     return contextlib.nullcontext()
 
 
