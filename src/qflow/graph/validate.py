@@ -48,7 +48,7 @@ def check_unique_names(graph: Graph) -> None:
             raise GraphValidationError(
                 f"Workflow {graph.workflow!r} has two step calls named {node.name!r}. "
                 "Step run names must be unique in a run.\nHint: give each call its own "
-                f"name; a helper or sub-workflow called twice can take the name as a "
+                "name; a helper or sub-workflow called twice can take the name as a "
                 f"parameter.{first}{again}"
             )
         seen[node.name] = node.location
