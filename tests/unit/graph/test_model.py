@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from qflow.errors import GraphValidationError
+from qflow.errors import GraphValidationError, InvalidNameError
 from qflow.graph.model import Edge, Graph, Node
 from qflow.graph.render import to_dot, to_mermaid
-from qflow.graph.validate import validate
+from qflow.graph.validate import check_call_name, validate
 
 
 def _node(name: str, position: int, step: str = "s") -> Node:
@@ -50,3 +50,22 @@ def test_renderers_emit_every_node_and_edge() -> None:
     dot = to_dot(graph)
     assert '"0_a" -> "1_b" [label="x"];' in dot
     assert dot.startswith('digraph "wf" {')
+
+
+@pytest.mark.parametrize(
+    "name", ["", "3_fit", "train.a", "RUN/a", "a,b", "a[1]", "a b", "é", "x" * 101, 3, None]
+)
+def test_call_names_that_cannot_be_typed_or_parsed_are_refused(name: object) -> None:
+    with pytest.raises(InvalidNameError, match="starts with a letter") as caught:
+        check_call_name(name, "wf.py:7")
+    assert "Hint: for example '" in str(caught.value)
+    assert str(caught.value).endswith("at wf.py:7")
+
+
+def test_call_names_may_not_be_reserved_or_a_steps_name() -> None:
+    assert check_call_name("train-a_2") == "train-a_2"
+    with pytest.raises(InvalidNameError, match="'config' is not allowed: it is reserved"):
+        check_call_name("config")
+    named = Node("fit", "fit", 0, ("return",), named=True)
+    with pytest.raises(GraphValidationError, match="'fit' in workflow 'wf' is also the name"):
+        validate(Graph("wf", (named,)))
