@@ -51,6 +51,7 @@ export function useRunData(runId: string, withTime: boolean, reload: number): Ru
     let stop = false;
     let source: EventSource | null = null;
     let frame = 0;
+    let live = false; // subscribed to the stream, and the run has not ended
     hist.current = {};
     const full = withTime || null;
 
@@ -67,8 +68,12 @@ export function useRunData(runId: string, withTime: boolean, reload: number): Ru
     }
 
     function subscribe() {
+      live = true;
       source = new EventSource(`${base}/stream?` + qs({ full }));
-      source.addEventListener("open", () => setTransport("stream"));
+      source.addEventListener("open", () => {
+        setTransport("stream");
+        setLogs((old) => old ?? []);
+      });
       source.addEventListener("run", (e) => setRun(JSON.parse((e as MessageEvent).data)));
       source.addEventListener("history", (e) => {
         const h = JSON.parse((e as MessageEvent).data);
@@ -85,6 +90,7 @@ export function useRunData(runId: string, withTime: boolean, reload: number): Ru
       });
       source.addEventListener("end", (e) => {
         source?.close(); // else EventSource would reconnect
+        live = false;
         setTransport("");
         const end = JSON.parse((e as MessageEvent).data);
         if (end.error) {
@@ -97,6 +103,7 @@ export function useRunData(runId: string, withTime: boolean, reload: number): Ru
         // the whole state); a refused one (readyState CLOSED) is not: poll instead.
         if (source?.readyState === EventSource.CLOSED && !stop) {
           source = null;
+          live = false;
           poll();
         }
       });
@@ -122,6 +129,17 @@ export function useRunData(runId: string, withTime: boolean, reload: number): Ru
       if (!stop) setTransport("");
     }
 
+    // A hidden tab lets go of its stream (browsers allow only six connections per server
+    // over HTTP/1.1, and an open stream holds one); shown again, it subscribes afresh.
+    function onVisibility() {
+      if (!live) return;
+      if (document.hidden) {
+        source?.close();
+        source = null;
+      } else if (!source) subscribe();
+    }
+    document.addEventListener("visibilitychange", onVisibility);
+
     (async () => {
       let current: Any;
       try {
@@ -145,6 +163,7 @@ export function useRunData(runId: string, withTime: boolean, reload: number): Ru
     })();
     return () => {
       stop = true;
+      document.removeEventListener("visibilitychange", onVisibility);
       source?.close();
       cancelAnimationFrame(frame);
     };
