@@ -6,6 +6,7 @@ import contextlib
 import copy
 import re
 import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -148,6 +149,7 @@ _BASES = OrderedDict()
 """Composed configs before value overrides, by (config file, other overrides, the config
 folder's files and their stamps); a few, most recently used last."""
 _KEPT_BASES = 16
+_BASES_LOCK = threading.Lock()  # the dashboard's launcher composes from several threads
 
 
 def _from_base(config_file: Path, overrides: list[str]) -> dict[str, Any] | None:
@@ -210,20 +212,22 @@ def _base(config_file: Path, overrides: list[str]) -> DictConfig:
     """``config_file`` composed with ``overrides``, unresolved, from the cache when the config
     folder's files are unchanged since."""
     conf_dir = config_file.parent
-    stamps = tuple(
-        (str(path.relative_to(conf_dir)), stat.st_mtime_ns, stat.st_size)
-        for path in sorted(conf_dir.rglob("*"))
-        if path.suffix in CONFIG_SUFFIXES and (stat := path.stat())
-    )
-    key = (str(config_file.resolve()), tuple(overrides), stamps)
-    base = _BASES.get(key)
-    if base is None:
-        with _yaml_view(config_file) as composable:
-            base = _hydra_compose_unresolved(composable, overrides)
+    stamps = []
+    for path in sorted(p for p in conf_dir.rglob("*") if p.suffix in CONFIG_SUFFIXES):
+        stat = path.stat()
+        stamps.append((str(path.relative_to(conf_dir)), stat.st_mtime_ns, stat.st_size))
+    key = (str(config_file.resolve()), tuple(overrides), tuple(stamps))
+    with _BASES_LOCK:
+        base = _BASES.get(key)
+        if base is not None:
+            _BASES.move_to_end(key)
+            return base
+    with _yaml_view(config_file) as composable:
+        base = _hydra_compose_unresolved(composable, overrides)
+    with _BASES_LOCK:
         _BASES[key] = base
         while len(_BASES) > _KEPT_BASES:
             _BASES.popitem(last=False)
-    _BASES.move_to_end(key)
     return base
 
 
