@@ -21,6 +21,7 @@ import pytest
 
 import qflow as qf
 from qflow.cli.app import run_cli
+from qflow.web.graphs import run_graph
 from tests.fixtures import movies
 from tests.fixtures.ports import run_ports, write_project
 
@@ -110,6 +111,17 @@ def test_data_science_takes_model_input_table_from_a_data_processing_run(
     assert table["outputs"]["return"]["key"] == made["outputs"]["return"]["key"]
     assert table["cached_from"] is not None
     assert _meta(ports, science)["inputs_from"] == processing
+
+    # The dashboard traces the run's graph with the parameter it took from the other run.
+    reader = qf.Client(ports)
+    try:
+        graph, source = run_graph(
+            reader.metadata.get_run(science), reader.metadata.step_runs(science), ports
+        )
+    finally:
+        reader.metadata.dispose()
+    assert source == "traced"
+    assert graph.nodes[0].name == "0_model_input_table"
 
     # qflow lineage leads from the model's score back to the data_processing run.
     code, out, err = cli(capsys, "lineage", science, "3_evaluate_model")

@@ -46,7 +46,8 @@ def from_lineage(workflow: str, steps: list[StepRun]) -> Graph:
 
 
 def traced(project_dir: Path, run: Run) -> Graph | None:
-    """The graph traced from the project's workflow of this name with the run's config."""
+    """The graph traced from the project's workflow of this name with the run's config (and
+    the workflow parameters it took from an earlier run, as ``qflow run --from`` traced it)."""
     try:
         from qflow.config.project import find_project
         from qflow.runtime.discovery import project_workflows
@@ -55,7 +56,7 @@ def traced(project_dir: Path, run: Run) -> Graph | None:
         workflow = workflows.get(run.workflow)
         if workflow is None:
             return None
-        return workflow.trace(run.config).graph
+        return workflow.trace(run.config, inputs=run.meta.get("inputs", ())).graph
     except Exception:  # user code: any failure falls back to the recorded lineage
         return None
 
