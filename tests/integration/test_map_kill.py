@@ -1,4 +1,5 @@
-"""A mapped step killed with ``kill -9`` mid-map resumes with every item right, each once.
+"""Mapped items are recorded in batches: a map killed with ``kill -9`` mid-map resumes with
+every item right, each once, and finished items reach the store while later ones run.
 
 Items' starts and finishes reach the store in batches (``runtime.journal``), so a kill can
 lose the last fraction of a second of finished items. The contract: an item recorded as
@@ -16,6 +17,7 @@ import textwrap
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +130,34 @@ def test_a_map_killed_mid_way_resumes_each_item_once(project: Path, tmp_path: Pa
             assert executions[int(item.name.split("[")[1].rstrip("]"))] == 1
         else:
             assert item.status == "succeeded"
+
+
+@qf.step
+def wait_for_earlier_items(x: int, project: str) -> int:
+    """Item 2 returns once items 0 and 1 show as succeeded in the store, read through the
+    client while it runs in the coordinator (the local executor)."""
+    if x < 2:
+        return x
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        steps = qf.Client(project).runs()[0].steps
+        done = {s.name for s in steps if s.status == "succeeded"}
+        if {"1_wait_for_earlier_items[0]", "1_wait_for_earlier_items[1]"} <= done:
+            return x
+        time.sleep(0.05)
+    raise AssertionError("finished items were not recorded while a later one ran")
+
+
+@qf.step
+def upto(n: int) -> list[int]:
+    return list(range(n))
+
+
+def test_finished_items_are_recorded_while_a_later_item_runs(project: Path) -> None:
+    @qf.workflow
+    def patient(n: int = 3) -> Any:
+        return wait_for_earlier_items.map(upto(n), project=str(project))
+
+    run = qf.run(patient, {}, project_dir=project, use_cache=False)
+    assert run.status == "succeeded"
+    assert run.step("1_wait_for_earlier_items").load() == [0, 1, 2]

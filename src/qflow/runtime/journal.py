@@ -3,12 +3,14 @@
 Recording each mapped item's start and finish in its own transaction made the store the
 bottleneck of a large map (two commits per item: 20,000 for 10,000 items). The scheduler
 notes them here instead, and the journal writes what it holds in one ``record_step_runs``
-call when its oldest entry is ``FLUSH_SECONDS`` old, when it holds ``FLUSH_ENTRIES``, and
+call: from its own thread once the oldest entry is ``FLUSH_SECONDS`` old (even while a step
+runs in the coordinator, on the local executor), when it holds ``FLUSH_ENTRIES``, and
 whenever the scheduler needs the store to be current (before a hook hears of a step, when a
 map or the run ends, on an interrupt).
 
-What a ``kill -9`` can lose is therefore the last ``FLUSH_SECONDS`` of finished items: their
-step runs stay open, ``mark_crashed_runs`` closes them, and ``qflow resume`` runs them again.
+What a ``kill -9`` can lose is therefore about the last ``FLUSH_SECONDS`` of finished items:
+their step runs stay open, ``mark_crashed_runs`` closes them, and ``qflow resume`` runs them
+again.
 Nothing is ever recorded finished that did not finish, and the files a step read are written
 before its finish, so no step run is ever reusable without the reads that decide its cache
 hits.
@@ -16,6 +18,8 @@ hits.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -31,7 +35,9 @@ FLUSH_ENTRIES = 1000
 
 
 class StepJournal:
-    """Starts, finishes and read files of step runs, written together in batches."""
+    """Starts, finishes and read files of step runs, written together in batches. Safe to use
+    from several threads; ``open`` starts the thread that writes on time, ``close`` ends it
+    and writes the rest."""
 
     def __init__(
         self,
@@ -47,57 +53,84 @@ class StepJournal:
         self._finished: dict[int, StepOutcome] = {}
         self._files: list[tuple[int, Sequence[DataFileRecord]]] = []
         self._oldest: float | None = None
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def __len__(self) -> int:
         return len(self._started) + len(self._finished)
 
+    def open(self) -> None:
+        self._closed.clear()
+        self._thread = threading.Thread(target=self._loop, name="qflow-journal", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the writing thread, then write what is left (raising what that raises)."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.flush()
+
     def start(self, start: StepStart) -> None:
-        self._note()
-        self._started[start.step_run_id] = start
+        with self._lock:
+            self._note()
+            self._started[start.step_run_id] = start
 
     def finish(
         self, step_run_id: int, outcome: StepOutcome, files: Sequence[DataFileRecord] = ()
     ) -> None:
         """Note a step run's outcome (the first one noted stands, as in the store) and the
         files it read."""
-        self._note()
-        self._finished.setdefault(step_run_id, outcome)
-        self.files(step_run_id, files)
+        with self._lock:
+            self._note()
+            self._finished.setdefault(step_run_id, outcome)
+            self.files(step_run_id, files)
 
     def files(self, step_run_id: int, files: Sequence[DataFileRecord]) -> None:
         if files:
-            self._note()
-            self._files.append((step_run_id, files))
-
-    def due_in(self) -> float | None:
-        """Seconds until the next write is due (0: now); None when nothing waits."""
-        if self._oldest is None:
-            return None
-        return max(0.0, self._oldest + self.seconds - time.monotonic())
-
-    def flush_if_due(self) -> None:
-        if self.due_in() == 0.0 or len(self) >= self.entries:
-            self.flush()
+            with self._lock:
+                self._note()
+                self._files.append((step_run_id, files))
 
     def flush(self) -> None:
         """Write everything noted: the read files first, then starts and finishes in one
         transaction (a start whose finish is noted too is part of the finish). What fails to
         be written stays noted, for the next flush."""
-        if self._oldest is None:
-            return
-        for step_run_id, files in self._files:
-            self.metadata.record_data_files(step_run_id, files)
-        self._files.clear()
-        started = [s for i, s in self._started.items() if i not in self._finished]
-        if started or self._finished:
-            self.metadata.record_step_runs(started, list(self._finished.items()))
-        self._started.clear()
-        self._finished.clear()
-        self._oldest = None
+        with self._lock:
+            if self._oldest is None:
+                return
+            for step_run_id, files in self._files:
+                self.metadata.record_data_files(step_run_id, files)
+            self._files.clear()
+            started = [s for i, s in self._started.items() if i not in self._finished]
+            if started or self._finished:
+                self.metadata.record_step_runs(started, list(self._finished.items()))
+            self._started.clear()
+            self._finished.clear()
+            self._oldest = None
 
     def _note(self) -> None:
+        """Before an entry is added (lock held): a full journal is written first."""
+        if len(self) >= self.entries:
+            self.flush()
         if self._oldest is None:
             self._oldest = time.monotonic()
-        elif len(self) >= self.entries or time.monotonic() - self._oldest >= self.seconds:
-            self.flush()
-            self._oldest = time.monotonic()
+
+    def _loop(self) -> None:
+        """Write what has waited ``seconds``. A failing write is left to the scheduler's next
+        flush, which raises it where the run can end on it; this thread tries again after
+        ``seconds``."""
+        delay = self.seconds
+        while not self._closed.wait(delay):
+            delay = self.seconds
+            with self._lock:
+                oldest = self._oldest
+                if oldest is None:
+                    continue
+                if time.monotonic() - oldest < self.seconds:
+                    delay = oldest + self.seconds - time.monotonic()
+                    continue
+                with contextlib.suppress(Exception):
+                    self.flush()

@@ -213,6 +213,7 @@ class Scheduler:
             steps = (call.step for call in self.traced.calls.values())
             bind_steps(StepTable(steps, graph.nodes))
         self.executor.start(self.artifacts, self.sinks(run_id))
+        self.journal.open()
         try:
             while True:
                 self._advance()
@@ -220,14 +221,13 @@ class Scheduler:
                     break
                 self._wake.clear()
                 if not self._finished:
-                    self._wake.wait(self.journal.due_in())
-                self.journal.flush_if_due()
-            self.journal.flush()
+                    self._wake.wait()
+            self.journal.close()
         except BaseException:
             # What finished before an interrupt or a failure is kept; a store that fails
             # here too must not hide the first error.
             with contextlib.suppress(Exception):
-                self.journal.flush()
+                self.journal.close()
             raise
         finally:
             self.executor.shutdown()
@@ -503,7 +503,11 @@ class Scheduler:
     def _start_map(self, node: Node, items: Mapping[str, ArtifactRef]) -> None:
         """Create one step run per item (stored by ``mapping.expand``) and start them."""
         self.refs.update(items)
-        self.journal.start(StepStart(self.step_run_ids[node.name], reason=f"{len(items)} items"))
+        self.journal.start(
+            StepStart(
+                self.step_run_ids[node.name], reason=f"{len(items)} items", started_at=time.time()
+            )
+        )
         ids = self.metadata.create_step_runs(
             self._run_id,
             [
