@@ -549,7 +549,7 @@ def create_run(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str
     )
     if tags:
         ctx.metadata.set_tags(run.id, tags)
-    return {"run": _run_json(ctx, ctx.metadata.get_run(run.id))}
+    return {"run": _run_json(ctx, _run(ctx, run.id))}
 
 
 @_route("runs/get")
@@ -568,7 +568,7 @@ def update_run(request: Request, ctx: Context, body: dict[str, Any]) -> dict[str
         ctx.metadata.finish_run(run.id, status)
     else:
         _touch(request, ctx, run)
-    return {"run_info": _run_json(ctx, ctx.metadata.get_run(run.id))["info"]}
+    return {"run_info": _run_json(ctx, _run(ctx, run.id))["info"]}
 
 
 @_route("runs/delete")
