@@ -1,7 +1,8 @@
 """A running run's page kept live by server push, in Debian's headless Chromium: ``qflow run``
 in its own process logs a point, then waits for a file the test writes; each point must reach
 the chart over the run's event stream (no history fetch, no polling) while the step that logs
-them is still running, and the page must show the run's end without a reload."""
+them is still running, and the page must show the run's end without a reload. With the stream
+refused, the page polls and shows the same."""
 
 from __future__ import annotations
 
@@ -95,9 +96,11 @@ def _points(page: object) -> int:
     return int(chart.get_attribute("data-points") or 0)
 
 
-def test_chart_gains_points_pushed_while_the_step_runs(
-    launched: tuple[str, str, Path], tmp_path: Path
+@pytest.mark.parametrize("transport", ["stream", "poll"])
+def test_chart_gains_points_while_the_step_runs(
+    launched: tuple[str, str, Path], tmp_path: Path, transport: str
 ):
+    """Pushed over the stream; or, when a proxy refuses the stream (503), by polling."""
     from playwright.sync_api import sync_playwright
 
     url, run_id, gate = launched
@@ -114,8 +117,10 @@ def test_chart_gains_points_pushed_while_the_step_runs(
         page.on("request", lambda request: requests.append(request.url))
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        if transport == "poll":
+            page.route("**/stream*", lambda route: route.fulfill(status=503))
         page.goto(f"{url}/runs/{run_id}")
-        expect(page.locator("#run-status[data-live='stream']")).to_have_count(1)
+        expect(page.locator(f"#run-status[data-live='{transport}']")).to_have_count(1)
         running_step = page.locator("#timeline .tl-bar.running")
         for i in range(POINTS):
             # Point i is on the chart while the step waits for go<i>: it is still running.
@@ -124,17 +129,21 @@ def test_chart_gains_points_pushed_while_the_step_runs(
             )
             expect(running_step).to_have_count(1)
             assert page.locator("#run-status .status.running").count() == 1
-            page.screenshot(path=str(tmp_path / f"live-{i}.png"), full_page=True)
+            page.screenshot(path=str(tmp_path / f"{transport}-{i}.png"), full_page=True)
             (gate / f"go{i}").touch()
         # The run's end arrives on the stream too: status, step and logs without a reload.
         expect(page.locator("#run-status .status.succeeded")).to_have_count(1, timeout=60_000)
         expect(page.locator("#run-status[data-live='']")).to_have_count(1)
         expect(page.locator("#timeline .tl-bar.succeeded")).to_have_count(1)
         assert _points(page) == POINTS
-        page.screenshot(path=str(tmp_path / "live-end.png"), full_page=True)
+        page.screenshot(path=str(tmp_path / f"{transport}-end.png"), full_page=True)
         api = [u.split(url, 1)[1] for u in requests if u.startswith(f"{url}/api/")]
         assert f"/api/runs/{run_id}/stream" in [u.split("?")[0] for u in api], api
-        assert not [u for u in api if "/history" in u or u.endswith("/logs")], api
-        assert api.count(f"/api/runs/{run_id}") == 1, api  # read once, then pushed
+        polled = [u for u in api if "/history" in u or u.endswith("/logs")]
+        if transport == "stream":
+            assert not polled, api
+            assert api.count(f"/api/runs/{run_id}") == 1, api  # read once, then pushed
+        else:
+            assert polled, api
         browser.close()
     assert errors == []
