@@ -144,7 +144,7 @@ def main() -> None:
             (Path(tmp) / name).mkdir()
             found.append(stack.enter_context(start(Path(tmp) / name)))
         for server in found:
-            _log(server, args.points, record=False)  # warm up: connections, first queries
+            _log(server, args.points, record=False)  # warm up: imports, connections, caches
         load_before = os.getloadavg()
         for _ in range(args.repeat):
             for server in found:
