@@ -50,6 +50,26 @@ function column(id: string, header: string, value: (r: Row) => unknown, opts: Pa
   } as ColumnDef<Row>;
 }
 
+/** The workflow menu with run counts. The counts (a count over every run) are asked for once
+ * `ready` (the first page of runs has come: at 100,000 runs they would compete with it for the
+ * server), and kept here, so their arrival redraws the menu, not the table. */
+function WorkflowMenu({ value, ready, onChange }: { value: string; ready: boolean; onChange: (workflow: string) => void }) {
+  const [workflows, setWorkflows] = useState<Any[]>([]);
+  useEffect(() => {
+    if (ready) api("/api/workflows").then(setWorkflows).catch(() => {});
+  }, [ready]);
+  return (
+    <select id="workflow" value={value} onChange={(e) => onChange((e.target as HTMLSelectElement).value)}>
+      <option value="">all workflows</option>
+      {workflows.map((w) => (
+        <option value={w.name} key={w.name}>
+          {w.name} ({w.runs})
+        </option>
+      ))}
+    </select>
+  );
+}
+
 export function RunsPage() {
   const params = new URLSearchParams(location.search);
   const [filter, setFilter] = useState(params.get("filter") || "");
@@ -61,7 +81,6 @@ export function RunsPage() {
   const [offset, setOffset] = useState(Number(params.get("offset") || 0));
   const [page, setPage] = useState<Page | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [workflows, setWorkflows] = useState<Any[]>([]);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [prefs, setPrefs] = useState(loadPrefs);
   const [chooser, setChooser] = useState(false);
@@ -75,12 +94,6 @@ export function RunsPage() {
   const tick = useRef(0);
   const [reload, setReload] = useState(0);
 
-  // The workflow menu's counts (a count over every run) are asked for once the first page
-  // has come: at 100,000 runs they would compete with it for the server.
-  const answered = page !== null || error !== null;
-  useEffect(() => {
-    if (answered) api("/api/workflows").then(setWorkflows).catch(() => {});
-  }, [answered]);
 
   const query = { filter, q: search, workflow, sort, order };
   useEffect(() => {
@@ -243,21 +256,14 @@ export function RunsPage() {
             setOffset(0);
           }}
         />
-        <select
-          id="workflow"
+        <WorkflowMenu
           value={workflow}
-          onChange={(e) => {
-            setWorkflow((e.target as HTMLSelectElement).value);
+          ready={page !== null || error !== null}
+          onChange={(w) => {
+            setWorkflow(w);
             setOffset(0);
           }}
-        >
-          <option value="">all workflows</option>
-          {workflows.map((w) => (
-            <option value={w.name} key={w.name}>
-              {w.name} ({w.runs})
-            </option>
-          ))}
-        </select>
+        />
       </div>
       <div class="toolbar">
         <button id="columns" onClick={() => setChooser(!chooser)}>
