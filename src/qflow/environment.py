@@ -8,7 +8,7 @@ A leaf module (stdlib only). ``capture`` is cheap enough for every run start:
   ``platform.platform()`` runs ``uname -p`` (5–15 ms), so both are cached on disk, under the
   project's ``.qflow`` and for the user (``$XDG_CACHE_HOME/qflow``, so a new project's first
   run finds them too), keyed by the interpreter, the mtimes of the ``sys.path`` folders (which
-  change whenever a package is installed, upgraded or removed) and ``os.uname()``.
+  change whenever a package is installed, upgraded or removed), ``os.uname()`` and the libc.
 
 ``persist`` then stores the bulky parts once (diff and snapshot as content-addressed blobs, the
 package list in the metadata store keyed by its hash) and returns the small ``meta`` dict that
@@ -229,8 +229,9 @@ def extract_snapshot(data: bytes, target: Path) -> None:
 
 def _interpreter_key() -> str:
     """What the cached package list and platform string depend on: the interpreter, the
-    ``sys.path`` folders' mtimes, and the machine and kernel (``os.uname()``)."""
-    parts = [sys.executable, *os.uname()]
+    ``sys.path`` folders' mtimes, the machine and kernel (``os.uname()``) and the C library
+    (``platform.libc_ver()``, which asks the running glibc without reading a file)."""
+    parts = [sys.executable, *os.uname(), *platform.libc_ver()]
     for entry in sys.path:
         try:
             parts.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
