@@ -126,6 +126,7 @@ def test_runs_table_filter_columns_and_run_page(
     first, second = server[1]
     p.wait_for_selector("#runs table")
     assert p.locator("#runs tbody tr").count() == 2
+    expect(p.locator("#workflow option[value='train']")).to_have_text("train (2)")  # after rows
     head = p.inner_text("#runs thead")
     assert "metrics.accuracy" in head and "config.C" in head and "config.n" in head
     p.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
