@@ -1,6 +1,6 @@
 """What a run ran on: code version, interpreter, machine, user, command and installed packages.
 
-A leaf module (stdlib only). ``capture`` is cheap enough for every run start:
+Standard library only (and ``qflow.distribution``). ``capture`` is cheap enough for every run start:
 
 - git: one ``git status`` call, plus ``git diff`` only when the tree is dirty (about 5 ms each);
   outside git, a deterministic tar of the project's source files instead.
@@ -30,6 +30,8 @@ import sys
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from qflow.distribution import interpreter_key, name_and_version, user_cache_dir, write_cache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -228,23 +230,7 @@ def extract_snapshot(data: bytes, target: Path) -> None:
 
 
 def _interpreter_key() -> str:
-    """What the cached package list and platform string depend on: the interpreter, the
-    ``sys.path`` folders' mtimes, the machine and kernel (``os.uname()``) and the C library
-    (``platform.libc_ver()``, which asks the running glibc without reading a file)."""
-    parts = [sys.executable, *os.uname(), *platform.libc_ver()]
-    for entry in sys.path:
-        try:
-            parts.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
-        except OSError:
-            parts.append(f"{entry}:-")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def user_cache_dir() -> Path:
-    """QFlow's cache for this user, shared by projects: ``$XDG_CACHE_HOME/qflow``, by default
-    ``~/.cache/qflow``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "qflow"
+    return hashlib.sha256(interpreter_key().encode()).hexdigest()
 
 
 def packages_digest(packages: dict[str, str]) -> str:
@@ -254,8 +240,6 @@ def packages_digest(packages: dict[str, str]) -> str:
 def scan_packages() -> dict[str, str]:
     """Installed distributions (name → version), the first one on ``sys.path`` winning."""
     from importlib import metadata
-
-    from qflow.distribution import name_and_version
 
     found: dict[str, str] = {}
     for dist in metadata.distributions():
@@ -299,13 +283,7 @@ def _interpreter(cache_dir: Path | None) -> dict[str, Any]:
     }
     _memo[key] = facts
     for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f"{_CACHE_FILE}.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps({"key": key, **facts}), encoding="utf-8")
-            os.replace(tmp, folder / _CACHE_FILE)
-        except OSError:
-            pass
+        write_cache(folder / _CACHE_FILE, {"key": key, **facts})
     return facts
 
 

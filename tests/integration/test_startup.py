@@ -4,6 +4,7 @@ check. (Timings are in benchmarks/startup.py; these check the causes.)"""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -37,18 +38,25 @@ print(json.dumps({
     "heavy": sorted(heavy),
     "commands": sorted(m for m in sys.modules if m.startswith("qflow.cli.commands.")),
     "postgresql": "sqlalchemy.dialects.postgresql" in sys.modules,
+    "metadata": "importlib.metadata" in sys.modules,
 }))
 """
 
 
-def _imported(args: list[str], cwd: Path) -> dict[str, object]:
+def _imported(args: list[str], cwd: Path, cache: Path | None = None) -> dict[str, object]:
+    """What ``qflow ARGS`` imports, in a new process (``cache``: its per-user cache folder)."""
     done = subprocess.run(
         [sys.executable, "-c", _IMPORTED, json.dumps(args), json.dumps(HEAVY)],
         cwd=cwd,
         capture_output=True,
         text=True,
         check=True,
-        env={"NO_COLOR": "1", "COLUMNS": "100", "PATH": "/usr/bin:/bin"},
+        env={
+            "NO_COLOR": "1",
+            "COLUMNS": "100",
+            "PATH": "/usr/bin:/bin",
+            "XDG_CACHE_HOME": str(cache or cwd.parent / f"{cwd.name}-cache"),
+        },
     )
     result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
     return result
@@ -88,6 +96,61 @@ def test_listing_runs_imports_its_command_only_and_no_migration_tool(tmp_path: P
     assert "alembic" not in listed["heavy"] and "hydra" not in listed["heavy"]
     assert "pydantic" not in listed["heavy"]
     assert listed["postgresql"] is False
+
+
+def test_help_with_the_entry_points_cached_imports_no_importlib_metadata(tmp_path: Path) -> None:
+    work, cache = tmp_path / "work", tmp_path / "cache"
+    work.mkdir()
+    first = _imported(["--help"], work, cache)
+    second = _imported(["--help"], work, cache)
+    assert first["metadata"] is True and second["metadata"] is False
+    assert second["out"] == first["out"] and "schedule " in str(second["out"])
+
+
+def test_the_cached_entry_points_are_what_importlib_metadata_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import metadata
+
+    from qflow.distribution import entry_points
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    theirs = list(metadata.entry_points(group="qflow"))
+    expected = [(e.name, e.value, e.dist.metadata["Name"], e.dist.version) for e in theirs]
+    for _ in ("scanned", "cached"):
+        ours = entry_points("qflow")
+        assert [(e.name, e.value, e.distribution, e.version) for e in ours] == expected
+        assert [e.load() for e in ours] == [e.load() for e in theirs]
+    assert ("builtin", "qflow.plugins.builtin", "qflow-framework") in [e[:3] for e in expected]
+
+
+def test_a_plugin_installed_or_removed_is_seen_with_the_entry_points_cached(
+    tmp_path: Path,
+) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    site.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "XDG_CACHE_HOME": str(cache)}
+
+    def plugins() -> list[str]:
+        listed = subprocess.run(
+            [sys.executable, "-m", "qflow", "plugins", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            cwd=tmp_path,
+        )
+        return [row["name"] for row in json.loads(listed.stdout)]
+
+    assert "late-plugin" not in plugins()
+    info = site / "late_plugin-1.0.dist-info"  # what an installer writes
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[qflow]\nlate-plugin = late_plugin_mod\n")
+    (site / "late_plugin_mod.py").write_text("")
+    assert "late-plugin" in plugins()
+    shutil.rmtree(info)
+    assert "late-plugin" not in plugins()
 
 
 def test_the_help_listing_is_each_commands_own_short_help() -> None:

@@ -8,14 +8,14 @@ registered is reported once by name as a warning, recorded in ``manager.failures
 from __future__ import annotations
 
 import functools
-import importlib.metadata
+import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import pluggy
 
-from qflow.distribution import name_and_version
+from qflow.distribution import entry_points
 from qflow.errors import QFlowError
 from qflow.plugins import hookspecs
 from qflow.plugins.markers import PROJECT_NAME
@@ -94,21 +94,15 @@ def _entry_point_plugins() -> _Loaded:
     QFlow's own entry points come first, so its built-ins keep their names when a plugin
     provides the same one.
     """
-    entries = sorted(
-        (
-            (entry, name_and_version(entry.dist) if entry.dist is not None else ("", ""))
-            for entry in importlib.metadata.entry_points(group=PROJECT_NAME)
-        ),
-        key=lambda found: found[1][0] != DISTRIBUTION,
-    )
+    entries = sorted(entry_points(PROJECT_NAME), key=lambda e: e.distribution != DISTRIBUTION)
     plugins: list[tuple[str, object, PluginSource]] = []
     failures: list[PluginSource] = []
     seen: set[str] = set()
-    for entry, origin in entries:
+    for entry in entries:
         if entry.name in seen:
             continue
         seen.add(entry.name)
-        source = PluginSource(entry.name, entry.value, *origin)
+        source = PluginSource(entry.name, entry.value, entry.distribution, entry.version)
         try:
             plugin = entry.load()
             if isinstance(plugin, type):
@@ -175,9 +169,11 @@ def create_plugin_manager(
 
 
 def _version() -> str:
+    from importlib import metadata
+
     try:
-        return importlib.metadata.version(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
         return ""
 
 
