@@ -36,4 +36,6 @@ def serve(settings: Settings, *, on_ready: Callable[[str], None] | None = None) 
         access_log=False,
         limit_concurrency=256,
         timeout_keep_alive=30,
+        # Ctrl-C must not wait for a browser's open run stream (it lasts as long as the run).
+        timeout_graceful_shutdown=2,
     )

@@ -119,3 +119,47 @@ def test_stream_needs_the_token_and_an_allowed_host(
     assert ("/api/runs/{run_id}/stream", {"GET"}) in route_table(client.app)  # walked there too
     assert anonymous.get(path).status_code == 401
     assert client.get(path, headers={"Host": "evil.example"}).status_code == 421
+
+
+def test_ctrl_c_stops_the_server_while_a_stream_is_open(tmp_path: Path):
+    """A browser watching a running run must not keep ``qflow server`` from stopping."""
+    import signal
+    import subprocess
+    import sys
+
+    from qflow.store import SqlMetadataStore
+    from tests.fixtures.servers import free_port
+
+    url = f"sqlite:///{tmp_path / 'qflow.db'}"
+    store = SqlMetadataStore(url)
+    run = store.create_run(workflow="train", config={})
+    store.dispose()
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "qflow", "server", "--store", url, "--artifacts",
+         str(tmp_path / "artifacts"), "--port", str(port), "--token", TOKEN],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "no server"
+                time.sleep(0.1)
+        with httpx.stream("GET", f"{base}/api/runs/{run.id}/stream", headers=headers) as response:
+            events = _events(response.iter_lines())
+            assert _next(events, "run")["status"] == "running"
+            server.send_signal(signal.SIGINT)
+            assert list(events) == []  # the stream ends cleanly
+            _, errors = server.communicate(timeout=30)
+        assert server.returncode == 0 and "Traceback" not in errors, errors
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Response
+from starlette.types import Receive, Scope, Send
 
 from qflow.errors import RunNotFoundError
 from qflow.store.contract import CHART_POINTS
@@ -99,39 +98,70 @@ class RunWatch:
         return out
 
 
-async def _stream(watch: RunWatch) -> AsyncIterator[bytes]:
-    quiet_since = time.monotonic()
-    while not watch.ended:
-        # The store is synchronous: read it in a worker thread, never on the event loop.
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class EventStream(Response):
+    """The stream's response. Unlike Starlette's ``StreamingResponse``, it notices a client
+    that went away during a tick, and ends cleanly when the server stops: uvicorn cancels
+    the responses still open ``timeout_graceful_shutdown`` after Ctrl-C (a run's stream
+    would last as long as the run), and the browser reconnects when the server is back."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, watch: RunWatch) -> None:
+        # Not Response.__init__: a body (even b"") would set Content-Length.
+        self.watch = watch
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+        await send(start)
+        gone = asyncio.ensure_future(_disconnected(receive))
+        quiet_since = time.monotonic()
         try:
-            events = await anyio.to_thread.run_sync(watch.events)
+            while not gone.done() and not self.watch.ended:
+                chunk = await self._next()
+                if chunk or time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": chunk or b": keep-alive\n\n",
+                            "more_body": True,
+                        }
+                    )
+                    quiet_since = time.monotonic()
+                if not self.watch.ended:
+                    await asyncio.wait([gone], timeout=TICK_SECONDS)
+        except asyncio.CancelledError:  # the server stops: end the response, not the server
+            pass
+        finally:
+            gone.cancel()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _next(self) -> bytes:
+        """The events of one look at the store (read in a worker thread: the store is
+        synchronous and must not block the event loop)."""
+        try:
+            return b"".join(await anyio.to_thread.run_sync(self.watch.events))
         except RunNotFoundError as exc:  # removed meanwhile (qflow gc): nothing more to show
-            yield event("end", {"status": None, "error": str(exc)})
-            return
-        if events:
-            yield b"".join(events)
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
-            yield b": keep-alive\n\n"
-            quiet_since = time.monotonic()
-        if not watch.ended:
-            await asyncio.sleep(TICK_SECONDS)
+            self.watch.ended = True
+            return event("end", {"status": None, "error": str(exc)})
 
 
-@router.get("/runs/{run_id}/stream", response_class=StreamingResponse)
+@router.get("/runs/{run_id}/stream", response_class=EventStream)
 def run_stream(
     ctx: Ctx,
     run_id: RunId,
     full: bool = False,
     points: Annotated[int, Query(ge=10, le=100_000)] = CHART_POINTS,
-) -> StreamingResponse:
+) -> EventStream:
     """The run's changes as Server-Sent Events (``text/event-stream``): ``run``, ``history``
     (``full`` and ``points`` as for ``/history``), ``logs`` and a last ``end`` once the run
     has ended; see the module's docstring. An unknown run is a 404 before the stream opens."""
     run = ctx.metadata.get_run(run_id, summary=False)
-    watch = RunWatch(ctx, run.id, full=full, points=points)
-    return StreamingResponse(
-        _stream(watch),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(RunWatch(ctx, run.id, full=full, points=points))
