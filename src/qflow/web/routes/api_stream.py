@@ -153,7 +153,7 @@ class EventStream(Response):
             return event("end", {"status": None, "error": str(exc)})
 
 
-@router.get("/runs/{run_id}/stream", response_class=EventStream)
+@router.get("/runs/{run_id}/stream", response_class=EventStream, status_code=200)
 def run_stream(
     ctx: Ctx,
     run_id: RunId,
