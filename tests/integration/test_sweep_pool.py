@@ -55,8 +55,8 @@ def test_pooled_trials_run_what_the_workers_prepared(module: Path) -> None:
     from qflow.client import Client
     from qflow.sweep.driver import start_sweep
 
-    outcome = start_sweep("trivial", trials=4, parallel=2, sampler="random", pruner="none")
-    assert [r.state for r in outcome.results] == ["complete"] * 4
+    outcome = start_sweep("trivial", trials=3, parallel=2, sampler="random", pruner="none")
+    assert [r.state for r in outcome.results] == ["complete"] * 3
     client = Client(module.parents[1])
     for result in outcome.results:
         run = client.run(result.run_id)
