@@ -10,10 +10,14 @@ from collections.abc import Sequence
 
 import typer
 
-from qflow.cli import coercion
 from qflow.cli.group import Command, LazyGroup
 
-coercion.install()
+try:
+    from qflow.cli.coercion import install as _defer_coercion
+except ImportError:  # a typer without 0.29's coercion internals keeps its own coercion
+    pass
+else:
+    _defer_coercion()
 
 COMMANDS: dict[str, Command] = {
     "run": Command("run:run", "Run WORKFLOW."),
