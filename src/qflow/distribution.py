@@ -55,11 +55,13 @@ def interpreter_key() -> str:
     return "\n".join(parts)
 
 
-def user_cache_dir() -> Path:
+def user_cache_dir() -> Path | None:
     """QFlow's cache for this user, shared by projects: ``$XDG_CACHE_HOME/qflow``, by default
-    ``~/.cache/qflow``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "qflow"
+    ``~/.cache/qflow`` (a relative ``XDG_CACHE_HOME`` is ignored, as the XDG spec says); None
+    when the user has no home folder to find (no cache then)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path(os.path.expanduser("~")) / ".cache"
+    return base / "qflow" if base.is_absolute() else None
 
 
 def write_cache(path: Path, data: Any) -> None:
@@ -103,11 +105,13 @@ def entry_points(group: str) -> list[EntryPoint]:
     changes.
     """
     key = interpreter_key()
-    cache = user_cache_dir() / _ENTRY_POINTS_FILE
+    folder = user_cache_dir()
+    cache = folder / _ENTRY_POINTS_FILE if folder is not None else None
     try:
-        cached = json.loads(cache.read_text(encoding="utf-8"))
-        if cached["key"] == key and group in cached["groups"]:
-            return [EntryPoint(**entry) for entry in cached["groups"][group]]
+        if cache is not None:
+            cached = json.loads(cache.read_text(encoding="utf-8"))
+            if cached["key"] == key and group in cached["groups"]:
+                return [EntryPoint(**entry) for entry in cached["groups"][group]]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     from importlib import metadata
@@ -116,5 +120,6 @@ def entry_points(group: str) -> list[EntryPoint]:
         EntryPoint(e.name, e.value, *(name_and_version(e.dist) if e.dist else ("", "")))
         for e in metadata.entry_points(group=group)
     ]
-    write_cache(cache, {"key": key, "groups": {group: [asdict(entry) for entry in found]}})
+    if cache is not None:
+        write_cache(cache, {"key": key, "groups": {group: [asdict(entry) for entry in found]}})
     return found
