@@ -11,7 +11,8 @@ one run with a 100,000-point ``loss`` history, every other run 98 ``loss`` point
 With ``--browser``, it also serves the app (uvicorn on loopback) and times the dashboard in
 Debian's headless Chromium (Playwright): the runs page's first render (navigation until the
 table's rows are drawn) and the run page of the 100,000-point run (until its chart is drawn),
-cold (a fresh browser context, nothing cached) and warm (the same context again), with where
+cold (a fresh browser context, nothing cached) and warm (the same context again; its target
+is checked on the page's clock: navigation start to the app's "drawn" mark), with where
 the warm time goes: HTML, scripts, each API answer (start-end), the app's "drawn" mark, and
 the time of the page's main-thread tasks and the server's CPU time (wall times mean little
 under load).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import resource
 import statistics
@@ -239,7 +241,12 @@ def browser_render(app, big: str, repeat: int) -> None:
                     page_cpu.append(browser_cpu(cdp))
                 timelines.append(page.evaluate(TIMELINE))
                 context.close()
-            target = "≤ 500 ms " + ("met" if statistics.median(warm) <= 0.5 else "MISSED")
+            # The target is checked on the page's own clock (navigation start to the app's
+            # "drawn" mark); the wall times above it add Playwright's round trips.
+            drawn = statistics.median(t["marks"].get(mark, math.inf) for t in timelines) / 1000
+            target = f"drawn at {drawn * 1000:.0f} ms: ≤ 500 ms " + (
+                "met" if drawn <= 0.5 else "MISSED"
+            )
             print(
                 f"{label:44} {statistics.median(cold) * 1000:7.1f}ms "
                 f"{statistics.median(warm) * 1000:7.1f}ms  {target} (warm)"
