@@ -45,7 +45,7 @@ from qflow.store.metadata.records import StepStatus
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
-    from multiprocessing.queues import Queue
+    from multiprocessing.queues import Queue, SimpleQueue
 
     from qflow.store.artifacts import ArtifactStore
 
@@ -64,7 +64,9 @@ class _Slot:
     in its inbox, in order."""
 
     process: BaseProcess
-    inbox: Queue[Any]
+    inbox: SimpleQueue[Any]
+    """Written in the coordinator's own thread (no feeder thread to wake per task); it never
+    fills, as a worker holds at most ``QUEUE_DEPTH`` tasks."""
     tasks: deque[int] = field(default_factory=deque)
     started: float = 0.0
     """When the first task started (about: when it was sent, or the one before it ended)."""
@@ -88,7 +90,11 @@ def _signal_name(code: int | None) -> str:
 
 
 def _worker_main(
-    inbox: Queue[Any], outbox: Queue[Any], artifacts: ArtifactStore, parent: int, steps: StepTable
+    inbox: SimpleQueue[Any],
+    outbox: Queue[Any],
+    artifacts: ArtifactStore,
+    parent: int,
+    steps: StepTable,
 ) -> None:
     """Loop in a worker: take a task (its step travels by key in ``steps``, the run's step
     table this worker was forked with), run it, send metadata back."""
@@ -168,7 +174,7 @@ class ParallelExecutor:
         self._pump.start()
 
     def _spawn(self) -> _Slot:
-        inbox: Queue[Any] = self._context.Queue()
+        inbox: SimpleQueue[Any] = self._context.SimpleQueue()
         process = self._context.Process(
             target=_worker_main,
             args=(inbox, self._outbox, self._artifacts, os.getpid(), self._steps),
@@ -225,7 +231,8 @@ class ParallelExecutor:
         if not slot.tasks:
             self._begin(slot, pending.task)
         slot.tasks.append(task_id)
-        slot.inbox.put((task_id, self._steps.message(pending.task)))
+        with contextlib.suppress(OSError):  # a dead worker: _check_workers takes its tasks back
+            slot.inbox.put((task_id, self._steps.message(pending.task)))
         return True
 
     def _begin(self, slot: _Slot, task: StepTask) -> None:
@@ -374,7 +381,8 @@ class ParallelExecutor:
             if slot.tasks or not slot.process.is_alive():
                 slot.process.kill()
             else:
-                slot.inbox.put(None)
+                with contextlib.suppress(OSError):
+                    slot.inbox.put(None)
         for slot in self._slots:
             slot.process.join(5)
             if slot.process.is_alive():
