@@ -131,6 +131,11 @@ class StepRunStore(Protocol):
         reason: str | None = None,
     ) -> None: ...
 
+    def record_step_output(self, step_run_id: int, stdout: str, stderr: str) -> None:
+        """Replace a running step run's output with what it printed so far; a step run that
+        is not running (finished, or not started) keeps its own."""
+        ...
+
     def finish_step_run(self, step_run_id: int, outcome: StepOutcome) -> None: ...
 
     def record_step_runs(

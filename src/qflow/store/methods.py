@@ -194,6 +194,7 @@ class StoreMethods(abc.ABC):
         empty=("entries", []),
     )
     start_step_run = Method(StepRunStore.start_step_run, wire.NOTHING)
+    record_step_output = Method(StepRunStore.record_step_output, wire.NOTHING)
     finish_step_run = Method(
         StepRunStore.finish_step_run, wire.NOTHING, args={"outcome": wire.OUTCOME}
     )

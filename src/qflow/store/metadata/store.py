@@ -15,6 +15,7 @@ from qflow.store.metadata.database import normalize_url
 from qflow.store.metadata.environments import EnvironmentQueries
 from qflow.store.metadata.experiments import ExperimentQueries
 from qflow.store.metadata.logs import LogQueries
+from qflow.store.metadata.output import OutputQueries
 from qflow.store.metadata.registry import RegistryQueries
 from qflow.store.metadata.runs import HEARTBEAT_TIMEOUT
 from qflow.store.metadata.search import SearchQueries
@@ -29,6 +30,7 @@ __all__ = ["HEARTBEAT_TIMEOUT", "MetadataStore", "SqlMetadataStore", "normalize_
 class SqlMetadataStore(
     SearchQueries,
     StepQueries,
+    OutputQueries,
     LogQueries,
     EnvironmentQueries,
     RegistryQueries,

@@ -102,6 +102,12 @@ class FinishStepRun(_Body):
     outcome: Outcome
 
 
+class RecordStepOutput(_Body):
+    step_run_id: Int
+    stdout: Text
+    stderr: Text
+
+
 class StepStart(StartStepRun):
     started_at: float | None = None
 
@@ -372,6 +378,7 @@ BODIES: dict[str, type[_Body]] = {
     "create_step_run": CreateStepRun,
     "create_step_runs": CreateStepRuns,
     "start_step_run": StartStepRun,
+    "record_step_output": RecordStepOutput,
     "finish_step_run": FinishStepRun,
     "record_step_runs": RecordStepRuns,
     "step_runs": RunOnly,
