@@ -19,6 +19,7 @@ hits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -96,8 +97,8 @@ class StepJournal:
 
     def flush(self) -> None:
         """Write everything noted: the read files first, then starts and finishes in one
-        transaction (a start whose finish is noted too is part of the finish). What fails to
-        be written stays noted, for the next flush."""
+        transaction (a start whose finish is noted too is written as part of the finish).
+        What fails to be written stays noted, for the next flush."""
         with self._lock:
             if self._oldest is None:
                 return
@@ -105,8 +106,9 @@ class StepJournal:
                 self.metadata.record_data_files(step_run_id, files)
             self._files.clear()
             started = [s for i, s in self._started.items() if i not in self._finished]
-            if started or self._finished:
-                self.metadata.record_step_runs(started, list(self._finished.items()))
+            finished = [(i, _merged(o, self._started.get(i))) for i, o in self._finished.items()]
+            if started or finished:
+                self.metadata.record_step_runs(started, finished)
             self._started.clear()
             self._finished.clear()
             self._oldest = None
@@ -134,3 +136,16 @@ class StepJournal:
                     continue
                 with contextlib.suppress(Exception):
                     self.flush()
+
+
+def _merged(outcome: StepOutcome, start: StepStart | None) -> StepOutcome:
+    """The outcome, with what its start recorded where the outcome has nothing."""
+    if start is None:
+        return outcome
+    return dataclasses.replace(
+        outcome,
+        started_at=outcome.started_at if outcome.started_at is not None else start.started_at,
+        cache_key=outcome.cache_key or start.cache_key,
+        fingerprint=outcome.fingerprint or start.fingerprint,
+        reason=outcome.reason or start.reason,
+    )

@@ -1,0 +1,71 @@
+"""The step journal writes starts, finishes and read files in batches, on a real SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qflow.runtime.journal import StepJournal
+from qflow.store.metadata.records import DataFileRecord, StepOutcome, StepStart, StepStatus
+from qflow.store.metadata.store import SqlMetadataStore
+
+
+class Recording:
+    """The store, with the names of the writes the journal makes, in order."""
+
+    def __init__(self, store: SqlMetadataStore) -> None:
+        self.store = store
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return call
+
+
+def _store(tmp_path: Path) -> tuple[SqlMetadataStore, str, list[int]]:
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'qflow.db'}")
+    run = store.create_run(workflow="wf", config={})
+    entries = [{"name": f"0_f[{i}]", "step": "f", "position": 0, "params": {}} for i in range(3)]
+    return store, run.id, store.create_step_runs(run.id, entries)
+
+
+def test_one_flush_writes_files_first_then_every_start_and_finish(tmp_path: Path) -> None:
+    store, run_id, (a, b, c) = _store(tmp_path)
+    recording = Recording(store)
+    journal = StepJournal(recording)  # type: ignore[arg-type]
+    read = DataFileRecord("read:data.csv", "/p/data.csv", "ab" * 32, 3)
+    journal.start(StepStart(a, cache_key="k", reason="first run", started_at=10.0))
+    journal.start(StepStart(b))
+    journal.finish(a, StepOutcome(StepStatus.SUCCEEDED, started_at=10.0, ended_at=11.0), [read])
+    journal.finish(a, StepOutcome(StepStatus.FAILED, error="late"))  # the first one stands
+    journal.finish(c, StepOutcome(StepStatus.SKIPPED, attempts=0, reason="an item failed"))
+    assert recording.calls == []  # nothing is due yet
+    journal.flush()
+    journal.flush()  # nothing left: no write
+    assert recording.calls == ["record_data_files", "record_step_runs"]
+    steps = {s.id: s for s in store.step_runs(run_id)}
+    assert steps[a].status is StepStatus.SUCCEEDED
+    assert (steps[a].cache_key, steps[a].reason) == ("k", "first run")  # from its start
+    assert (steps[a].started_at, steps[a].ended_at) == (10.0, 11.0)
+    assert steps[b].status is StepStatus.RUNNING
+    assert steps[c].status is StepStatus.SKIPPED
+    assert [f.path for f in store.data_files(run_id, a)] == ["/p/data.csv"]
+    store.dispose()
+
+
+def test_a_full_journal_writes_before_it_takes_more(tmp_path: Path) -> None:
+    store, run_id, ids = _store(tmp_path)
+    recording = Recording(store)
+    journal = StepJournal(recording, entries=2)  # type: ignore[arg-type]
+    for step_run_id in ids:
+        journal.finish(step_run_id, StepOutcome(StepStatus.SUCCEEDED))
+    assert recording.calls == ["record_step_runs"]  # the first two, before the third
+    assert len(journal) == 1
+    journal.close()  # never opened: writes the rest
+    assert all(s.status is StepStatus.SUCCEEDED for s in store.step_runs(run_id))
+    store.dispose()
