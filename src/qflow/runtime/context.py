@@ -5,10 +5,16 @@ batches, so logging stays fast at any rate. A batch is written when the buffer i
 background thread every ``FLUSH_EVERY_SECONDS`` whatever the logging rate (a point logged is
 in the store within about that time, so live charts, pruning and ``kill -9`` see it), and
 always when the step ends, whether it succeeded or raised.
+
+The same thread sends a running step's output so far (its captured stdout and stderr) when it
+changed, at most every ``OUTPUT_EVERY_SECONDS`` and at most ``OUTPUT_MAX_CHARS`` of each (the
+tail), so ``qflow logs`` and the dashboard show it live; the whole output is recorded when the
+step ends.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -23,6 +29,10 @@ MetricRow = tuple[str, int | None, str, float, int | None, float]
 
 FLUSH_EVERY_ROWS = 50_000
 FLUSH_EVERY_SECONDS = 0.25
+OUTPUT_EVERY_SECONDS = 0.5
+OUTPUT_MAX_CHARS = 1_000_000
+"""A live output update carries at most this many characters of each stream (a tracking
+server takes no more); the full output is recorded when the step ends."""
 
 
 @dataclass
@@ -33,6 +43,9 @@ class RunSinks:
     params: Callable[[str, int | None, Mapping[str, Any]], None]
     tags: Callable[[str, Mapping[str, str]], None]
     artifact: Callable[[str, int | None, str, Any], None]
+    output: Callable[[int, str, str], None] | None = None
+    """A running step's ``(step_run_id, stdout, stderr)`` so far; None: output is recorded
+    only when the step ends."""
 
 
 @dataclass(eq=False)
@@ -50,6 +63,10 @@ class StepRecorder:
     stop: BaseException | None = None
     """Raised by the step's next ``add_metric``: a cooperative stop asked by another thread
     (see ``stop_run``)."""
+    streams: tuple[io.StringIO, io.StringIO] | None = None
+    """The step's captured stdout and stderr, sent through ``sinks.output`` while it runs."""
+    _output_sent: tuple[int, int] = (0, 0)
+    _output_at: float = 0.0
 
     def add_metric(self, key: str, value: float, step: int | None, timestamp: float) -> None:
         if self.stop is not None:
@@ -68,6 +85,21 @@ class StepRecorder:
                 return
             self.sinks.metrics(self.buffer[:count])
             del self.buffer[:count]
+
+    def flush_output(self, now: float) -> None:
+        """Send the output so far if it grew and the last send is ``OUTPUT_EVERY_SECONDS``
+        old; only the flusher thread calls this, so sends never overlap."""
+        send, streams = self.sinks.output, self.streams
+        if send is None or streams is None or self.step_run_id is None:
+            return
+        if now - self._output_at < OUTPUT_EVERY_SECONDS:
+            return
+        sizes = (streams[0].tell(), streams[1].tell())
+        if sizes == self._output_sent:
+            return
+        self._output_at = now
+        send(self.step_run_id, _tail(streams[0].getvalue()), _tail(streams[1].getvalue()))
+        self._output_sent = sizes
 
     def open(self) -> None:
         _FLUSHER.watch(self)
@@ -112,11 +144,20 @@ class _Flusher:
             for recorder in self.open_recorders():
                 try:
                     recorder.flush()
+                    recorder.flush_output(time.monotonic())
                 except Exception:  # kept in the buffer; the step's last flush reports it
                     continue
 
 
 _FLUSHER = _Flusher()
+
+
+def _tail(text: str) -> str:
+    """``text``, or its last ``OUTPUT_MAX_CHARS`` characters under a line saying so."""
+    if len(text) <= OUTPUT_MAX_CHARS:
+        return text
+    kept = text[len(text) - OUTPUT_MAX_CHARS + 100 :]
+    return f"[qflow] {len(text) - len(kept)} earlier characters shown when the step ends\n{kept}"
 
 
 def stop_run(run_id: str, error: BaseException) -> bool:

@@ -117,7 +117,10 @@ def _worker_main(
         )
         outbox.put(("artifact", run_id, step_run_id, name, ref))
 
-    sinks = RunSinks(metrics, params, tags, artifact)
+    def output(step_run_id: int, stdout: str, stderr: str) -> None:
+        outbox.put(("output", step_run_id, stdout, stderr))
+
+    sinks = RunSinks(metrics, params, tags, artifact, output)
     out, err = LinePrefixer(sys.stdout), LinePrefixer(sys.stderr)
     sys.stdout, sys.stderr = out, err
     while True:
@@ -280,6 +283,8 @@ class ParallelExecutor:
             sinks.tags(message[1], message[2])
         elif kind == "artifact":
             sinks.artifact(message[1], message[2], message[3], message[4])
+        elif kind == "output" and sinks.output is not None:
+            sinks.output(message[1], message[2], message[3])
         elif kind == "done":
             self._finish(message[1], message[2])
 

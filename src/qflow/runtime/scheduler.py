@@ -183,7 +183,7 @@ class Scheduler:
                 path=str(path or ""),
             )
 
-        return RunSinks(metrics, params, tags, artifact)
+        return RunSinks(metrics, params, tags, artifact, self.metadata.record_step_output)
 
     # -- the loop ------------------------------------------------------------------------
 

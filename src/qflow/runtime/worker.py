@@ -283,6 +283,7 @@ def execute(task: StepTask, artifacts: ArtifactStore, sinks: RunSinks) -> TaskRe
     recorder.open()
     try:
         with captured_output() as (out, err), captured_logging(err, *_log_settings(task, project)):
+            recorder.streams = (out.copy, err.copy)
             while True:
                 attempts += 1
                 try:
