@@ -1,8 +1,8 @@
 """A running run's page kept live by server push, in Debian's headless Chromium: ``qflow run``
-in its own process logs a point, then waits for a file the test writes; each point must reach
-the chart over the run's event stream (no history fetch, no polling) while the step that logs
-them is still running, and the page must show the run's end without a reload. With the stream
-refused, the page polls and shows the same."""
+in its own process logs a point and prints a line, then waits for a file the test writes; each
+point must reach the chart and each line the logs panel over the run's event stream (no history
+fetch, no polling) while the step that logs them is still running, and the page must show the
+run's end without a reload. With the stream refused, the page polls and shows the same."""
 
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ import qflow as qf
 
 @qf.step
 def gated(gate: str) -> int:
-    # Point i is logged, then the step waits for the file go<i> (written by the test).
+    # Point i is logged and said, then the step waits for the file go<i> (the test writes it).
     for i in range({POINTS}):
         qf.log_metric("progress", float(i), step=i)
+        print(f"point {{i}} logged")
         while not (Path(gate) / f"go{{i}}").exists():
             time.sleep(0.02)
     return {POINTS}
@@ -126,6 +127,10 @@ def test_chart_gains_points_while_the_step_runs(
             # Point i is on the chart while the step waits for go<i>: it is still running.
             expect(page.locator("[data-metric='progress'] [data-points]")).to_have_attribute(
                 "data-points", str(i + 1), timeout=30_000
+            )
+            # ... and so is the line the step printed, in the logs panel.
+            expect(page.locator("#logs pre.stdout")).to_contain_text(
+                f"point {i} logged", timeout=30_000
             )
             expect(running_step).to_have_count(1)
             assert page.locator("#run-status .status.running").count() == 1
