@@ -280,13 +280,22 @@ def live_metrics(work: Path, address: str) -> dict[str, Any]:
     runner = threading.Thread(target=train)
     runner.start()
     latency: dict[int, float] = {}
+    printed_while_running = False
     deadline = time.monotonic() + 90
-    while runner.is_alive() and len(latency) < 3 and time.monotonic() < deadline:
+    while (
+        runner.is_alive()
+        and (len(latency) < 3 or not printed_while_running)
+        and time.monotonic() < deadline
+    ):
         runs = qf.Client(folder).runs() if (folder / ".qflow" / "qflow.db").exists() else []
         for point in runs[0].metric_history("loss") if runs else []:
             mark = marks / f"logged-{int(point.step)}"
             if int(point.step) not in latency and mark.exists():
                 latency[int(point.step)] = time.time() - float(mark.read_text())
+        printed_while_running = printed_while_running or any(
+            s.record.status == "running" and "epoch 0 logged" in (s.record.stdout or "")
+            for s in (runs[0].steps if runs else [])
+        )
         time.sleep(0.02)
     running_when_seen = runner.is_alive()
     runner.join(120)
@@ -294,6 +303,7 @@ def live_metrics(work: Path, address: str) -> dict[str, Any]:
     return {
         "latency": [latency.get(epoch) for epoch in range(3)],
         "running_when_seen": running_when_seen,
+        "printed_while_running": printed_while_running,
         "status": run.status,
         "stored": sorted(int(m.step) for m in run.metric_history("loss")),
     }

@@ -172,6 +172,7 @@ def test_metrics_of_a_running_ray_task_are_live(report: dict[str, Any]) -> None:
     live = _phase(report, "live")
     assert live["status"] == "succeeded"
     assert live["running_when_seen"]
+    assert live["printed_while_running"]  # the step's output so far, read while it runs
     assert all(seconds is not None and seconds < 1.0 for seconds in live["latency"])
     assert live["stored"] == [0, 1, 2]
 

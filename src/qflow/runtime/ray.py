@@ -83,13 +83,17 @@ def ray_entry(specs: list[dict[str, Any]], channel: Any = None) -> list[dict[str
     """The body of every Ray task: the same worker entry point as ``qflow run-step``, once per
     spec of the batch, in order. Metrics and printed lines go to the coordinator through
     ``channel`` (a Ray queue) while the step runs, so they are live and survive the task; the
-    rest comes back with the results. An item whose worker entry raises (a framework error,
-    not the step's) gives ``{"error": …}`` and the batch goes on."""
-    send = None
+    rest comes back with the results; a running step's output so far goes through ``channel``
+    too. An item whose worker entry raises (a framework error, not the step's) gives
+    ``{"error": …}`` and the batch goes on."""
+    send = show = None
     if channel is not None:
 
         def send(rows: list[MetricRow]) -> None:
             channel.put(("metrics", [list(row) for row in rows]))
+
+        def show(step_run_id: int, stdout: str, stderr: str) -> None:
+            channel.put(("output", [step_run_id, stdout, stderr]))
 
     results: list[dict[str, Any]] = []
     with _echoed(channel) as (out, err):
@@ -98,7 +102,7 @@ def ray_entry(specs: list[dict[str, Any]], channel: Any = None) -> list[dict[str
             label = str(spec["node"])
             out.label = err.label = label if item is None else item_name(label, int(item))
             try:
-                results.append(run_step(spec, send))
+                results.append(run_step(spec, send, show))
             except Exception as exc:
                 results.append({"error": f"{type(exc).__name__}: {exc}"})
             finally:
@@ -486,6 +490,8 @@ class RayExecutor:
         for kind, payload in messages:
             if kind == "metrics" and self._sinks is not None:
                 self._sinks.metrics([tuple(row) for row in payload])
+            elif kind == "output" and self._sinks is not None and self._sinks.output is not None:
+                self._sinks.output(*payload)
             elif kind == "echo":
                 _print_lines(payload)
 

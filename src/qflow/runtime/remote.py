@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 SPEC_VERSION = 1
 
 MetricsSink = Callable[[list[MetricRow]], None]
+OutputSink = Callable[[int, str, str], None]
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,16 @@ class Records:
     tags: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     artifacts: list[tuple[str, int | None, str, ArtifactRef]] = field(default_factory=list)
 
-    def sinks(self, artifacts: ArtifactStore, live_metrics: MetricsSink | None = None) -> RunSinks:
+    def sinks(
+        self,
+        artifacts: ArtifactStore,
+        live_metrics: MetricsSink | None = None,
+        live_output: OutputSink | None = None,
+    ) -> RunSinks:
         """Sinks that keep everything for the result, except metrics when ``live_metrics``
         sends them to the coordinator as they are flushed (the Ray executor's channel). If the
-        channel fails, the remaining metrics travel with the result instead."""
+        channel fails, the remaining metrics travel with the result instead. ``live_output``
+        takes the step's output so far (the full output travels with the result)."""
         live = [live_metrics]
 
         def metrics(rows: list[MetricRow]) -> None:
@@ -143,6 +150,7 @@ class Records:
             lambda run, sr, values: self.params.append((run, sr, dict(values))),
             lambda run, values: self.tags.append((run, dict(values))),
             artifact,
+            live_output,
         )
 
     def replay(self, sinks: RunSinks) -> None:
@@ -271,10 +279,15 @@ def build_task(spec: Mapping[str, Any], traced: TracedWorkflow) -> StepTask:
     )
 
 
-def run_step(spec: Mapping[str, Any], live_metrics: MetricsSink | None = None) -> dict[str, Any]:
+def run_step(
+    spec: Mapping[str, Any],
+    live_metrics: MetricsSink | None = None,
+    live_output: OutputSink | None = None,
+) -> dict[str, Any]:
     """Run the step call ``spec`` describes and return its JSON result (never raises for a
     failure of user code; the result's ``status`` says ``failed``). With ``live_metrics``,
-    metrics go there as the step logs them instead of into the result."""
+    metrics go there as the step logs them instead of into the result; ``live_output`` gets
+    its output so far while it runs."""
     if spec.get("version", SPEC_VERSION) != SPEC_VERSION:
         raise QFlowError(
             f"Task spec version {spec.get('version')!r} is not supported by this QFlow "
@@ -298,7 +311,7 @@ def run_step(spec: Mapping[str, Any], live_metrics: MetricsSink | None = None) -
             return _run_all_items(spec, traced, artifacts)
         records = Records()
         task = build_task(spec, traced)
-        result = execute(task, artifacts, records.sinks(artifacts, live_metrics))
+        result = execute(task, artifacts, records.sinks(artifacts, live_metrics, live_output))
         return result_to_json(result, records, task.node.name)
 
 
