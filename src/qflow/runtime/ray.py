@@ -474,9 +474,9 @@ class RayExecutor:
                 self._fail_all(f"{type(exc).__name__}: the Ray executor lost its tasks ({exc})")
 
     def _drain_channel(self) -> None:
-        """Record the metric batches and print the lines workers sent since the last call. A
-        channel that is gone is dropped with a warning: workers then send their metrics with
-        their results (and their output stays in each step's log)."""
+        """Record the metric batches and output so far, and print the lines workers sent
+        since the last call. A channel that is gone is dropped with a warning: workers then
+        send their metrics with their results (and their output stays in each step's log)."""
         if self._channel is None:
             return
         try:
