@@ -156,8 +156,9 @@ def _tail(text: str) -> str:
     """``text``, or its last ``OUTPUT_MAX_CHARS`` characters under a line saying so."""
     if len(text) <= OUTPUT_MAX_CHARS:
         return text
-    kept = text[len(text) - OUTPUT_MAX_CHARS + 100 :]
-    return f"[qflow] {len(text) - len(kept)} earlier characters shown when the step ends\n{kept}"
+    kept = text[len(text) - OUTPUT_MAX_CHARS + 100 :]  # room for the line
+    left_out = len(text) - len(kept)
+    return f"[qflow] {left_out} earlier characters left out until the step ends\n{kept}"
 
 
 def stop_run(run_id: str, error: BaseException) -> bool:
