@@ -15,14 +15,13 @@ import json
 import os
 import platform
 import sys
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from importlib.metadata import Distribution
-
-_ENTRY_POINTS_FILE = "entry-points.json"
 
 
 def name_and_version(dist: Distribution) -> tuple[str, str]:
@@ -53,6 +52,17 @@ def interpreter_key() -> str:
         except OSError:
             parts.append(f"{entry}:-")
     return "\n".join(parts)
+
+
+def user_cache_file(stem: str) -> Path | None:
+    """``stem``'s file in the user's cache for this interpreter and ``sys.path`` (its folders
+    after the first, which is the script's or the working folder): each environment keeps its
+    own, so two virtualenvs do not overwrite each other's. None without a user cache."""
+    folder = user_cache_dir()
+    if folder is None:
+        return None
+    where = "\n".join([sys.executable, *sys.path[1:]]).encode()
+    return folder / f"{stem}-{zlib.crc32(where):08x}.json"  # the key inside is checked
 
 
 def user_cache_dir() -> Path | None:
@@ -105,8 +115,7 @@ def entry_points(group: str) -> list[EntryPoint]:
     changes.
     """
     key = interpreter_key()
-    folder = user_cache_dir()
-    cache = folder / _ENTRY_POINTS_FILE if folder is not None else None
+    cache = user_cache_file("entry-points")
     try:
         if cache is not None:
             cached = json.loads(cache.read_text(encoding="utf-8"))

@@ -31,7 +31,7 @@ import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from qflow.distribution import interpreter_key, name_and_version, user_cache_dir, write_cache
+from qflow.distribution import interpreter_key, name_and_version, user_cache_file, write_cache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -258,32 +258,37 @@ def installed_packages(cache_dir: Path | None = None) -> tuple[str, dict[str, st
 def _interpreter(cache_dir: Path | None) -> dict[str, Any]:
     """The package list (``packages``, its ``hash``) and ``platform.platform()``: from
     memory, else ``cache_dir``'s or the user's cache file when its key is this process's, else
-    computed and written to both (an unwritable folder is skipped)."""
+    computed; then written to the cache files that lacked it (an unwritable one is skipped)."""
     key = _interpreter_key()
     if key in _memo:
         return _memo[key]
-    folders = [folder for folder in (cache_dir, user_cache_dir()) if folder is not None]
-    for folder in folders:
+    project = cache_dir / _CACHE_FILE if cache_dir is not None else None
+    files = [file for file in (project, user_cache_file("environment")) if file is not None]
+    missed: list[Path] = []
+    facts: dict[str, Any] | None = None
+    for file in files:
         try:
-            cached = json.loads((folder / _CACHE_FILE).read_text(encoding="utf-8"))
+            cached = json.loads(file.read_text(encoding="utf-8"))
             if cached.get("key") == key:
-                _memo[key] = {
+                facts = {
                     "hash": str(cached["hash"]),
                     "packages": dict(cached["packages"]),
                     "platform": str(cached["platform"]),
                 }
-                return _memo[key]
+                break
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
-    packages = scan_packages()
-    facts: dict[str, Any] = {
-        "hash": packages_digest(packages),
-        "packages": packages,
-        "platform": platform.platform(),
-    }
+        missed.append(file)
+    if facts is None:
+        packages = scan_packages()
+        facts = {
+            "hash": packages_digest(packages),
+            "packages": packages,
+            "platform": platform.platform(),
+        }
+    for file in missed:
+        write_cache(file, {"key": key, **facts})
     _memo[key] = facts
-    for folder in folders:
-        write_cache(folder / _CACHE_FILE, {"key": key, **facts})
     return facts
 
 
