@@ -6,10 +6,10 @@ call and its input artifacts; the worker reads inputs from the artifact store, r
 writes outputs there, and sends back only metadata: output refs, logged metrics and params,
 stdout/stderr and status. The coordinator alone writes the metadata store.
 
-A worker runs one task at a time. Short tasks (a step whose calls are measured to take under
-``QUEUE_SECONDS``, typically mapped items) also queue at a busy worker, up to ``QUEUE_DEPTH``
-per worker, so a worker never idles while the coordinator records its last result; a task
-with a ``timeout`` only ever goes to an idle worker.
+A worker runs one task at a time. Short mapped items (of a step whose calls are measured to
+take under ``QUEUE_SECONDS``) also queue at a busy worker, up to ``QUEUE_DEPTH`` per worker,
+so a worker never idles while the coordinator records its last result; other tasks, and any
+with a ``timeout``, only ever go to an idle worker.
 
 A worker that dies (crash, OOM kill, segfault) fails its running task with a clear error, is
 replaced, and the step's retry policy decides what happens next; the tasks queued behind it
@@ -208,10 +208,16 @@ class ParallelExecutor:
         return pending.future
 
     def _short(self, task_id: int) -> bool:
-        """Whether a task may wait at a busy worker: no timeout, and its step is quick."""
+        """Whether a task may wait at a busy worker: a mapped item without a timeout, of a
+        step measured to be quick. Other steps keep the order a free worker gives them."""
         task = self._pending[task_id].task
         seconds = self._seconds.get(task.node.name)
-        return task.step.options.timeout is None and seconds is not None and seconds < QUEUE_SECONDS
+        return (
+            task.item is not None
+            and task.step.options.timeout is None
+            and seconds is not None
+            and seconds < QUEUE_SECONDS
+        )
 
     def _dispatch(self, task_id: int) -> bool:
         """Hand a task to an idle worker, or queue a short one behind short ones at the least
