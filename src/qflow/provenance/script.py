@@ -139,7 +139,7 @@ def direct_sinks(metadata: MetadataStore, artifacts: ArtifactStore) -> RunSinks:
         )
         metadata.log_run_artifact(run_id, name, ref, step_run_id=step_run_id)
 
-    return RunSinks(metrics, params, tags, artifact)
+    return RunSinks(metrics, params, tags, artifact, metadata.record_step_output)
 
 
 @dataclass(frozen=True)
@@ -275,6 +275,7 @@ def exec_script(
     )
     warnings: list[str] = []
     out, err = StreamCopy(sys.stdout), StreamCopy(sys.stderr)
+    recorder.streams = (out.copy, err.copy)
     token = current_recorder.set(recorder)
     recorder.open()
     status, code = RunStatus.FAILED, 1
