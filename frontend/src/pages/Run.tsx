@@ -5,7 +5,7 @@
 import { lazy, Suspense } from "preact/compat";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { type Any, api, bytes, flatten, fmt, post, secs, typeName, when } from "../api";
-import { Badge, Fail, InViewImage, KV, Muted, RunLink } from "../ui";
+import { Badge, Fail, InViewImage, KV, Muted } from "../ui";
 import type { Series, XMode } from "../chart";
 import { type History, useRunData } from "../live";
 
@@ -50,7 +50,7 @@ function Timeline({ run }: { run: Any }) {
             )}
             {s.cached_from && (
               <p>
-                cached from run <RunLink id={s.cached_from} />
+                <a href={`/step-runs/${s.cached_from}`}>cached from this step of an earlier run</a>
               </p>
             )}
             {s.attempts > 1 && <p>attempts: {s.attempts}</p>}

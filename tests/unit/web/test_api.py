@@ -384,3 +384,16 @@ def test_figures_folders_and_series_previews(
     assert tar.headers["content-type"] == "application/x-tar"
     series = client.get(f"{base}/{refs['scores'].key}/preview").json()
     assert series["columns"] == ["score"] and series["rows"] == [[0.5], [0.75]]
+
+
+def test_a_cached_step_links_to_the_step_it_was_cached_from(
+    client: TestClient, web_project: WebProject
+):
+    first, second = web_project.runs
+    steps = client.get(f"/api/runs/{second}").json()["steps"]
+    cached = next(s for s in steps if s["cached_from"] is not None)
+    page = client.get(f"/step-runs/{cached['cached_from']}", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == f"/runs/{first}/steps/{cached['name']}"
+    missing = client.get("/step-runs/999999", follow_redirects=False)
+    assert missing.status_code == 404 and "999999" in missing.text

@@ -15,12 +15,14 @@ import html
 import secrets
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from qflow.web.errors import HTTPError
+from qflow.web.routes.params import Ctx
 from qflow.web.security import CSRF_COOKIE, TOKEN_COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -131,6 +133,18 @@ def _shell() -> HTMLResponse:
 
 for _page in PAGES:
     router.get(_page, response_class=HTMLResponse, name=f"page:{_page}")(lambda: _shell())
+
+
+@router.get("/step-runs/{step_run_id}")
+def step_run_page(
+    ctx: Ctx, step_run_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+) -> RedirectResponse:
+    """The page of a step run known by its id (a cached step's source): its run's step page."""
+    step = ctx.metadata.step_run_by_id(step_run_id)
+    if step is None:
+        raise HTTPError(404, "not_found", f"No step run with id {step_run_id}.")
+    target = f"/runs/{quote(step.run_id, safe='')}/steps/{quote(step.name, safe='')}"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/login", response_class=HTMLResponse)
