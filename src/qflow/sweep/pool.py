@@ -1,13 +1,13 @@
 """A pool of persistent trial processes for ``qflow sweep --parallel N``.
 
 Starting a Python interpreter and importing QFlow, Optuna and the project for every trial
-cost seconds of CPU per trial. A pool worker (``python -m qflow.sweep.pool FD WARM_UP``) pays
-that once, while it waits for its first trial: it opens the sweep's study, imports the
-workflow, composes its config and opens the stores (``WarmUp``). Then it reads the path of a
-trial spec per line on stdin, runs the trial exactly as ``python -m qflow.sweep.trial`` does
-(its own main thread, so signals and timeouts work as in ``qflow run``; output to the trial's
-log; the outcome to the spec's result file), and then writes ``done`` to the pipe ``FD``.
-EOF on that pipe means the worker died.
+cost seconds of CPU per trial. A pool worker (``python -m qflow.sweep.pool FD``) pays that
+once, while it waits for its first trial: given the sweep (``WarmUp``, the first line on its
+stdin), it opens the study, imports the workflow, composes its config and opens the stores.
+Then it reads the path of a trial spec per line on stdin, runs the trial exactly as
+``python -m qflow.sweep.trial`` does (its own main thread, so signals and timeouts work as in
+``qflow run``; output to the trial's log; the outcome to the spec's result file), and then
+writes ``done`` to the pipe ``FD``. EOF on that pipe means the worker died.
 
 Stopping is unchanged: the driver SIGTERMs the worker running a trial, whose run then ends
 ``killed``; a worker whose trial was interrupted exits instead of taking another one. Workers
@@ -42,7 +42,10 @@ class PoolWorker:
     buffer: bytes = b""
 
     def start(self, spec_file: Path) -> None:
-        self.commands.write(f"{spec_file}\n".encode())
+        self.send(str(spec_file))
+
+    def send(self, line: str) -> None:
+        self.commands.write(f"{line}\n".encode())
         self.commands.flush()
 
     def finished(self) -> bool:
@@ -131,14 +134,11 @@ class TrialPool:
         self.idle.clear()
 
     def _spawn(self) -> PoolWorker:
-        warm_up = self.log.with_name("warm-up.json")
-        if not warm_up.exists():
-            warm_up.write_text(json.dumps(asdict(self.warm_up)), encoding="utf-8")
         read, write = os.pipe()
         os.set_blocking(read, False)
         with self.log.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "qflow.sweep.pool", str(write), str(warm_up)],
+                [sys.executable, "-m", "qflow.sweep.pool", str(write)],
                 cwd=self.cwd,
                 stdin=subprocess.PIPE,
                 stdout=log,
@@ -149,7 +149,10 @@ class TrialPool:
         os.close(write)
         if process.stdin is None:  # pragma: no cover - stdin=PIPE always gives one
             raise OSError("the trial worker has no stdin")
-        return PoolWorker(process, process.stdin, read)
+        worker = PoolWorker(process, process.stdin, read)
+        with contextlib.suppress(OSError):  # died at once: seen when it is given a trial
+            worker.send(json.dumps(asdict(self.warm_up)))
+        return worker
 
 
 def wait_any(workers: Iterable[PoolWorker], timeout: float | None = None) -> list[PoolWorker]:
@@ -160,15 +163,17 @@ def wait_any(workers: Iterable[PoolWorker], timeout: float | None = None) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of a pool worker: ``python -m qflow.sweep.pool REPLY_FD WARM_UP.json``."""
+    """Entry point of a pool worker: ``python -m qflow.sweep.pool REPLY_FD``."""
     from qflow.runtime.lifeline import end_with_parent
     from qflow.sweep import trial as trials
 
     end_with_parent(os.getppid(), orderly=True)  # a killed sweep leaves no worker behind
     args = list(sys.argv[1:] if argv is None else argv)
     replies = int(args[0])
-    warm_up = json.loads(Path(args[1]).read_text(encoding="utf-8"))
-    _preload(WarmUp(**warm_up))
+    first = sys.stdin.readline()  # the sweep's WarmUp, as JSON; then a spec file per line
+    if not first:
+        return 0
+    _preload(WarmUp(**json.loads(first)))
     for line in sys.stdin:
         if not line.strip():
             continue
