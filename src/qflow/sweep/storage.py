@@ -61,8 +61,8 @@ def open_storage(store_url: str) -> optuna.storages.RDBStorage:
         storage = _storages.get(url)
         if storage is None:
             storage = optuna.storages.RDBStorage(url, engine_kwargs=options)
-            if storage.engine.dialect.name == "sqlite":
-                _commit_as_qflow(storage.engine)
+            if storage.engine.dialect.name == "sqlite" and storage.engine.url.database:
+                _commit_as_qflow(storage.engine)  # a file: an in-memory one dies with dispose
             _storages[url] = storage
         return storage
 
