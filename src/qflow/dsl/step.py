@@ -237,6 +237,11 @@ def _plain(value: Any) -> Any:
     return to_plain(value)
 
 
+_CALL_NAME = "_qflow_call_name"
+"""Where a class step object keeps the name ``named`` gave its call (a private attribute:
+not one of the step's parameters)."""
+
+
 def _fields_need_dataclass(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
     """``__new__`` of a class step with neither ``__init__`` nor ``@dataclass``."""
     if (args or kwargs) and cls.__init__ is object.__init__:
@@ -277,9 +282,19 @@ def _class_step(cls: type[T], options: StepOptions) -> type[T]:
             call_depth=3,
         )
         bound_step.__dict__["outputs"] = Step(call, options).outputs
+        bound_step.call_name = getattr(self, _CALL_NAME, None)
         return bound_step(*args, **kwargs)
 
+    def named(self: Any, name: str) -> Any:
+        """This step object, with ``name`` as the name of its call:
+        ``FitModel(C=0.5).named("train_a")(X, y)`` (see ``Step.named``)."""
+        renamed = copy.copy(self)
+        object.__setattr__(renamed, _CALL_NAME, check_call_name(name, _caller_location(2)))
+        return renamed
+
     setattr(cls, "__call__", traced_call)  # noqa: B010
+    if not hasattr(cls, "named"):  # a class's own ``named`` stays its own
+        setattr(cls, "named", named)  # noqa: B010
     if cls.__new__ is object.__new__ and cls.__init__ is object.__init__:
         # Checked when an instance is made, so ``@dataclass`` may sit above ``@qf.step`` too.
         cls.__new__ = _fields_need_dataclass  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from qflow.dsl.tracing import NamedOutputs, StepOutput
 from qflow.errors import (
     ConfigError,
     HandleMisuseError,
+    InvalidNameError,
     NestedStepError,
     StepSignatureError,
     WorkflowReturnError,
@@ -345,3 +346,17 @@ def test_dataclass_above_step_decorator_still_works() -> None:
             return x * self.factor
 
     assert Outer(factor=3)(2.0) == 6.0
+
+
+def test_a_class_step_call_takes_a_name_of_its_own() -> None:
+    @qf.workflow
+    def scaled() -> Any:
+        xs = wf.load(3)
+        return wf.Scale(factor=2).named("doubled")(xs), wf.Scale(factor=3)(xs)
+
+    traced = scaled.trace({})
+    assert [n.name for n in traced.graph.nodes] == ["0_load", "doubled", "2_Scale"]
+    assert dict(traced.graph.by_name["doubled"].params) == {"factor": "2"}
+    assert wf.Scale(factor=2).named("doubled")([1]) == [2.0]  # outside a workflow: a call
+    with pytest.raises(InvalidNameError, match=r"Step call name '2x' is not allowed"):
+        wf.Scale(factor=2).named("2x")
