@@ -9,51 +9,27 @@ loopback-only network namespace with token authentication, as test_ray.py does.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.test_ray import _namespace_available
+from tests.fixtures.namespace import require_namespace, run_scenario, scenario_env, scratch_folder
 
 pytest.importorskip("ray")
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
-ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("pipelines_ray_scenario.py")
 PORT = 6381
 
 
 @pytest.fixture(scope="module")
 def report() -> Iterator[dict[str, Any]]:
-    if not _namespace_available():
-        pytest.skip("needs root and unshare/ip to make a loopback-only network namespace")
-    work = Path("/tmp") / f"qfports-{secrets.token_hex(4)}"  # Ray's socket paths are short
-    work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QFLOW_", "RAY_"))}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
-               RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT), HOME=str(work))  # fmt: skip
-    command = ['ip link set lo up && exec "$0" "$@"', sys.executable, str(SCENARIO)]
-    try:
-        done = subprocess.run(
-            ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", *command,
-             str(work), str(PORT)],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=420, check=False,
-        )  # fmt: skip
-        lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
-        if done.returncode != 0 or not lines:
-            pytest.fail(f"scenario failed ({done.returncode}):\n{done.stderr[-6000:]}")
-        yield json.loads(lines[-1].removeprefix("REPORT "))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    require_namespace()
+    with scratch_folder("qfports") as work:
+        yield run_scenario(SCENARIO, str(work), str(PORT), env=scenario_env(work))
 
 
 def _runs(report: dict[str, Any], executor: str) -> dict[str, Any]:

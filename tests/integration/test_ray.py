@@ -9,23 +9,18 @@ report.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fixtures.namespace import require_namespace, run_scenario, scenario_env, scratch_folder
+
 pytest.importorskip("ray")
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
-ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("ray_scenario.py")
 PORT = 6380
 NODE_IP = "192.0.2.10"
@@ -33,44 +28,12 @@ NODE_IP = "192.0.2.10"
 or veth devices needed), which is not a loopback address but is this machine's own."""
 
 
-def _namespace_available() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return False
-    probe = subprocess.run(
-        ["unshare", "-n", "-p", "-f", "--mount-proc", "ip", "link", "set", "lo", "up"],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    return probe.returncode == 0
-
-
 @pytest.fixture(scope="module")
 def report() -> Iterator[dict[str, Any]]:
-    if not _namespace_available():
-        pytest.skip("needs root and unshare/ip to make a loopback-only network namespace")
-    # Short folder: Ray's unix sockets live under it and their paths are limited to 107 bytes.
-    work = Path("/tmp") / f"qfray-{secrets.token_hex(4)}"
-    work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QFLOW_", "RAY_"))}
-    # Token auth on, as QFlow documents for every cluster: nodes and driver get the token
-    # through RAY_AUTH_TOKEN; HOME is private so no ~/.ray/auth_token of the machine is used.
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
-               RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT), HOME=str(work))  # fmt: skip
-    setup = f'ip link set lo up && ip addr add {NODE_IP}/32 dev lo && exec "$0" "$@"'
-    command = [setup, sys.executable, str(SCENARIO)]
-    try:
-        done = subprocess.run(
-            ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", *command,
-             str(work), str(PORT), NODE_IP],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=420, check=False,
-        )  # fmt: skip
-        lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
-        if done.returncode != 0 or not lines:
-            pytest.fail(f"ray scenario failed ({done.returncode}):\n{done.stderr[-6000:]}")
-        yield json.loads(lines[-1].removeprefix("REPORT "))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    require_namespace()
+    with scratch_folder("qfray") as work:
+        yield run_scenario(SCENARIO, str(work), str(PORT), NODE_IP, env=scenario_env(work),
+                           node_ip=NODE_IP)  # fmt: skip
 
 
 def _phase(report: dict[str, Any], name: str) -> dict[str, Any]:

@@ -20,8 +20,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -36,12 +34,12 @@ import numpy as np
 import pytest
 
 import qflow as qf
+from tests.fixtures.namespace import require_namespace, run_scenario, scenario_env, scratch_folder
 
 pytest.importorskip("ray")
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray, pytest.mark.postgres]
 
-ROOT = Path(__file__).resolve().parents[2]
 PORT = 6381
 NODE_IP = "192.0.2.10"
 ITEMS = 1000
@@ -268,48 +266,24 @@ def scenario(work: Path, store_url: str) -> dict[str, Any]:
 # --- the test (outside) -----------------------------------------------------------------------
 
 
-def _namespace_available() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return False
-    probe = subprocess.run(
-        ["unshare", "-n", "-p", "-f", "--mount-proc", "ip", "link", "set", "lo", "up"],
-        capture_output=True, timeout=30, check=False,
-    )  # fmt: skip
-    return probe.returncode == 0
-
-
 @pytest.fixture
 def topology_report(postgres_url: str) -> Iterator[tuple[dict[str, Any], str]]:
-    if not _namespace_available():
-        pytest.skip("needs root and unshare/ip to make a loopback-only network namespace")
+    require_namespace()
     if not (BIN / "moto_server").exists():
         pytest.skip("moto_server is not installed (pip install 'moto[server]')")
     socket_dir = Path("/var/run/postgresql")
     if not any(socket_dir.glob(".s.PGSQL.*")):
         pytest.skip("the PostgreSQL server has no unix socket in /var/run/postgresql")
-    # Short folder: Ray's unix sockets live under it and their paths are limited to 107 bytes.
-    work = Path("/tmp") / f"qftopo-{secrets.token_hex(4)}"
-    work.mkdir()
-    inside_url = f"{postgres_url.replace('@127.0.0.1:5432', '@')}?host={socket_dir}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QFLOW_", "RAY_", "AWS_"))}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
-               RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT), HOME=str(work),
-               AWS_ACCESS_KEY_ID="qflow-test-key", AWS_SECRET_ACCESS_KEY="qflow-test-secret",
-               AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=str(work / "no-aws-config"),
-               AWS_SHARED_CREDENTIALS_FILE=str(work / "no-aws-credentials"))  # fmt: skip
-    setup = f'ip link set lo up && ip addr add {NODE_IP}/32 dev lo && exec "$0" "$@"'
-    try:
-        done = subprocess.run(
-            ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", setup,
-             sys.executable, __file__, str(work), inside_url],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
-        if done.returncode != 0 or not lines:
-            pytest.fail(f"topology scenario failed ({done.returncode}):\n{done.stderr[-6000:]}")
-        yield json.loads(lines[-1].removeprefix("REPORT ")), postgres_url
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with scratch_folder("qftopo") as work:
+        inside_url = f"{postgres_url.replace('@127.0.0.1:5432', '@')}?host={socket_dir}"
+        env = scenario_env(work, drop=("AWS_",))
+        env.update(AWS_ACCESS_KEY_ID="qflow-test-key", AWS_SECRET_ACCESS_KEY="qflow-test-secret",
+                   AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=str(work / "no-aws-config"),
+                   AWS_SHARED_CREDENTIALS_FILE=str(work / "no-aws-credentials"))  # fmt: skip
+        report = run_scenario(
+            Path(__file__), str(work), inside_url, env=env, node_ip=NODE_IP, timeout=600
+        )
+        yield report, postgres_url
 
 
 def test_topology_end_to_end(topology_report: tuple[dict[str, Any], str]) -> None:

@@ -10,19 +10,15 @@ was opened there) comes in the driver's report.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import shutil
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fixtures.namespace import require_namespace, run_scenario, scenario_env, scratch_folder
 
 from .invariants import (
     COORDINATOR_KILL,
@@ -52,7 +48,6 @@ pytest.importorskip("ray")
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 
-ROOT = Path(__file__).resolve().parents[3]
 DRIVER = Path(__file__).with_name("ray_driver.py")
 PORT = 6381
 GONE_WITHIN = 10.0
@@ -60,39 +55,12 @@ GONE_WITHIN = 10.0
 killed or its coordinator stops or dies."""
 
 
-def _namespace_available() -> bool:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return False
-    probe = subprocess.run(
-        ["unshare", "-n", "-p", "-f", "--mount-proc", "ip", "link", "set", "lo", "up"],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    return probe.returncode == 0
-
-
 @pytest.fixture(scope="module")
 def ray_report() -> Iterator[dict[str, Any]]:
-    if not _namespace_available():
-        pytest.skip("needs root and unshare/ip to make a loopback-only network namespace")
-    work = Path("/tmp") / f"qfconf-{secrets.token_hex(4)}"  # short: Ray's socket paths
-    work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QFLOW_", "RAY_"))}
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
-    command = ['ip link set lo up && exec "$0" "$@"', sys.executable, str(DRIVER)]
-    try:
-        done = subprocess.run(
-            ["unshare", "-n", "-p", "-f", "--mount-proc", "bash", "-c", *command,
-             str(work), str(PORT)],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
-        lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
-        if done.returncode != 0 or not lines:
-            pytest.fail(f"ray driver failed ({done.returncode}):\n{done.stderr[-6000:]}")
-        yield json.loads(lines[-1].removeprefix("REPORT "))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    require_namespace()
+    with scratch_folder("qfconf") as work:
+        env = scenario_env(work, token=False)
+        yield run_scenario(DRIVER, str(work), str(PORT), env=env, timeout=600)
 
 
 @pytest.mark.parametrize("fault", [NO_FAULT, RAISES], ids=[NO_FAULT, RAISES])
