@@ -55,6 +55,10 @@ class StepJournal:
         self._files: list[tuple[int, Sequence[DataFileRecord]]] = []
         self._oldest: float | None = None
         self._lock = threading.RLock()
+        """Guards the entries; held only to note or take them, never while writing."""
+        self._writing = threading.Lock()
+        """Held while entries are written: writes never overlap, and a flush returns only
+        once what was noted before it is in the store."""
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -76,8 +80,9 @@ class StepJournal:
 
     def start(self, start: StepStart) -> None:
         with self._lock:
-            self._note()
             self._started[start.step_run_id] = start
+            self._note()
+        self._write_if_full()
 
     def finish(
         self, step_run_id: int, outcome: StepOutcome, files: Sequence[DataFileRecord] = ()
@@ -85,40 +90,58 @@ class StepJournal:
         """Note a step run's outcome (the first one noted stands, as in the store) and the
         files it read."""
         with self._lock:
-            self._note()
             self._finished.setdefault(step_run_id, outcome)
-            self.files(step_run_id, files)
+            if files:
+                self._files.append((step_run_id, files))
+            self._note()
+        self._write_if_full()
 
     def files(self, step_run_id: int, files: Sequence[DataFileRecord]) -> None:
         if files:
             with self._lock:
-                self._note()
                 self._files.append((step_run_id, files))
+                self._note()
+            self._write_if_full()
 
     def flush(self) -> None:
         """Write everything noted: the read files first, then starts and finishes in one
         transaction (a start whose finish is noted too is written as part of the finish).
-        What fails to be written stays noted, for the next flush."""
-        with self._lock:
-            if self._oldest is None:
-                return
-            for step_run_id, files in self._files:
-                self.metadata.record_data_files(step_run_id, files)
-            self._files.clear()
-            started = [s for i, s in self._started.items() if i not in self._finished]
-            finished = [(i, _merged(o, self._started.get(i))) for i, o in self._finished.items()]
-            if started or finished:
-                self.metadata.record_step_runs(started, finished)
-            self._started.clear()
-            self._finished.clear()
-            self._oldest = None
+        The entries are taken out under the lock and written outside it, so the scheduler
+        notes the next ones while this write runs. What fails to be written is noted again,
+        for the next flush (an outcome noted since then does not replace it)."""
+        with self._writing:
+            with self._lock:
+                if self._oldest is None:
+                    return
+                noted = (self._started, self._finished, self._files, self._oldest)
+                self._started, self._finished, self._files = {}, {}, []
+                self._oldest = None
+            started, finished, files, oldest = noted
+            try:
+                for step_run_id, records in files:
+                    self.metadata.record_data_files(step_run_id, records)
+                files = []
+                starts = [s for i, s in started.items() if i not in finished]
+                ends = [(i, _merged(o, started.get(i))) for i, o in finished.items()]
+                if starts or ends:
+                    self.metadata.record_step_runs(starts, ends)
+            except BaseException:
+                with self._lock:
+                    self._started = {**started, **self._started}
+                    self._finished = {**self._finished, **finished}
+                    self._files = files + self._files
+                    self._oldest = min(oldest, self._oldest or oldest)
+                raise
 
     def _note(self) -> None:
-        """Before an entry is added (lock held): a full journal is written first."""
-        if len(self) >= self.entries:
-            self.flush()
+        """An entry was added (lock held): the clock of the oldest one starts."""
         if self._oldest is None:
             self._oldest = time.monotonic()
+
+    def _write_if_full(self) -> None:
+        """A journal holding ``entries`` is written at once, by the thread that filled it."""
+        if len(self) >= self.entries:
+            self.flush()
 
     def _loop(self) -> None:
         """Write what has waited ``seconds``. A failing write is left to the scheduler's next
@@ -129,13 +152,13 @@ class StepJournal:
             delay = self.seconds
             with self._lock:
                 oldest = self._oldest
-                if oldest is None:
-                    continue
-                if time.monotonic() - oldest < self.seconds:
-                    delay = oldest + self.seconds - time.monotonic()
-                    continue
-                with contextlib.suppress(Exception):
-                    self.flush()
+            if oldest is None:
+                continue
+            if time.monotonic() - oldest < self.seconds:
+                delay = oldest + self.seconds - time.monotonic()
+                continue
+            with contextlib.suppress(Exception):
+                self.flush()
 
 
 def _merged(outcome: StepOutcome, start: StepStart | None) -> StepOutcome:

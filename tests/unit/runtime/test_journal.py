@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from qflow.runtime.journal import StepJournal
 from qflow.store.metadata.records import DataFileRecord, StepOutcome, StepStart, StepStatus
@@ -58,7 +61,7 @@ def test_one_flush_writes_files_first_then_every_start_and_finish(tmp_path: Path
     store.dispose()
 
 
-def test_a_full_journal_writes_before_it_takes_more(tmp_path: Path) -> None:
+def test_a_full_journal_is_written_by_the_call_that_fills_it(tmp_path: Path) -> None:
     store, run_id, ids = _store(tmp_path)
     recording = Recording(store)
     journal = StepJournal(recording, entries=2)  # type: ignore[arg-type]
@@ -68,4 +71,87 @@ def test_a_full_journal_writes_before_it_takes_more(tmp_path: Path) -> None:
     assert len(journal) == 1
     journal.close()  # never opened: writes the rest
     assert all(s.status is StepStatus.SUCCEEDED for s in store.step_runs(run_id))
+    store.dispose()
+
+
+class Blocking(Recording):
+    """The store, with ``record_step_runs`` held until ``release`` is set."""
+
+    def __init__(self, store: SqlMetadataStore) -> None:
+        super().__init__(store)
+        self.writing = threading.Event()
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        call = super().__getattr__(name)
+        if name != "record_step_runs":
+            return call
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            self.writing.set()
+            assert self.release.wait(10)
+            return call(*args, **kwargs)
+
+        return held
+
+
+def test_notes_are_taken_while_a_write_runs_and_a_flush_waits_for_it(tmp_path: Path) -> None:
+    store, run_id, (a, b, c) = _store(tmp_path)
+    blocking = Blocking(store)
+    journal = StepJournal(blocking)  # type: ignore[arg-type]
+    journal.finish(a, StepOutcome(StepStatus.SUCCEEDED))
+    writer = threading.Thread(target=journal.flush)
+    writer.start()
+    assert blocking.writing.wait(10)
+    journal.finish(b, StepOutcome(StepStatus.SUCCEEDED))  # does not wait for the write
+    assert len(journal) == 1
+    flushed = threading.Event()
+    second = threading.Thread(target=lambda: (journal.flush(), flushed.set()))
+    second.start()
+    assert not flushed.wait(0.2)  # the write of a is still running: b waits behind it
+    blocking.release.set()
+    writer.join(10)
+    second.join(10)
+    assert flushed.is_set()
+    assert blocking.calls == ["record_step_runs", "record_step_runs"]
+    statuses = {s.id: s.status for s in store.step_runs(run_id)}
+    assert statuses == {a: StepStatus.SUCCEEDED, b: StepStatus.SUCCEEDED, c: StepStatus.PENDING}
+    store.dispose()
+
+
+class Failing(Recording):
+    """The store, whose next ``record_step_runs`` fails."""
+
+    def __init__(self, store: SqlMetadataStore) -> None:
+        super().__init__(store)
+        self.fail = True
+
+    def __getattr__(self, name: str) -> Any:
+        call = super().__getattr__(name)
+        if name != "record_step_runs" or not self.fail:
+            return call
+
+        def failing(*args: Any, **kwargs: Any) -> Any:
+            self.fail = False
+            raise OSError("database is gone")
+
+        return failing
+
+
+def test_a_failed_write_is_noted_again_and_its_outcomes_still_stand(tmp_path: Path) -> None:
+    store, run_id, (a, b, c) = _store(tmp_path)
+    failing = Failing(store)
+    journal = StepJournal(failing)  # type: ignore[arg-type]
+    journal.start(StepStart(a, cache_key="k"))
+    journal.finish(b, StepOutcome(StepStatus.SUCCEEDED))
+    with pytest.raises(OSError, match="database is gone"):
+        journal.flush()
+    assert len(journal) == 2
+    journal.finish(b, StepOutcome(StepStatus.FAILED, error="later"))  # the first one stands
+    journal.finish(c, StepOutcome(StepStatus.SKIPPED, attempts=0))
+    journal.flush()
+    steps = {s.id: s for s in store.step_runs(run_id)}
+    assert (steps[a].status, steps[a].cache_key) == (StepStatus.RUNNING, "k")
+    assert steps[b].status is StepStatus.SUCCEEDED
+    assert steps[c].status is StepStatus.SKIPPED
     store.dispose()
