@@ -155,9 +155,27 @@ class StepRunStore(Protocol):
 
     def close_step_runs(self, run_id: str, status: str, error: str) -> None: ...
 
-    def previous_step_run(self, workflow: str, name: str, before_run: str) -> StepRun | None: ...
+    def previous_step_run(self, workflow: str, name: str, before_run: str) -> StepRun | None:
+        """The latest succeeded or cached run of step call ``name`` in a run of ``workflow``
+        older than ``before_run``: what a cache miss is compared against."""
+        ...
 
-    def find_cached(self, cache_key: str) -> StepRun | None: ...
+    def previous_step_runs(
+        self, workflow: str, names: Sequence[str], before_run: str
+    ) -> dict[str, StepRun]:
+        """``previous_step_run`` for each of ``names`` at once (a mapped step's items), by
+        name; a name with none is left out."""
+        ...
+
+    def find_cached(self, cache_key: str) -> StepRun | None:
+        """The latest succeeded step run with ``cache_key`` whose outputs are all recorded, in
+        a run that is not deleted."""
+        ...
+
+    def find_cached_many(self, cache_keys: Sequence[str]) -> dict[str, StepRun]:
+        """``find_cached`` for each of ``cache_keys`` at once (a mapped step's items), by key;
+        a key with no hit is left out."""
+        ...
 
     def record_data_files(self, step_run_id: int, files: Sequence[DataFileRecord]) -> None:
         """Remember the data files a step run read; recording the same files again for the

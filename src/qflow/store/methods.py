@@ -208,7 +208,17 @@ class StoreMethods(abc.ABC):
     get_step_run = Method(StepRunStore.get_step_run, wire.STEP, not_found=StepNotFoundError)
     close_step_runs = Method(StepRunStore.close_step_runs, wire.NOTHING)
     previous_step_run = Method(StepRunStore.previous_step_run, wire.optional(wire.STEP))
+    previous_step_runs = Method(
+        StepRunStore.previous_step_runs,
+        wire.keyed(wire.STEP),
+        args={"names": wire.Codec(list, list)},
+    )
     find_cached = Method(StepRunStore.find_cached, wire.optional(wire.STEP))
+    find_cached_many = Method(
+        StepRunStore.find_cached_many,
+        wire.keyed(wire.STEP),
+        args={"cache_keys": wire.Codec(list, list)},
+    )
     record_data_files = Method(
         StepRunStore.record_data_files,
         wire.NOTHING,

@@ -47,34 +47,46 @@ _deleted_run = sa.select(t.runs.c.id).where(
     t.runs.c.id == t.step_runs.c.run_id, t.runs.c.deleted_at.is_not(None)
 )
 
-FIND_CACHED = (
-    sa.select(t.step_runs)
-    .where(
-        t.step_runs.c.cache_key == sa.bindparam("cache_key"),
-        t.step_runs.c.status == StepStatus.SUCCEEDED,
-        ~sa.exists(_missing_output),
-        ~sa.exists(_deleted_run),
-    )
-    .order_by(t.step_runs.c.id.desc())
-    .limit(1)
-)
-"""The latest succeeded step run with a cache key whose outputs are all recorded, in a run
-that is not deleted (``qflow gc`` is about to take a deleted run's outputs)."""
+_c = t.step_runs.c
 
-PREVIOUS_STEP_RUN = (
-    sa.select(t.step_runs)
-    .join(t.runs, t.runs.c.id == t.step_runs.c.run_id)
-    .where(
-        t.runs.c.workflow == sa.bindparam("workflow"),
-        t.step_runs.c.name == sa.bindparam("name"),
-        t.step_runs.c.run_id < sa.bindparam("before_run"),
-        t.step_runs.c.status.in_(REUSABLE),
+IN_CHUNK = 500
+"""The most values one ``IN`` list of these statements carries."""
+
+
+def _latest(group: Any, *where: Any, joined: Any = t.step_runs) -> sa.Subquery:
+    """The id (``id``) of the latest step run matching ``where`` for each value of ``group``."""
+    return (
+        sa.select(sa.func.max(_c.id).label("id"))
+        .select_from(joined)
+        .where(*where)
+        .group_by(group)
+        .subquery()
     )
-    .order_by(t.step_runs.c.id.desc())
-    .limit(1)
+
+
+_latest_cached = _latest(
+    _c.cache_key,
+    _c.cache_key.in_(sa.bindparam("cache_keys", expanding=True)),
+    _c.status == StepStatus.SUCCEEDED,
+    ~sa.exists(_missing_output),
+    ~sa.exists(_deleted_run),
 )
-"""The latest finished run of a step call in earlier runs of a workflow (asked once per step
-call, mapped items included, on a cache miss)."""
+FIND_CACHED = sa.select(t.step_runs).join(_latest_cached, _latest_cached.c.id == _c.id)
+"""For each of some cache keys (``IN_CHUNK`` at most), the latest succeeded step run with it
+whose outputs are all recorded, in a run that is not deleted (``qflow gc`` is about to take a
+deleted run's outputs)."""
+
+_latest_previous = _latest(
+    _c.name,
+    t.runs.c.workflow == sa.bindparam("workflow"),
+    _c.name.in_(sa.bindparam("names", expanding=True)),
+    _c.run_id < sa.bindparam("before_run"),
+    _c.status.in_(REUSABLE),
+    joined=t.step_runs.join(t.runs, t.runs.c.id == _c.run_id),
+)
+PREVIOUS_STEP_RUNS = sa.select(t.step_runs).join(_latest_previous, _latest_previous.c.id == _c.id)
+"""For each of some step calls (names; ``IN_CHUNK`` at most), its latest finished run in
+earlier runs of a workflow: what a cache miss is compared against."""
 
 STEP_IO = (
     sa.select(
@@ -85,7 +97,6 @@ STEP_IO = (
 )
 """Inputs and outputs (with their artifacts) of some step runs."""
 
-_c = t.step_runs.c
 _is_open = sa.or_(*(_c.status == status for status in OPEN))
 """``status IN OPEN`` without an expanding parameter, which ``executemany`` cannot take."""
 

@@ -205,10 +205,17 @@ class StepQueries(Database):
     def previous_step_run(self, workflow: str, name: str, before_run: str) -> StepRun | None:
         """The latest finished run of step call ``name`` in an earlier run of ``workflow``:
         what a cache miss is compared against to say what changed."""
-        values = {"workflow": workflow, "name": name, "before_run": before_run}
-        with self.engine.connect() as conn:
-            found = self._step_runs(conn, conn.execute(st.PREVIOUS_STEP_RUN, values).all())
-        return found[0] if found else None
+        return self.previous_step_runs(workflow, [name], before_run).get(name)
+
+    @translated
+    def previous_step_runs(
+        self, workflow: str, names: Sequence[str], before_run: str
+    ) -> dict[str, StepRun]:
+        """``previous_step_run`` for many step calls, by name (those with none left out), in
+        two queries per ``IN_CHUNK`` names: a mapped step's misses are explained together."""
+        values = {"workflow": workflow, "before_run": before_run}
+        found = self._latest(st.PREVIOUS_STEP_RUNS, values, "names", names)
+        return {step_run.name: step_run for step_run in found}
 
     @translated(retry=Retry.UNCOMMITTED)  # inserts new rows each time
     def record_data_files(self, step_run_id: int, files: Sequence[DataFileRecord]) -> None:
@@ -256,10 +263,30 @@ class StepQueries(Database):
     @translated
     def find_cached(self, cache_key: str) -> StepRun | None:
         """The latest succeeded step run with this cache key whose outputs are all recorded."""
+        return self.find_cached_many([cache_key]).get(cache_key)
+
+    @translated
+    def find_cached_many(self, cache_keys: Sequence[str]) -> dict[str, StepRun]:
+        """``find_cached`` for many cache keys, by key (misses left out), in two queries per
+        ``IN_CHUNK`` keys: a mapped step's items are looked up together."""
+        found = self._latest(st.FIND_CACHED, {}, "cache_keys", cache_keys)
+        return {str(step_run.cache_key): step_run for step_run in found}
+
+    def _latest(
+        self, query: sa.Select[Any], values: Mapping[str, Any], within: str, wanted: Sequence[str]
+    ) -> list[StepRun]:
+        """The step runs ``query`` finds for the distinct ``wanted`` values, given to it as the
+        list parameter ``within`` ``IN_CHUNK`` at a time, with their inputs and outputs."""
+        unique = list(dict.fromkeys(wanted))
+        if not unique:
+            return []
+        found: list[StepRun] = []
         with self.engine.connect() as conn:
-            rows = conn.execute(st.FIND_CACHED, {"cache_key": cache_key}).all()
-            found = self._step_runs(conn, rows)
-        return found[0] if found else None
+            for start in range(0, len(unique), st.IN_CHUNK):
+                chunk = unique[start : start + st.IN_CHUNK]
+                rows = conn.execute(query, {**values, within: chunk}).all()
+                found += self._step_runs(conn, rows)
+        return found
 
     def _step_runs(self, conn: Connection, rows: Sequence[Any]) -> list[StepRun]:
         io: dict[int, dict[str, dict[str, ArtifactRef]]] = {
@@ -316,9 +343,9 @@ def _recorded(conn: Connection, run_id: str, names: Sequence[str]) -> dict[str, 
     c = t.step_runs.c
     found: dict[str, int] = {}
     unique = list(dict.fromkeys(names))
-    for start in range(0, len(unique), 500):
+    for start in range(0, len(unique), st.IN_CHUNK):
         query = sa.select(c.name, c.id).where(
-            c.run_id == run_id, c.name.in_(unique[start : start + 500])
+            c.run_id == run_id, c.name.in_(unique[start : start + st.IN_CHUNK])
         )
         found.update((name, int(i)) for name, i in conn.execute(query))
     return found
@@ -350,8 +377,8 @@ def _finish(conn: Connection, finished: Sequence[tuple[int, StepOutcome]]) -> No
         return
     open_runs: dict[int, str] = {}
     ids = list(dict.fromkeys(i for i, _ in finished))
-    for begin in range(0, len(ids), 500):
-        rows = conn.execute(st.OPEN_STEP_RUNS, {"ids": ids[begin : begin + 500]})
+    for begin in range(0, len(ids), st.IN_CHUNK):
+        rows = conn.execute(st.OPEN_STEP_RUNS, {"ids": ids[begin : begin + st.IN_CHUNK]})
         open_runs.update((int(i), run_id) for i, run_id in rows)
     now = time.time()
     updates: list[dict[str, Any]] = []

@@ -176,6 +176,16 @@ class PreviousStepRun(_Body):
     before_run: Id
 
 
+class CacheKeys(_Body):
+    cache_keys: Annotated[list[Name], Field(max_length=100_000)]
+
+
+class PreviousStepRuns(_Body):
+    workflow: Name
+    names: Annotated[list[Name], Field(max_length=100_000)]
+    before_run: Id
+
+
 class DataFiles(_Body):
     run_id: Id
     step_run_id: Int | None = None
@@ -386,7 +396,9 @@ BODIES: dict[str, type[_Body]] = {
     "get_step_run": GetStepRun,
     "close_step_runs": CloseStepRuns,
     "previous_step_run": PreviousStepRun,
+    "previous_step_runs": PreviousStepRuns,
     "find_cached": CacheKey,
+    "find_cached_many": CacheKeys,
     "record_data_files": RecordDataFiles,
     "data_files": DataFiles,
     "log_metrics": LogMetrics,
