@@ -96,6 +96,18 @@ def data_files(step: Step[..., Any], arguments: Mapping[str, Any]) -> tuple[Data
 _FILES_OF: dict[int, tuple[str, tuple[DataFileRecord, ...]]] = {}
 """Files of finished step runs (which never change), by step run id, for this process:
 multiruns, sweeps and notebooks check a hit's reads without asking the store again."""
+_ALL_FILES_OF: dict[int, tuple[str, tuple[DataFileRecord, ...]]] = {}
+"""The same with the ``qf.DataFile`` records too (what a miss compares with)."""
+
+
+def _decides(record: DataFileRecord) -> bool:
+    """Whether a recorded file decides a hit: a file the step read or wrote, or a
+    ``qf.Client`` read (its ``qf.DataFile`` arguments are in the key already)."""
+    return (
+        reads.is_read_record(record.name)
+        or reads.is_write_record(record.name)
+        or reads.is_client_record(record.name)
+    )
 
 
 class StepIdentity:
@@ -123,6 +135,8 @@ class StepIdentity:
         self._versions: dict[str, str] | None = None
         self._saved: set[str] = set()
         self._manifests: dict[int, tuple[Step[..., Any], CodeManifest]] = {}
+        self._sources: dict[str, str | None] = {}
+        """Saved manifests of earlier fingerprints, read once per run for all the misses."""
 
     def manifest(self, step: Step[..., Any]) -> CodeManifest:
         """What the step's fingerprint covers: the project code it reaches, the packages it
@@ -173,51 +187,128 @@ class StepIdentity:
     ) -> CacheDecision:
         """``inputs`` maps argument paths (``X``, ``scores[0]``) to artifacts, so the key
         does not change when steps elsewhere in the workflow are added or renumbered."""
+        return self.decide_many(node, step, [(arguments, inputs, item)])[0]
+
+    def decide_many(
+        self,
+        node: Node,
+        step: Step[..., Any],
+        calls: Sequence[tuple[Mapping[str, Any], Mapping[str, ArtifactRef], int | None]],
+    ) -> list[CacheDecision]:
+        """``decide`` for several calls of one node (a map's items), with the store asked
+        once for all of them (hits, earlier runs of the misses, their files), not per call."""
         manifest = self.manifest(step)
         fingerprint = manifest.fingerprint
-        files = data_files(step, arguments)
-        params = dict(node.params)
-        params.update({f"data:{f.name}": f.sha256 for f in files})
-        key = cache_key(fingerprint, {k: r.key for k, r in inputs.items()}, params)
-        name = node.name if item is None else f"{node.name}[{item}]"
-        previous = self.reuse.get(name)
-        if previous is not None and previous.cache_key == key:
-            return CacheDecision(key, fingerprint, previous, "resumed", files)
+        keyed = []
+        for arguments, inputs, item in calls:
+            files = data_files(step, arguments)
+            params = dict(node.params)
+            params.update({f"data:{f.name}": f.sha256 for f in files})
+            key = cache_key(fingerprint, {k: r.key for k, r in inputs.items()}, params)
+            name = node.name if item is None else f"{node.name}[{item}]"
+            keyed.append((key, name, params, inputs, files))
         forced = self._forced(node, step)
-        if forced is not None:
+        resumed = {
+            name
+            for key, name, *_ in keyed
+            if (previous := self.reuse.get(name)) is not None and previous.cache_key == key
+        }
+        asked = [] if forced else [key for key, name, *_ in keyed if name not in resumed]
+        hits = self.metadata.find_cached_many(asked) if asked else {}
+        self.prefetch_files(hits.values())
+        decisions = [
+            self._decision(key, fingerprint, hits.get(key), files)
+            if name not in resumed and forced is None
+            else None
+            for key, name, params, inputs, files in keyed
+        ]
+        unexplained = [
+            name
+            for (_, name, *_), decision in zip(keyed, decisions, strict=True)
+            if decision is not None and decision.hit is None and not decision.reason
+        ]
+        explained = self._previous(unexplained) if unexplained else {}
+        decided = []
+        for (key, name, params, inputs, files), decision in zip(keyed, decisions, strict=True):
+            if name in resumed:
+                decided.append(CacheDecision(key, fingerprint, self.reuse[name], "resumed", files))
+                continue
+            if decision is not None and decision.hit is not None:
+                decided.append(decision)
+                continue
             self.remember(manifest)
-            return CacheDecision(key, fingerprint, None, forced, files)
-        hit = self.metadata.find_cached(key)
+            if forced is not None:
+                reason = forced
+            elif decision is not None and decision.reason:
+                reason = decision.reason
+            else:
+                reason = self._explain(explained.get(name), manifest, params, inputs, files)
+            decided.append(CacheDecision(key, fingerprint, None, reason, files))
+        return decided
+
+    def _decision(
+        self,
+        key: str,
+        fingerprint: str,
+        hit: StepRun | None,
+        files: tuple[DataFileRecord, ...],
+    ) -> CacheDecision:
+        """The decision on a found ``hit``: taken, or refused with the reason (stale
+        serializers, changed reads); a miss has no reason yet (it is explained later)."""
         if hit is not None:
             stale = self.stale_serializers(hit)
             if stale:
-                self.remember(manifest)
                 return CacheDecision(key, fingerprint, None, "; ".join(stale), files)
             if all(self.artifacts.intact(r) for r in hit.outputs.values()):
                 seen = self.files_of(hit)
                 changed = reads.changed_reads(seen, self.root) + self.changed_queries(seen)
                 if changed:
-                    self.remember(manifest)
                     return CacheDecision(key, fingerprint, None, "; ".join(changed), files)
                 return CacheDecision(key, fingerprint, hit, "cache hit", files + seen)
-        self.remember(manifest)
-        return CacheDecision(
-            key, fingerprint, None, self._explain(name, manifest, params, inputs, files), files
-        )
+        return CacheDecision(key, fingerprint, None, "", files)
+
+    def _previous(self, names: Sequence[str]) -> dict[str, StepRun]:
+        """The latest earlier run of each step call, with its files fetched too."""
+        if not self.run_id:
+            return {}
+        found = self.metadata.previous_step_runs(self.workflow, names, self.run_id)
+        self.prefetch_files(found.values())
+        return found
+
+    def prefetch_files(self, step_runs: Iterable[StepRun]) -> None:
+        """Fetch the files of many finished step runs, one query per run they belong to,
+        into the process's caches (``files_of``, ``all_files_of``)."""
+        missing: dict[str, list[int]] = {}
+        for step_run in step_runs:
+            known = _FILES_OF.get(step_run.id)
+            if known is None or known[0] != step_run.run_id:
+                missing.setdefault(step_run.run_id, []).append(step_run.id)
+        for run_id, ids in missing.items():
+            if len(ids) == 1:
+                continue  # one step run: its own query, as when it is asked for
+            by_step: dict[int, list[DataFileRecord]] = {i: [] for i in ids}
+            for record in self.metadata.data_files(run_id):
+                if record.step_run_id in by_step:
+                    by_step[record.step_run_id].append(record)
+            for step_run_id, records in by_step.items():
+                _ALL_FILES_OF[step_run_id] = (run_id, tuple(records))
+                _FILES_OF[step_run_id] = (run_id, tuple(f for f in records if _decides(f)))
 
     def files_of(self, step_run: StepRun) -> tuple[DataFileRecord, ...]:
         """The files ``step_run`` read and wrote while it ran (not its ``qf.DataFile``s)."""
         self.load_stat_cache()
         known = _FILES_OF.get(step_run.id)
         if known is None or known[0] != step_run.run_id:
-            files = tuple(
-                f
-                for f in self.metadata.data_files(step_run.run_id, step_run.id)
-                if reads.is_read_record(f.name)
-                or reads.is_write_record(f.name)
-                or reads.is_client_record(f.name)
-            )
-            known = _FILES_OF[step_run.id] = (step_run.run_id, files)
+            files = self.all_files_of(step_run)
+            known = _FILES_OF[step_run.id] = (step_run.run_id, tuple(filter(_decides, files)))
+        return known[1]
+
+    def all_files_of(self, step_run: StepRun) -> tuple[DataFileRecord, ...]:
+        """Every file recorded for ``step_run`` (its ``qf.DataFile``s too)."""
+        known = _ALL_FILES_OF.get(step_run.id)
+        if known is None or known[0] != step_run.run_id:
+            files = tuple(self.metadata.data_files(step_run.run_id, step_run.id))
+            known = _ALL_FILES_OF[step_run.id] = (step_run.run_id, files)
         return known[1]
 
     def changed_queries(self, records: Collection[DataFileRecord]) -> list[str]:
@@ -262,15 +353,15 @@ class StepIdentity:
 
     def _explain(
         self,
-        name: str,
+        before: StepRun | None,
         manifest: CodeManifest,
         params: Mapping[str, str],
         inputs: Mapping[str, ArtifactRef],
         files: tuple[DataFileRecord, ...],
     ) -> str:
+        """What changed since ``before``, the latest earlier run of the same call."""
         if not self.run_id:
             return "not in the cache"
-        before = self.metadata.previous_step_run(self.workflow, name, self.run_id)
         if before is None:
             return "first run of this step"
         changes = []
@@ -282,7 +373,7 @@ class StepIdentity:
             old, new = before.params.get(key), params.get(key)
             if old != new:
                 changes.append(param_change(key, old, new))
-        recorded = self.metadata.data_files(before.run_id, before.id)
+        recorded = self.all_files_of(before)
         old_files = {f.name: f.sha256 for f in recorded}
         for file in files:
             if old_files.get(file.name) not in (None, file.sha256):
@@ -299,7 +390,9 @@ class StepIdentity:
     def code_changes(self, before: str, manifest: CodeManifest) -> list[str]:
         """What changed in the code since fingerprint ``before`` (``code changed`` when its
         manifest was not saved: a run of an older QFlow)."""
-        text = self.metadata.source(before)
+        text = self._sources.get(before)
+        if before not in self._sources:
+            text = self._sources[before] = self.metadata.source(before)
         if text is None:
             return ["code changed"]
         return manifest_changes(json.loads(text), manifest.parsed) or ["code changed"]

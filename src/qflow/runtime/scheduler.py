@@ -14,6 +14,7 @@ skipped with the reason; its siblings go on, and what they produce is kept.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 from collections import deque
@@ -36,6 +37,7 @@ from qflow.store.metadata.records import RunStatus, StepOutcome, StepStart, Step
 if TYPE_CHECKING:
     import pluggy
 
+    from qflow.dsl.step import Step
     from qflow.dsl.tracing import TracedWorkflow
     from qflow.graph.model import Node
     from qflow.runtime.executor import Executor
@@ -44,6 +46,10 @@ if TYPE_CHECKING:
     from qflow.store.artifacts import ArtifactRef, ArtifactStore
     from qflow.store.contract import MetadataStore
     from qflow.store.metadata.records import DataFileRecord, StepRun
+
+
+ITEM_DECISIONS = 500
+"""Mapped items whose cache decisions are made together, with one store query for all."""
 
 
 @dataclass
@@ -66,6 +72,8 @@ class _MapState:
     stored: int = 0
     """Items before this index all have outputs (an output, once set, stays): ``done`` scans
     on from here, so checking it after every completion is not quadratic in the items."""
+    decided: dict[int, CacheDecision | Exception] = field(default_factory=dict)
+    """Cache decisions made ahead for waiting items (or why one could not be made)."""
 
     @property
     def done(self) -> bool:
@@ -551,9 +559,7 @@ class Scheduler:
         arguments = mapping.item_arguments(node, call.arguments, index)
         step_run_id = self._item_runs[(node.name, index)]
         try:
-            decision = self.identity.decide(
-                node, call.step, arguments, self._arg_inputs(arguments), item=index
-            )
+            decision = self._item_decision(node, state, index)
         except Exception as exc:
             error = _describe(exc)
             self.journal.finish(
@@ -566,6 +572,40 @@ class Scheduler:
             return
         state.running += 1
         self._submit(node, step_run_id, arguments, decision, item=index)
+
+    def _item_decision(self, node: Node, state: _MapState, index: int) -> CacheDecision:
+        """Item ``index``'s cache decision, made together with the next waiting items' (up
+        to ``ITEM_DECISIONS``): the store is asked once for all of them."""
+        if index not in state.decided:
+            call = self.traced.calls[node.name]
+            batch = [index, *itertools.islice(state.pending, ITEM_DECISIONS - 1)]
+            calls = []
+            for item in batch:
+                arguments = mapping.item_arguments(node, call.arguments, item)
+                calls.append((arguments, self._arg_inputs(arguments), item))
+            decided: list[CacheDecision | Exception]
+            try:
+                decided = list(self.identity.decide_many(node, call.step, calls))
+            except Exception:  # one item's bad input (a missing DataFile) fails that item only
+                decided = [self._decide_alone(node, call.step, *c) for c in calls]
+            state.decided.update(zip(batch, decided, strict=True))
+        decision = state.decided.pop(index)
+        if isinstance(decision, Exception):
+            raise decision
+        return decision
+
+    def _decide_alone(
+        self,
+        node: Node,
+        step: Step[..., Any],
+        arguments: Mapping[str, Any],
+        inputs: Mapping[str, ArtifactRef],
+        item: int | None,
+    ) -> CacheDecision | Exception:
+        try:
+            return self.identity.decide(node, step, arguments, inputs, item)
+        except Exception as exc:
+            return exc
 
     def _finish_map(self, node: Node) -> None:
         state = self.maps.pop(node.name)
