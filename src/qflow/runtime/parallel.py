@@ -7,13 +7,18 @@ writes outputs there, and sends back only metadata: output refs, logged metrics 
 stdout/stderr and status. The coordinator alone writes the metadata store.
 
 A worker runs one task at a time. Short mapped items (of a step whose calls are measured to
-take under ``QUEUE_SECONDS``) also queue at a busy worker, up to ``QUEUE_DEPTH`` per worker,
-so a worker never idles while the coordinator records its last result; other tasks, and any
-with a ``timeout``, only ever go to an idle worker.
+take under ``QUEUE_SECONDS``) travel in batches: while the workers are busy, waiting items of
+one step gather in the backlog, and a worker's next message takes up to ``BATCH_SECONDS`` of
+them (by their measured time); the worker sends their results back together, at least every
+``BATCH_SECONDS``. A worker holds at most ``QUEUE_BATCHES`` messages of short items, the one
+it runs and the next, so it never idles while the coordinator records the last results. Trivial
+items then cost one message each way per batch instead of per item; an idle pool still gets
+single items at once. Other tasks, and any with a ``timeout``, go alone to an idle worker.
 
-A worker that dies (crash, OOM kill, segfault) fails its running task with a clear error, is
-replaced, and the step's retry policy decides what happens next; the tasks queued behind it
-go to other workers as they were. A step that overruns its timeout is
+A worker that dies (crash, OOM kill, segfault) fails the task it was running (each worker
+marks the task it runs in memory the coordinator reads) with a clear error, is replaced, and
+the step's retry policy decides what happens next; the other tasks it held, run or not but
+not yet reported, go to other workers as they were. A step that overruns its timeout is
 interrupted inside the worker; one that does not return soon after is killed with its worker.
 Workers end by themselves when the coordinator dies, even by ``kill -9``: no orphans.
 """
@@ -46,6 +51,7 @@ from qflow.store.metadata.records import StepStatus
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
     from multiprocessing.queues import Queue, SimpleQueue
+    from multiprocessing.sharedctypes import Synchronized
 
     from qflow.store.artifacts import ArtifactStore
 
@@ -53,24 +59,35 @@ KILL_GRACE_SECONDS = 5.0
 _POLL_SECONDS = 0.05
 QUEUE_SECONDS = 0.05
 """Tasks of a step whose calls take less than this (a moving average) may queue at a busy
-worker."""
-QUEUE_DEPTH = 4
-"""The most tasks one worker holds: the one it runs and those queued behind it."""
+worker, in batches."""
+QUEUE_BATCHES = 2
+"""The most messages of short tasks one worker holds: the batch it runs and the next."""
+BATCH_SECONDS = 0.02
+"""About how long one batch of short tasks runs, and how often a worker reports results."""
+MAX_BATCH = 64
+"""The most tasks in one batch."""
 
 
 @dataclass
 class _Slot:
-    """One worker process and the tasks it holds: the first is running, the others wait
-    in its inbox, in order."""
+    """One worker process and the tasks it holds, by message (a batch), in order: the
+    first message's unreported tasks run now or next, the others wait in its inbox."""
 
     process: BaseProcess
     inbox: SimpleQueue[Any]
-    """Written in the coordinator's own thread (no feeder thread to wake per task); it never
-    fills, as a worker holds at most ``QUEUE_DEPTH`` tasks."""
-    tasks: deque[int] = field(default_factory=deque)
+    """Written in the coordinator's own thread (no feeder thread to wake per message); it
+    never fills, as a worker holds at most ``QUEUE_BATCHES`` messages."""
+    running: Synchronized[int]
+    """The task the worker runs (-1 between tasks), written by the worker: who to blame
+    when it dies."""
+    batches: deque[list[int]] = field(default_factory=deque)
     started: float = 0.0
-    """When the first task started (about: when it was sent, or the one before it ended)."""
+    """When its current message started (about: when it was sent, or the one before it
+    was reported)."""
     deadline: float | None = None
+
+    def tasks(self) -> list[int]:
+        return [task_id for batch in self.batches for task_id in batch]
 
 
 @dataclass
@@ -95,9 +112,11 @@ def _worker_main(
     artifacts: ArtifactStore,
     parent: int,
     steps: StepTable,
+    running: Synchronized[int],
 ) -> None:
-    """Loop in a worker: take a task (its step travels by key in ``steps``, the run's step
-    table this worker was forked with), run it, send metadata back."""
+    """Loop in a worker: take a message of tasks (each step travels by key in ``steps``, the
+    run's step table this worker was forked with), run them in order, send their metadata
+    back: when the message is done, and every ``BATCH_SECONDS`` while it runs."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     end_with_parent(parent)
@@ -127,17 +146,25 @@ def _worker_main(
         message = inbox.get()
         if message is None:
             return
-        task_id, sent = message
-        task = steps.task(sent)
-        label = task.node.name if task.item is None else item_name(task.node.name, task.item)
-        out.label = err.label = label
-        try:
-            result = execute(task, artifacts, sinks)
-        finally:
-            with contextlib.suppress(OSError, ValueError):  # a closed terminal ends the echo
-                out.flush()
-                err.flush()
-        outbox.put(("done", task_id, result))
+        done: list[tuple[int, TaskResult]] = []
+        reported = time.monotonic()
+        for task_id, sent in message:
+            task = steps.task(sent)
+            label = task.node.name if task.item is None else item_name(task.node.name, task.item)
+            out.label = err.label = label
+            running.value = task_id
+            try:
+                done.append((task_id, execute(task, artifacts, sinks)))
+            finally:
+                running.value = -1
+                with contextlib.suppress(OSError, ValueError):  # a closed terminal ends the echo
+                    out.flush()
+                    err.flush()
+            if time.monotonic() - reported >= BATCH_SECONDS:
+                outbox.put(("done", done))
+                done, reported = [], time.monotonic()
+        if done:
+            outbox.put(("done", done))
 
 
 class ParallelExecutor:
@@ -178,23 +205,23 @@ class ParallelExecutor:
 
     def _spawn(self) -> _Slot:
         inbox: SimpleQueue[Any] = self._context.SimpleQueue()
+        running = self._context.Value("q", -1, lock=False)
         process = self._context.Process(
             target=_worker_main,
-            args=(inbox, self._outbox, self._artifacts, os.getpid(), self._steps),
+            args=(inbox, self._outbox, self._artifacts, os.getpid(), self._steps, running),
             daemon=True,
         )
         process.start()
-        return _Slot(process, inbox)
+        return _Slot(process, inbox, running)
 
     def can_submit(self) -> bool:
-        """An idle worker, or room at a worker holding only short tasks (a task that cannot
-        queue there waits in the backlog, and then nothing more is taken)."""
+        """A backlog shorter than what the workers' next messages take (a batch each, of its
+        first task's step): tasks wait there, in order, for a worker that takes them, and
+        short ones gather into batches; the scheduler's next task waits otherwise."""
         with self._lock:
-            return not self._backlog and any(
-                not slot.tasks
-                or (len(slot.tasks) < QUEUE_DEPTH and all(self._short(t) for t in slot.tasks))
-                for slot in self._slots
-            )
+            if not self._backlog:
+                return True
+            return len(self._backlog) < self.workers * self._batch_size(self._backlog[0])
 
     def submit(self, task: StepTask) -> Future[TaskResult]:
         if self._outbox is None:
@@ -203,13 +230,14 @@ class ParallelExecutor:
         task_id = next(self._ids)
         with self._lock:
             self._pending[task_id] = pending
-            if self._backlog or not self._dispatch(task_id):
-                self._backlog.append(task_id)
+            self._backlog.append(task_id)
+            self._dispatch_backlog()
         return pending.future
 
     def _short(self, task_id: int) -> bool:
-        """Whether a task may wait at a busy worker: a mapped item without a timeout, of a
-        step measured to be quick. Other steps keep the order a free worker gives them."""
+        """Whether a task may wait at a busy worker, in a batch: a mapped item without a
+        timeout, of a step measured to be quick. Other steps keep the order a free worker
+        gives them."""
         task = self._pending[task_id].task
         seconds = self._seconds.get(task.node.name)
         return (
@@ -219,33 +247,56 @@ class ParallelExecutor:
             and seconds < QUEUE_SECONDS
         )
 
-    def _dispatch(self, task_id: int) -> bool:
-        """Hand a task to an idle worker, or queue a short one behind short ones at the least
-        busy worker; False if no worker can take it now (lock held)."""
-        idle = next((s for s in self._slots if not s.tasks), None)
-        if idle is not None:
-            slot = idle
-        elif self._short(task_id):
-            open_slots = [
-                s
-                for s in self._slots
-                if len(s.tasks) < QUEUE_DEPTH and all(self._short(t) for t in s.tasks)
-            ]
-            if not open_slots:
-                return False
-            slot = min(open_slots, key=lambda s: len(s.tasks))
-        else:
-            return False
-        pending = self._pending[task_id]
-        if not slot.tasks:
-            self._begin(slot, pending.task)
-        slot.tasks.append(task_id)
+    def _batch_size(self, task_id: int) -> int:
+        """How many tasks of ``task_id``'s step one message carries: about ``BATCH_SECONDS``
+        of their measured time for short ones, else one."""
+        if not self._short(task_id):
+            return 1
+        seconds = self._seconds[self._pending[task_id].task.node.name]
+        return max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(seconds, 1e-5))))
+
+    def _queues(self, slot: _Slot) -> bool:
+        """Whether a busy worker takes one more message of short tasks (lock held)."""
+        return len(slot.batches) < QUEUE_BATCHES and all(
+            self._short(task_id) for task_id in slot.batches[-1]
+        )
+
+    def _dispatch_backlog(self) -> None:
+        """Send waiting tasks, in order, while workers take them (lock held): the first to an
+        idle worker, or a short one with the short ones of its step right behind it, as one
+        message, to the least busy worker that queues."""
+        while self._backlog:
+            first = self._backlog[0]
+            slot = next((s for s in self._slots if not s.batches), None)
+            if slot is None and self._short(first):
+                queueing = [s for s in self._slots if self._queues(s)]
+                slot = min(queueing, key=lambda s: len(s.batches), default=None)
+            if slot is None:
+                return
+            batch = [self._backlog.popleft()]
+            node = self._pending[first].task.node.name
+            size = self._batch_size(first)
+            while (
+                len(batch) < size
+                and self._backlog
+                and self._pending[self._backlog[0]].task.node.name == node
+                and self._short(self._backlog[0])
+            ):
+                batch.append(self._backlog.popleft())
+            self._send(slot, batch)
+
+    def _send(self, slot: _Slot, batch: list[int]) -> None:
+        """One message of tasks to ``slot``'s worker (lock held)."""
+        if not slot.batches:
+            self._begin(slot, self._pending[batch[0]].task)
+        slot.batches.append(batch)
+        message = [(task_id, self._steps.message(self._pending[task_id].task)) for task_id in batch]
         with contextlib.suppress(OSError):  # a dead worker: _check_workers takes its tasks back
-            slot.inbox.put((task_id, self._steps.message(pending.task)))
-        return True
+            slot.inbox.put(message)
 
     def _begin(self, slot: _Slot, task: StepTask) -> None:
-        """``task`` is now the one ``slot``'s worker runs: its clock starts."""
+        """``slot``'s worker now runs the message starting with ``task``: its clock starts
+        (a task with a timeout is alone in its message)."""
         timeout = task.step.options.timeout
         slot.started = time.monotonic()
         slot.deadline = (
@@ -253,11 +304,6 @@ class ParallelExecutor:
             if isinstance(timeout, int | float)
             else None
         )
-
-    def _dispatch_backlog(self) -> None:
-        """Send waiting tasks, in order, while workers take them (lock held)."""
-        while self._backlog and self._dispatch(self._backlog[0]):
-            self._backlog.popleft()
 
     def _pump_loop(self) -> None:
         """Drain worker messages; every ``_POLL_SECONDS``, watch for dead or overrunning
@@ -292,25 +338,38 @@ class ParallelExecutor:
         elif kind == "output" and sinks.output is not None:
             sinks.output(message[1], message[2], message[3])
         elif kind == "done":
-            self._finish(message[1], message[2])
+            self._finish(message[1])
 
-    def _finish(self, task_id: int, result: TaskResult) -> None:
+    def _finish(self, results: list[tuple[int, TaskResult]]) -> None:
+        """Tasks a worker reported: off its slot, their futures resolved, the workers given
+        more."""
+        done = []
         with self._lock:
+            reported = {task_id for task_id, _ in results}
             for slot in self._slots:
-                if task_id in slot.tasks:
-                    slot.tasks.remove(task_id)
-                    if slot.tasks:
-                        self._begin(slot, self._pending[slot.tasks[0]].task)
+                if not slot.batches or slot.batches[0][0] not in reported:
+                    continue
+                while slot.batches:  # a worker reports in order: its first messages end
+                    batch = [t for t in slot.batches[0] if t not in reported]
+                    if batch:
+                        slot.batches[0] = batch
+                        break
+                    slot.batches.popleft()
+                    if slot.batches:
+                        self._begin(slot, self._pending[slot.batches[0][0]].task)
                     else:
                         slot.deadline = None
-            pending = self._pending.pop(task_id, None)
-            if pending is not None:
+            for task_id, result in results:
+                pending = self._pending.pop(task_id, None)
+                if pending is None:
+                    continue
                 name = pending.task.node.name
                 took = max(result.ended_at - result.started_at, 0.0)
                 self._seconds[name] = 0.7 * self._seconds.get(name, took) + 0.3 * took
+                result.attempts += pending.attempts_used
+                done.append((pending, result))
             self._dispatch_backlog()
-        if pending is not None:
-            result.attempts += pending.attempts_used
+        for pending, result in done:
             pending.future.set_result(result)
 
     def _check_workers(self) -> None:
@@ -334,9 +393,11 @@ class ParallelExecutor:
                     slot.process.join(1)
                 code = slot.process.exitcode
                 self._slots[index] = self._spawn()
-                if slot.tasks:
-                    running, *waiting = slot.tasks
-                    self._backlog.extendleft(reversed(waiting))  # first in line, as they were
+                held = slot.tasks()
+                if held:
+                    running = slot.running.value if slot.running.value in held else held[0]
+                    held.remove(running)
+                    self._backlog.extendleft(reversed(held))  # first in line, as they were
                     self._worker_lost(running, slot, code, overran, now)
             self._dispatch_backlog()
 
@@ -389,7 +450,7 @@ class ParallelExecutor:
         if self._pump is not None:
             self._pump.join(5)
         for slot in self._slots:
-            if slot.tasks or not slot.process.is_alive():
+            if slot.batches or not slot.process.is_alive():
                 slot.process.kill()
             else:
                 with contextlib.suppress(OSError):

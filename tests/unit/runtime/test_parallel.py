@@ -148,3 +148,40 @@ def test_unknown_executor_lists_the_known_ones(project: Path) -> None:
         qf.QFlowError, match=r"(?s)Unknown executor 'paralel'.*Did you mean: parallel"
     ):
         qf.run(wf.linear, {"n": 2}, project_dir=project, executor="paralel")
+
+
+def test_short_items_travel_in_batches_and_a_dying_item_is_the_one_blamed(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items measured short go to workers many per message; a worker killed in the middle
+    of a batch fails (here: retries) the item it was running, not its neighbours, and the
+    batch's other items, run or not, all end with their own result."""
+    from qflow.runtime import parallel
+
+    sent: list[int] = []
+    send = parallel.ParallelExecutor._send
+
+    def counting(self: parallel.ParallelExecutor, slot: Any, batch: list[int]) -> None:
+        sent.append(len(batch))
+        send(self, slot, batch)
+
+    monkeypatch.setattr(parallel.ParallelExecutor, "_send", counting)
+    marker = tmp_path / "died-once"
+
+    @qf.step(retries=1, cache=False)
+    def fragile_item(x: int) -> int:
+        if x == 700 and not marker.exists():
+            marker.write_text("x")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x + 1
+
+    @qf.workflow
+    def many(n: int) -> Any:
+        return wf.total(fragile_item.map(wf.load(n)))
+
+    run = qf.run(many, {"n": 1000}, project_dir=project, executor="parallel", workers=2)
+    assert run.step("total").load() == wf.total.fn(list(range(1, 1001)))
+    attempts = {s.name: s.attempts for s in run.steps if s.name.startswith("1_fragile_item[")}
+    assert attempts.pop("1_fragile_item[700]") == 2
+    assert set(attempts.values()) == {1} and len(attempts) == 999
+    assert max(sent) > 1 and len(sent) < 1000 / 4  # batches, not one message per item
