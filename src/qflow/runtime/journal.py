@@ -4,9 +4,10 @@ Recording each mapped item's start and finish in its own transaction made the st
 bottleneck of a large map (two commits per item: 20,000 for 10,000 items). The scheduler
 notes them here instead, and the journal writes what it holds in one ``record_step_runs``
 call: from its own thread once the oldest entry is ``FLUSH_SECONDS`` old (even while a step
-runs in the coordinator, on the local executor), when it holds ``FLUSH_ENTRIES``, and
-whenever the scheduler needs the store to be current (before a hook hears of a step, when a
-map or the run ends, on an interrupt).
+runs in the coordinator, on the local executor) or it holds ``FLUSH_ENTRIES``, and whenever
+the scheduler needs the store to be current (before a hook hears of a step, when a map or
+the run ends, on an interrupt). The scheduler writes itself only when the journal outgrows
+its thread (``BACKLOG_ENTRIES``), which keeps memory bounded when the store is slow.
 
 What a ``kill -9`` can lose is therefore about the last ``FLUSH_SECONDS`` of finished items:
 their step runs stay open, ``mark_crashed_runs`` closes them, and ``qflow resume`` runs them
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 FLUSH_SECONDS = 0.25
 """The longest a noted start or finish waits for its write."""
 FLUSH_ENTRIES = 1000
-"""The most starts and finishes one write carries."""
+"""Starts and finishes that make the journal's thread write at once."""
+BACKLOG_ENTRIES = 8 * FLUSH_ENTRIES
+"""Starts and finishes that make the thread noting one more write them itself."""
 
 
 class StepJournal:
@@ -60,6 +63,8 @@ class StepJournal:
         """Held while entries are written: writes never overlap, and a flush returns only
         once what was noted before it is in the store."""
         self._closed = threading.Event()
+        self._due = threading.Event()
+        """Set when the thread should write before its clock says so (full, or closing)."""
         self._thread: threading.Thread | None = None
 
     def __len__(self) -> int:
@@ -67,12 +72,14 @@ class StepJournal:
 
     def open(self) -> None:
         self._closed.clear()
+        self._due.clear()
         self._thread = threading.Thread(target=self._loop, name="qflow-journal", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         """Stop the writing thread, then write what is left (raising what that raises)."""
         self._closed.set()
+        self._due.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -139,22 +146,32 @@ class StepJournal:
             self._oldest = time.monotonic()
 
     def _write_if_full(self) -> None:
-        """A journal holding ``entries`` is written at once, by the thread that filled it."""
-        if len(self) >= self.entries:
+        """A journal holding ``entries`` is written at once: by its thread, or by the one
+        noting when there is no thread or it falls behind."""
+        size = len(self)
+        if size < self.entries:
+            return
+        if self._thread is None or size >= BACKLOG_ENTRIES:
             self.flush()
+        else:
+            self._due.set()
 
     def _loop(self) -> None:
         """Write what has waited ``seconds``. A failing write is left to the scheduler's next
         flush, which raises it where the run can end on it; this thread tries again after
         ``seconds``."""
         delay = self.seconds
-        while not self._closed.wait(delay):
-            delay = self.seconds
+        while True:
+            self._due.wait(delay)
+            if self._closed.is_set():
+                return
+            due, delay = self._due.is_set(), self.seconds
+            self._due.clear()
             with self._lock:
                 oldest = self._oldest
             if oldest is None:
                 continue
-            if time.monotonic() - oldest < self.seconds:
+            if not due and time.monotonic() - oldest < self.seconds:
                 delay = oldest + self.seconds - time.monotonic()
                 continue
             with contextlib.suppress(Exception):

@@ -155,3 +155,38 @@ def test_a_failed_write_is_noted_again_and_its_outcomes_still_stand(tmp_path: Pa
     assert steps[b].status is StepStatus.SUCCEEDED
     assert steps[c].status is StepStatus.SKIPPED
     store.dispose()
+
+
+class Threads(Recording):
+    """The store, with the thread each write was made in."""
+
+    def __init__(self, store: SqlMetadataStore) -> None:
+        super().__init__(store)
+        self.threads: list[str] = []
+        self.written = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        call = super().__getattr__(name)
+
+        def noted(*args: Any, **kwargs: Any) -> Any:
+            self.threads.append(threading.current_thread().name)
+            result = call(*args, **kwargs)
+            self.written.set()
+            return result
+
+        return noted
+
+
+def test_an_open_journal_that_fills_is_written_by_its_thread_at_once(tmp_path: Path) -> None:
+    store, run_id, ids = _store(tmp_path)
+    threads = Threads(store)
+    journal = StepJournal(threads, seconds=60, entries=2)  # type: ignore[arg-type]
+    journal.open()
+    for step_run_id in ids[:2]:
+        journal.finish(step_run_id, StepOutcome(StepStatus.SUCCEEDED))
+    assert threads.written.wait(10)  # long before its 60 s clock
+    assert threads.threads == ["qflow-journal"]
+    journal.close()
+    statuses = [s.status for s in store.step_runs(run_id)]
+    assert statuses == [StepStatus.SUCCEEDED, StepStatus.SUCCEEDED, StepStatus.PENDING]
+    store.dispose()
