@@ -97,6 +97,9 @@ STEP_IO = (
 )
 """Inputs and outputs (with their artifacts) of some step runs."""
 
+INSERT_STEP_RUN = t.step_runs.insert()
+"""A new step run (``executemany``)."""
+
 _is_open = sa.or_(*(_c.status == status for status in OPEN))
 """``status IN OPEN`` without an expanding parameter, which ``executemany`` cannot take."""
 

@@ -31,6 +31,7 @@ from qflow.store.metadata.records import (
 from qflow.store.metadata.rows import (
     artifact_row,
     dumps,
+    execute_many,
     insert_ignore,
     ref_from_row,
     use_row,
@@ -102,7 +103,6 @@ class StepQueries(Database):
             }
             for e in entries
         ]
-        insert = t.step_runs.insert().returning(t.step_runs.c.id, sort_by_parameter_order=True)
         with self.engine.begin() as conn:
             known = _recorded(conn, run_id, names)
             if known and set(known) == set(names):
@@ -112,7 +112,11 @@ class StepQueries(Database):
                     f"Step runs {sorted(known)[:5]} are already recorded in run {run_id!r}. "
                     "Hint: each step run's name is unique within its run."
                 )
-            return [int(i) for i in conn.execute(insert, rows).scalars()]
+            # One executemany, then the ids by name: an INSERT … RETURNING that keeps the
+            # rows' order runs one statement per row on SQLite.
+            execute_many(conn, st.INSERT_STEP_RUN, rows)
+            created = _recorded(conn, run_id, names)
+        return [created[n] for n in names]
 
     @translated
     def start_step_run(
@@ -347,7 +351,7 @@ def _recorded(conn: Connection, run_id: str, names: Sequence[str]) -> dict[str, 
         query = sa.select(c.name, c.id).where(
             c.run_id == run_id, c.name.in_(unique[start : start + st.IN_CHUNK])
         )
-        found.update((name, int(i)) for name, i in conn.execute(query))
+        found.update((name, int(i)) for name, i in conn.execute(query).all())
     return found
 
 
@@ -355,7 +359,8 @@ def _start(conn: Connection, started: Sequence[StepStart]) -> None:
     if not started:
         return
     now = time.time()
-    conn.execute(
+    execute_many(
+        conn,
         st.START_STEP_RUNS,
         [
             {
@@ -378,7 +383,7 @@ def _finish(conn: Connection, finished: Sequence[tuple[int, StepOutcome]]) -> No
     open_runs: dict[int, str] = {}
     ids = list(dict.fromkeys(i for i, _ in finished))
     for begin in range(0, len(ids), st.IN_CHUNK):
-        rows = conn.execute(st.OPEN_STEP_RUNS, {"ids": ids[begin : begin + st.IN_CHUNK]})
+        rows = conn.execute(st.OPEN_STEP_RUNS, {"ids": ids[begin : begin + st.IN_CHUNK]}).all()
         open_runs.update((int(i), run_id) for i, run_id in rows)
     now = time.time()
     updates: list[dict[str, Any]] = []
@@ -408,7 +413,8 @@ def _finish(conn: Connection, finished: Sequence[tuple[int, StepOutcome]]) -> No
         )
         for direction, refs in (("in", outcome.inputs), ("out", outcome.outputs)):
             for name, ref in refs.items():
-                artifacts.setdefault(ref.key, artifact_row(ref, now))
+                if ref.key not in artifacts:
+                    artifacts[ref.key] = artifact_row(ref, now)
                 io.append(
                     {
                         "step_run_id": step_run_id,
@@ -424,7 +430,7 @@ def _finish(conn: Connection, finished: Sequence[tuple[int, StepOutcome]]) -> No
             )
     if not updates:
         return
-    conn.execute(st.FINISH_STEP_RUNS, updates)
+    execute_many(conn, st.FINISH_STEP_RUNS, updates)
     insert_ignore(conn, t.artifacts, artifacts.values())
     insert_ignore(conn, t.step_io, io)
     if copies:
