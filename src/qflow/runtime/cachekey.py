@@ -54,6 +54,9 @@ class CacheDecision:
     hit: StepRun | None
     reason: str
     data_files: tuple[DataFileRecord, ...] = field(default=())
+    inputs: Mapping[str, ArtifactRef] = field(default_factory=dict)
+    """The input artifacts by argument path the key was computed from (recorded as the step
+    run's inputs)."""
 
 
 def hash_file(path: Path) -> str:
@@ -217,7 +220,7 @@ class StepIdentity:
         hits = self.metadata.find_cached_many(asked) if asked else {}
         self.prefetch_files(hits.values())
         decisions = [
-            self._decision(key, fingerprint, hits.get(key), files)
+            self._decision(key, fingerprint, hits.get(key), files, inputs)
             if name not in resumed and forced is None
             else None
             for key, name, params, inputs, files in keyed
@@ -231,7 +234,10 @@ class StepIdentity:
         decided = []
         for (key, name, params, inputs, files), decision in zip(keyed, decisions, strict=True):
             if name in resumed:
-                decided.append(CacheDecision(key, fingerprint, self.reuse[name], "resumed", files))
+                resumed_from = self.reuse[name]
+                decided.append(
+                    CacheDecision(key, fingerprint, resumed_from, "resumed", files, inputs)
+                )
                 continue
             if decision is not None and decision.hit is not None:
                 decided.append(decision)
@@ -243,7 +249,7 @@ class StepIdentity:
                 reason = decision.reason
             else:
                 reason = self._explain(explained.get(name), manifest, params, inputs, files)
-            decided.append(CacheDecision(key, fingerprint, None, reason, files))
+            decided.append(CacheDecision(key, fingerprint, None, reason, files, inputs))
         return decided
 
     def _decision(
@@ -252,20 +258,21 @@ class StepIdentity:
         fingerprint: str,
         hit: StepRun | None,
         files: tuple[DataFileRecord, ...],
+        inputs: Mapping[str, ArtifactRef],
     ) -> CacheDecision:
         """The decision on a found ``hit``: taken, or refused with the reason (stale
         serializers, changed reads); a miss has no reason yet (it is explained later)."""
         if hit is not None:
             stale = self.stale_serializers(hit)
             if stale:
-                return CacheDecision(key, fingerprint, None, "; ".join(stale), files)
+                return CacheDecision(key, fingerprint, None, "; ".join(stale), files, inputs)
             if all(self.artifacts.intact(r) for r in hit.outputs.values()):
                 seen = self.files_of(hit)
                 changed = reads.changed_reads(seen, self.root) + self.changed_queries(seen)
                 if changed:
-                    return CacheDecision(key, fingerprint, None, "; ".join(changed), files)
-                return CacheDecision(key, fingerprint, hit, "cache hit", files + seen)
-        return CacheDecision(key, fingerprint, None, "", files)
+                    return CacheDecision(key, fingerprint, None, "; ".join(changed), files, inputs)
+                return CacheDecision(key, fingerprint, hit, "cache hit", files + seen, inputs)
+        return CacheDecision(key, fingerprint, None, "", files, inputs)
 
     def _previous(self, names: Sequence[str]) -> dict[str, StepRun]:
         """The latest earlier run of each step call, with its files fetched too."""

@@ -379,7 +379,7 @@ class Scheduler:
         elif decision is None:  # a map: its items are stored, each is decided on its own
             self._start_map(node, items)
         elif decision.hit is not None:
-            self._record_hit(node, step_run_id, decision, call.arguments)
+            self._record_hit(node, step_run_id, decision)
             self._ended(name, StepStatus.CACHED)
         else:
             self._submit(node, step_run_id, call.arguments, decision)
@@ -452,12 +452,7 @@ class Scheduler:
         )
 
     def _record_hit(
-        self,
-        node: Node,
-        step_run_id: int,
-        decision: CacheDecision,
-        arguments: Mapping[str, Any],
-        item: int | None = None,
+        self, node: Node, step_run_id: int, decision: CacheDecision, item: int | None = None
     ) -> None:
         hit = decision.hit
         if hit is None:
@@ -466,7 +461,7 @@ class Scheduler:
         outcome = StepOutcome(
             StepStatus.CACHED,
             outputs=dict(hit.outputs),
-            inputs={**self._arg_inputs(arguments), **self._client_inputs(decision.data_files)},
+            inputs={**decision.inputs, **self._client_inputs(decision.data_files)},
             cached_from=hit.id,
             attempts=0,
             cache_key=decision.key,
@@ -555,8 +550,6 @@ class Scheduler:
         return moved
 
     def _start_item(self, node: Node, state: _MapState, index: int) -> None:
-        call = self.traced.calls[node.name]
-        arguments = mapping.item_arguments(node, call.arguments, index)
         step_run_id = self._item_runs[(node.name, index)]
         try:
             decision = self._item_decision(node, state, index)
@@ -568,9 +561,10 @@ class Scheduler:
             state.failures[index] = error
             return
         if decision.hit is not None:
-            self._record_hit(node, step_run_id, decision, arguments, item=index)
+            self._record_hit(node, step_run_id, decision, item=index)
             return
         state.running += 1
+        arguments = mapping.item_arguments(node, self.traced.calls[node.name].arguments, index)
         self._submit(node, step_run_id, arguments, decision, item=index)
 
     def _item_decision(self, node: Node, state: _MapState, index: int) -> CacheDecision:
@@ -645,14 +639,11 @@ class Scheduler:
         outputs = result.outputs
         if failed and catch:
             outputs = mapping.caught(node, result.error or "failed", self.artifacts)
-        arguments = call.arguments
-        if work.item is not None:
-            arguments = mapping.item_arguments(node, arguments, work.item)
-        decision = self._decisions.pop(result.step_run_id, None)
+        decision = self._decisions.pop(result.step_run_id)
         outcome = StepOutcome(
             StepStatus(result.status),
             outputs=outputs,
-            inputs={**self._arg_inputs(arguments), **self._client_inputs(result.files)},
+            inputs={**decision.inputs, **self._client_inputs(result.files)},
             error=result.error,
             traceback=result.traceback,
             stdout=result.stdout,
@@ -661,9 +652,9 @@ class Scheduler:
             started_at=result.started_at,
             ended_at=result.ended_at,
             # as start_step_run recorded them: the outcome is the whole record
-            cache_key=decision.key if decision else None,
-            fingerprint=decision.fingerprint if decision else None,
-            reason=decision.reason if decision else None,
+            cache_key=decision.key,
+            fingerprint=decision.fingerprint,
+            reason=decision.reason,
         )
         self.journal.finish(result.step_run_id, outcome, [f.to_record() for f in result.files])
         if result.files:
