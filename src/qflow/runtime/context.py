@@ -18,7 +18,6 @@ import io
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -78,7 +77,10 @@ class StepRecorder:
 
     def flush(self) -> None:
         """Write what is buffered; batches reach the sink in the order they were logged.
-        Rows stay buffered until the sink has taken them."""
+        Rows stay buffered until the sink has taken them, so an empty buffer has nothing
+        left to write (a step that logs nothing never takes the lock)."""
+        if not self.buffer:
+            return
         with self._write_lock:
             count = len(self.buffer)
             if not count:
@@ -113,19 +115,23 @@ class _Flusher:
     """One daemon thread per process that flushes the open recorders on a clock."""
 
     def __init__(self) -> None:
-        self._recorders: weakref.WeakSet[StepRecorder] = weakref.WeakSet()
+        self._recorders: set[StepRecorder] = set()
+        """Open recorders; every ``open`` is followed by a ``close`` in a ``finally``."""
         self._lock = threading.Lock()
         self._pid = 0
+        """The process whose thread runs the loop; 0 before the first use and in a forked
+        child, where that thread does not exist."""
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
-        self._recorders = weakref.WeakSet()
+        self._recorders = set()
+        self._pid = 0
 
     def watch(self, recorder: StepRecorder) -> None:
         with self._lock:
             self._recorders.add(recorder)
-            if self._pid != os.getpid():  # first use, or a forked worker: start our thread
+            if not self._pid:  # first use, or a forked worker: start our thread
                 self._pid = os.getpid()
                 threading.Thread(target=self._loop, name="qflow-metrics", daemon=True).start()
 

@@ -35,7 +35,7 @@ import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -254,10 +254,10 @@ class Capture:
 
     def __post_init__(self) -> None:
         self.root = os.path.abspath(self.root) if self.root else ""
-        self._ignored = _interpreter_dirs() + tuple(
-            os.path.join(os.path.abspath(e), "") for e in self.exclude
-        )
-        self._excluded_files = frozenset(os.path.abspath(e) for e in self.exclude)
+        exclude = self.exclude
+        if not all(map(os.path.isabs, exclude)):  # relative to the working folder, now
+            exclude = tuple(map(os.path.abspath, exclude))
+        self._ignored, self._excluded_files = _exclusions(exclude)
 
     def ignores(self, path: str) -> bool:
         return (
@@ -323,6 +323,15 @@ class Capture:
                 found.append(FileAccess(rel, digest[0], digest[1], digest[2], write=True))
         found.extend(self.client.values())
         return found
+
+
+@functools.lru_cache(maxsize=64)
+def _exclusions(exclude: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The folder prefixes and the files a capture leaving out the absolute paths ``exclude``
+    never records (made once per process and exclusions: every mapped item asks)."""
+    normalized = [os.path.normpath(e) for e in exclude]
+    ignored = _interpreter_dirs() + tuple(os.path.join(e, "") for e in normalized)
+    return ignored, frozenset(normalized)
 
 
 def _paths_in(value: object) -> Iterator[str]:
@@ -437,18 +446,25 @@ def install() -> None:
     os.register_at_fork(after_in_child=_after_fork)
 
 
-@contextlib.contextmanager
-def capturing(capture: Capture) -> Iterator[Capture]:
+class capturing:
     """Send the file events of this context (and of threads it starts, when it is the only
-    capture) to ``capture`` while the block runs."""
-    install()
-    token = _current.set(capture)
-    _active.append(capture)
-    try:
-        yield capture
-    finally:
-        _active.remove(capture)
-        _current.reset(token)
+    capture) to ``capture`` while the block runs (a class: cheaper per mapped item than a
+    generator)."""
+
+    def __init__(self, capture: Capture) -> None:
+        self.capture = capture
+        self._token: Token[Capture | None] | None = None
+
+    def __enter__(self) -> Capture:
+        install()
+        self._token = _current.set(self.capture)
+        _active.append(self.capture)
+        return self.capture
+
+    def __exit__(self, *exc: object) -> None:
+        _active.remove(self.capture)
+        if self._token is not None:
+            _current.reset(self._token)
 
 
 def _after_fork() -> None:

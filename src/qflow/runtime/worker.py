@@ -153,8 +153,7 @@ def _in_container(
     return output
 
 
-@contextlib.contextmanager
-def _time_limit(seconds: float | None, step: str) -> Iterator[None]:
+def _time_limit(seconds: float | None, step: str) -> contextlib.AbstractContextManager[None]:
     """Interrupt the step's own thread after ``seconds`` with a ``TimeoutError``.
 
     SIGALRM stops Python code and any C code that checks for signals (sleep, I/O, numpy
@@ -162,9 +161,12 @@ def _time_limit(seconds: float | None, step: str) -> Iterator[None]:
     return soon after this, so the work is stopped, never abandoned.
     """
     if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
+        return contextlib.nullcontext()
+    return _alarm(seconds, step)
 
+
+@contextlib.contextmanager
+def _alarm(seconds: float, step: str) -> Iterator[None]:
     def expire(signum: int, frame: object) -> None:
         raise TimeoutError(f"step {step} exceeded its timeout of {seconds:g}s")
 

@@ -222,6 +222,10 @@ def plain_json(data: bytes) -> Any:
     return value
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps`` with these options makes, without building an encoder per value."""
+
+
 class JsonSerializer:
     """JSON-able values as canonical UTF-8 JSON (sorted keys), so equal values share a key.
 
@@ -244,8 +248,7 @@ class JsonSerializer:
     def dump(self, value: object, sink: Sink) -> None:
         if _needs_types(value):
             value = {_TYPED: 1, "value": _typed(value)}
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        sink.write(text.encode("utf-8"))
+        sink.write(_CANONICAL_JSON.encode(value).encode("utf-8"))
 
     def load(self, source: Source) -> object:
         data = source.read_bytes() if isinstance(source, Path) else source.read()

@@ -138,6 +138,25 @@ def test_code_store_interpreter_and_excluded_files_are_not_reads(data: Path) -> 
     assert [a.path for a in capture.accesses()] == [str(outside)]
 
 
+def test_a_relative_exclusion_names_a_folder_of_the_working_folder_of_its_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name / "out").mkdir(parents=True)
+        (tmp_path / name / "out" / "x.txt").write_text(name)
+
+    def step() -> None:
+        for name in ("a", "b"):
+            (tmp_path / name / "out" / "x.txt").read_text()
+
+    seen = {}
+    for name in ("a", "b", "a"):
+        monkeypatch.chdir(tmp_path / name)
+        capture = _capture(tmp_path, step, exclude=("out",))
+        seen[name] = [a.path for a in capture.accesses()]
+    assert seen == {"a": ["b/out/x.txt"], "b": ["a/out/x.txt"]}
+
+
 def test_nothing_is_recorded_without_a_capture_and_after_it(data: Path) -> None:
     capture = _capture(data, lambda: None)
     Path("d.csv").read_text()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 import threading
@@ -106,6 +107,28 @@ def test_json_round_trip_nested_with_nan(store: ArtifactStore) -> None:
     assert math.isnan(loaded.pop("n"))
     assert loaded == {k: v for k, v in value.items() if k != "n"}
     assert math.copysign(1.0, loaded["a"]["nested"][0]["x"]) == -1.0
+
+
+@pytest.mark.parametrize("inline_max", [0, 1 << 14], ids=["blob", "inline"])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (5, "5"),
+        ({"b": [1, 2.5, None, True, "ü"], "a": "x"}, '{"a":"x","b":[1,2.5,null,true,"ü"]}'),
+        ((1, "a"), '{"__qflow_json__":1,"value":{"t":[1,"a"]}}'),
+    ],
+    ids=["int", "dict", "tuple"],
+)
+def test_json_outputs_are_keyed_by_their_canonical_text(
+    store: ArtifactStore, value: object, text: str, inline_max: int
+) -> None:
+    """Sorted keys, no spaces, UTF-8: the key of a JSON output never changes, or users'
+    caches would miss."""
+    data = text.encode()
+    ref = store.put(value, inline_max=inline_max)
+    assert (ref.key, ref.size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert ref.inline == (data if inline_max else None)
+    assert store.get(ref) == value
 
 
 def test_bytes_round_trip(store: ArtifactStore) -> None:

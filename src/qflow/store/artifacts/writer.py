@@ -79,7 +79,7 @@ def write(backend: Publisher, dump: Callable[[ser.Sink], None], *, inline_max: i
     Raises:
         BlobWriteError: staging or publishing failed; anything else comes from ``dump``.
     """
-    spill = _SpillFile(inline_max, *backend.staging())
+    spill = _SpillFile(inline_max, backend)
     sink = HashingWriter(spill)
     try:
         try:
@@ -189,23 +189,24 @@ class DirectFile:
 
 class _SpillFile:
     """Keeps the first ``limit`` bytes in memory and moves to a temp file beyond that, so small
-    values never touch the disk and big ones are never copied in memory."""
+    values never touch the disk and big ones are never copied in memory (nor ask the back
+    end where to stage)."""
 
-    def __init__(self, limit: int, tmp_dir: Path, prefix: str) -> None:
+    def __init__(self, limit: int, backend: Publisher) -> None:
         self.limit = limit
-        self.tmp_dir = tmp_dir
-        self.prefix = prefix
+        self.backend = backend
         self.buffer = io.BytesIO()
         self.file: IO[bytes] | DirectFile | None = None
         self.path = ""
 
     def open_file(self) -> None:
         """Move to a temp file, writing what the buffer holds so far."""
+        tmp_dir, prefix = self.backend.staging()
         try:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, self.path = tempfile.mkstemp(dir=self.tmp_dir, prefix=self.prefix)
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, self.path = tempfile.mkstemp(dir=tmp_dir, prefix=prefix)
         except OSError as exc:
-            raise BlobWriteError(f"the staging folder {str(self.tmp_dir)!r}", exc) from exc
+            raise BlobWriteError(f"the staging folder {str(tmp_dir)!r}", exc) from exc
         direct = DirectFile.open(self.path)
         if direct is not None:
             os.close(fd)
