@@ -163,9 +163,7 @@ def captured_logging(err: StreamCopy, level: int, loggers: Iterable[str]) -> Ite
         logger = logging.getLogger(name)
         if logger is not root and logger.level == logging.NOTSET:
             changed.append(logger)
-    previous = {id(lg): lg.level for lg in changed}
-    for logger in changed:
-        _set_level(logger, level)
+            _set_level(logger, level)
     root.addHandler(handler)
     try:
         yield
@@ -174,7 +172,7 @@ def captured_logging(err: StreamCopy, level: int, loggers: Iterable[str]) -> Ite
         _spare_handlers.append(handler)
         for logger in changed:
             if logger.level == level:  # unless the step set a level of its own
-                _set_level(logger, previous[id(logger)])
+                _set_level(logger, logging.NOTSET)
 
 
 _LOGGING_LOCK: threading.RLock = logging._lock  # type: ignore[attr-defined]
@@ -200,9 +198,11 @@ def _set_level(logger: logging.Logger, level: int) -> None:
         _subtrees[logger.name] = listed
     with _LOGGING_LOCK:
         logger.level = level
-        for affected in (logger, *map(registry.get, listed[1])):
-            if isinstance(affected, logging.Logger):
-                affected._cache.clear()  # type: ignore[attr-defined]
+        logger._cache.clear()  # type: ignore[attr-defined]
+        for name in listed[1]:
+            below = registry.get(name)
+            if isinstance(below, logging.Logger):
+                below._cache.clear()  # type: ignore[attr-defined]
 
 
 def log_level(text: str | int | None) -> int:
