@@ -293,15 +293,17 @@ class StepQueries(Database):
         return found
 
     def _step_runs(self, conn: Connection, rows: Sequence[Any]) -> list[StepRun]:
+        if not rows:
+            return []
         io: dict[int, dict[str, dict[str, ArtifactRef]]] = {
             r.id: {"in": {}, "out": {}} for r in rows
         }
-        if rows:
-            for row in conn.execute(st.STEP_IO, {"ids": list(io)}):
-                io[row.step_run_id][row.direction][row.name] = ref_from_row(row)
+        for use in conn.execute(st.STEP_IO, {"ids": list(io)}).all():
+            io[use.step_run_id][use.direction][use.name] = ref_from_row(use)
+        columns = rows[0]._fields
         step_runs = []
         for row in rows:
-            fields: dict[str, Any] = row._asdict()
+            fields: dict[str, Any] = dict(zip(columns, row, strict=True))
             fields.update(
                 params=json.loads(row.params), inputs=io[row.id]["in"], outputs=io[row.id]["out"]
             )
