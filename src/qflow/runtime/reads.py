@@ -451,9 +451,10 @@ class capturing:
     capture) to ``capture`` while the block runs (a class: cheaper per mapped item than a
     generator)."""
 
+    _token: Token[Capture | None]
+
     def __init__(self, capture: Capture) -> None:
         self.capture = capture
-        self._token: Token[Capture | None] | None = None
 
     def __enter__(self) -> Capture:
         install()
@@ -463,8 +464,7 @@ class capturing:
 
     def __exit__(self, *exc: object) -> None:
         _active.remove(self.capture)
-        if self._token is not None:
-            _current.reset(self._token)
+        _current.reset(self._token)
 
 
 def _after_fork() -> None:
