@@ -62,9 +62,9 @@ QUEUE_SECONDS = 0.05
 worker, in batches."""
 QUEUE_BATCHES = 2
 """The most messages of short tasks one worker holds: the batch it runs and the next."""
-BATCH_SECONDS = 0.02
+BATCH_SECONDS = 0.05
 """About how long one batch of short tasks runs, and how often a worker reports results."""
-MAX_BATCH = 64
+MAX_BATCH = 256
 """The most tasks in one batch."""
 
 
@@ -142,29 +142,53 @@ def _worker_main(
     sinks = RunSinks(metrics, params, tags, artifact, output)
     out, err = LinePrefixer(sys.stdout), LinePrefixer(sys.stderr)
     sys.stdout, sys.stderr = out, err
+    report = _Report(outbox)
     while True:
         message = inbox.get()
         if message is None:
             return
-        done: list[tuple[int, TaskResult]] = []
-        reported = time.monotonic()
         for task_id, sent in message:
             task = steps.task(sent)
             label = task.node.name if task.item is None else item_name(task.node.name, task.item)
             out.label = err.label = label
             running.value = task_id
             try:
-                done.append((task_id, execute(task, artifacts, sinks)))
+                result = execute(task, artifacts, sinks)
             finally:
                 running.value = -1
                 with contextlib.suppress(OSError, ValueError):  # a closed terminal ends the echo
                     out.flush()
                     err.flush()
-            if time.monotonic() - reported >= BATCH_SECONDS:
-                outbox.put(("done", done))
-                done, reported = [], time.monotonic()
-        if done:
-            outbox.put(("done", done))
+            report.add(task_id, result)
+        report.send()
+
+
+class _Report:
+    """A worker's finished tasks on their way to the coordinator: sent together when the
+    message ends, and by a thread every ``BATCH_SECONDS`` in between, so a task that runs
+    long never holds back the results of those finished before it."""
+
+    def __init__(self, outbox: Queue[Any]) -> None:
+        self._outbox = outbox
+        self._done: list[tuple[int, TaskResult]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._loop, name="qflow-report", daemon=True).start()
+
+    def add(self, task_id: int, result: TaskResult) -> None:
+        with self._lock:
+            self._done.append((task_id, result))
+
+    def send(self) -> None:
+        """Send what finished, in order (the lock keeps the two senders' messages in order)."""
+        with self._lock:
+            if self._done:
+                self._outbox.put(("done", self._done))
+                self._done = []
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(BATCH_SECONDS)
+            self.send()
 
 
 class ParallelExecutor:
@@ -256,10 +280,9 @@ class ParallelExecutor:
         return max(1, min(MAX_BATCH, int(BATCH_SECONDS / max(seconds, 1e-5))))
 
     def _queues(self, slot: _Slot) -> bool:
-        """Whether a busy worker takes one more message of short tasks (lock held)."""
-        return len(slot.batches) < QUEUE_BATCHES and all(
-            self._short(task_id) for task_id in slot.batches[-1]
-        )
+        """Whether a busy worker takes one more message of short tasks (lock held): a
+        message holds one task or short ones only, so its first tells."""
+        return len(slot.batches) < QUEUE_BATCHES and self._short(slot.batches[-1][0])
 
     def _dispatch_backlog(self) -> None:
         """Send waiting tasks, in order, while workers take them (lock held): the first to an

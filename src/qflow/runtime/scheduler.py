@@ -269,9 +269,11 @@ class Scheduler:
         """Record every finished task (in graph order); True if there was any."""
         done = []
         while self._finished:
-            done.append(self._finished.popleft())
-        for future in sorted(done, key=lambda f: self._order[self._submitted[f].node]):
-            work = self._submitted.pop(future)
+            future = self._finished.popleft()
+            done.append((self._submitted.pop(future), future))
+        if len({work.node for work, _ in done}) > 1:
+            done.sort(key=lambda finished: self._order[finished[0].node])
+        for work, future in done:
             self._complete(work, future.result())
         return bool(done)
 
