@@ -140,3 +140,45 @@ def test_a_map_whose_data_file_is_missing_fails_on_its_first_item_with_the_cause
     assert {steps[f"1_scaled[{i}]"].status for i in (1, 2)} == {StepStatus.SKIPPED}
     assert (steps["1_scaled"].error or "").startswith("item 0")
     assert steps["2_total"].status is StepStatus.SKIPPED
+
+
+@qf.step
+def read_length(path: str) -> int:
+    with open(path) as file:  # a read QFlow records: the cache checks the file's content
+        return len(file.read())
+
+
+@qf.workflow
+def lengths(folder: str, n: int) -> Any:
+    return total(read_length.map(paths(folder, n)))
+
+
+@pytest.mark.parametrize("executor", ["local", "parallel"])
+def test_items_whose_read_file_changed_run_again_the_others_are_hits(
+    project: Path, tmp_path: Path, executor: str
+) -> None:
+    n = ITEM_DECISIONS + 20
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"{i}.txt").write_text("x" * (i % 7))
+    options: dict[str, Any] = {"workers": 2} if executor == "parallel" else {}
+    config = {"folder": str(folder), "n": n}
+    first = qf.run(lengths, config, project_dir=project, **options)
+    edited = {5, ITEM_DECISIONS + 3}
+    for i in edited:
+        (folder / f"{i}.txt").write_text("edited, longer")
+    second = qf.run(lengths, config, project_dir=project, **options)
+    assert second.step("total").load() == first.step("total").load() + sum(
+        len("edited, longer") - i % 7 for i in edited
+    )
+    items = {s.name: s for s in second.steps if s.name.startswith("1_read_length[")}
+    for index in range(n):
+        item = items[f"1_read_length[{index}]"]
+        if index in edited:
+            assert item.status is StepStatus.SUCCEEDED, index
+            assert f"{index}.txt" in (item.reason or ""), item.reason
+        else:
+            assert item.status is StepStatus.CACHED, (index, item.reason)
+    third = qf.run(lengths, config, project_dir=project, **options)
+    assert {s.status for s in third.steps if "[" in s.name} == {StepStatus.CACHED}

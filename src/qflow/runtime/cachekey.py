@@ -283,23 +283,23 @@ class StepIdentity:
         return found
 
     def prefetch_files(self, step_runs: Iterable[StepRun]) -> None:
-        """Fetch the files of many finished step runs, one query per run they belong to,
+        """Fetch the files of many finished step runs in one query (not one per step run)
         into the process's caches (``files_of``, ``all_files_of``)."""
-        missing: dict[str, list[int]] = {}
-        for step_run in step_runs:
-            known = _FILES_OF.get(step_run.id)
-            if known is None or known[0] != step_run.run_id:
-                missing.setdefault(step_run.run_id, []).append(step_run.id)
-        for run_id, ids in missing.items():
-            if len(ids) == 1:
-                continue  # one step run: its own query, as when it is asked for
-            by_step: dict[int, list[DataFileRecord]] = {i: [] for i in ids}
-            for record in self.metadata.data_files(run_id):
-                if record.step_run_id in by_step:
-                    by_step[record.step_run_id].append(record)
-            for step_run_id, records in by_step.items():
-                _ALL_FILES_OF[step_run_id] = (run_id, tuple(records))
-                _FILES_OF[step_run_id] = (run_id, tuple(f for f in records if _decides(f)))
+        runs = {
+            s.id: s.run_id
+            for s in step_runs
+            if (known := _FILES_OF.get(s.id)) is None or known[0] != s.run_id
+        }
+        if len(runs) < 2:
+            return  # one step run: its own query, as when it is asked for
+        by_step: dict[int, list[DataFileRecord]] = {i: [] for i in runs}
+        for record in self.metadata.data_files_of(list(runs)):
+            if record.step_run_id in by_step:
+                by_step[record.step_run_id].append(record)
+        for step_run_id, records in by_step.items():
+            files = tuple(records)
+            _ALL_FILES_OF[step_run_id] = (runs[step_run_id], files)
+            _FILES_OF[step_run_id] = (runs[step_run_id], tuple(filter(_decides, files)))
 
     def files_of(self, step_run: StepRun) -> tuple[DataFileRecord, ...]:
         """The files ``step_run`` read and wrote while it ran (not its ``qf.DataFile``s)."""

@@ -184,6 +184,12 @@ class StepRunStore(Protocol):
 
     def data_files(self, run_id: str, step_run_id: int | None = None) -> list[DataFileRecord]: ...
 
+    def data_files_of(self, step_run_ids: Sequence[int]) -> list[DataFileRecord]:
+        """The data files of these step runs, whatever their runs (the earlier runs a mapped
+        step's items are compared with), by step run, each in the order it was recorded;
+        unknown ids are left out."""
+        ...
+
 
 class LogStore(Protocol):
     """What steps log: metrics, params, tags and artifacts."""

@@ -226,6 +226,7 @@ class StoreMethods(abc.ABC):
         empty=("files", None),
     )
     data_files = Method(StepRunStore.data_files, wire.listed(wire.DATA_FILE))
+    data_files_of = Method(StepRunStore.data_files_of, wire.listed(wire.DATA_FILE))
 
     # -- metrics and logs ---------------------------------------------------------------------
     log_metrics = Method(

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from qflow.store.artifacts import ArtifactRef
 from qflow.store.contract import MetadataStore
 from qflow.store.metadata import schema as t
-from qflow.store.metadata.records import StepOutcome, StepStart, StepStatus
+from qflow.store.metadata.records import DataFileRecord, StepOutcome, StepStart, StepStatus
 from qflow.store.metadata.store import SqlMetadataStore
 from qflow.store.remote import RemoteMetadataStore
 
@@ -183,3 +183,27 @@ def test_previous_step_runs_beyond_one_query(store: MetadataStore, unique: str) 
         n: step for n in names if (step := store.previous_step_run(unique, n, current.id))
     }
     assert all(s.run_id == earlier and s.name == n for n, s in many.items())
+
+
+def test_data_files_of_is_data_files_of_each_step_run(store: MetadataStore, unique: str) -> None:
+    count = 502  # more step runs than one IN list carries, over two runs
+    first, first_ids = record(store, unique, [(f"{i}_s", None, SUCCEEDED) for i in range(count)])
+    second, second_ids = record(store, unique, [("0_s", None, SUCCEEDED), ("1_s", None, FAILED)])
+    runs = {i: first for i in first_ids} | {i: second for i in second_ids}
+    for n, step_run_id in enumerate([*first_ids[::3], *second_ids]):
+        store.record_data_files(
+            step_run_id,
+            [
+                DataFileRecord(f"read:{n}-{k}.csv", f"/data/{n}-{k}.csv", f"{n % 16:x}" * 64, k)
+                for k in range(n % 3 + 1)
+            ],
+        )
+    asked = [*reversed(second_ids), *first_ids, 999_999_999]  # any order, an unknown id
+    found = store.data_files_of(asked)
+    expected = [f for i in sorted(runs) for f in store.data_files(runs[i], i)]
+    assert sorted(found, key=lambda f: (f.step_run_id or 0, f.name)) == sorted(
+        expected, key=lambda f: (f.step_run_id or 0, f.name)
+    )
+    assert len(found) == len(expected) > count // 3
+    assert all(f.step_name for f in found)
+    assert store.data_files_of([]) == []

@@ -88,6 +88,14 @@ PREVIOUS_STEP_RUNS = sa.select(t.step_runs).join(_latest_previous, _latest_previ
 """For each of some step calls (names; ``IN_CHUNK`` at most), its latest finished run in
 earlier runs of a workflow: what a cache miss is compared against."""
 
+DATA_FILES_OF = (
+    sa.select(t.data_files, t.step_runs.c.name.label("step_name"))
+    .join(t.step_runs, t.step_runs.c.id == t.data_files.c.step_run_id)
+    .where(t.data_files.c.step_run_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(t.data_files.c.step_run_id, t.data_files.c.id)
+)
+"""The data files of some step runs (of any runs), by step run, in recorded order."""
+
 STEP_IO = (
     sa.select(
         t.step_io.c.step_run_id, t.step_io.c.direction, t.step_io.c.name, *use_columns(t.step_io)

@@ -265,6 +265,23 @@ class StepQueries(Database):
             ]
 
     @translated
+    def data_files_of(self, step_run_ids: Sequence[int]) -> list[DataFileRecord]:
+        """The data files of these step runs, by step run, in the order they were recorded
+        (500 step runs per query)."""
+        ids = list(dict.fromkeys(step_run_ids))
+        found: list[DataFileRecord] = []
+        with self.engine.connect() as conn:
+            for begin in range(0, len(ids), 500):
+                rows = conn.execute(st.DATA_FILES_OF, {"ids": ids[begin : begin + 500]})
+                found.extend(
+                    DataFileRecord(
+                        r.name, r.path, r.sha256, int(r.size), r.step_run_id, r.step_name
+                    )
+                    for r in rows
+                )
+        return found
+
+    @translated
     def find_cached(self, cache_key: str) -> StepRun | None:
         """The latest succeeded step run with this cache key whose outputs are all recorded."""
         return self.find_cached_many([cache_key]).get(cache_key)

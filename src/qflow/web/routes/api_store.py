@@ -191,6 +191,10 @@ class DataFiles(_Body):
     step_run_id: Int | None = None
 
 
+class StepRunIds(_Body):
+    step_run_ids: Annotated[list[Int], Field(max_length=100_000)]
+
+
 class DataFile(_Body):
     name: Name
     path: Text
@@ -401,6 +405,7 @@ BODIES: dict[str, type[_Body]] = {
     "find_cached_many": CacheKeys,
     "record_data_files": RecordDataFiles,
     "data_files": DataFiles,
+    "data_files_of": StepRunIds,
     "log_metrics": LogMetrics,
     "metrics": Metrics,
     "log_params": LogParams,
