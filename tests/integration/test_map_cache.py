@@ -3,6 +3,7 @@ one by one, a few store queries per map, and a bad item still fails alone."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,29 @@ def test_items_whose_read_file_changed_run_again_the_others_are_hits(
             assert item.status is StepStatus.CACHED, (index, item.reason)
     third = qf.run(lengths, config, project_dir=project, **options)
     assert {s.status for s in third.steps if "[" in s.name} == {StepStatus.CACHED}
+
+
+@qf.step
+def nap_item(x: int) -> int:
+    time.sleep(0.01)
+    return x
+
+
+@qf.workflow
+def napping(n: int) -> Any:
+    return total(nap_item.map(numbers(list(range(n)))))
+
+
+def test_a_map_reports_the_time_its_items_took(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qflow.runtime.progress import PlainProgress
+
+    run = qf.run(napping, {"n": 30}, project_dir=project, plugins=[PlainProgress()])
+    line = next(x for x in capsys.readouterr().err.splitlines() if "1_nap_item succeeded" in x)
+    assert float(line.rsplit(" in ", 1)[1].rstrip("s")) >= 0.3  # 30 items of 10 ms, not 0
+    mapped = run.step("1_nap_item")
+    items = [s for s in run.steps if s.name.startswith("1_nap_item[")]
+    assert mapped.started_at is not None and mapped.ended_at is not None
+    assert mapped.started_at <= min(s.started_at or 0 for s in items)
+    assert mapped.ended_at >= max(s.ended_at or 0 for s in items)

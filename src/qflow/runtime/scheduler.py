@@ -66,6 +66,8 @@ class _MapState:
 
     pending: deque[int]
     outputs: list[dict[str, ArtifactRef] | None]
+    started: float
+    """When the map started (its items were stored)."""
     running: int = 0
     failures: dict[int, str] = field(default_factory=dict)
     """Errors of failed items by index; after the first, no new item starts."""
@@ -358,6 +360,7 @@ class Scheduler:
         call = self.traced.calls[name]
         step_run_id = self.step_run_ids[name]
         self.notify("before_step", run_id=self._run_id, node=node)
+        started = time.time()
         items: dict[str, ArtifactRef] = {}
         decision: CacheDecision | None = None
         binding = self.bound.get(name)
@@ -379,7 +382,7 @@ class Scheduler:
         if blocked is not None:
             self._finish_without_running(node, StepStatus.SKIPPED, reason=blocked)
         elif decision is None:  # a map: its items are stored, each is decided on its own
-            self._start_map(node, items)
+            self._start_map(node, items, started)
         elif decision.hit is not None:
             self._record_hit(node, step_run_id, decision)
             self._ended(name, StepStatus.CACHED)
@@ -429,10 +432,20 @@ class Scheduler:
         error: str | None = None,
         reason: str | None = None,
         outputs: dict[str, ArtifactRef] | None = None,
+        started_at: float | None = None,
     ) -> None:
         """Record a node that ended here, in the coordinator: skipped by its condition,
-        failed before running (a bad input, a map over a non-list), or a whole map."""
-        outcome = StepOutcome(status, outputs=outputs or {}, error=error, reason=reason, attempts=0)
+        failed before running (a bad input, a map over a non-list), or a whole map (which
+        ran from ``started_at`` until now)."""
+        outcome = StepOutcome(
+            status,
+            outputs=outputs or {},
+            error=error,
+            reason=reason,
+            attempts=0,
+            started_at=started_at,
+            ended_at=None if started_at is None else time.time(),
+        )
         self.journal.finish(self.step_run_ids[node.name], outcome)
         self._after_step(node, outcome)
         self._ended(node.name, status, error)
@@ -505,12 +518,12 @@ class Scheduler:
 
     # -- mapped steps --------------------------------------------------------------------
 
-    def _start_map(self, node: Node, items: Mapping[str, ArtifactRef]) -> None:
+    def _start_map(self, node: Node, items: Mapping[str, ArtifactRef], started: float) -> None:
         """Create one step run per item (stored by ``mapping.expand``) and start them."""
         self.refs.update(items)
         self.journal.start(
             StepStart(
-                self.step_run_ids[node.name], reason=f"{len(items)} items", started_at=time.time()
+                self.step_run_ids[node.name], reason=f"{len(items)} items", started_at=started
             )
         )
         ids = self.metadata.create_step_runs(
@@ -528,7 +541,7 @@ class Scheduler:
         for index, step_run_id in enumerate(ids):
             self._item_runs[(node.name, index)] = step_run_id
             self._names[step_run_id] = mapping.item_name(node.name, index)
-        self.maps[node.name] = _MapState(deque(range(len(items))), [None] * len(items))
+        self.maps[node.name] = _MapState(deque(range(len(items))), [None] * len(items), started)
         self._submit_items(node.name)
 
     def _submit_items(self, name: str) -> bool:
@@ -610,13 +623,17 @@ class Scheduler:
             for index in state.pending:
                 self.journal.finish(self._item_runs[(node.name, index)], skipped)
             error = self._map_error(node, state.failures)
-            self._finish_without_running(node, StepStatus.FAILED, error=error)
+            self._finish_without_running(
+                node, StepStatus.FAILED, error=error, started_at=state.started
+            )
             return
         items = [outputs for outputs in state.outputs if outputs is not None]
         outputs = mapping.collect(node, items, self.artifacts)
         for output, ref in outputs.items():
             self.refs[handle_key(node.name, output)] = ref
-        self._finish_without_running(node, StepStatus.SUCCEEDED, outputs=outputs)
+        self._finish_without_running(
+            node, StepStatus.SUCCEEDED, outputs=outputs, started_at=state.started
+        )
 
     def _map_error(self, node: Node, failures: Mapping[int, str]) -> str:
         """The map's error: the failed item of lowest index (the same on every executor,
