@@ -484,7 +484,14 @@ def test_ctrl_c_in_a_terminal_keeps_finished_trials_and_resume_finishes(
     assert {n: runs[n][0].id for n in finished} == finished_runs  # finished trials kept
     new = [n for n in complete if n not in finished]
     assert min(new) > max(states) - len(new)  # only new trials ran
-    assert _started(project) - started_before == len(new)  # and no finished one again
+    # and no finished one again: a new trial runs its step, or takes it from the cache when
+    # it retries an interrupted trial whose step had finished just before Ctrl-C stopped it
+    client = Client(project)
+    steps = {n: client.run(runs[n][0].id).step("work") for n in (*new, *interrupted) if runs.get(n)}
+    ran = [n for n in new if steps[n].status == "succeeded"]
+    assert _started(project) - started_before == len(ran)
+    stopped_steps = {steps[n].id for n in interrupted if n in steps}
+    assert all(steps[n].cached_from in stopped_steps for n in new if n not in ran)
     retried = {tuple(_study(project, sweep_id).trials[n].params.items()) for n in interrupted}
     params = {tuple(_study(project, sweep_id).trials[n].params.items()) for n in new}
     assert retried <= params  # the interrupted trials' parameters were tried again

@@ -305,7 +305,9 @@ class _Context:
     on_trial: OnTrial | None
     start: SweepStart
     inflight: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    """Inline trials asked for and not settled yet: number → (trial id, params)."""
+    """Trials asked for and neither settled nor handed to a pool worker's child yet:
+    number → (trial id, params). A trial is here from the moment Optuna records it, so an
+    interrupt at any point settles it."""
 
     @property
     def overrides(self) -> list[str]:
@@ -386,12 +388,17 @@ def _drive(
     def fill(slots: int) -> None:
         """Start trials until ``slots`` run (inline: run them) or the sweep has its count."""
         while sum(not c.done for c in children.values()) < slots and counted(study) < target:
-            trial = study.ask(ctx.space.distributions())
-            if parallel == 1:
-                if _record(ctx, outcome, _inline(ctx, trial)).state == "interrupted":
-                    raise KeyboardInterrupt
-            else:
-                children[trial.number] = _spawn(ctx, trial, pool)
+            # Ctrl-C waits until the trial Optuna records is known as inflight or as a child
+            # (started in a worker): whatever comes next, it is stopped and settled.
+            with interrupts_deferred(reraise=True):
+                trial = study.ask(ctx.space.distributions())
+                ctx.inflight[trial.number] = (trial._trial_id, dict(trial.params))
+                if parallel > 1:
+                    children[trial.number] = _spawn(ctx, trial, pool)
+                    del ctx.inflight[trial.number]
+            inline = parallel == 1
+            if inline and _record(ctx, outcome, _inline(ctx, trial)).state == "interrupted":
+                raise KeyboardInterrupt
 
     try:
         with interrupts_end_the_run():
@@ -405,8 +412,9 @@ def _drive(
                 if not warm_up:  # the freed workers take their next trials before these are told
                     fill(parallel)
                 for child in finished:
-                    del children[child.job.number]  # told (or settled) by _collect from here
-                    result = _record(ctx, outcome, _collect(ctx, child))
+                    with interrupts_deferred(reraise=True):  # taken off means told
+                        del children[child.job.number]
+                        result = _record(ctx, outcome, _collect(ctx, child))
                     warm_up = warm_up and result.state != "complete"
     except KeyboardInterrupt:
         _interrupted(ctx, outcome, children)
@@ -437,7 +445,6 @@ def _target(ctx: _Context) -> int:
 def _inline(ctx: _Context, trial: optuna.trial.Trial) -> TrialResult:
     job = ctx.job(trial)
     params = dict(trial.params)
-    ctx.inflight[trial.number] = (trial._trial_id, params)
     run = run_trial(job, trial, own_process=False, plugins=ctx.plugins)
     with interrupts_deferred(reraise=True):
         result = _conclude(ctx, job, params, run)
@@ -477,10 +484,10 @@ def _wait_any(children: dict[int, _Child]) -> list[_Child]:
 
 
 def _collect(ctx: _Context, child: _Child) -> TrialResult:
+    """Tell the trial a finished child ran (interrupts held by the caller)."""
     run = read_result(child.result)
     if run is None:
-        with interrupts_deferred(reraise=True):
-            settled = _settle(ctx, child.job.number, child.job.trial_id, child.params)
+        settled = _settle(ctx, child.job.number, child.job.trial_id, child.params)
         if settled.state == "complete":  # the process died after its run succeeded
             return settled
         log = ctx.folder / f"trial-{child.job.number}.log"
@@ -493,8 +500,7 @@ def _collect(ctx: _Context, child: _Child) -> TrialResult:
             f"code {child.process.returncode} ({lines[-1] if lines else 'no output'}).\n"
             f"Hint: {log} has its output; {ctx.start.command} continues the sweep."
         )
-    with interrupts_deferred(reraise=True):
-        return _conclude(ctx, child.job, child.params, run)
+    return _conclude(ctx, child.job, child.params, run)
 
 
 def _conclude(ctx: _Context, job: TrialJob, params: dict[str, Any], run: TrialRun) -> TrialResult:
